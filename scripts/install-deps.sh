@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs what the test suite needs on a fresh Debian machine of this project's kind.
+# Idempotent: a package already present is left alone, so a second run costs seconds.
+set -euo pipefail
+
+debian_packages=(
+  pkg-config libpcsclite-dev pcscd vsmartcard-vpcd opensc   # the real PC/SC stack (card tests)
+  poppler-utils                                              # pdftotext, pdffonts, pdfsig, pdftoppm
+)
+python_packages=(grpcio-tools==1.85.1 pyHanko==0.38.0)
+
+missing=()
+for p in "${debian_packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "install-deps: installing Debian packages: ${missing[*]}"
+  if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+if ! python3 -c "import grpc_tools, pyhanko" >/dev/null 2>&1; then
+  echo "install-deps: installing Python packages: ${python_packages[*]}"
+  python3 -m pip install --quiet --disable-pip-version-check "${python_packages[@]}"
+fi
