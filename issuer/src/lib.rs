@@ -4,3 +4,5 @@
 //! It decides eligibility on the current register inside one database transaction and renders
 //! what it decided. It knows nothing about terminals, sessions or payment.
 #![forbid(unsafe_code)]
+
+pub mod document;
