@@ -222,3 +222,70 @@ pub fn markdown_table() -> String {
     }
     out
 }
+
+/// A field of the request that was invalid, and why (for `google.rpc.BadRequest`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldViolation {
+    /// The field's path in the request, e.g. `items[0].copies`.
+    pub field: String,
+    /// Why it is invalid, in English, for the vendor's developer (not shown to residents).
+    pub description: String,
+}
+
+/// Builds the `tonic::Status` of a reason in the contract's shape: the reason's code,
+/// `ErrorInfo` (domain `kiosk.v1`), `LocalizedMessage` in ja-JP and en-US, and `BadRequest`
+/// when fields are named. `detail` becomes the status message: write it for the vendor's
+/// developer and keep personal data out of it.
+///
+/// A reason without a code (terminal-side) is sent as `INTERNAL`: the server never sends one.
+pub fn status(reason: &Reason, detail: &str, violations: &[FieldViolation]) -> tonic::Status {
+    use tonic_types::{ErrorDetail, ErrorInfo, LocalizedMessage, StatusExt};
+    let mut details = vec![
+        ErrorDetail::from(ErrorInfo::new(
+            reason.name,
+            crate::ERROR_DOMAIN,
+            std::collections::HashMap::<String, String>::new(),
+        )),
+        ErrorDetail::from(LocalizedMessage::new("ja-JP", reason.ja)),
+        ErrorDetail::from(LocalizedMessage::new("en-US", reason.en)),
+    ];
+    if !violations.is_empty() {
+        let violations: Vec<tonic_types::FieldViolation> = violations
+            .iter()
+            .map(|v| tonic_types::FieldViolation::new(v.field.clone(), v.description.clone()))
+            .collect();
+        details.push(ErrorDetail::from(tonic_types::BadRequest::new(violations)));
+    }
+    let code = reason.code.unwrap_or(Code::Internal);
+    tonic::Status::with_error_details_vec(code, detail, details)
+}
+
+/// The reason named in a status's `ErrorInfo`, if it carries one from this contract.
+pub fn reason_of(status: &tonic::Status) -> Option<&'static Reason> {
+    use tonic_types::StatusExt;
+    let info = status.get_error_details().error_info()?.clone();
+    if info.domain != crate::ERROR_DOMAIN {
+        return None;
+    }
+    find(&info.reason)
+}
+
+/// Looks a reason up by name, for code that names reasons by constant.
+///
+/// Panics at start-up time only if the name is not in the table, which a test rules out for
+/// every name used in the workspace; prefer [`find`] for names that come from outside.
+pub fn named(name: &str) -> &'static Reason {
+    match find(name) {
+        Some(reason) => reason,
+        None => &UNKNOWN_REASON,
+    }
+}
+
+/// Stands in for a misspelt reason name so that a typo degrades to INTERNAL_ERROR instead of a
+/// panic; the contract test `every_named_reason_exists` catches such typos.
+static UNKNOWN_REASON: Reason = Reason {
+    name: "INTERNAL_ERROR",
+    code: Some(Code::Internal),
+    ja: "エラーが発生しました。料金はかかりません。店員にお知らせください。",
+    en: "An error occurred. You have not been charged. Please tell the store staff.",
+};

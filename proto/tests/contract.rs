@@ -187,3 +187,36 @@ fn messages_round_trip() {
     let bytes = request.encode_to_vec();
     assert_eq!(IssueRequest::decode(bytes.as_slice()).unwrap(), request);
 }
+
+#[test]
+fn status_carries_reason_both_languages_and_bad_request() {
+    use tonic_types::{ErrorDetail, StatusExt};
+    let reason = reasons::find("TOO_MANY_COPIES").unwrap();
+    let status = reasons::status(
+        reason,
+        "copies must be 1 to 3",
+        &[reasons::FieldViolation {
+            field: "items[0].copies".into(),
+            description: "4 > 3".into(),
+        }],
+    );
+    assert_eq!(status.code(), tonic::Code::InvalidArgument);
+    assert_eq!(reasons::reason_of(&status).unwrap().name, "TOO_MANY_COPIES");
+    let details = status.get_error_details_vec();
+    let locales: Vec<String> = details
+        .iter()
+        .filter_map(|d| match d {
+            ErrorDetail::LocalizedMessage(m) => Some(m.locale.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(locales, ["ja-JP", "en-US"]);
+    let bad = status.get_error_details().bad_request().unwrap().clone();
+    assert_eq!(bad.field_violations[0].field, "items[0].copies");
+}
+
+#[test]
+fn unknown_names_degrade_to_internal_error() {
+    assert_eq!(reasons::named("NO_SUCH_REASON").name, "INTERNAL_ERROR");
+    assert_eq!(reasons::named("PIN_BLOCKED").name, "PIN_BLOCKED");
+}
