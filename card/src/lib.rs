@@ -1,9 +1,27 @@
 //! The resident's card: ISO 7816-4 APDUs, the JPKI user-authentication application, and the
 //! login step a terminal performs with it.
 //!
-//! This crate owns everything that touches a card: the APDU model, the `Transport` trait (PC/SC
-//! behind the `pcsc` feature, or in-process), the JPKI client, the software card and its vpcd
-//! bridge, and the test PKI. It knows nothing about gRPC or databases.
+//! This crate owns everything that touches a card: the APDU model ([`apdu`]), the
+//! [`transport::Transport`] trait (PC/SC behind the `pcsc` feature in [`pcsc`], or
+//! in-process to a [`softcard::SoftCard`]), the JPKI client ([`jpki`]), the login step
+//! ([`login::authenticate`]), the software card and its card files ([`softcard`]), the vpcd
+//! bridge that puts a software card behind a real pcscd ([`vpcd`], binary `card-emulator`),
+//! and the test PKI ([`testpki`]). It knows nothing about gRPC or databases.
+//!
+//! See `card/README.md` for the API tour and how to run the real-stack tests.
 #![forbid(unsafe_code)]
 
+pub mod apdu;
+pub mod jpki;
 pub mod login;
+#[cfg(feature = "pcsc")]
+pub mod pcsc;
+pub mod pin;
+pub mod softcard;
+pub mod testpki;
+pub mod transport;
+
+pub use jpki::{JpkiCard, JpkiError, VerifiedJpkiCard};
+pub use pin::Pin;
+pub use softcard::{CardFile, SoftCard, SoftTransport};
+pub use transport::{Transport, TransportError};

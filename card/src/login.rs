@@ -56,3 +56,71 @@ pub fn digest_info(context: &[u8], challenge: &[u8]) -> [u8; 51] {
     hash.copy_from_slice(digest(&SHA256, &signed_message(context, challenge)).as_ref());
     info
 }
+
+/// What the terminal sends in `AuthenticateRequest`: the card's user-authentication
+/// certificate and its signature over the bound login message.
+#[derive(Clone, PartialEq, Eq)]
+pub struct LoginProof {
+    /// The user-authentication certificate (EF 000A), DER, as read from the card.
+    pub certificate: Vec<u8>,
+    /// The 256-byte RSASSA-PKCS1-v1_5 SHA-256 signature of [`signed_message`].
+    pub signature: Vec<u8>,
+}
+
+impl std::fmt::Debug for LoginProof {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoginProof")
+            .field("certificate_len", &self.certificate.len())
+            .field("signature_len", &self.signature.len())
+            .finish()
+    }
+}
+
+/// The terminal-side login step: with a card session whose PIN was verified, read the
+/// user-authentication certificate and sign the DigestInfo of the message bound to the
+/// gateway's `challenge` and `auth_context_bytes` (both from `OpenSessionResponse`).
+pub fn authenticate<T: crate::transport::Transport>(
+    card: &mut crate::jpki::VerifiedJpkiCard<T>,
+    challenge: &[u8],
+    auth_context_bytes: &[u8],
+) -> Result<LoginProof, crate::jpki::JpkiError> {
+    let certificate = card.read_auth_certificate()?;
+    let signature = card.sign_digest_info(&digest_info(auth_context_bytes, challenge))?;
+    Ok(LoginProof {
+        certificate,
+        signature,
+    })
+}
+
+/// Why a login signature does not check out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum SignatureError {
+    /// The certificate is not DER X.509.
+    #[error("certificate is not DER X.509")]
+    BadCertificate,
+    /// The signature does not verify with the certificate's RSA key (or the key is not
+    /// RSA 2048–8192).
+    #[error("signature does not verify")]
+    BadSignature,
+}
+
+/// Checks only the signature of a login (RSASSA-PKCS1-v1_5 SHA-256 over
+/// [`signed_message`]) with the certificate's public key, using ring. It does NOT check the
+/// chain, validity or revocation: the gateway does that with webpki.
+pub fn verify_signature(
+    certificate_der: &[u8],
+    auth_context_bytes: &[u8],
+    challenge: &[u8],
+    signature: &[u8],
+) -> Result<(), SignatureError> {
+    let (_, cert) = x509_parser::parse_x509_certificate(certificate_der)
+        .map_err(|_| SignatureError::BadCertificate)?;
+    // For RSA the subjectPublicKey BIT STRING holds the PKCS#1 RSAPublicKey ring expects.
+    let spki = &cert.tbs_certificate.subject_pki.subject_public_key.data;
+    ring::signature::UnparsedPublicKey::new(
+        &ring::signature::RSA_PKCS1_2048_8192_SHA256,
+        spki.as_ref(),
+    )
+    .verify(&signed_message(auth_context_bytes, challenge), signature)
+    .map_err(|_| SignatureError::BadSignature)
+}
