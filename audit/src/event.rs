@@ -1,0 +1,1127 @@
+//! The audit event model and its canonical, versioned byte encoding.
+//!
+//! An event holds only typed facts: identifiers are short ASCII tokens, residents are keyed
+//! pseudonyms, reasons are `UPPER_SNAKE` codes, and the only human-written text (an anomaly's
+//! resolution, written by an operator or auditor) is length-bounded and refuses long digit
+//! runs. There is no field a resident's name, address or individual number fits into by design
+//! (the ASCII-token rule alone keeps out Japanese names and addresses).
+//!
+//! # Canonical encoding, version 1
+//!
+//! ```text
+//! event    = version:u8(0x01) field*            ; fields in strictly increasing tag order
+//! field    = tag:u8 length:u32be value[length]  ; optional fields are omitted, never empty
+//! tag 0x01 time          i64be, unix milliseconds (8 bytes)            required
+//! tag 0x02 event type    ASCII name, as in kiosk.v1.AuditEventType     required
+//! tag 0x03 actor kind    TERMINAL | RESIDENT | OPERATOR | AUDITOR | SYSTEM   required
+//! tag 0x04 actor id      ASCII; a resident's is the pseudonym in hex; "system" for SYSTEM
+//! tag 0x05 terminal id   tag 0x06 municipality code   tag 0x07 session id
+//! tag 0x08 issuance id   tag 0x09 resident pseudonym (32 raw bytes)   tag 0x0A reason code
+//! tag 0x0B attributes    (keylen:u16be key vallen:u32be value)+, keys strictly ascending
+//! ```
+//!
+//! Decoding is strict (no unknown tags, no trailing bytes, every value re-validated), so
+//! `encode(decode(b)) == b` for every accepted `b`, and an encoding is at most 65,535 bytes
+//! (the tlog-tiles entry limit).
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use ring::hmac;
+
+/// The encoding version this crate writes.
+pub const ENCODING_VERSION: u8 = 1;
+
+/// The largest canonical encoding accepted.
+pub const MAX_ENCODED_LEN: usize = 65_535;
+
+/// Errors building or decoding an event.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EventError {
+    /// A field value broke its rule; the value itself is not echoed (it could be personal data).
+    #[error("invalid {field}: {rule}")]
+    Invalid {
+        /// Which field.
+        field: &'static str,
+        /// The rule it broke.
+        rule: &'static str,
+    },
+    /// The bytes are not a version-1 canonical encoding.
+    #[error("malformed canonical encoding: {0}")]
+    Malformed(&'static str),
+    /// The encoding version is unknown.
+    #[error("unknown encoding version {0}")]
+    Version(u8),
+    /// The pseudonym key is too short.
+    #[error("pseudonym key must be at least 32 bytes")]
+    WeakKey,
+}
+
+fn invalid(field: &'static str, rule: &'static str) -> EventError {
+    EventError::Invalid { field, rule }
+}
+
+macro_rules! name_enum {
+    ($(#[$m:meta])* $name:ident { $($(#[$vm:meta])* $v:ident = $s:literal,)* }) => {
+        $(#[$m])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum $name { $($(#[$vm])* $v,)* }
+        impl $name {
+            /// Every value, in declaration order.
+            pub const ALL: &'static [$name] = &[$($name::$v,)*];
+            /// The stable name (the kiosk.v1 enum value name).
+            pub const fn as_str(self) -> &'static str {
+                match self { $($name::$v => $s,)* }
+            }
+            /// Parses the stable name.
+            pub fn parse(s: &str) -> Result<Self, EventError> {
+                match s {
+                    $($s => Ok($name::$v),)*
+                    _ => Err(invalid(stringify!($name), "unknown name")),
+                }
+            }
+        }
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result { f.write_str(self.as_str()) }
+        }
+    };
+}
+
+name_enum! {
+    /// What happened; names match `kiosk.v1.AuditEventType`.
+    EventType {
+        /// A terminal opened a session.
+        SessionOpened = "SESSION_OPENED",
+        /// The card signature checked out.
+        CardAuthPassed = "CARD_AUTH_PASSED",
+        /// Card authentication failed; the reason code says why.
+        CardAuthFailed = "CARD_AUTH_FAILED",
+        /// The menu was shown.
+        MenuShown = "MENU_SHOWN",
+        /// An issuer rendered documents.
+        IssuanceRendered = "ISSUANCE_RENDERED",
+        /// Documents left the gateway for a terminal.
+        DocumentsReleased = "DOCUMENTS_RELEASED",
+        /// The terminal reported the print outcome.
+        PrintReported = "PRINT_REPORTED",
+        /// Documents were voided.
+        DocumentsVoided = "DOCUMENTS_VOIDED",
+        /// No print report arrived before the deadline.
+        DeadlinePassed = "DEADLINE_PASSED",
+        /// An anomaly was opened.
+        AnomalyOpened = "ANOMALY_OPENED",
+        /// An anomaly was resolved with a reason.
+        AnomalyResolved = "ANOMALY_RESOLVED",
+        /// A terminal was registered, changed or retired.
+        TerminalChanged = "TERMINAL_CHANGED",
+        /// A signing or TLS key was rotated.
+        KeyChanged = "KEY_CHANGED",
+        /// A fee changed.
+        FeeChanged = "FEE_CHANGED",
+        /// A service window changed.
+        ServiceWindowChanged = "SERVICE_WINDOW_CHANGED",
+        /// The kill switch was turned on or off.
+        KillSwitchChanged = "KILL_SWITCH_CHANGED",
+        /// A binary started, with its build identity.
+        Started = "STARTED",
+        /// An auditor read the log.
+        AuditorRead = "AUDITOR_READ",
+        /// A session closed.
+        SessionClosed = "SESSION_CLOSED",
+        /// An issuance was refused; the reason code says why.
+        IssuanceRefused = "ISSUANCE_REFUSED",
+    }
+}
+
+name_enum! {
+    /// Who caused an event (without the identifier); names match `kiosk.v1.ActorKind` minus
+    /// the `ACTOR_KIND_` prefix.
+    ActorKind {
+        /// A store terminal.
+        Terminal = "TERMINAL",
+        /// A resident, by pseudonym only.
+        Resident = "RESIDENT",
+        /// An operator of the service.
+        Operator = "OPERATOR",
+        /// An auditor.
+        Auditor = "AUDITOR",
+        /// The system itself (timers, start-up).
+        System = "SYSTEM",
+    }
+}
+
+name_enum! {
+    /// Certificate types; names match `kiosk.v1.CertificateType`.
+    CertificateType {
+        /// 住民票の写し.
+        ResidentRecord = "RESIDENT_RECORD",
+        /// 住民票記載事項証明書.
+        ResidentRecordItems = "RESIDENT_RECORD_ITEMS",
+        /// 印鑑登録証明書.
+        SealRegistration = "SEAL_REGISTRATION",
+        /// 所得・課税証明書.
+        IncomeTax = "INCOME_TAX",
+        /// 戸籍全部事項証明書.
+        KosekiFull = "KOSEKI_FULL",
+        /// 戸籍個人事項証明書.
+        KosekiIndividual = "KOSEKI_INDIVIDUAL",
+        /// 戸籍の附票の写し.
+        KosekiFuhyo = "KOSEKI_FUHYO",
+    }
+}
+
+name_enum! {
+    /// What the printer did; names match `kiosk.v1.PrintOutcome` minus the prefix.
+    PrintOutcome {
+        /// Every document printed and paid.
+        Printed = "PRINTED",
+        /// Nothing usable printed.
+        Failed = "FAILED",
+        /// Some pages printed, then failure; the issuance is voided.
+        PartlyPrinted = "PARTLY_PRINTED",
+    }
+}
+
+name_enum! {
+    /// Anomaly kinds; names match `kiosk.v1.AnomalyKind` minus the prefix.
+    AnomalyKind {
+        /// A print failed.
+        PrintFailed = "PRINT_FAILED",
+        /// The print-report deadline passed.
+        DeadlinePassed = "DEADLINE_PASSED",
+        /// A page's subject did not match the authenticated resident.
+        SubjectMismatch = "SUBJECT_MISMATCH",
+        /// An issuer reported an error.
+        IssuerError = "ISSUER_ERROR",
+    }
+}
+
+/// An identifier: 1 to 64 ASCII letters, digits and `._:-`.
+///
+/// Invariant: matches `[A-Za-z0-9._:-]{1,64}`, so it cannot carry a Japanese name, an address
+/// or free prose.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
+pub struct Ident(String);
+
+impl Ident {
+    /// Validates an identifier.
+    pub fn parse(s: &str) -> Result<Self, EventError> {
+        if s.is_empty() || s.len() > 64 {
+            return Err(invalid("identifier", "must be 1 to 64 characters"));
+        }
+        if !s
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
+        {
+            return Err(invalid("identifier", "only ASCII letters, digits and ._:-"));
+        }
+        Ok(Self(s.to_owned()))
+    }
+
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Ident {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A local government code (全国地方公共団体コード), 6 digits with its check digit.
+///
+/// Invariant: 6 ASCII digits whose last is the JIS X 0402 check digit of the first five.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
+pub struct MunicipalityCode(String);
+
+impl MunicipalityCode {
+    /// Validates a 6-digit code and its check digit.
+    pub fn parse(s: &str) -> Result<Self, EventError> {
+        let d: Vec<u32> = s.chars().filter_map(|c| c.to_digit(10)).collect();
+        if s.len() != 6 || d.len() != 6 {
+            return Err(invalid("municipality code", "must be 6 digits"));
+        }
+        let sum = d[0] * 6 + d[1] * 5 + d[2] * 4 + d[3] * 3 + d[4] * 2;
+        let check = (11 - sum % 11) % 10;
+        if check != d[5] {
+            return Err(invalid("municipality code", "check digit does not match"));
+        }
+        Ok(Self(s.to_owned()))
+    }
+
+    /// The 6 digits.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A reason code, as `kiosk.v1` ErrorReason names: `UPPER_SNAKE`, 1 to 64 characters.
+///
+/// Invariant: matches `[A-Z0-9_]{1,64}`.
+#[derive(Clone, PartialEq, Eq, Hash, Debug)]
+pub struct ReasonCode(String);
+
+impl ReasonCode {
+    /// Validates a reason code.
+    pub fn parse(s: &str) -> Result<Self, EventError> {
+        if s.is_empty()
+            || s.len() > 64
+            || !s
+                .bytes()
+                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
+        {
+            return Err(invalid("reason", "must be UPPER_SNAKE, 1 to 64 characters"));
+        }
+        Ok(Self(s.to_owned()))
+    }
+
+    /// The code.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Why an anomaly was closed, written by an operator or auditor (never by a resident).
+///
+/// Invariant: 1 to 500 characters, no control characters, and no run of 6 or more digits (so a
+/// phone number, an individual number or a card number cannot be pasted in).
+#[derive(Clone, PartialEq, Eq, Hash, Debug)]
+pub struct ResolutionNote(String);
+
+impl ResolutionNote {
+    /// Validates a resolution note.
+    pub fn parse(s: &str) -> Result<Self, EventError> {
+        let count = s.chars().count();
+        if count == 0 || count > 500 {
+            return Err(invalid("resolution", "must be 1 to 500 characters"));
+        }
+        if s.chars().any(char::is_control) {
+            return Err(invalid("resolution", "no control characters"));
+        }
+        let mut run = 0;
+        for c in s.chars() {
+            run = if c.is_numeric() { run + 1 } else { 0 };
+            if run >= 6 {
+                return Err(invalid("resolution", "no runs of 6 or more digits"));
+            }
+        }
+        Ok(Self(s.to_owned()))
+    }
+
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A daily service window in Japan time, `HH:MM-HH:MM`.
+///
+/// Invariant: both times valid, start before end.
+#[derive(Clone, PartialEq, Eq, Hash, Debug)]
+pub struct ServiceWindow(String);
+
+impl ServiceWindow {
+    /// Validates `HH:MM-HH:MM`.
+    pub fn parse(s: &str) -> Result<Self, EventError> {
+        let bad = || {
+            invalid(
+                "service window",
+                "must be HH:MM-HH:MM with start before end",
+            )
+        };
+        let (a, b) = s.split_once('-').ok_or_else(bad)?;
+        let minutes = |t: &str| -> Option<u32> {
+            let (h, m) = t.split_once(':')?;
+            if h.len() != 2 || m.len() != 2 {
+                return None;
+            }
+            let (h, m): (u32, u32) = (h.parse().ok()?, m.parse().ok()?);
+            (h <= 24 && m < 60 && h * 60 + m <= 24 * 60).then_some(h * 60 + m)
+        };
+        match (minutes(a), minutes(b)) {
+            (Some(x), Some(y)) if x < y => Ok(Self(s.to_owned())),
+            _ => Err(bad()),
+        }
+    }
+
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A resident's keyed pseudonym: HMAC-SHA256 of an opaque resident reference under the
+/// deployment key. Only [`Pseudonymizer`] makes new ones; [`Pseudonym::from_bytes`] reads a
+/// stored one back.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Pseudonym([u8; 32]);
+
+impl Pseudonym {
+    /// Reads a stored pseudonym (e.g. from a decoded event).
+    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+        Self(bytes)
+    }
+
+    /// Parses 64 hex digits.
+    pub fn from_hex(s: &str) -> Result<Self, EventError> {
+        let bytes = hex::decode(s).map_err(|_| invalid("pseudonym", "must be 64 hex digits"))?;
+        let arr: [u8; 32] = bytes
+            .try_into()
+            .map_err(|_| invalid("pseudonym", "must be 32 bytes"))?;
+        Ok(Self(arr))
+    }
+
+    /// The 32 bytes.
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    /// Lower-case hex.
+    pub fn to_hex(&self) -> String {
+        hex::encode(self.0)
+    }
+}
+
+impl fmt::Debug for Pseudonym {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Pseudonym({})", self.to_hex())
+    }
+}
+
+/// Turns a resident reference into a [`Pseudonym`] with the deployment's HMAC key. The same
+/// reference always gives the same pseudonym in one deployment, so an auditor can follow one
+/// resident's events without learning who they are.
+pub struct Pseudonymizer {
+    key: hmac::Key,
+}
+
+impl Pseudonymizer {
+    /// Takes the deployment key (at least 32 bytes; keep it secret, e.g. from a key file).
+    pub fn new(key: &[u8]) -> Result<Self, EventError> {
+        if key.len() < 32 {
+            return Err(EventError::WeakKey);
+        }
+        Ok(Self {
+            key: hmac::Key::new(hmac::HMAC_SHA256, key),
+        })
+    }
+
+    /// The pseudonym of an opaque resident reference (the issuer's resident id, never a name).
+    pub fn pseudonymize(&self, resident_reference: &[u8]) -> Pseudonym {
+        let tag = hmac::sign(&self.key, resident_reference);
+        let mut out = [0u8; 32];
+        out.copy_from_slice(tag.as_ref());
+        Pseudonym(out)
+    }
+}
+
+impl fmt::Debug for Pseudonymizer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Pseudonymizer(<key redacted>)")
+    }
+}
+
+/// Who caused an event.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub enum Actor {
+    /// A terminal, by id.
+    Terminal(Ident),
+    /// A resident, by pseudonym.
+    Resident(Pseudonym),
+    /// An operator, by account id.
+    Operator(Ident),
+    /// An auditor, by account id (e.g. the certificate's subject key id).
+    Auditor(Ident),
+    /// The system.
+    System,
+}
+
+impl Actor {
+    /// The kind.
+    pub fn kind(&self) -> ActorKind {
+        match self {
+            Actor::Terminal(_) => ActorKind::Terminal,
+            Actor::Resident(_) => ActorKind::Resident,
+            Actor::Operator(_) => ActorKind::Operator,
+            Actor::Auditor(_) => ActorKind::Auditor,
+            Actor::System => ActorKind::System,
+        }
+    }
+
+    /// The actor id as stored: terminal/operator/auditor id, pseudonym hex, or `system`.
+    pub fn id(&self) -> String {
+        match self {
+            Actor::Terminal(i) | Actor::Operator(i) | Actor::Auditor(i) => i.0.clone(),
+            Actor::Resident(p) => p.to_hex(),
+            Actor::System => "system".to_owned(),
+        }
+    }
+
+    fn parse(kind: ActorKind, id: &str) -> Result<Self, EventError> {
+        Ok(match kind {
+            ActorKind::Terminal => Actor::Terminal(Ident::parse(id)?),
+            ActorKind::Resident => Actor::Resident(Pseudonym::from_hex(id)?),
+            ActorKind::Operator => Actor::Operator(Ident::parse(id)?),
+            ActorKind::Auditor => Actor::Auditor(Ident::parse(id)?),
+            ActorKind::System if id == "system" => Actor::System,
+            ActorKind::System => return Err(invalid("actor", "system actor id must be `system`")),
+        })
+    }
+}
+
+/// A typed attribute. Each has a fixed key; an event holds at most one of each key.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub enum Fact {
+    /// The store chain (コンビニ事業者).
+    Chain(Ident),
+    /// The store.
+    Store(Ident),
+    /// The certificate type.
+    CertificateType(CertificateType),
+    /// The fee for the documents, yen.
+    FeeYen(u64),
+    /// How many documents.
+    DocumentCount(u32),
+    /// What the printer did.
+    Outcome(PrintOutcome),
+    /// A document serial number.
+    DocumentSerial(Ident),
+    /// The anomaly concerned.
+    AnomalyId(Ident),
+    /// The anomaly's kind.
+    AnomalyKind(AnomalyKind),
+    /// Why the anomaly was closed.
+    Resolution(ResolutionNote),
+    /// Build version of a started binary.
+    BuildVersion(Ident),
+    /// Build commit of a started binary.
+    BuildCommit(Ident),
+    /// Which component (binary or key purpose).
+    Component(Ident),
+    /// A key's id (e.g. its SHA-256 fingerprint prefix).
+    KeyId(Ident),
+    /// Kill switch state after the change.
+    KillSwitch(bool),
+    /// The new service window.
+    ServiceWindow(ServiceWindow),
+    /// What an auditor read (the RPC or export name).
+    Read(Ident),
+    /// Log index an auditor's read started from, or another event referred to.
+    EventIndex(u64),
+}
+
+impl Fact {
+    /// The attribute key.
+    pub fn key(&self) -> &'static str {
+        match self {
+            Fact::Chain(_) => "chain",
+            Fact::Store(_) => "store",
+            Fact::CertificateType(_) => "certificate_type",
+            Fact::FeeYen(_) => "fee_yen",
+            Fact::DocumentCount(_) => "document_count",
+            Fact::Outcome(_) => "outcome",
+            Fact::DocumentSerial(_) => "document_serial",
+            Fact::AnomalyId(_) => "anomaly_id",
+            Fact::AnomalyKind(_) => "anomaly_kind",
+            Fact::Resolution(_) => "resolution",
+            Fact::BuildVersion(_) => "build_version",
+            Fact::BuildCommit(_) => "build_commit",
+            Fact::Component(_) => "component",
+            Fact::KeyId(_) => "key_id",
+            Fact::KillSwitch(_) => "kill_switch",
+            Fact::ServiceWindow(_) => "service_window",
+            Fact::Read(_) => "read",
+            Fact::EventIndex(_) => "event_index",
+        }
+    }
+
+    /// The attribute value as text.
+    pub fn value(&self) -> String {
+        match self {
+            Fact::Chain(i)
+            | Fact::Store(i)
+            | Fact::DocumentSerial(i)
+            | Fact::AnomalyId(i)
+            | Fact::BuildVersion(i)
+            | Fact::BuildCommit(i)
+            | Fact::Component(i)
+            | Fact::KeyId(i)
+            | Fact::Read(i) => i.0.clone(),
+            Fact::CertificateType(c) => c.as_str().to_owned(),
+            Fact::FeeYen(n) | Fact::EventIndex(n) => n.to_string(),
+            Fact::DocumentCount(n) => n.to_string(),
+            Fact::Outcome(o) => o.as_str().to_owned(),
+            Fact::AnomalyKind(k) => k.as_str().to_owned(),
+            Fact::Resolution(r) => r.0.clone(),
+            Fact::KillSwitch(b) => if *b { "on" } else { "off" }.to_owned(),
+            Fact::ServiceWindow(w) => w.0.clone(),
+        }
+    }
+
+    /// Parses a key and value back into a fact.
+    pub fn parse(key: &str, value: &str) -> Result<Self, EventError> {
+        let num = |v: &str| -> Result<u64, EventError> {
+            // Canonical decimal only: no sign, no leading zeros, so one value has one spelling.
+            if v.is_empty()
+                || (v.len() > 1 && v.starts_with('0'))
+                || !v.bytes().all(|b| b.is_ascii_digit())
+            {
+                return Err(invalid("attribute", "number must be canonical decimal"));
+            }
+            v.parse()
+                .map_err(|_| invalid("attribute", "number out of range"))
+        };
+        Ok(match key {
+            "chain" => Fact::Chain(Ident::parse(value)?),
+            "store" => Fact::Store(Ident::parse(value)?),
+            "certificate_type" => Fact::CertificateType(CertificateType::parse(value)?),
+            "fee_yen" => Fact::FeeYen(num(value)?),
+            "document_count" => Fact::DocumentCount(
+                u32::try_from(num(value)?).map_err(|_| invalid("document_count", "too large"))?,
+            ),
+            "outcome" => Fact::Outcome(PrintOutcome::parse(value)?),
+            "document_serial" => Fact::DocumentSerial(Ident::parse(value)?),
+            "anomaly_id" => Fact::AnomalyId(Ident::parse(value)?),
+            "anomaly_kind" => Fact::AnomalyKind(AnomalyKind::parse(value)?),
+            "resolution" => Fact::Resolution(ResolutionNote::parse(value)?),
+            "build_version" => Fact::BuildVersion(Ident::parse(value)?),
+            "build_commit" => Fact::BuildCommit(Ident::parse(value)?),
+            "component" => Fact::Component(Ident::parse(value)?),
+            "key_id" => Fact::KeyId(Ident::parse(value)?),
+            "kill_switch" => match value {
+                "on" => Fact::KillSwitch(true),
+                "off" => Fact::KillSwitch(false),
+                _ => return Err(invalid("kill_switch", "must be on or off")),
+            },
+            "service_window" => Fact::ServiceWindow(ServiceWindow::parse(value)?),
+            "read" => Fact::Read(Ident::parse(value)?),
+            "event_index" => Fact::EventIndex(num(value)?),
+            _ => return Err(invalid("attribute", "unknown key")),
+        })
+    }
+}
+
+/// Unix time in milliseconds.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug, Hash)]
+pub struct UnixMillis(pub i64);
+
+impl UnixMillis {
+    /// The current time.
+    pub fn now() -> Self {
+        let nanos = time::OffsetDateTime::now_utc().unix_timestamp_nanos();
+        Self(i64::try_from(nanos / 1_000_000).unwrap_or(i64::MAX))
+    }
+}
+
+/// The facts of an issuance that settlement groups and sums by. Every issuance event carries
+/// all of them, so settlement can be recomputed from the events alone.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct IssuanceFacts {
+    /// The terminal.
+    pub terminal: Ident,
+    /// The store chain.
+    pub chain: Ident,
+    /// The store.
+    pub store: Ident,
+    /// The municipality that issued.
+    pub municipality: MunicipalityCode,
+    /// The certificate type.
+    pub certificate_type: CertificateType,
+    /// The session.
+    pub session: Ident,
+    /// The issuance.
+    pub issuance: Ident,
+    /// Number of documents.
+    pub document_count: u32,
+    /// Fee for all of them, yen.
+    pub fee_yen: u64,
+}
+
+/// One audit event. Build it with a constructor ([`Event::documents_released`], ...) or with
+/// [`Event::new`] and the `with_*` methods; read it back with [`Event::decode`].
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct Event {
+    time: UnixMillis,
+    event_type: EventType,
+    actor: Actor,
+    terminal: Option<Ident>,
+    municipality: Option<MunicipalityCode>,
+    session: Option<Ident>,
+    issuance: Option<Ident>,
+    resident: Option<Pseudonym>,
+    reason: Option<ReasonCode>,
+    facts: BTreeMap<&'static str, Fact>,
+}
+
+impl Event {
+    /// A bare event; add context with the `with_*` methods.
+    pub fn new(time: UnixMillis, event_type: EventType, actor: Actor) -> Self {
+        let resident = match &actor {
+            Actor::Resident(p) => Some(*p),
+            _ => None,
+        };
+        Self {
+            time,
+            event_type,
+            actor,
+            terminal: None,
+            municipality: None,
+            session: None,
+            issuance: None,
+            resident,
+            reason: None,
+            facts: BTreeMap::new(),
+        }
+    }
+
+    /// Sets the terminal.
+    pub fn with_terminal(mut self, t: Ident) -> Self {
+        self.terminal = Some(t);
+        self
+    }
+    /// Sets the municipality.
+    pub fn with_municipality(mut self, m: MunicipalityCode) -> Self {
+        self.municipality = Some(m);
+        self
+    }
+    /// Sets the session.
+    pub fn with_session(mut self, s: Ident) -> Self {
+        self.session = Some(s);
+        self
+    }
+    /// Sets the issuance.
+    pub fn with_issuance(mut self, i: Ident) -> Self {
+        self.issuance = Some(i);
+        self
+    }
+    /// Sets the resident the event concerns.
+    pub fn with_resident(mut self, p: Pseudonym) -> Self {
+        self.resident = Some(p);
+        self
+    }
+    /// Sets the reason code of a refusal or failure.
+    pub fn with_reason(mut self, r: ReasonCode) -> Self {
+        self.reason = Some(r);
+        self
+    }
+    /// Adds a fact, replacing one with the same key.
+    pub fn with_fact(mut self, f: Fact) -> Self {
+        self.facts.insert(f.key(), f);
+        self
+    }
+
+    fn with_issuance_facts(self, f: &IssuanceFacts) -> Self {
+        self.with_terminal(f.terminal.clone())
+            .with_municipality(f.municipality.clone())
+            .with_session(f.session.clone())
+            .with_issuance(f.issuance.clone())
+            .with_fact(Fact::Chain(f.chain.clone()))
+            .with_fact(Fact::Store(f.store.clone()))
+            .with_fact(Fact::CertificateType(f.certificate_type))
+            .with_fact(Fact::DocumentCount(f.document_count))
+            .with_fact(Fact::FeeYen(f.fee_yen))
+    }
+
+    /// A terminal opened a session.
+    pub fn session_opened(time: UnixMillis, terminal: Ident, session: Ident) -> Self {
+        Self::new(
+            time,
+            EventType::SessionOpened,
+            Actor::Terminal(terminal.clone()),
+        )
+        .with_terminal(terminal)
+        .with_session(session)
+    }
+
+    /// Card authentication passed for a resident.
+    pub fn card_auth_passed(
+        time: UnixMillis,
+        terminal: Ident,
+        session: Ident,
+        resident: Pseudonym,
+    ) -> Self {
+        Self::new(time, EventType::CardAuthPassed, Actor::Resident(resident))
+            .with_terminal(terminal)
+            .with_session(session)
+    }
+
+    /// Card authentication failed (no resident is known yet).
+    pub fn card_auth_failed(
+        time: UnixMillis,
+        terminal: Ident,
+        session: Ident,
+        reason: ReasonCode,
+    ) -> Self {
+        Self::new(
+            time,
+            EventType::CardAuthFailed,
+            Actor::Terminal(terminal.clone()),
+        )
+        .with_terminal(terminal)
+        .with_session(session)
+        .with_reason(reason)
+    }
+
+    /// Documents were released to a terminal for a resident.
+    pub fn documents_released(
+        time: UnixMillis,
+        resident: Pseudonym,
+        facts: &IssuanceFacts,
+    ) -> Self {
+        Self::new(
+            time,
+            EventType::DocumentsReleased,
+            Actor::Resident(resident),
+        )
+        .with_issuance_facts(facts)
+    }
+
+    /// The terminal reported the print outcome.
+    pub fn print_reported(
+        time: UnixMillis,
+        resident: Pseudonym,
+        facts: &IssuanceFacts,
+        outcome: PrintOutcome,
+    ) -> Self {
+        Self::new(
+            time,
+            EventType::PrintReported,
+            Actor::Terminal(facts.terminal.clone()),
+        )
+        .with_resident(resident)
+        .with_issuance_facts(facts)
+        .with_fact(Fact::Outcome(outcome))
+    }
+
+    /// Documents were voided, with the reason.
+    pub fn documents_voided(
+        time: UnixMillis,
+        actor: Actor,
+        resident: Pseudonym,
+        facts: &IssuanceFacts,
+        reason: ReasonCode,
+    ) -> Self {
+        Self::new(time, EventType::DocumentsVoided, actor)
+            .with_resident(resident)
+            .with_issuance_facts(facts)
+            .with_reason(reason)
+    }
+
+    /// No print report arrived before the deadline.
+    pub fn deadline_passed(time: UnixMillis, resident: Pseudonym, facts: &IssuanceFacts) -> Self {
+        Self::new(time, EventType::DeadlinePassed, Actor::System)
+            .with_resident(resident)
+            .with_issuance_facts(facts)
+    }
+
+    /// A binary started; records its build identity.
+    pub fn started(time: UnixMillis, component: Ident, version: Ident, commit: Ident) -> Self {
+        Self::new(time, EventType::Started, Actor::System)
+            .with_fact(Fact::Component(component))
+            .with_fact(Fact::BuildVersion(version))
+            .with_fact(Fact::BuildCommit(commit))
+    }
+
+    /// An auditor read the log (`read` names the RPC or export).
+    pub fn auditor_read(time: UnixMillis, auditor: Ident, read: Ident) -> Self {
+        Self::new(time, EventType::AuditorRead, Actor::Auditor(auditor)).with_fact(Fact::Read(read))
+    }
+
+    /// The kill switch changed.
+    pub fn kill_switch_changed(time: UnixMillis, operator: Ident, on: bool) -> Self {
+        Self::new(
+            time,
+            EventType::KillSwitchChanged,
+            Actor::Operator(operator),
+        )
+        .with_fact(Fact::KillSwitch(on))
+    }
+
+    /// When it happened.
+    pub fn time(&self) -> UnixMillis {
+        self.time
+    }
+    /// What happened.
+    pub fn event_type(&self) -> EventType {
+        self.event_type
+    }
+    /// Who did it.
+    pub fn actor(&self) -> &Actor {
+        &self.actor
+    }
+    /// The terminal, if any.
+    pub fn terminal(&self) -> Option<&Ident> {
+        self.terminal.as_ref()
+    }
+    /// The municipality, if any.
+    pub fn municipality(&self) -> Option<&MunicipalityCode> {
+        self.municipality.as_ref()
+    }
+    /// The session, if any.
+    pub fn session(&self) -> Option<&Ident> {
+        self.session.as_ref()
+    }
+    /// The issuance, if any.
+    pub fn issuance(&self) -> Option<&Ident> {
+        self.issuance.as_ref()
+    }
+    /// The resident concerned, if any.
+    pub fn resident(&self) -> Option<&Pseudonym> {
+        self.resident.as_ref()
+    }
+    /// The reason code, if any.
+    pub fn reason(&self) -> Option<&ReasonCode> {
+        self.reason.as_ref()
+    }
+    /// The facts, sorted by key.
+    pub fn facts(&self) -> impl Iterator<Item = &Fact> {
+        self.facts.values()
+    }
+    /// The fact with this key, if present.
+    pub fn fact(&self, key: &str) -> Option<&Fact> {
+        self.facts.get(key)
+    }
+
+    /// The canonical encoding (see the module documentation).
+    pub fn encode(&self) -> Result<Vec<u8>, EventError> {
+        let mut out = vec![ENCODING_VERSION];
+        field(&mut out, 0x01, &self.time.0.to_be_bytes());
+        field(&mut out, 0x02, self.event_type.as_str().as_bytes());
+        field(&mut out, 0x03, self.actor.kind().as_str().as_bytes());
+        field(&mut out, 0x04, self.actor.id().as_bytes());
+        if let Some(v) = &self.terminal {
+            field(&mut out, 0x05, v.0.as_bytes());
+        }
+        if let Some(v) = &self.municipality {
+            field(&mut out, 0x06, v.0.as_bytes());
+        }
+        if let Some(v) = &self.session {
+            field(&mut out, 0x07, v.0.as_bytes());
+        }
+        if let Some(v) = &self.issuance {
+            field(&mut out, 0x08, v.0.as_bytes());
+        }
+        if let Some(v) = &self.resident {
+            field(&mut out, 0x09, &v.0);
+        }
+        if let Some(v) = &self.reason {
+            field(&mut out, 0x0A, v.0.as_bytes());
+        }
+        if !self.facts.is_empty() {
+            let mut attrs = Vec::new();
+            for (k, f) in &self.facts {
+                let v = f.value();
+                // Keys are short constants and values are bounded by their types.
+                attrs.extend_from_slice(&(k.len() as u16).to_be_bytes());
+                attrs.extend_from_slice(k.as_bytes());
+                attrs.extend_from_slice(&(v.len() as u32).to_be_bytes());
+                attrs.extend_from_slice(v.as_bytes());
+            }
+            field(&mut out, 0x0B, &attrs);
+        }
+        if out.len() > MAX_ENCODED_LEN {
+            return Err(invalid("event", "encoding longer than 65535 bytes"));
+        }
+        Ok(out)
+    }
+
+    /// Decodes and validates a canonical encoding.
+    pub fn decode(bytes: &[u8]) -> Result<Self, EventError> {
+        if bytes.len() > MAX_ENCODED_LEN {
+            return Err(EventError::Malformed("longer than 65535 bytes"));
+        }
+        let (&version, mut rest) = bytes.split_first().ok_or(EventError::Malformed("empty"))?;
+        if version != ENCODING_VERSION {
+            return Err(EventError::Version(version));
+        }
+        let mut fields: Vec<(u8, &[u8])> = Vec::new();
+        while !rest.is_empty() {
+            let (tag, value, tail) = take_field(rest)?;
+            if fields.last().is_some_and(|(t, _)| *t >= tag) {
+                return Err(EventError::Malformed("tags out of order"));
+            }
+            fields.push((tag, value));
+            rest = tail;
+        }
+        let get = |t: u8| fields.iter().find(|(tag, _)| *tag == t).map(|(_, v)| *v);
+        let text = |t: u8, name: &'static str| -> Result<Option<&str>, EventError> {
+            get(t)
+                .map(|v| std::str::from_utf8(v).map_err(|_| invalid(name, "not UTF-8")))
+                .transpose()
+        };
+        if let Some((tag, _)) = fields.iter().find(|(t, _)| *t == 0 || *t > 0x0B) {
+            let _ = tag;
+            return Err(EventError::Malformed("unknown tag"));
+        }
+        let time_bytes: [u8; 8] = get(0x01)
+            .ok_or(EventError::Malformed("time missing"))?
+            .try_into()
+            .map_err(|_| EventError::Malformed("time must be 8 bytes"))?;
+        let event_type = EventType::parse(
+            text(0x02, "event type")?.ok_or(EventError::Malformed("type missing"))?,
+        )?;
+        let kind = ActorKind::parse(
+            text(0x03, "actor kind")?.ok_or(EventError::Malformed("actor kind missing"))?,
+        )?;
+        let actor = Actor::parse(
+            kind,
+            text(0x04, "actor id")?.ok_or(EventError::Malformed("actor id missing"))?,
+        )?;
+        let mut event = Event::new(
+            UnixMillis(i64::from_be_bytes(time_bytes)),
+            event_type,
+            actor,
+        );
+        event.terminal = text(0x05, "terminal")?.map(Ident::parse).transpose()?;
+        event.municipality = text(0x06, "municipality")?
+            .map(MunicipalityCode::parse)
+            .transpose()?;
+        event.session = text(0x07, "session")?.map(Ident::parse).transpose()?;
+        event.issuance = text(0x08, "issuance")?.map(Ident::parse).transpose()?;
+        event.resident = match get(0x09) {
+            None => None,
+            Some(v) => {
+                Some(Pseudonym(v.try_into().map_err(|_| {
+                    EventError::Malformed("pseudonym must be 32 bytes")
+                })?))
+            }
+        };
+        event.reason = text(0x0A, "reason")?.map(ReasonCode::parse).transpose()?;
+        if let Some(mut attrs) = get(0x0B) {
+            if attrs.is_empty() {
+                return Err(EventError::Malformed("empty attributes"));
+            }
+            let mut last: Option<&str> = None;
+            while !attrs.is_empty() {
+                let (k, tail) = take_len(attrs, 2)?;
+                let (v, tail) = take_len(tail, 4)?;
+                attrs = tail;
+                let k =
+                    std::str::from_utf8(k).map_err(|_| invalid("attribute", "key not UTF-8"))?;
+                let v =
+                    std::str::from_utf8(v).map_err(|_| invalid("attribute", "value not UTF-8"))?;
+                if last.is_some_and(|l| l >= k) {
+                    return Err(EventError::Malformed("attribute keys out of order"));
+                }
+                last = Some(k);
+                let fact = Fact::parse(k, v)?;
+                event.facts.insert(fact.key(), fact);
+            }
+        }
+        // A resident actor always names itself as the resident; anything else is not canonical.
+        if let Actor::Resident(p) = &event.actor {
+            if event.resident != Some(*p) {
+                return Err(EventError::Malformed(
+                    "resident actor without matching pseudonym",
+                ));
+            }
+        }
+        Ok(event)
+    }
+}
+
+fn field(out: &mut Vec<u8>, tag: u8, value: &[u8]) {
+    out.push(tag);
+    // Bounded: the whole encoding is checked against 65,535 bytes afterwards.
+    out.extend_from_slice(&(value.len() as u32).to_be_bytes());
+    out.extend_from_slice(value);
+}
+
+fn take_field(b: &[u8]) -> Result<(u8, &[u8], &[u8]), EventError> {
+    let (&tag, rest) = b
+        .split_first()
+        .ok_or(EventError::Malformed("truncated tag"))?;
+    let (value, rest) = take_len(rest, 4)?;
+    if value.is_empty() {
+        return Err(EventError::Malformed("empty field"));
+    }
+    Ok((tag, value, rest))
+}
+
+fn take_len(b: &[u8], width: usize) -> Result<(&[u8], &[u8]), EventError> {
+    if b.len() < width {
+        return Err(EventError::Malformed("truncated length"));
+    }
+    let (len_bytes, rest) = b.split_at(width);
+    let len = len_bytes
+        .iter()
+        .fold(0usize, |acc, &x| (acc << 8) | usize::from(x));
+    if rest.len() < len {
+        return Err(EventError::Malformed("truncated value"));
+    }
+    Ok(rest.split_at(len))
+}
+
+/// Entry point for the fuzz target: decoding arbitrary bytes must not panic, and whatever
+/// decodes must re-encode to the same bytes.
+#[doc(hidden)]
+pub fn fuzz_decode(bytes: &[u8]) {
+    if let Ok(event) = Event::decode(bytes) {
+        let again = event.encode();
+        assert_eq!(
+            again.as_deref().ok(),
+            Some(bytes),
+            "canonical round trip broke"
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) fn facts() -> IssuanceFacts {
+        IssuanceFacts {
+            terminal: Ident::parse("T-0001").unwrap(),
+            chain: Ident::parse("chain-a").unwrap(),
+            store: Ident::parse("store-17").unwrap(),
+            municipality: MunicipalityCode::parse("131211").unwrap(),
+            certificate_type: CertificateType::ResidentRecord,
+            session: Ident::parse("s-1").unwrap(),
+            issuance: Ident::parse("i-1").unwrap(),
+            document_count: 2,
+            fee_yen: 400,
+        }
+    }
+
+    #[test]
+    fn canonical_round_trip_and_golden_prefix() {
+        let p = Pseudonymizer::new(&[7u8; 32])
+            .unwrap()
+            .pseudonymize(b"resident-42");
+        let e = Event::print_reported(
+            UnixMillis(1_700_000_000_000),
+            p,
+            &facts(),
+            PrintOutcome::Printed,
+        );
+        let bytes = e.encode().unwrap();
+        assert_eq!(bytes[0], 1);
+        assert_eq!(&bytes[1..6], &[0x01, 0, 0, 0, 8]);
+        assert_eq!(Event::decode(&bytes).unwrap(), e);
+        fuzz_decode(&bytes);
+    }
+
+    #[test]
+    fn names_and_free_text_are_refused() {
+        assert!(Ident::parse("山田太郎").is_err());
+        assert!(Ident::parse("Taro Yamada").is_err());
+        assert!(ResolutionNote::parse("called 09012345678").is_err());
+        assert!(ResolutionNote::parse("printer replaced; refund done").is_ok());
+        assert!(MunicipalityCode::parse("131210").is_err());
+        assert!(Pseudonymizer::new(&[1u8; 16]).is_err());
+        assert!(Fact::parse("fee_yen", "0400").is_err());
+        assert!(Fact::parse("name", "x").is_err());
+    }
+
+    #[test]
+    fn pseudonyms_are_keyed_and_stable() {
+        let a = Pseudonymizer::new(&[1u8; 32]).unwrap();
+        let b = Pseudonymizer::new(&[2u8; 32]).unwrap();
+        assert_eq!(a.pseudonymize(b"r1"), a.pseudonymize(b"r1"));
+        assert_ne!(a.pseudonymize(b"r1"), b.pseudonymize(b"r1"));
+        assert_eq!(format!("{a:?}"), "Pseudonymizer(<key redacted>)");
+    }
+}
