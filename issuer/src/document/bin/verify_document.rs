@@ -1,0 +1,2 @@
+//! `verify-document`: checks a certificate QR payload or PDF offline.
+fn main() {}
