@@ -3,4 +3,16 @@
 //! It owns TLS and identities, card-signature verification, sessions, routing to issuers,
 //! payment and print outcomes, audit writing, settlement and public verification. It knows
 //! nothing about register internals or rendering.
+//!
+//! Protobuf types stop at this crate's service modules: handlers convert messages into the
+//! validated domain types below by hand, and [`error::GatewayError`] is turned into a
+//! `tonic::Status` in one place.
 #![forbid(unsafe_code)]
+
+pub mod cardauth;
+pub mod error;
+pub mod flow;
+pub mod identity;
+pub mod route;
+pub mod store;
+pub mod tls;

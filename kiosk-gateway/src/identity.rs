@@ -1,0 +1,168 @@
+//! Who is calling, from the verified TLS client certificate and nothing else.
+//!
+//! Roles are decided by the CA that issued the leaf certificate: the terminal CA makes
+//! terminals, the auditor CA makes auditors. The TLS layer has already verified the chain to
+//! one of the configured roots; here the leaf's issuer name is compared with each root's
+//! subject name (the roots have distinct names, which [`RoleAnchors::new`] checks), and the
+//! leaf's SAN URI must name the same role:
+//!
+//! - terminal: `urn:kiosk:terminal:<chain>/<store>/<terminal>`
+//! - auditor: `urn:kiosk:auditor:<name>`
+//!
+//! A certificate whose URI claims another role than its CA grants is refused.
+
+use std::fmt;
+
+use x509_parser::extensions::GeneralName;
+use x509_parser::prelude::{FromDer, X509Certificate};
+
+use crate::error::GatewayError;
+
+/// A store terminal, as named by its certificate.
+///
+/// Invariant: each part is 1 to 32 characters of `[A-Za-z0-9._-]`, so `id()` is unambiguous.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct TerminalIdentity {
+    chain: String,
+    store: String,
+    terminal: String,
+}
+
+impl TerminalIdentity {
+    /// Parses `<chain>/<store>/<terminal>`.
+    pub fn parse(path: &str) -> Option<Self> {
+        let mut parts = path.split('/');
+        let (chain, store, terminal) = (parts.next()?, parts.next()?, parts.next()?);
+        if parts.next().is_some() || ![chain, store, terminal].iter().all(|p| valid_part(p)) {
+            return None;
+        }
+        Some(TerminalIdentity {
+            chain: chain.to_owned(),
+            store: store.to_owned(),
+            terminal: terminal.to_owned(),
+        })
+    }
+
+    /// The store chain.
+    pub fn chain(&self) -> &str {
+        &self.chain
+    }
+
+    /// The store.
+    pub fn store(&self) -> &str {
+        &self.store
+    }
+
+    /// The terminal id used everywhere: `<chain>/<store>/<terminal>`.
+    pub fn id(&self) -> String {
+        format!("{}/{}/{}", self.chain, self.store, self.terminal)
+    }
+}
+
+impl fmt::Display for TerminalIdentity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}/{}", self.chain, self.store, self.terminal)
+    }
+}
+
+fn valid_part(part: &str) -> bool {
+    (1..=32).contains(&part.len())
+        && part
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+/// The authenticated caller of an RPC.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Caller {
+    /// A store terminal.
+    Terminal(TerminalIdentity),
+    /// An auditor, by the name in their certificate.
+    Auditor(String),
+}
+
+/// The subject names of the CAs that grant each role.
+#[derive(Debug, Clone)]
+pub struct RoleAnchors {
+    terminal_ca_subject: Vec<u8>,
+    auditor_ca_subject: Vec<u8>,
+}
+
+impl RoleAnchors {
+    /// Reads the subject names of the terminal CA and the auditor CA certificates (DER).
+    pub fn new(terminal_ca: &[u8], auditor_ca: &[u8]) -> Result<Self, GatewayError> {
+        let terminal_ca_subject = subject_of(terminal_ca)?;
+        let auditor_ca_subject = subject_of(auditor_ca)?;
+        if terminal_ca_subject == auditor_ca_subject {
+            return Err(GatewayError::Internal(
+                "terminal CA and auditor CA must have distinct subject names".into(),
+            ));
+        }
+        Ok(RoleAnchors {
+            terminal_ca_subject,
+            auditor_ca_subject,
+        })
+    }
+
+    /// The caller named by a verified leaf certificate (DER).
+    pub fn caller(&self, leaf: &[u8]) -> Result<Caller, GatewayError> {
+        let unknown = || GatewayError::refused("TERMINAL_UNKNOWN", "client certificate not usable");
+        let (_, cert) = X509Certificate::from_der(leaf).map_err(|_| unknown())?;
+        let issuer = cert.issuer().as_raw();
+        let uris: Vec<&str> = match cert.subject_alternative_name() {
+            Ok(Some(san)) => san
+                .value
+                .general_names
+                .iter()
+                .filter_map(|name| match name {
+                    GeneralName::URI(uri) => Some(*uri),
+                    _ => None,
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
+        if issuer == self.terminal_ca_subject.as_slice() {
+            let path = uris
+                .iter()
+                .find_map(|uri| uri.strip_prefix("urn:kiosk:terminal:"))
+                .ok_or_else(|| {
+                    GatewayError::refused("WRONG_CLIENT_ROLE", "certificate names no terminal")
+                })?;
+            return TerminalIdentity::parse(path)
+                .map(Caller::Terminal)
+                .ok_or_else(unknown);
+        }
+        if issuer == self.auditor_ca_subject.as_slice() {
+            let name = uris
+                .iter()
+                .find_map(|uri| uri.strip_prefix("urn:kiosk:auditor:"))
+                .filter(|name| valid_part(name))
+                .ok_or_else(|| {
+                    GatewayError::refused("WRONG_CLIENT_ROLE", "certificate names no auditor")
+                })?;
+            return Ok(Caller::Auditor(name.to_owned()));
+        }
+        Err(unknown())
+    }
+}
+
+fn subject_of(der: &[u8]) -> Result<Vec<u8>, GatewayError> {
+    let (_, cert) = X509Certificate::from_der(der)
+        .map_err(|e| GatewayError::Internal(format!("CA certificate unreadable: {e}")))?;
+    Ok(cert.subject().as_raw().to_vec())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn terminal_paths_parse_strictly() {
+        let id = TerminalIdentity::parse("seven/131016-0042/k1").unwrap();
+        assert_eq!(id.id(), "seven/131016-0042/k1");
+        assert_eq!(id.chain(), "seven");
+        for bad in ["", "a/b", "a/b/c/d", "a//c", "a/b/c d", "a/b/ｃ"] {
+            assert!(TerminalIdentity::parse(bad).is_none(), "{bad:?}");
+        }
+    }
+}

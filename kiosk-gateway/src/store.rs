@@ -1,0 +1,812 @@
+//! The gateway's database: terminals, municipalities, card bindings, sessions, issuances and
+//! their documents, beside the audit log's tables (from the `audit` crate) in the same
+//! database, so a state change and its audit event commit in one transaction.
+//!
+//! One code path over `sqlx::Any` serves SQLite (the embedded default) and PostgreSQL. Times
+//! are unix milliseconds in BIGINT columns; bytes are BLOB on SQLite and BYTEA on PostgreSQL,
+//! hence one migration folder per backend with the same versions (1-999; the audit crate uses
+//! 1000-1999).
+//!
+//! Writers: every transaction that appends an audit event serialises on the log's head row.
+//! On SQLite it must be begun with `BEGIN IMMEDIATE` (see [`Store::begin_write`]): a deferred
+//! transaction that read first cannot be upgraded while another writer holds the lock and
+//! would fail with `SQLITE_BUSY` instead of waiting.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::migrate::Migrator;
+use sqlx::{Any, AnyConnection, AnyPool, Row, Transaction};
+
+use crate::error::GatewayError;
+
+static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// Which database the URL named.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// `sqlite:` URLs: the embedded default.
+    Sqlite,
+    /// `postgres:` / `postgresql:` URLs: production.
+    Postgres,
+}
+
+impl Backend {
+    /// The backend a database URL names.
+    pub fn of_url(url: &str) -> Result<Self, GatewayError> {
+        if url.starts_with("sqlite:") {
+            Ok(Backend::Sqlite)
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Ok(Backend::Postgres)
+        } else {
+            Err(GatewayError::Internal(
+                "database URL must start with sqlite: or postgres:".into(),
+            ))
+        }
+    }
+}
+
+/// The gateway's database handle.
+#[derive(Clone, Debug)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+impl Store {
+    /// Connects (creating a SQLite file if missing) and runs the gateway's and the audit log's
+    /// migrations.
+    pub async fn open(url: &str) -> Result<Self, GatewayError> {
+        sqlx::any::install_default_drivers();
+        let backend = Backend::of_url(url)?;
+        let url = match backend {
+            // WAL lets readers run beside the writer; FULL sync keeps a committed event on
+            // power loss; the busy timeout makes a second writer wait instead of failing.
+            Backend::Sqlite if !url.contains('?') => {
+                format!("{url}?mode=rwc&_journal_mode=WAL&_synchronous=FULL&_busy_timeout=10000")
+            }
+            _ => url.to_owned(),
+        };
+        let options = AnyConnectOptions::from_str(&url)?;
+        let max_connections = match backend {
+            Backend::Sqlite => 8,
+            Backend::Postgres => 16,
+        };
+        let pool = AnyPoolOptions::new()
+            .max_connections(max_connections)
+            .acquire_timeout(Duration::from_secs(10))
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        sqlx::query("PRAGMA journal_mode=WAL")
+                            .execute(&mut *conn)
+                            .await?;
+                        sqlx::query("PRAGMA synchronous=FULL")
+                            .execute(&mut *conn)
+                            .await?;
+                        sqlx::query("PRAGMA busy_timeout=10000")
+                            .execute(&mut *conn)
+                            .await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect_with(options)
+            .await?;
+        let mut migrator = match backend {
+            Backend::Sqlite => clone_migrator(&SQLITE_MIGRATIONS),
+            Backend::Postgres => clone_migrator(&POSTGRES_MIGRATIONS),
+        };
+        // The audit crate's migrations share `_sqlx_migrations`; each side ignores the other's.
+        migrator.set_ignore_missing(true);
+        migrator
+            .run(&pool)
+            .await
+            .map_err(|e| GatewayError::Internal(format!("gateway migrations: {e}")))?;
+        audit::store::migrate(&pool)
+            .await
+            .map_err(|e| GatewayError::Internal(format!("audit migrations: {e}")))?;
+        Ok(Store { pool, backend })
+    }
+
+    /// The connection pool.
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    /// The backend.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Begins a transaction that will write (and so append audit events).
+    pub async fn begin_write(&self) -> Result<Transaction<'static, Any>, GatewayError> {
+        let tx = match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.pool.begin().await?,
+        };
+        Ok(tx)
+    }
+
+    /// Whether the database answers (for health checks).
+    pub async fn ping(&self) -> bool {
+        sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()
+    }
+}
+
+fn clone_migrator(source: &Migrator) -> Migrator {
+    let mut migrator = Migrator::with_migrations(source.migrations.to_vec());
+    migrator.set_locking(source.locking);
+    migrator
+}
+
+/// A terminal's registration status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TerminalStatus {
+    /// May open sessions.
+    Active,
+    /// Temporarily refused.
+    Suspended,
+    /// Permanently refused.
+    Retired,
+}
+
+impl TerminalStatus {
+    fn as_str(self) -> &'static str {
+        match self {
+            TerminalStatus::Active => "active",
+            TerminalStatus::Suspended => "suspended",
+            TerminalStatus::Retired => "retired",
+        }
+    }
+
+    fn parse(s: &str) -> Result<Self, GatewayError> {
+        match s {
+            "active" => Ok(TerminalStatus::Active),
+            "suspended" => Ok(TerminalStatus::Suspended),
+            "retired" => Ok(TerminalStatus::Retired),
+            other => Err(GatewayError::Internal(format!("terminal status {other:?}"))),
+        }
+    }
+}
+
+/// Registers or changes a terminal.
+pub async fn upsert_terminal(
+    conn: &mut AnyConnection,
+    terminal_id: &str,
+    chain: &str,
+    store: &str,
+    status: TerminalStatus,
+    now_ms: i64,
+) -> Result<(), GatewayError> {
+    sqlx::query(
+        "INSERT INTO terminals (terminal_id, chain, store, status, changed_at)
+         VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT (terminal_id) DO UPDATE SET status = excluded.status,
+             chain = excluded.chain, store = excluded.store, changed_at = excluded.changed_at",
+    )
+    .bind(terminal_id)
+    .bind(chain)
+    .bind(store)
+    .bind(status.as_str())
+    .bind(now_ms)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// A terminal's status, if registered.
+pub async fn terminal_status(
+    conn: &mut AnyConnection,
+    terminal_id: &str,
+) -> Result<Option<TerminalStatus>, GatewayError> {
+    let row = sqlx::query("SELECT status FROM terminals WHERE terminal_id = $1")
+        .bind(terminal_id)
+        .fetch_optional(&mut *conn)
+        .await?;
+    match row {
+        Some(row) => Ok(Some(TerminalStatus::parse(&row.try_get::<String, _>(0)?)?)),
+        None => Ok(None),
+    }
+}
+
+/// A served municipality.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Municipality {
+    /// 6-digit code.
+    pub code: String,
+    /// Name as printed.
+    pub name: String,
+    /// The municipality's kill switch.
+    pub suspended: bool,
+}
+
+/// Registers or changes a municipality.
+pub async fn upsert_municipality(
+    conn: &mut AnyConnection,
+    municipality: &Municipality,
+) -> Result<(), GatewayError> {
+    sqlx::query(
+        "INSERT INTO municipalities (code, name, suspended) VALUES ($1, $2, $3)
+         ON CONFLICT (code) DO UPDATE SET name = excluded.name, suspended = excluded.suspended",
+    )
+    .bind(&municipality.code)
+    .bind(&municipality.name)
+    .bind(i64::from(municipality.suspended))
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// A municipality, if served.
+pub async fn municipality(
+    conn: &mut AnyConnection,
+    code: &str,
+) -> Result<Option<Municipality>, GatewayError> {
+    let row = sqlx::query("SELECT code, name, suspended FROM municipalities WHERE code = $1")
+        .bind(code)
+        .fetch_optional(&mut *conn)
+        .await?;
+    match row {
+        Some(row) => Ok(Some(Municipality {
+            code: row.try_get(0)?,
+            name: row.try_get(1)?,
+            suspended: row.try_get::<i64, _>(2)? != 0,
+        })),
+        None => Ok(None),
+    }
+}
+
+/// Sets a global setting.
+pub async fn set_setting(
+    conn: &mut AnyConnection,
+    name: &str,
+    value: &str,
+) -> Result<(), GatewayError> {
+    sqlx::query(
+        "INSERT INTO settings (name, value) VALUES ($1, $2)
+         ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+    )
+    .bind(name)
+    .bind(value)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// A global setting, if set.
+pub async fn setting(conn: &mut AnyConnection, name: &str) -> Result<Option<String>, GatewayError> {
+    let row = sqlx::query("SELECT value FROM settings WHERE name = $1")
+        .bind(name)
+        .fetch_optional(&mut *conn)
+        .await?;
+    Ok(match row {
+        Some(row) => Some(row.try_get(0)?),
+        None => None,
+    })
+}
+
+/// Where a card certificate leads: the resident's municipality and opaque reference.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CardBinding {
+    /// 6-digit municipality code.
+    pub municipality_code: String,
+    /// The issuer's opaque resident reference.
+    pub resident_ref: String,
+}
+
+/// Binds a card certificate (issuer name, serial hex) to a resident.
+pub async fn bind_card(
+    conn: &mut AnyConnection,
+    cert_issuer: &str,
+    cert_serial: &str,
+    binding: &CardBinding,
+) -> Result<(), GatewayError> {
+    sqlx::query(
+        "INSERT INTO card_bindings (cert_issuer, cert_serial, municipality_code, resident_ref)
+         VALUES ($1, $2, $3, $4)
+         ON CONFLICT (cert_issuer, cert_serial) DO UPDATE SET
+             municipality_code = excluded.municipality_code, resident_ref = excluded.resident_ref",
+    )
+    .bind(cert_issuer)
+    .bind(cert_serial)
+    .bind(&binding.municipality_code)
+    .bind(&binding.resident_ref)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// The binding of a card certificate, if any.
+pub async fn card_binding(
+    conn: &mut AnyConnection,
+    cert_issuer: &str,
+    cert_serial: &str,
+) -> Result<Option<CardBinding>, GatewayError> {
+    let row = sqlx::query(
+        "SELECT municipality_code, resident_ref FROM card_bindings
+         WHERE cert_issuer = $1 AND cert_serial = $2",
+    )
+    .bind(cert_issuer)
+    .bind(cert_serial)
+    .fetch_optional(&mut *conn)
+    .await?;
+    Ok(match row {
+        Some(row) => Some(CardBinding {
+            municipality_code: row.try_get(0)?,
+            resident_ref: row.try_get(1)?,
+        }),
+        None => None,
+    })
+}
+
+/// A session's place in the flow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionState {
+    /// Opened; the challenge is outstanding.
+    Open,
+    /// A card authenticated a resident.
+    Authenticated,
+    /// Closed by the terminal.
+    Closed,
+}
+
+impl SessionState {
+    fn as_str(self) -> &'static str {
+        match self {
+            SessionState::Open => "open",
+            SessionState::Authenticated => "authenticated",
+            SessionState::Closed => "closed",
+        }
+    }
+
+    fn parse(s: &str) -> Result<Self, GatewayError> {
+        match s {
+            "open" => Ok(SessionState::Open),
+            "authenticated" => Ok(SessionState::Authenticated),
+            "closed" => Ok(SessionState::Closed),
+            other => Err(GatewayError::Internal(format!("session state {other:?}"))),
+        }
+    }
+}
+
+/// A stored session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRow {
+    /// The session id.
+    pub session_id: String,
+    /// The terminal that opened it.
+    pub terminal_id: String,
+    /// The 32-byte challenge.
+    pub challenge: Vec<u8>,
+    /// When the challenge stops being accepted (unix ms).
+    pub challenge_expires_at: i64,
+    /// Whether an Authenticate call consumed the challenge.
+    pub challenge_used: bool,
+    /// Where the session is in the flow.
+    pub state: SessionState,
+    /// Set once authenticated.
+    pub municipality_code: Option<String>,
+    /// Set once authenticated.
+    pub resident_ref: Option<String>,
+    /// Set once authenticated: the subject refs the menu offered.
+    pub allowed_subjects: Vec<String>,
+    /// When the session ends (unix ms).
+    pub expires_at: i64,
+    /// When it was opened (unix ms).
+    pub created_at: i64,
+}
+
+/// Stores a new session.
+pub async fn insert_session(conn: &mut AnyConnection, s: &SessionRow) -> Result<(), GatewayError> {
+    sqlx::query(
+        "INSERT INTO sessions (session_id, terminal_id, challenge, challenge_expires_at,
+             challenge_used, state, municipality_code, resident_ref, allowed_subjects, expires_at,
+             created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+    )
+    .bind(&s.session_id)
+    .bind(&s.terminal_id)
+    .bind(&s.challenge)
+    .bind(s.challenge_expires_at)
+    .bind(i64::from(s.challenge_used))
+    .bind(s.state.as_str())
+    .bind(s.municipality_code.clone())
+    .bind(s.resident_ref.clone())
+    .bind(s.allowed_subjects.join(" "))
+    .bind(s.expires_at)
+    .bind(s.created_at)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// A session by id.
+pub async fn session(
+    conn: &mut AnyConnection,
+    session_id: &str,
+) -> Result<Option<SessionRow>, GatewayError> {
+    let row = sqlx::query(
+        "SELECT session_id, terminal_id, challenge, challenge_expires_at, challenge_used, state,
+                municipality_code, resident_ref, allowed_subjects, expires_at, created_at
+         FROM sessions WHERE session_id = $1",
+    )
+    .bind(session_id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some(row) = row else { return Ok(None) };
+    Ok(Some(SessionRow {
+        session_id: row.try_get(0)?,
+        terminal_id: row.try_get(1)?,
+        challenge: row.try_get(2)?,
+        challenge_expires_at: row.try_get(3)?,
+        challenge_used: row.try_get::<i64, _>(4)? != 0,
+        state: SessionState::parse(&row.try_get::<String, _>(5)?)?,
+        municipality_code: row.try_get(6)?,
+        resident_ref: row.try_get(7)?,
+        allowed_subjects: row
+            .try_get::<Option<String>, _>(8)?
+            .unwrap_or_default()
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect(),
+        expires_at: row.try_get(9)?,
+        created_at: row.try_get(10)?,
+    }))
+}
+
+/// Marks the session's challenge used. Returns false when it already was: the compare and
+/// set is what makes a challenge single-use under concurrent calls.
+pub async fn consume_challenge(
+    conn: &mut AnyConnection,
+    session_id: &str,
+) -> Result<bool, GatewayError> {
+    let done = sqlx::query(
+        "UPDATE sessions SET challenge_used = 1 WHERE session_id = $1 AND challenge_used = 0",
+    )
+    .bind(session_id)
+    .execute(&mut *conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Records the authenticated resident of a session and the subjects its menu offered.
+pub async fn authenticate_session(
+    conn: &mut AnyConnection,
+    session_id: &str,
+    binding: &CardBinding,
+    allowed_subjects: &[String],
+) -> Result<(), GatewayError> {
+    sqlx::query(
+        "UPDATE sessions SET state = 'authenticated', municipality_code = $2, resident_ref = $3,
+             allowed_subjects = $4
+         WHERE session_id = $1 AND state = 'open'",
+    )
+    .bind(session_id)
+    .bind(&binding.municipality_code)
+    .bind(&binding.resident_ref)
+    .bind(allowed_subjects.join(" "))
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Closes a session. Returns false when it was already closed.
+pub async fn close_session(
+    conn: &mut AnyConnection,
+    session_id: &str,
+) -> Result<bool, GatewayError> {
+    let done = sqlx::query(
+        "UPDATE sessions SET state = 'closed' WHERE session_id = $1 AND state <> 'closed'",
+    )
+    .bind(session_id)
+    .execute(&mut *conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Where an issuance is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IssuanceState {
+    /// Released, awaiting the print report.
+    Released,
+    /// Printed and confirmed.
+    Printed,
+    /// Voided.
+    Voided,
+    /// No report before the deadline.
+    Unconfirmed,
+}
+
+impl IssuanceState {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IssuanceState::Released => "released",
+            IssuanceState::Printed => "printed",
+            IssuanceState::Voided => "voided",
+            IssuanceState::Unconfirmed => "unconfirmed",
+        }
+    }
+
+    fn parse(s: &str) -> Result<Self, GatewayError> {
+        match s {
+            "released" => Ok(IssuanceState::Released),
+            "printed" => Ok(IssuanceState::Printed),
+            "voided" => Ok(IssuanceState::Voided),
+            "unconfirmed" => Ok(IssuanceState::Unconfirmed),
+            other => Err(GatewayError::Internal(format!("issuance state {other:?}"))),
+        }
+    }
+}
+
+/// A stored issuance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IssuanceRow {
+    /// The issuance id.
+    pub issuance_id: String,
+    /// The session it was issued in.
+    pub session_id: String,
+    /// The terminal.
+    pub terminal_id: String,
+    /// The terminal's idempotency key.
+    pub client_request_id: String,
+    /// SHA-256 of the canonical order, to tell a retry from a reuse of the key.
+    pub request_digest: Vec<u8>,
+    /// The resident's municipality.
+    pub municipality_code: String,
+    /// The requester.
+    pub resident_ref: String,
+    /// Where it is.
+    pub state: IssuanceState,
+    /// The amount due.
+    pub total_fee_yen: i64,
+    /// Set by the print report.
+    pub collected_yen: Option<i64>,
+    /// Set by the print report.
+    pub refund_due_yen: Option<i64>,
+    /// Report before this (unix ms).
+    pub print_deadline: i64,
+    /// When it was recorded (unix ms).
+    pub created_at: i64,
+}
+
+/// A stored document.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DocumentRow {
+    /// Serial number.
+    pub serial: String,
+    /// The issuance.
+    pub issuance_id: String,
+    /// Position in the issuance.
+    pub doc_index: i64,
+    /// Certificate type name (kiosk.v1 enum value name).
+    pub cert_type: String,
+    /// Pages.
+    pub page_count: i64,
+    /// Fee for this document.
+    pub fee_yen: i64,
+    /// The PDF.
+    pub pdf: Vec<u8>,
+    /// SHA-256 of the PDF.
+    pub pdf_sha256: Vec<u8>,
+    /// SHA-256 of the printed content (as in the QR payload).
+    pub content_digest: Vec<u8>,
+    /// `issued` or `voided`.
+    pub status: String,
+    /// When issued (unix ms).
+    pub issued_at: i64,
+}
+
+const ISSUANCE_COLUMNS: &str = "issuance_id, session_id, terminal_id, client_request_id,
+    request_digest, municipality_code, resident_ref, state, total_fee_yen, collected_yen,
+    refund_due_yen, print_deadline, created_at";
+
+fn issuance_from_row(row: &sqlx::any::AnyRow) -> Result<IssuanceRow, GatewayError> {
+    Ok(IssuanceRow {
+        issuance_id: row.try_get(0)?,
+        session_id: row.try_get(1)?,
+        terminal_id: row.try_get(2)?,
+        client_request_id: row.try_get(3)?,
+        request_digest: row.try_get(4)?,
+        municipality_code: row.try_get(5)?,
+        resident_ref: row.try_get(6)?,
+        state: IssuanceState::parse(&row.try_get::<String, _>(7)?)?,
+        total_fee_yen: row.try_get(8)?,
+        collected_yen: row.try_get(9)?,
+        refund_due_yen: row.try_get(10)?,
+        print_deadline: row.try_get(11)?,
+        created_at: row.try_get(12)?,
+    })
+}
+
+/// Stores an issuance and its documents.
+pub async fn insert_issuance(
+    conn: &mut AnyConnection,
+    issuance: &IssuanceRow,
+    documents: &[DocumentRow],
+) -> Result<(), GatewayError> {
+    sqlx::query(
+        "INSERT INTO issuances (issuance_id, session_id, terminal_id, client_request_id,
+             request_digest, municipality_code, resident_ref, state, total_fee_yen,
+             collected_yen, refund_due_yen, print_deadline, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+    )
+    .bind(&issuance.issuance_id)
+    .bind(&issuance.session_id)
+    .bind(&issuance.terminal_id)
+    .bind(&issuance.client_request_id)
+    .bind(&issuance.request_digest)
+    .bind(&issuance.municipality_code)
+    .bind(&issuance.resident_ref)
+    .bind(issuance.state.as_str())
+    .bind(issuance.total_fee_yen)
+    .bind(issuance.collected_yen)
+    .bind(issuance.refund_due_yen)
+    .bind(issuance.print_deadline)
+    .bind(issuance.created_at)
+    .execute(&mut *conn)
+    .await?;
+    for d in documents {
+        sqlx::query(
+            "INSERT INTO documents (serial, issuance_id, doc_index, cert_type, page_count,
+                 fee_yen, pdf, pdf_sha256, content_digest, status, issued_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        )
+        .bind(&d.serial)
+        .bind(&d.issuance_id)
+        .bind(d.doc_index)
+        .bind(&d.cert_type)
+        .bind(d.page_count)
+        .bind(d.fee_yen)
+        .bind(&d.pdf)
+        .bind(&d.pdf_sha256)
+        .bind(&d.content_digest)
+        .bind(&d.status)
+        .bind(d.issued_at)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
+/// The issuance a terminal recorded under an idempotency key, if any.
+pub async fn issuance_by_request(
+    conn: &mut AnyConnection,
+    terminal_id: &str,
+    client_request_id: &str,
+) -> Result<Option<IssuanceRow>, GatewayError> {
+    let sql = format!(
+        "SELECT {ISSUANCE_COLUMNS} FROM issuances WHERE terminal_id = $1 AND client_request_id = $2"
+    );
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(terminal_id)
+        .bind(client_request_id)
+        .fetch_optional(&mut *conn)
+        .await?;
+    row.as_ref().map(issuance_from_row).transpose()
+}
+
+/// An issuance by id.
+pub async fn issuance(
+    conn: &mut AnyConnection,
+    issuance_id: &str,
+) -> Result<Option<IssuanceRow>, GatewayError> {
+    let sql = format!("SELECT {ISSUANCE_COLUMNS} FROM issuances WHERE issuance_id = $1");
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(issuance_id)
+        .fetch_optional(&mut *conn)
+        .await?;
+    row.as_ref().map(issuance_from_row).transpose()
+}
+
+/// Released issuances whose print deadline passed before `now_ms`, oldest first.
+pub async fn overdue_issuances(
+    conn: &mut AnyConnection,
+    now_ms: i64,
+    limit: i64,
+) -> Result<Vec<IssuanceRow>, GatewayError> {
+    let sql = format!(
+        "SELECT {ISSUANCE_COLUMNS} FROM issuances
+         WHERE state = 'released' AND print_deadline < $1 ORDER BY print_deadline LIMIT $2"
+    );
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(now_ms)
+        .bind(limit)
+        .fetch_all(&mut *conn)
+        .await?;
+    rows.iter().map(issuance_from_row).collect()
+}
+
+/// Moves an issuance from `from` to `to` with the print report's amounts. Returns false when
+/// it was not in `from` (a concurrent report or the deadline sweep won).
+pub async fn transition_issuance(
+    conn: &mut AnyConnection,
+    issuance_id: &str,
+    from: IssuanceState,
+    to: IssuanceState,
+    collected_yen: Option<i64>,
+    refund_due_yen: Option<i64>,
+) -> Result<bool, GatewayError> {
+    let done = sqlx::query(
+        "UPDATE issuances SET state = $3, collected_yen = COALESCE($4, collected_yen),
+             refund_due_yen = COALESCE($5, refund_due_yen)
+         WHERE issuance_id = $1 AND state = $2",
+    )
+    .bind(issuance_id)
+    .bind(from.as_str())
+    .bind(to.as_str())
+    .bind(collected_yen)
+    .bind(refund_due_yen)
+    .execute(&mut *conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Voids every document of an issuance; returns their serials.
+pub async fn void_documents(
+    conn: &mut AnyConnection,
+    issuance_id: &str,
+) -> Result<Vec<String>, GatewayError> {
+    sqlx::query("UPDATE documents SET status = 'voided' WHERE issuance_id = $1")
+        .bind(issuance_id)
+        .execute(&mut *conn)
+        .await?;
+    let rows =
+        sqlx::query("SELECT serial FROM documents WHERE issuance_id = $1 ORDER BY doc_index")
+            .bind(issuance_id)
+            .fetch_all(&mut *conn)
+            .await?;
+    rows.iter()
+        .map(|row| row.try_get::<String, _>(0).map_err(GatewayError::from))
+        .collect()
+}
+
+const DOCUMENT_COLUMNS: &str = "serial, issuance_id, doc_index, cert_type, page_count, fee_yen,
+    pdf, pdf_sha256, content_digest, status, issued_at";
+
+fn document_from_row(row: &sqlx::any::AnyRow) -> Result<DocumentRow, GatewayError> {
+    Ok(DocumentRow {
+        serial: row.try_get(0)?,
+        issuance_id: row.try_get(1)?,
+        doc_index: row.try_get(2)?,
+        cert_type: row.try_get(3)?,
+        page_count: row.try_get(4)?,
+        fee_yen: row.try_get(5)?,
+        pdf: row.try_get(6)?,
+        pdf_sha256: row.try_get(7)?,
+        content_digest: row.try_get(8)?,
+        status: row.try_get(9)?,
+        issued_at: row.try_get(10)?,
+    })
+}
+
+/// The documents of an issuance, in order.
+pub async fn documents(
+    conn: &mut AnyConnection,
+    issuance_id: &str,
+) -> Result<Vec<DocumentRow>, GatewayError> {
+    let sql = format!(
+        "SELECT {DOCUMENT_COLUMNS} FROM documents WHERE issuance_id = $1 ORDER BY doc_index"
+    );
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(issuance_id)
+        .fetch_all(&mut *conn)
+        .await?;
+    rows.iter().map(document_from_row).collect()
+}
+
+/// A document by serial (for VerifyService).
+pub async fn document(
+    conn: &mut AnyConnection,
+    serial: &str,
+) -> Result<Option<DocumentRow>, GatewayError> {
+    let sql = format!("SELECT {DOCUMENT_COLUMNS} FROM documents WHERE serial = $1");
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(serial)
+        .fetch_optional(&mut *conn)
+        .await?;
+    row.as_ref().map(document_from_row).transpose()
+}

@@ -1,0 +1,182 @@
+//! TLS 1.3 with client certificates and a certificate revocation list that can be replaced
+//! while the server runs.
+//!
+//! tonic's built-in `ServerTlsConfig` has no CRL hook, so a revoked terminal certificate would
+//! be accepted (../shared/docs/stack.md, pitfall 1). Instead the gateway builds its own rustls
+//! `ServerConfig` with a webpki client verifier that checks the CRLs and refuses a stale one
+//! (`enforce_revocation_expiration`), and hands tonic already-established TLS streams. Each
+//! handshake runs in its own task under a timeout, so a slow or hostile client cannot stall
+//! the accept loop, and a failed handshake never ends the stream of connections.
+//!
+//! Client certificates are optional at the TLS layer (`VerifyService` needs none); every
+//! service that needs one checks the caller's role itself (see `identity`).
+
+use std::io;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use rustls::RootCertStore;
+use rustls::server::WebPkiClientVerifier;
+use rustls_pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::server::TlsStream;
+use tokio_stream::wrappers::ReceiverStream;
+
+/// Why a TLS configuration could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    /// A certificate, key or CRL could not be used.
+    #[error("tls material: {0}")]
+    Material(String),
+    /// rustls refused the configuration.
+    #[error("tls configuration: {0}")]
+    Rustls(#[from] rustls::Error),
+}
+
+/// The gateway's server identity and what it trusts of its clients.
+#[derive(Debug)]
+pub struct ServerTlsMaterial {
+    /// The server certificate chain, leaf first (DER).
+    pub chain: Vec<CertificateDer<'static>>,
+    /// The server's private key (PKCS#8 DER).
+    pub key: PrivateKeyDer<'static>,
+    /// The CAs whose certificates may call (terminal CA, auditor CA), DER.
+    pub client_roots: Vec<CertificateDer<'static>>,
+}
+
+impl ServerTlsMaterial {
+    /// Reads the material from PEM: server chain, server key, client CA certificates.
+    pub fn from_pem(chain: &[u8], key: &[u8], client_roots: &[&[u8]]) -> Result<Self, TlsError> {
+        use rustls_pki_types::pem::PemObject;
+        let chain = CertificateDer::pem_slice_iter(chain)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| TlsError::Material(format!("server certificate: {e}")))?;
+        let key = PrivateKeyDer::from_pem_slice(key)
+            .map_err(|e| TlsError::Material(format!("server key: {e}")))?;
+        let mut roots = Vec::new();
+        for pem in client_roots {
+            roots.extend(
+                CertificateDer::pem_slice_iter(pem)
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| TlsError::Material(format!("client CA: {e}")))?,
+            );
+        }
+        Ok(ServerTlsMaterial {
+            chain,
+            key,
+            client_roots: roots,
+        })
+    }
+}
+
+fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// A server configuration whose CRLs can be replaced while connections keep being accepted.
+/// A connection uses the configuration current at its handshake.
+pub struct ReloadableServerConfig {
+    material: ServerTlsMaterial,
+    current: RwLock<Arc<rustls::ServerConfig>>,
+}
+
+impl ReloadableServerConfig {
+    /// Builds the configuration with these CRLs (one per client CA; DER).
+    pub fn new(
+        material: ServerTlsMaterial,
+        crls: Vec<CertificateRevocationListDer<'static>>,
+    ) -> Result<Self, TlsError> {
+        let config = build_config(&material, crls)?;
+        Ok(ReloadableServerConfig {
+            material,
+            current: RwLock::new(Arc::new(config)),
+        })
+    }
+
+    /// Replaces the CRLs. On error the previous configuration stays in force.
+    pub fn replace_crls(
+        &self,
+        crls: Vec<CertificateRevocationListDer<'static>>,
+    ) -> Result<(), TlsError> {
+        let config = Arc::new(build_config(&self.material, crls)?);
+        match self.current.write() {
+            Ok(mut current) => *current = config,
+            Err(poisoned) => *poisoned.into_inner() = config,
+        }
+        Ok(())
+    }
+
+    /// The configuration for the next handshake.
+    pub fn current(&self) -> Arc<rustls::ServerConfig> {
+        match self.current.read() {
+            Ok(current) => current.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+}
+
+fn build_config(
+    material: &ServerTlsMaterial,
+    crls: Vec<CertificateRevocationListDer<'static>>,
+) -> Result<rustls::ServerConfig, TlsError> {
+    let mut roots = RootCertStore::empty();
+    for root in &material.client_roots {
+        roots
+            .add(root.clone())
+            .map_err(|e| TlsError::Material(format!("client CA: {e}")))?;
+    }
+    let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider())
+        .with_crls(crls)
+        // Both rustls and webpki ignore nextUpdate by default: a stale CRL would pass.
+        .enforce_revocation_expiration()
+        .allow_unauthenticated()
+        .build()
+        .map_err(|e| TlsError::Material(format!("client verifier: {e}")))?;
+    let mut config = rustls::ServerConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(material.chain.clone(), material.key.clone_key())?;
+    // tonic's own TLS path sets ALPN; on this path we must, or HTTP/2 clients refuse.
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    Ok(config)
+}
+
+/// Accepts TCP connections on `listener` and yields established TLS streams. Handshakes run
+/// concurrently, each bounded by `handshake_timeout`; failures are logged and dropped.
+pub fn incoming(
+    listener: TcpListener,
+    config: Arc<ReloadableServerConfig>,
+    handshake_timeout: Duration,
+) -> ReceiverStream<Result<TlsStream<TcpStream>, io::Error>> {
+    let (sender, receiver) = tokio::sync::mpsc::channel(64);
+    tokio::spawn(async move {
+        loop {
+            let (tcp, peer) = match listener.accept().await {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    // EMFILE and friends: back off briefly instead of spinning.
+                    tracing::warn!(%error, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let _ = tcp.set_nodelay(true);
+            let acceptor = TlsAcceptor::from(config.current());
+            let connection_sender = sender.clone();
+            tokio::spawn(async move {
+                match tokio::time::timeout(handshake_timeout, acceptor.accept(tcp)).await {
+                    Ok(Ok(stream)) => {
+                        let _ = connection_sender.send(Ok(stream)).await;
+                    }
+                    Ok(Err(error)) => tracing::info!(%peer, %error, "tls handshake refused"),
+                    Err(_) => tracing::info!(%peer, "tls handshake timed out"),
+                }
+            });
+            if sender.is_closed() {
+                break;
+            }
+        }
+    });
+    ReceiverStream::new(receiver)
+}
