@@ -263,7 +263,10 @@ impl Command {
                 } else if after.len() == n + 2 {
                     // Case 4E.
                     let (data, le) = after.split_at(n);
-                    (data, Some(extended_le(usize::from(u16::from_be_bytes([le[0], le[1]])))))
+                    (
+                        data,
+                        Some(extended_le(usize::from(u16::from_be_bytes([le[0], le[1]])))),
+                    )
                 } else {
                     return Err(ApduError::MalformedBody(body.len()));
                 }
@@ -312,7 +315,12 @@ pub struct Response {
 impl fmt::Debug for Response {
     // Only the length of the data: it may be a certificate or a signature, never useful in logs.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Response {{ {} data bytes, {:?} }}", self.data.len(), self.sw)
+        write!(
+            f,
+            "Response {{ {} data bytes, {:?} }}",
+            self.data.len(),
+            self.sw
+        )
     }
 }
 
@@ -393,20 +401,29 @@ mod tests {
         assert_eq!(sign.to_bytes(), [0x80, 0x2A, 0x00, 0x80, 3, 1, 2, 3, 0]);
         let read = Command::new(0x00, 0xB0, 0, 0, vec![], Some(0x2F0)).unwrap();
         assert_eq!(read.to_bytes(), [0, 0xB0, 0, 0, 0, 0x02, 0xF0]);
-        assert_eq!(
-            Command::parse(&[0, 0xB0, 0, 0, 0]).unwrap().le(),
-            Some(256)
-        );
+        assert_eq!(Command::parse(&[0, 0xB0, 0, 0, 0]).unwrap().le(), Some(256));
     }
 
     #[test]
     fn malformed_commands_are_errors() {
-        assert_eq!(Command::parse(&[0, 1, 2]), Err(ApduError::CommandTooShort(3)));
-        assert_eq!(Command::parse(&[0, 0xA4, 4, 0x0C, 5, 1, 2]), Err(ApduError::MalformedBody(3)));
-        assert_eq!(Command::parse(&[0, 0xA4, 4, 0x0C, 0, 1]), Err(ApduError::ZeroLc));
+        assert_eq!(
+            Command::parse(&[0, 1, 2]),
+            Err(ApduError::CommandTooShort(3))
+        );
+        assert_eq!(
+            Command::parse(&[0, 0xA4, 4, 0x0C, 5, 1, 2]),
+            Err(ApduError::MalformedBody(3))
+        );
+        assert_eq!(
+            Command::parse(&[0, 0xA4, 4, 0x0C, 0, 1]),
+            Err(ApduError::ZeroLc)
+        );
         assert!(Command::parse(&[0, 0xA4, 4, 0x0C, 0, 0, 0, 9]).is_err());
         assert!(Command::parse(&[0, 0xA4, 4, 0x0C, 0, 0, 3, 1, 2]).is_err());
-        assert_eq!(Response::parse(&[0x90]), Err(ApduError::ResponseTooShort(1)));
+        assert_eq!(
+            Response::parse(&[0x90]),
+            Err(ApduError::ResponseTooShort(1))
+        );
     }
 
     #[test]

@@ -137,7 +137,9 @@ impl<T: Transport> VerifyFailed<T> {
 
 impl<T: Transport> fmt::Debug for VerifyFailed<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("VerifyFailed").field("error", &self.error).finish()
+        f.debug_struct("VerifyFailed")
+            .field("error", &self.error)
+            .finish()
     }
 }
 
@@ -244,10 +246,7 @@ impl<T: Transport> JpkiCard<T> {
             sw if sw.counter() == Some(0) || is_blocked(sw) => Err(JpkiError::PinBlocked),
             sw => match sw.counter() {
                 Some(tries_left) => Err(JpkiError::WrongPin { tries_left }),
-                None => Err(JpkiError::UnexpectedStatus {
-                    step: "VERIFY",
-                    sw,
-                }),
+                None => Err(JpkiError::UnexpectedStatus { step: "VERIFY", sw }),
             },
         }
     }
@@ -332,8 +331,7 @@ impl<T: Transport> VerifiedJpkiCard<T> {
     /// Signs a DER DigestInfo with the user-authentication key (EF 0017): the card adds the
     /// PKCS#1 v1.5 padding and returns the 256-byte RSA-2048 signature.
     pub fn sign_digest_info(&mut self, digest_info: &[u8]) -> Result<Vec<u8>, JpkiError> {
-        self.card
-            .select_required(ef::AUTH_KEY, "SELECT auth key")?;
+        self.card.select_required(ef::AUTH_KEY, "SELECT auth key")?;
         let r = self
             .card
             .send(0x80, 0x2A, 0x00, 0x80, digest_info.to_vec(), Some(256))?;

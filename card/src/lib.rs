@@ -18,8 +18,11 @@ pub mod login;
 pub mod pcsc;
 pub mod pin;
 pub mod softcard;
+#[cfg(feature = "pcsc")]
+pub mod testing;
 pub mod testpki;
 pub mod transport;
+pub mod vpcd;
 
 pub use jpki::{JpkiCard, JpkiError, VerifiedJpkiCard};
 pub use pin::Pin;

@@ -265,8 +265,8 @@ impl SoftCard {
                 Side::Sign => "sign",
             };
             if let Some(key) = &desc.key {
-                let key = rsa::PrivateKey::from_pkcs8_pem(key)
-                    .map_err(|_| CardFileError::Key(name))?;
+                let key =
+                    rsa::PrivateKey::from_pkcs8_pem(key).map_err(|_| CardFileError::Key(name))?;
                 if key.size() != 256 {
                     return Err(CardFileError::Key(name));
                 }

@@ -153,9 +153,7 @@ impl TerminalName {
     /// A terminal name from its three parts.
     pub fn new(chain: &str, store: &str, terminal: &str) -> Result<Self, PkiError> {
         if ![chain, store, terminal].iter().all(|p| valid_part(p)) {
-            return Err(PkiError::InvalidName(format!(
-                "{chain}/{store}/{terminal}"
-            )));
+            return Err(PkiError::InvalidName(format!("{chain}/{store}/{terminal}")));
         }
         Ok(Self {
             chain: chain.to_owned(),
@@ -323,8 +321,8 @@ impl DevPkiSpec {
             eku: vec![],
             sans: vec![],
         };
-        let ee = |stem: String, issuer: &str, cn: String, serial, eku: Vec<Eku>, sans| {
-            CertDescription {
+        let ee =
+            |stem: String, issuer: &str, cn: String, serial, eku: Vec<Eku>, sans| CertDescription {
                 stem,
                 issuer: issuer.into(),
                 common_name: cn,
@@ -336,8 +334,7 @@ impl DevPkiSpec {
                 key_usages: vec![KeyUse::DigitalSignature],
                 eku,
                 sans,
-            }
-        };
+            };
         let local = || vec![Name::Dns("localhost".into()), Name::Ip([127, 0, 0, 1])];
         let mut out = vec![
             ca(files::JPKI_AUTH_CA, "JPKI TEST user authentication CA", 1),
@@ -619,7 +616,10 @@ impl DevPki {
             let params = d.params(spec)?;
             let cert = params.self_signed(&key)?;
             write(&dir.join(format!("{}.crt.pem", d.stem)), cert.pem())?;
-            write(&dir.join(format!("{}.key.pem", d.stem)), key.serialize_pem())?;
+            write(
+                &dir.join(format!("{}.key.pem", d.stem)),
+                key.serialize_pem(),
+            )?;
             cas.push((d.stem.clone(), Issuer::new(params, key), cert.pem()));
         }
         let ca = |stem: &str| {
@@ -631,16 +631,15 @@ impl DevPki {
             let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)?;
             let cert = d.params(spec)?.signed_by(&key, &ca(&d.issuer)?.1)?;
             write(&dir.join(format!("{}.crt.pem", d.stem)), cert.pem())?;
-            write(&dir.join(format!("{}.key.pem", d.stem)), key.serialize_pem())?;
+            write(
+                &dir.join(format!("{}.key.pem", d.stem)),
+                key.serialize_pem(),
+            )?;
         }
         let (_, auth_issuer, auth_ca_pem) = ca(files::JPKI_AUTH_CA)?;
         let (_, sign_issuer, sign_ca_pem) = ca(files::JPKI_SIGN_CA)?;
         let pool = key_pool()?;
-        for (card, d) in spec
-            .cards
-            .iter()
-            .zip(descriptions.iter().filter(|d| d.rsa))
-        {
+        for (card, d) in spec.cards.iter().zip(descriptions.iter().filter(|d| d.rsa)) {
             let key_index = card_key_index(card.serial);
             let key = &pool[key_index];
             let cert = d.params(spec)?;
@@ -651,7 +650,9 @@ impl DevPki {
                     // so OpenSC sees the four certificates of a real card.
                     let sign_key_index = (key_index + 1) % pool.len();
                     let mut sign_params = cert.clone();
-                    sign_params.key_usages.push(KeyUsagePurpose::ContentCommitment);
+                    sign_params
+                        .key_usages
+                        .push(KeyUsagePurpose::ContentCommitment);
                     let sign = sign_params.signed_by(&pool[sign_key_index], sign_issuer)?;
                     CardFile {
                         kind: CardKind::MyNumber,

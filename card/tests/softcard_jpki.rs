@@ -1,6 +1,8 @@
 //! The JPKI client against the software card, in process: the card-profile behaviour, the
 //! typed errors, the PIN counter and the login step. The same client runs over real pcscd in
 //! `pcsc_stack.rs`.
+// Helpers outside #[test] functions panic on purpose: a panic is a failed assertion.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use card::apdu::{Command, Response, StatusWord};
 use card::jpki::{JpkiCard, JpkiError};
@@ -74,7 +76,11 @@ fn wrong_pin_then_right_pin_resets_counter_and_signs() {
         Err(login::SignatureError::BadSignature)
     );
     let mut card = verified.into_card();
-    assert_eq!(card.pin_tries_left().unwrap(), 3, "a correct PIN resets the counter");
+    assert_eq!(
+        card.pin_tries_left().unwrap(),
+        3,
+        "a correct PIN resets the counter"
+    );
 }
 
 #[test]
@@ -91,18 +97,28 @@ fn login_step_matches_contract_vector_digest_info() {
         let s = json.find(&needle).unwrap() + needle.len();
         json[s..s + json[s..].find('"').unwrap()].to_owned()
     };
-    let context =
-        login::context_bytes(&field("gateway_id"), &field("terminal_id"), &field("session_id"))
-            .unwrap();
+    let context = login::context_bytes(
+        &field("gateway_id"),
+        &field("terminal_id"),
+        &field("session_id"),
+    )
+    .unwrap();
     let challenge: Vec<u8> = (0u8..32).collect();
     let mut t = resident();
-    let mut verified = JpkiCard::open(&mut t).unwrap().verify_pin(&pin("1234")).unwrap();
+    let mut verified = JpkiCard::open(&mut t)
+        .unwrap()
+        .verify_pin(&pin("1234"))
+        .unwrap();
     let proof = login::authenticate(&mut verified, &challenge, &context).unwrap();
     let signed = hex_decode(&field("signed_message_hex"));
     let (_, cert) = x509_parser::parse_x509_certificate(&proof.certificate).unwrap();
     ring::signature::UnparsedPublicKey::new(
         &ring::signature::RSA_PKCS1_2048_8192_SHA256,
-        cert.tbs_certificate.subject_pki.subject_public_key.data.as_ref(),
+        cert.tbs_certificate
+            .subject_pki
+            .subject_public_key
+            .data
+            .as_ref(),
     )
     .verify(&signed, &proof.signature)
     .unwrap();
@@ -130,7 +146,11 @@ fn three_wrong_pins_block_and_the_block_persists() {
     }
     assert_eq!(card.pin_tries_left().unwrap(), 0);
     let failed = card.verify_pin(&pin("1234")).unwrap_err();
-    assert_eq!(failed.error(), &JpkiError::PinBlocked, "the right PIN cannot unblock");
+    assert_eq!(
+        failed.error(),
+        &JpkiError::PinBlocked,
+        "the right PIN cannot unblock"
+    );
     drop(failed);
     // The counter is in the card file: save, reload, still blocked.
     let dir = tempfile::tempdir().unwrap();
@@ -144,8 +164,14 @@ fn three_wrong_pins_block_and_the_block_persists() {
     let raw = reloaded.card_mut();
     assert_eq!(apdu(raw, &SELECT_JPKI).sw(), StatusWord::OK);
     assert_eq!(select_ef(raw, 0x0018), StatusWord::OK);
-    assert_eq!(apdu(raw, &[0, 0x20, 0, 0x80, 4, b'1', b'2', b'3', b'4']).sw(), StatusWord::AUTH_BLOCKED);
-    assert_eq!(apdu(raw, &[0, 0x20, 0, 0x80]).sw(), StatusWord::tries_left(0));
+    assert_eq!(
+        apdu(raw, &[0, 0x20, 0, 0x80, 4, b'1', b'2', b'3', b'4']).sw(),
+        StatusWord::AUTH_BLOCKED
+    );
+    assert_eq!(
+        apdu(raw, &[0, 0x20, 0, 0x80]).sw(),
+        StatusWord::tries_left(0)
+    );
 }
 
 #[test]
@@ -155,7 +181,6 @@ fn counter_survives_power_cycles_but_security_state_does_not() {
     let card = card.verify_pin(&pin("1111")).unwrap_err().into_card();
     let mut verified = card.verify_pin(&pin("1234")).unwrap();
     verified.sign_digest_info(&[0x30; 51]).unwrap();
-    drop(verified);
     let raw = t.card_mut();
     raw.power_off();
     raw.power_on();
@@ -167,11 +192,17 @@ fn counter_survives_power_cycles_but_security_state_does_not() {
     assert_eq!(apdu(raw, &sign).sw(), StatusWord::SECURITY_NOT_SATISFIED);
     // Wrong PIN then power cycle: the counter stays decremented.
     assert_eq!(select_ef(raw, 0x0018), StatusWord::OK);
-    assert_eq!(apdu(raw, &[0, 0x20, 0, 0x80, 4, b'0', b'0', b'0', b'0']).sw(), StatusWord::tries_left(2));
+    assert_eq!(
+        apdu(raw, &[0, 0x20, 0, 0x80, 4, b'0', b'0', b'0', b'0']).sw(),
+        StatusWord::tries_left(2)
+    );
     raw.reset();
     apdu(raw, &SELECT_JPKI);
     select_ef(raw, 0x0018);
-    assert_eq!(apdu(raw, &[0, 0x20, 0, 0x80]).sw(), StatusWord::tries_left(2));
+    assert_eq!(
+        apdu(raw, &[0, 0x20, 0, 0x80]).sw(),
+        StatusWord::tries_left(2)
+    );
 }
 
 #[test]
@@ -185,14 +216,19 @@ fn sign_after_reset_with_stale_proof_is_not_verified() {
                 self.0.card_mut().reset();
                 // The AP must be selected for the key EF to be current again.
                 self.0.card_mut().process(&SELECT_JPKI);
-                self.0.card_mut().process(&[0x00, 0xA4, 0x02, 0x0C, 0x02, 0x00, 0x17]);
+                self.0
+                    .card_mut()
+                    .process(&[0x00, 0xA4, 0x02, 0x0C, 0x02, 0x00, 0x17]);
             }
             self.0.transmit(c)
         }
     }
     let t = ResetBeforeSign(resident());
     let mut verified = JpkiCard::open(t).unwrap().verify_pin(&pin("1234")).unwrap();
-    assert_eq!(verified.sign_digest_info(&[0x30; 51]), Err(JpkiError::NotVerified));
+    assert_eq!(
+        verified.sign_digest_info(&[0x30; 51]),
+        Err(JpkiError::NotVerified)
+    );
 }
 
 #[test]
@@ -210,7 +246,10 @@ fn other_cards_are_not_jpki() {
             Ok(Response::status(StatusWord::FILE_NOT_FOUND))
         }
     }
-    assert_eq!(JpkiCard::open(OtherCard).unwrap_err(), JpkiError::NotJpkiCard);
+    assert_eq!(
+        JpkiCard::open(OtherCard).unwrap_err(),
+        JpkiError::NotJpkiCard
+    );
 }
 
 #[test]
@@ -218,7 +257,6 @@ fn removed_card_is_card_removed() {
     let mut t = resident();
     let mut card = JpkiCard::open(&mut t).unwrap();
     card.read_auth_certificate().unwrap();
-    drop(card);
     t.remove();
     assert_eq!(JpkiCard::open(&mut t).unwrap_err(), JpkiError::CardRemoved);
 }
@@ -228,18 +266,42 @@ fn status_words_for_bad_commands() {
     let mut c = SoftCard::from_file(fixture("resident-0001")).unwrap();
     c.power_on();
     // Foreign AIDs (what OpenSC's other drivers probe) are not found.
-    let piv = [0x00, 0xA4, 0x04, 0x00, 0x09, 0xA0, 0x00, 0x00, 0x03, 0x08, 0x00, 0x00, 0x10, 0x00];
+    let piv = [
+        0x00, 0xA4, 0x04, 0x00, 0x09, 0xA0, 0x00, 0x00, 0x03, 0x08, 0x00, 0x00, 0x10, 0x00,
+    ];
     assert_eq!(apdu(&mut c, &piv).sw(), StatusWord::FILE_NOT_FOUND);
-    assert_eq!(apdu(&mut c, &[0xB0, 0xA4, 0x04, 0x00, 0x01, 0x00]).sw(), StatusWord::CLA_NOT_SUPPORTED);
-    assert_eq!(apdu(&mut c, &[0x00, 0xCA, 0xDF, 0x30, 0x00]).sw(), StatusWord::INS_NOT_SUPPORTED);
-    assert_eq!(apdu(&mut c, &[0x00, 0xA4]).sw(), StatusWord::WRONG_LENGTH, "malformed");
+    assert_eq!(
+        apdu(&mut c, &[0xB0, 0xA4, 0x04, 0x00, 0x01, 0x00]).sw(),
+        StatusWord::CLA_NOT_SUPPORTED
+    );
+    assert_eq!(
+        apdu(&mut c, &[0x00, 0xCA, 0xDF, 0x30, 0x00]).sw(),
+        StatusWord::INS_NOT_SUPPORTED
+    );
+    assert_eq!(
+        apdu(&mut c, &[0x00, 0xA4]).sw(),
+        StatusWord::WRONG_LENGTH,
+        "malformed"
+    );
     assert_eq!(apdu(&mut c, &SELECT_JPKI).sw(), StatusWord::OK);
-    assert_eq!(apdu(&mut c, &[0x00, 0xA4, 0x02, 0x0C, 0x01, 0x0A]).sw(), StatusWord::WRONG_LENGTH);
-    assert_eq!(apdu(&mut c, &[0x00, 0xA4, 0x07, 0x0C, 0x02, 0x00, 0x0A]).sw(), StatusWord::WRONG_P1P2);
+    assert_eq!(
+        apdu(&mut c, &[0x00, 0xA4, 0x02, 0x0C, 0x01, 0x0A]).sw(),
+        StatusWord::WRONG_LENGTH
+    );
+    assert_eq!(
+        apdu(&mut c, &[0x00, 0xA4, 0x07, 0x0C, 0x02, 0x00, 0x0A]).sw(),
+        StatusWord::WRONG_P1P2
+    );
     assert_eq!(select_ef(&mut c, 0x1234), StatusWord::FILE_NOT_FOUND);
     // No current EF.
-    assert_eq!(apdu(&mut c, &[0x00, 0xB0, 0x00, 0x00, 0x04]).sw(), StatusWord::NO_CURRENT_EF);
-    assert_eq!(apdu(&mut c, &[0x00, 0x20, 0x00, 0x80]).sw(), StatusWord::NO_CURRENT_EF);
+    assert_eq!(
+        apdu(&mut c, &[0x00, 0xB0, 0x00, 0x00, 0x04]).sw(),
+        StatusWord::NO_CURRENT_EF
+    );
+    assert_eq!(
+        apdu(&mut c, &[0x00, 0x20, 0x00, 0x80]).sw(),
+        StatusWord::NO_CURRENT_EF
+    );
     // READ BINARY: header, offsets, end of file, past the end.
     assert_eq!(select_ef(&mut c, 0x000A), StatusWord::OK);
     let head = apdu(&mut c, &[0x00, 0xB0, 0x00, 0x00, 0x04]);
@@ -250,29 +312,72 @@ fn status_words_for_bad_commands() {
     let tail = apdu(&mut c, &[0x00, 0xB0, hi, lo, 0x10]);
     assert_eq!((tail.data().len(), tail.sw()), (2, StatusWord::END_OF_FILE));
     let [hi, lo] = (len as u16).to_be_bytes();
-    assert_eq!(apdu(&mut c, &[0x00, 0xB0, hi, lo, 0x01]).sw(), StatusWord::WRONG_OFFSET);
+    assert_eq!(
+        apdu(&mut c, &[0x00, 0xB0, hi, lo, 0x01]).sw(),
+        StatusWord::WRONG_OFFSET
+    );
     // Extended Le reads the whole certificate at once (pymyna does this).
     let [hi, lo] = (len as u16).to_be_bytes();
     let whole = apdu(&mut c, &[0x00, 0xB0, 0x00, 0x00, 0x00, hi, lo]);
     assert_eq!((whole.data().len(), whole.sw()), (len, StatusWord::OK));
     // The signature certificate needs the signature password.
     assert_eq!(select_ef(&mut c, 0x0001), StatusWord::OK);
-    assert_eq!(apdu(&mut c, &[0x00, 0xB0, 0x00, 0x00, 0x04]).sw(), StatusWord::SECURITY_NOT_SATISFIED);
+    assert_eq!(
+        apdu(&mut c, &[0x00, 0xB0, 0x00, 0x00, 0x04]).sw(),
+        StatusWord::SECURITY_NOT_SATISFIED
+    );
     assert_eq!(select_ef(&mut c, 0x001B), StatusWord::OK);
-    assert_eq!(apdu(&mut c, &[0x00, 0x20, 0x00, 0x80]).sw(), StatusWord::tries_left(5));
-    assert_eq!(apdu(&mut c, &[0x00, 0x20, 0x00, 0x80, 6, b'A', b'B', b'C', b'1', b'2', b'3']).sw(), StatusWord::OK);
+    assert_eq!(
+        apdu(&mut c, &[0x00, 0x20, 0x00, 0x80]).sw(),
+        StatusWord::tries_left(5)
+    );
+    assert_eq!(
+        apdu(
+            &mut c,
+            &[
+                0x00, 0x20, 0x00, 0x80, 6, b'A', b'B', b'C', b'1', b'2', b'3'
+            ]
+        )
+        .sw(),
+        StatusWord::OK
+    );
     assert_eq!(select_ef(&mut c, 0x0001), StatusWord::OK);
-    assert_eq!(apdu(&mut c, &[0x00, 0xB0, 0x00, 0x00, 0x04]).sw(), StatusWord::OK);
+    assert_eq!(
+        apdu(&mut c, &[0x00, 0xB0, 0x00, 0x00, 0x04]).sw(),
+        StatusWord::OK
+    );
     // Signing: no key selected, then wrong P1/P2, then too long, then without the auth PIN.
-    let sign = |data: &[u8]| [&[0x80, 0x2A, 0x00, 0x80, data.len() as u8][..], data, &[0x00]].concat();
-    assert_eq!(apdu(&mut c, &sign(&[0x30; 51])).sw(), StatusWord::NO_CURRENT_EF);
+    let sign = |data: &[u8]| {
+        [
+            &[0x80, 0x2A, 0x00, 0x80, data.len() as u8][..],
+            data,
+            &[0x00],
+        ]
+        .concat()
+    };
+    assert_eq!(
+        apdu(&mut c, &sign(&[0x30; 51])).sw(),
+        StatusWord::NO_CURRENT_EF
+    );
     assert_eq!(select_ef(&mut c, 0x0017), StatusWord::OK);
-    assert_eq!(apdu(&mut c, &[0x80, 0x2A, 0x9E, 0x9A, 0x01, 0x00, 0x00]).sw(), StatusWord::WRONG_P1P2);
-    assert_eq!(apdu(&mut c, &sign(&[0x30; 51])).sw(), StatusWord::SECURITY_NOT_SATISFIED);
+    assert_eq!(
+        apdu(&mut c, &[0x80, 0x2A, 0x9E, 0x9A, 0x01, 0x00, 0x00]).sw(),
+        StatusWord::WRONG_P1P2
+    );
+    assert_eq!(
+        apdu(&mut c, &sign(&[0x30; 51])).sw(),
+        StatusWord::SECURITY_NOT_SATISFIED
+    );
     assert_eq!(select_ef(&mut c, 0x0018), StatusWord::OK);
-    assert_eq!(apdu(&mut c, &[0, 0x20, 0, 0x80, 4, b'1', b'2', b'3', b'4']).sw(), StatusWord::OK);
+    assert_eq!(
+        apdu(&mut c, &[0, 0x20, 0, 0x80, 4, b'1', b'2', b'3', b'4']).sw(),
+        StatusWord::OK
+    );
     assert_eq!(select_ef(&mut c, 0x0017), StatusWord::OK);
-    assert_eq!(apdu(&mut c, &sign(&[0x30; 246])).sw(), StatusWord::WRONG_LENGTH);
+    assert_eq!(
+        apdu(&mut c, &sign(&[0x30; 246])).sw(),
+        StatusWord::WRONG_LENGTH
+    );
     // Without Le the card says which Le to use.
     let no_le = [&[0x80, 0x2A, 0x00, 0x80, 51][..], &[0x30; 51]].concat();
     assert_eq!(apdu(&mut c, &no_le).sw(), StatusWord::new(0x6C, 0x00));
@@ -287,10 +392,14 @@ fn card_files_reject_bad_content_without_printing_secrets() {
     let e = SoftCard::from_file(file).unwrap_err().to_string();
     assert!(!e.contains("12345"), "{e}");
     let mut file = fixture("resident-0001");
-    file.auth.as_mut().unwrap().key = Some("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n".into());
+    file.auth.as_mut().unwrap().key =
+        Some("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n".into());
     assert!(SoftCard::from_file(file).is_err());
     let file = fixture("resident-0001");
     let shown = format!("{file:?}");
-    assert!(!shown.contains("1234") && !shown.contains("PRIVATE"), "{shown}");
+    assert!(
+        !shown.contains("1234") && !shown.contains("PRIVATE"),
+        "{shown}"
+    );
     assert!(CardFile::from_toml("kind = \"floppy\"").is_err());
 }
