@@ -712,7 +712,8 @@ impl Event {
         self
     }
 
-    fn with_issuance_facts(self, f: &IssuanceFacts) -> Self {
+    /// Adds the facts of an issuance (terminal, chain, store, municipality, type, counts).
+    pub fn with_issuance_facts(self, f: &IssuanceFacts) -> Self {
         self.with_terminal(f.terminal.clone())
             .with_municipality(f.municipality.clone())
             .with_session(f.session.clone())

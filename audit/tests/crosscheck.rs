@@ -16,7 +16,9 @@ impl tlog_tiles::HashReader for TlogStore {
 }
 
 fn entries(n: u64, salt: u64) -> Vec<Vec<u8>> {
-    (0..n).map(|i| format!("entry {i} salt {salt}").into_bytes()).collect()
+    (0..n)
+        .map(|i| format!("entry {i} salt {salt}").into_bytes())
+        .collect()
 }
 
 fn ours(entries: &[Vec<u8>]) -> MemoryTree {
@@ -127,10 +129,18 @@ fn signed_note_verifies_our_checkpoint_and_tlog_tiles_parses_its_body() {
 
     let note = Note::from_bytes(sc.note().as_bytes()).unwrap();
     let verifier = StandardVerifier::new(&vkey).unwrap();
-    let (verified, unverified) = note.verify(&VerifierList::new(vec![Box::new(verifier)])).unwrap();
+    let (verified, unverified) = note
+        .verify(&VerifierList::new(vec![Box::new(verifier)]))
+        .unwrap();
     assert_eq!(verified.len(), 1);
     assert!(unverified.is_empty());
-    assert_eq!(verified[0].id(), u32::from_be_bytes(audit::checkpoint::key_id("kiosk.example.lg.jp/audit/v1", &signer.public_key())));
+    assert_eq!(
+        verified[0].id(),
+        u32::from_be_bytes(audit::checkpoint::key_id(
+            "kiosk.example.lg.jp/audit/v1",
+            &signer.public_key()
+        ))
+    );
 
     let cp = tlog_tiles::Checkpoint::from_bytes(note.text()).unwrap();
     assert_eq!(cp.origin(), "kiosk.example.lg.jp/audit/v1");
@@ -146,7 +156,9 @@ fn our_verifier_accepts_signed_note_signatures_and_ignores_unknown_keys() {
     // Sign the same body with signed_note's signer from the same seed, plus an unknown key.
     let theirs = signed_note::StandardSigner::new(&skey("kiosk.example/audit", seed)).unwrap();
     let other = signed_note::StandardSigner::new(&skey("witness.example", [8u8; 32])).unwrap();
-    let body = audit::Checkpoint::new("kiosk.example/audit", 9, merkle::leaf_hash(b"r")).unwrap().body();
+    let body = audit::Checkpoint::new("kiosk.example/audit", 9, merkle::leaf_hash(b"r"))
+        .unwrap()
+        .body();
     let mut note = Note::new(body.as_bytes(), &[]).unwrap();
     note.add_sigs(&[&other, &theirs]).unwrap();
     let text = String::from_utf8(note.to_bytes()).unwrap();
@@ -155,16 +167,24 @@ fn our_verifier_accepts_signed_note_signatures_and_ignores_unknown_keys() {
     // Only the unknown key: rejected.
     let mut only_other = Note::new(body.as_bytes(), &[]).unwrap();
     only_other.add_sigs(&[&other]).unwrap();
-    assert!(v.verify(&String::from_utf8(only_other.to_bytes()).unwrap()).is_err());
+    assert!(
+        v.verify(&String::from_utf8(only_other.to_bytes()).unwrap())
+            .is_err()
+    );
     assert!(CheckpointVerifier::parse_vkey(&v.vkey()).is_ok());
 }
 
 /// signed_note's private key string for an Ed25519 seed: `PRIVATE+KEY+name+id+base64(1||seed)`.
 fn skey(name: &str, seed: [u8; 32]) -> String {
     use base64::Engine as _;
-    let pk = CheckpointSigner::from_seed(name, &seed).unwrap().public_key();
+    let pk = CheckpointSigner::from_seed(name, &seed)
+        .unwrap()
+        .public_key();
     let id = u32::from_be_bytes(audit::checkpoint::key_id(name, &pk));
     let mut key = vec![1u8];
     key.extend_from_slice(&seed);
-    format!("PRIVATE+KEY+{name}+{id:08x}+{}", base64::engine::general_purpose::STANDARD.encode(key))
+    format!(
+        "PRIVATE+KEY+{name}+{id:08x}+{}",
+        base64::engine::general_purpose::STANDARD.encode(key)
+    )
 }

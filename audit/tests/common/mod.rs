@@ -2,7 +2,9 @@
 //! uniquely named database, dropped afterwards), and event factories.
 #![allow(dead_code)]
 
-use audit::event::{CertificateType, Ident, IssuanceFacts, MunicipalityCode, PrintOutcome, Pseudonymizer};
+use audit::event::{
+    CertificateType, Ident, IssuanceFacts, MunicipalityCode, PrintOutcome, Pseudonymizer,
+};
 use audit::{Event, UnixMillis};
 use sqlx::AnyPool;
 
@@ -25,7 +27,8 @@ pub struct TestDb {
 }
 
 pub fn postgres_base() -> String {
-    std::env::var("KIOSK_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
+    std::env::var("KIOSK_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
 }
 
 impl TestDb {
@@ -37,20 +40,40 @@ impl TestDb {
                 let dir = tempfile::tempdir().unwrap();
                 let url = format!("sqlite://{}/{name}.db?mode=rwc", dir.path().display());
                 let pool = connect(&url).await;
-                sqlx::query("PRAGMA journal_mode=WAL").execute(&pool).await.unwrap();
-                TestDb { pool, url, kind, admin_url: String::new(), name, _dir: Some(dir) }
+                sqlx::query("PRAGMA journal_mode=WAL")
+                    .execute(&pool)
+                    .await
+                    .unwrap();
+                TestDb {
+                    pool,
+                    url,
+                    kind,
+                    admin_url: String::new(),
+                    name,
+                    _dir: Some(dir),
+                }
             }
             Kind::Postgres => {
                 let admin_url = postgres_base();
                 let admin = AnyPool::connect(&admin_url).await.unwrap_or_else(|e| {
                     panic!("PostgreSQL at {admin_url} is unreachable ({e}); set KIOSK_TEST_POSTGRES_URL")
                 });
-                sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&admin).await.unwrap();
+                sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                    .execute(&admin)
+                    .await
+                    .unwrap();
                 admin.close().await;
                 let (base, _) = admin_url.rsplit_once('/').unwrap();
                 let url = format!("{base}/{name}");
                 let pool = connect(&url).await;
-                TestDb { pool, url, kind, admin_url, name, _dir: None }
+                TestDb {
+                    pool,
+                    url,
+                    kind,
+                    admin_url,
+                    name,
+                    _dir: None,
+                }
             }
         }
     }
@@ -64,10 +87,13 @@ impl TestDb {
         self.pool.close().await;
         if self.kind == Kind::Postgres {
             let admin = AnyPool::connect(&self.admin_url).await.unwrap();
-            sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name)))
-                .execute(&admin)
-                .await
-                .unwrap();
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            )))
+            .execute(&admin)
+            .await
+            .unwrap();
             admin.close().await;
         }
     }
@@ -75,7 +101,11 @@ impl TestDb {
 
 pub async fn connect(url: &str) -> AnyPool {
     sqlx::any::install_default_drivers();
-    let pool = sqlx::any::AnyPoolOptions::new().max_connections(4).connect(url).await.unwrap();
+    let pool = sqlx::any::AnyPoolOptions::new()
+        .max_connections(4)
+        .connect(url)
+        .await
+        .unwrap();
     audit::migrate(&pool).await.unwrap();
     pool
 }
@@ -101,7 +131,9 @@ pub fn facts(n: u64) -> IssuanceFacts {
 
 /// A varied event number `n` (one of several types), at a time derived from `n`.
 pub fn event(n: u64) -> Event {
-    let p = Pseudonymizer::new(&[5u8; 32]).unwrap().pseudonymize(format!("resident-{}", n % 11).as_bytes());
+    let p = Pseudonymizer::new(&[5u8; 32])
+        .unwrap()
+        .pseudonymize(format!("resident-{}", n % 11).as_bytes());
     let t = UnixMillis(1_795_400_000_000 + (n as i64) * 60_000);
     let f = facts(n);
     match n % 4 {
