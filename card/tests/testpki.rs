@@ -1,0 +1,377 @@
+//! The committed test PKI (card/testdata/pki) is valid and is exactly what the generator
+//! describes; a freshly generated one passes the same checks; minted cards chain and sign.
+// Helpers outside #[test] functions panic on purpose: a panic is a failed assertion.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use card::softcard::{CardFile, CardKind, SoftCard, SoftTransport};
+use card::testpki::{CertDescription, DevPki, DevPkiSpec, Eku, KeyUse, Name, TerminalName, files};
+use card::{JpkiCard, Pin, login};
+use rustls_pki_types::{CertificateDer, UnixTime};
+use x509_parser::prelude::*;
+
+fn pem_der(text: &str) -> Vec<u8> {
+    ::pem::parse(text).unwrap().into_contents()
+}
+
+/// The certificate and the PEM of its private key, wherever the generator put them.
+fn load(dir: &Path, d: &CertDescription) -> (Vec<u8>, String, bool) {
+    if let Some(name) = d.stem.strip_prefix("cards/") {
+        let file = CardFile::load(&dir.join("cards").join(format!("{name}.toml"))).unwrap();
+        let side = match file.kind {
+            CardKind::MyNumber => file.auth.unwrap(),
+            CardKind::Juki => file.sign,
+        };
+        (
+            pem_der(side.certificate.as_ref().unwrap()),
+            side.key.unwrap(),
+            true,
+        )
+    } else {
+        let cert = std::fs::read_to_string(dir.join(format!("{}.crt.pem", d.stem))).unwrap();
+        let key = std::fs::read_to_string(dir.join(format!("{}.key.pem", d.stem))).unwrap();
+        (pem_der(&cert), key, false)
+    }
+}
+
+fn serial_u64(cert: &X509Certificate<'_>) -> u64 {
+    let bytes = cert.raw_serial();
+    assert!(bytes.len() <= 9, "serial too long");
+    bytes.iter().fold(0u64, |acc, b| (acc << 8) | u64::from(*b))
+}
+
+fn check_description(cert: &X509Certificate<'_>, d: &CertDescription) {
+    let subject = cert.subject();
+    let first = |it: &mut dyn Iterator<Item = &AttributeTypeAndValue<'_>>| {
+        it.next().map(|a| a.as_str().unwrap().to_owned())
+    };
+    assert_eq!(
+        first(&mut subject.iter_country()).as_deref(),
+        Some("JP"),
+        "{}",
+        d.stem
+    );
+    assert_eq!(
+        first(&mut subject.iter_common_name()),
+        Some(d.common_name.clone()),
+        "{}",
+        d.stem
+    );
+    assert_eq!(
+        first(&mut subject.iter_organization()),
+        d.organization,
+        "{}",
+        d.stem
+    );
+    assert_eq!(
+        first(&mut subject.iter_organizational_unit()),
+        d.org_unit,
+        "{}",
+        d.stem
+    );
+    assert_eq!(serial_u64(cert), d.serial, "{}", d.stem);
+    assert_eq!(cert.is_ca(), d.is_ca, "{}", d.stem);
+    match cert.public_key().parsed().unwrap() {
+        x509_parser::public_key::PublicKey::RSA(rsa) => {
+            assert!(d.rsa, "{}", d.stem);
+            assert_eq!(rsa.key_size(), 2048, "{}", d.stem);
+        }
+        x509_parser::public_key::PublicKey::EC(ec) => {
+            assert!(!d.rsa, "{}", d.stem);
+            assert_eq!(ec.key_size(), 256, "{}", d.stem);
+        }
+        other => panic!("{}: unexpected key {other:?}", d.stem),
+    }
+    let ku = cert.key_usage().unwrap().expect("key usage present").value;
+    let got: Vec<KeyUse> = [
+        (ku.digital_signature(), KeyUse::DigitalSignature),
+        (ku.non_repudiation(), KeyUse::ContentCommitment),
+        (ku.key_cert_sign(), KeyUse::KeyCertSign),
+        (ku.crl_sign(), KeyUse::CrlSign),
+    ]
+    .into_iter()
+    .filter_map(|(on, k)| on.then_some(k))
+    .collect();
+    assert_eq!(got, d.key_usages, "{}", d.stem);
+    assert!(!ku.key_encipherment() && !ku.data_encipherment() && !ku.key_agreement());
+    let eku: Vec<Eku> = match cert.extended_key_usage().unwrap() {
+        None => vec![],
+        Some(e) => {
+            assert!(e.value.other.is_empty() && !e.value.any, "{}", d.stem);
+            [
+                (e.value.server_auth, Eku::ServerAuth),
+                (e.value.client_auth, Eku::ClientAuth),
+            ]
+            .into_iter()
+            .filter_map(|(on, k)| on.then_some(k))
+            .collect()
+        }
+    };
+    assert_eq!(eku, d.eku, "{}", d.stem);
+    let sans: Vec<Name> = match cert.subject_alternative_name().unwrap() {
+        None => vec![],
+        Some(s) => s
+            .value
+            .general_names
+            .iter()
+            .map(|g| match g {
+                GeneralName::DNSName(n) => Name::Dns((*n).to_owned()),
+                GeneralName::URI(u) => Name::Uri((*u).to_owned()),
+                GeneralName::IPAddress(ip) => Name::Ip((*ip).try_into().unwrap()),
+                other => panic!("{}: unexpected SAN {other:?}", d.stem),
+            })
+            .collect(),
+    };
+    assert_eq!(sans, d.sans, "{}", d.stem);
+}
+
+fn key_matches(cert: &X509Certificate<'_>, key_pem: &str, rsa: bool) {
+    let key = if rsa {
+        rcgen::KeyPair::from_pkcs8_pem_and_sign_algo(key_pem, &rcgen::PKCS_RSA_SHA256).unwrap()
+    } else {
+        rcgen::KeyPair::from_pem(key_pem).unwrap()
+    };
+    assert_eq!(
+        key.public_key_raw(),
+        cert.public_key().subject_public_key.data.as_ref(),
+        "private key does not match"
+    );
+}
+
+fn verify(
+    dir: &Path,
+    cert: &[u8],
+    d: &CertDescription,
+    crl: Option<&[u8]>,
+    now: UnixTime,
+) -> Result<(), webpki::Error> {
+    let ca = pem_der(&std::fs::read_to_string(dir.join(format!("{}.crt.pem", d.issuer))).unwrap());
+    let ca = CertificateDer::from(ca);
+    let anchors = [webpki::anchor_from_trusted_cert(&ca).unwrap().to_owned()];
+    let der = CertificateDer::from(cert.to_vec());
+    let ee = webpki::EndEntityCert::try_from(&der)?;
+    let usage = if d.eku.contains(&Eku::ServerAuth) {
+        webpki::KeyUsage::server_auth()
+    } else {
+        webpki::KeyUsage::client_auth()
+    };
+    let crl = crl.map(|c| {
+        webpki::CertRevocationList::Owned(webpki::OwnedCertRevocationList::from_der(c).unwrap())
+    });
+    let crls: Vec<&webpki::CertRevocationList<'_>> = crl.iter().collect();
+    let revocation = (!crls.is_empty()).then(|| {
+        webpki::RevocationOptionsBuilder::new(&crls)
+            .unwrap()
+            .with_expiration_policy(webpki::ExpirationPolicy::Enforce)
+            .build()
+    });
+    ee.verify_for_usage(
+        webpki::ALL_VERIFICATION_ALGS,
+        &anchors,
+        &[],
+        now,
+        usage,
+        revocation,
+        None,
+    )
+    .map(|_| ())
+}
+
+/// Every check the committed set must pass; also run on a freshly generated set.
+fn check_pki(dir: &Path, spec: &DevPkiSpec, now: UnixTime) {
+    let readme = std::fs::read_to_string(dir.join(files::README)).unwrap();
+    assert!(readme.contains("TEST ONLY"));
+    let descriptions = spec.describe();
+    let crl_der = std::fs::read(dir.join(files::JPKI_AUTH_CRL_DER)).unwrap();
+    let crl_pem = std::fs::read_to_string(dir.join(files::JPKI_AUTH_CRL_PEM)).unwrap();
+    assert_eq!(pem_der(&crl_pem), crl_der);
+    // The CRL lists exactly the revoked cards.
+    let (_, crl) = parse_x509_crl(&crl_der).unwrap();
+    let listed: BTreeSet<u64> = crl
+        .iter_revoked_certificates()
+        .map(|r| {
+            r.raw_serial()
+                .iter()
+                .fold(0u64, |a, b| (a << 8) | u64::from(*b))
+        })
+        .collect();
+    assert_eq!(listed, spec.revoked_serials().into_iter().collect());
+    assert!(!listed.is_empty());
+    let mut expected_files: BTreeSet<String> = [
+        files::README,
+        files::JPKI_AUTH_CRL_DER,
+        files::JPKI_AUTH_CRL_PEM,
+    ]
+    .map(str::to_owned)
+    .into();
+    for d in &descriptions {
+        let (der, key, rsa) = load(dir, d);
+        if let Some(name) = d.stem.strip_prefix("cards/") {
+            expected_files.insert(format!("cards/{name}.toml"));
+        } else {
+            expected_files.insert(format!("{}.crt.pem", d.stem));
+            expected_files.insert(format!("{}.key.pem", d.stem));
+        }
+        let (_, cert) = parse_x509_certificate(&der).unwrap();
+        check_description(&cert, d);
+        key_matches(&cert, &key, rsa);
+        let issuer_der =
+            pem_der(&std::fs::read_to_string(dir.join(format!("{}.crt.pem", d.issuer))).unwrap());
+        let (_, issuer) = parse_x509_certificate(&issuer_der).unwrap();
+        assert_eq!(cert.issuer(), issuer.subject(), "{}", d.stem);
+        if d.is_ca {
+            assert_eq!(cert.subject(), cert.issuer());
+            cert.verify_signature(None).unwrap();
+            continue;
+        }
+        let under_auth_ca = d.issuer == files::JPKI_AUTH_CA;
+        let result = verify(dir, &der, d, under_auth_ca.then_some(&crl_der[..]), now);
+        if under_auth_ca && listed.contains(&d.serial) {
+            assert_eq!(result, Err(webpki::Error::CertRevoked), "{}", d.stem);
+        } else {
+            result.unwrap_or_else(|e| panic!("{}: {e:?}", d.stem));
+        }
+        if d.stem.starts_with("terminal-") {
+            let Name::Uri(uri) = &d.sans[0] else { panic!() };
+            let name = TerminalName::from_uri(uri).unwrap();
+            assert!(spec.terminals.contains(&name));
+        }
+    }
+    // Nothing more, nothing less.
+    let mut actual = BTreeSet::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let entry = entry.unwrap();
+        let name = entry.file_name().into_string().unwrap();
+        if entry.file_type().unwrap().is_dir() {
+            for card in std::fs::read_dir(entry.path()).unwrap() {
+                actual.insert(format!(
+                    "{name}/{}",
+                    card.unwrap().file_name().into_string().unwrap()
+                ));
+            }
+        } else {
+            actual.insert(name);
+        }
+    }
+    assert_eq!(actual, expected_files);
+}
+
+fn fixture_dir() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/pki")
+}
+
+#[test]
+fn committed_fixtures_are_valid_and_match_the_generator() {
+    check_pki(&fixture_dir(), &DevPkiSpec::fixture(), UnixTime::now());
+    DevPki::open(&fixture_dir()).unwrap();
+}
+
+#[test]
+fn committed_card_keys_are_the_key_pool() {
+    for (i, pem) in card::testpki::KEY_POOL_PEM.iter().enumerate() {
+        let on_disk = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("testdata/keys/card-rsa-{i}.pem")),
+        )
+        .unwrap();
+        assert_eq!(*pem, on_disk);
+        rcgen::KeyPair::from_pkcs8_pem_and_sign_algo(pem, &rcgen::PKCS_RSA_SHA256).unwrap();
+    }
+}
+
+#[test]
+fn a_fresh_development_pki_passes_the_same_checks() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = DevPki::ensure(dir.path()).unwrap();
+    let now = ::time::OffsetDateTime::now_utc();
+    // Same names as development(now) at generation time; dates are not part of describe().
+    check_pki(pki.dir(), &DevPkiSpec::development(now), UnixTime::now());
+    // A second ensure opens what is there instead of regenerating.
+    let before = std::fs::read(pki.cert_path(files::JPKI_AUTH_CA)).unwrap();
+    DevPki::ensure(dir.path()).unwrap();
+    assert_eq!(
+        std::fs::read(pki.cert_path(files::JPKI_AUTH_CA)).unwrap(),
+        before
+    );
+}
+
+#[test]
+fn terminal_names_parse_and_refuse_ambiguity() {
+    let t = TerminalName::parse("seven/131016-0042/k1").unwrap();
+    assert_eq!(
+        (t.chain(), t.store(), t.terminal()),
+        ("seven", "131016-0042", "k1")
+    );
+    assert_eq!(t.uri(), "urn:kiosk:terminal:seven/131016-0042/k1");
+    assert_eq!(TerminalName::from_uri(&t.uri()).unwrap(), t);
+    for bad in ["a/b", "a/b/c/d", "A/b/c", "a//c", "a/b/c d", "urn:x"] {
+        assert!(TerminalName::parse(bad).is_err(), "{bad}");
+    }
+    assert!(TerminalName::from_uri("urn:kiosk:auditor:a/b/c").is_err());
+}
+
+#[test]
+fn minted_cards_chain_log_in_and_can_be_revoked() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = DevPki::generate(
+        dir.path(),
+        &DevPkiSpec::development(::time::OffsetDateTime::now_utc()),
+    )
+    .unwrap();
+    let minter = pki.card_minter().unwrap();
+    let cards = dir.path().join("residents");
+    let pin = Pin::parse("4321").unwrap();
+    let start = std::time::Instant::now();
+    let n = 500u64;
+    for serial in 10_000..10_000 + n {
+        minter
+            .mint_to(&cards, &format!("r{serial}"), serial, &pin)
+            .unwrap();
+    }
+    let elapsed = start.elapsed();
+    println!(
+        "minted {n} card files in {elapsed:?} ({:.0}/s, debug build)",
+        n as f64 / elapsed.as_secs_f64()
+    );
+    assert!(minter.mint_to(&cards, "../escape", 1, &pin).is_err());
+    let crl = minter
+        .crl(
+            ::time::OffsetDateTime::now_utc() - ::time::Duration::hours(1),
+            ::time::OffsetDateTime::now_utc() + ::time::Duration::days(1),
+            7,
+            &[10_001],
+        )
+        .unwrap();
+    let desc = |serial| CertDescription {
+        stem: format!("r{serial}"),
+        issuer: files::JPKI_AUTH_CA.into(),
+        common_name: format!("TEST CARD {serial:016}"),
+        organization: Some("JPKI TEST".into()),
+        org_unit: None,
+        serial,
+        is_ca: false,
+        rsa: true,
+        key_usages: vec![KeyUse::DigitalSignature],
+        eku: vec![],
+        sans: vec![],
+    };
+    for serial in [10_000u64, 10_001, 10_499] {
+        let file = CardFile::load(&cards.join(format!("r{serial}.toml"))).unwrap();
+        let cert = pem_der(file.auth.as_ref().unwrap().certificate.as_ref().unwrap());
+        let (_, parsed) = parse_x509_certificate(&cert).unwrap();
+        check_description(&parsed, &desc(serial));
+        let result = verify(pki.dir(), &cert, &desc(serial), Some(&crl), UnixTime::now());
+        if serial == 10_001 {
+            assert_eq!(result, Err(webpki::Error::CertRevoked));
+        } else {
+            result.unwrap();
+        }
+        let mut t = SoftTransport::new(SoftCard::from_file(file).unwrap());
+        let mut verified = JpkiCard::open(&mut t).unwrap().verify_pin(&pin).unwrap();
+        let context = login::context_bytes("gw", "a/b/c", "s").unwrap();
+        let proof = login::authenticate(&mut verified, b"challenge", &context).unwrap();
+        login::verify_signature(&proof.certificate, &context, b"challenge", &proof.signature)
+            .unwrap();
+    }
+}
