@@ -14,5 +14,7 @@ pub mod error;
 pub mod flow;
 pub mod identity;
 pub mod route;
+pub mod server;
+pub mod service;
 pub mod store;
 pub mod tls;

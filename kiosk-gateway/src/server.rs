@@ -1,0 +1,145 @@
+//! Start-up as a library function: bind (port 0 allowed), report the bound address, serve until
+//! told to stop, then drain.
+//!
+//! Order on shutdown (tonic waits for every connection to close with no deadline of its own):
+//! health goes NOT_SERVING so load balancers stop sending, a drain period lets in-flight
+//! issuances finish, the server stops accepting and closes connections, and the whole stop is
+//! bounded by a grace period.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use kiosk_proto::v1::terminal_service_server::TerminalServiceServer;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::flow::Flow;
+use crate::identity::RoleAnchors;
+use crate::service::terminal::TerminalApi;
+use crate::tls::{self, ReloadableServerConfig};
+
+/// Largest request a terminal may send (a card certificate and signature are a few KiB).
+pub const MAX_REQUEST_BYTES: usize = 1 << 20;
+
+/// Everything the server needs, already built and checked.
+pub struct ServerParts {
+    /// The issuance flow.
+    pub flow: Arc<Flow>,
+    /// The CAs that grant caller roles.
+    pub anchors: Arc<RoleAnchors>,
+    /// TLS with a replaceable CRL.
+    pub tls: Arc<ReloadableServerConfig>,
+    /// Handshake time limit per connection.
+    pub handshake_timeout: Duration,
+    /// How often released issuances past their print deadline are swept.
+    pub sweep_interval: Duration,
+}
+
+/// A running gateway.
+pub struct RunningServer {
+    local_addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<Result<(), tonic::transport::Error>>,
+    sweeper: JoinHandle<()>,
+    health: tonic_health::server::HealthReporter,
+}
+
+/// Build identity: the package version and the commit the binary was built from.
+pub fn build_identity() -> (&'static str, &'static str) {
+    (
+        env!("CARGO_PKG_VERSION"),
+        option_env!("KIOSK_BUILD_COMMIT").unwrap_or("unknown"),
+    )
+}
+
+/// Binds `listen` and starts serving.
+pub async fn start(parts: ServerParts, listen: SocketAddr) -> std::io::Result<RunningServer> {
+    let listener = TcpListener::bind(listen).await?;
+    let local_addr = listener.local_addr()?;
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health
+        .set_serving::<TerminalServiceServer<TerminalApi>>()
+        .await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(kiosk_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .map_err(|e| std::io::Error::other(format!("reflection: {e}")))?;
+
+    let terminal = TerminalServiceServer::new(TerminalApi::new(parts.flow.clone(), parts.anchors))
+        .max_decoding_message_size(MAX_REQUEST_BYTES);
+
+    let incoming = tls::incoming(listener, parts.tls, parts.handshake_timeout);
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        tonic::transport::Server::builder()
+            .http2_keepalive_interval(Some(Duration::from_secs(30)))
+            .add_service(health_service)
+            .add_service(reflection)
+            .add_service(terminal)
+            .serve_with_incoming_shutdown(incoming, async {
+                let _ = stopped.await;
+            })
+            .await
+    });
+
+    let flow = parts.flow;
+    let interval = parts.sweep_interval;
+    let sweeper = tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(interval);
+        loop {
+            ticker.tick().await;
+            match flow.sweep_deadlines().await {
+                Ok(0) => {}
+                Ok(moved) => tracing::warn!(moved, "issuances passed their print deadline"),
+                Err(error) => tracing::error!(%error, "deadline sweep failed"),
+            }
+        }
+    });
+
+    let (version, commit) = build_identity();
+    tracing::info!(%local_addr, version, commit, "gateway serving");
+    Ok(RunningServer {
+        local_addr,
+        stop: Some(stop),
+        task,
+        sweeper,
+        health,
+    })
+}
+
+impl RunningServer {
+    /// The bound address (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Marks the terminal service NOT_SERVING (draining or database down).
+    pub async fn set_not_serving(&self) {
+        self.health
+            .set_not_serving::<TerminalServiceServer<TerminalApi>>()
+            .await;
+    }
+
+    /// Drains and stops: NOT_SERVING, wait `drain`, stop accepting, then give connections up
+    /// to `grace` to close.
+    pub async fn shutdown(mut self, drain: Duration, grace: Duration) {
+        self.set_not_serving().await;
+        tokio::time::sleep(drain).await;
+        self.sweeper.abort();
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        match tokio::time::timeout(grace, &mut self.task).await {
+            Ok(Ok(Ok(()))) => tracing::info!("gateway stopped"),
+            Ok(Ok(Err(error))) => tracing::error!(%error, "gateway stopped with an error"),
+            Ok(Err(error)) => tracing::error!(%error, "gateway task failed"),
+            Err(_) => {
+                tracing::warn!("connections still open after the grace period: closing");
+                self.task.abort();
+            }
+        }
+    }
+}
