@@ -10,6 +10,7 @@
 #![forbid(unsafe_code)]
 
 pub mod cardauth;
+pub mod config;
 pub mod error;
 pub mod flow;
 pub mod identity;

@@ -10,6 +10,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use audit::checkpoint::CheckpointSigner;
+use kiosk_proto::v1::audit_service_server::AuditServiceServer;
 use kiosk_proto::v1::terminal_service_server::TerminalServiceServer;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -17,6 +19,7 @@ use tokio::task::JoinHandle;
 
 use crate::flow::Flow;
 use crate::identity::RoleAnchors;
+use crate::service::audit::AuditApi;
 use crate::service::terminal::TerminalApi;
 use crate::tls::{self, ReloadableServerConfig};
 
@@ -35,6 +38,8 @@ pub struct ServerParts {
     pub handshake_timeout: Duration,
     /// How often released issuances past their print deadline are swept.
     pub sweep_interval: Duration,
+    /// Signs the audit log's checkpoints.
+    pub checkpoint_signer: Arc<CheckpointSigner>,
 }
 
 /// A running gateway.
@@ -68,8 +73,16 @@ pub async fn start(parts: ServerParts, listen: SocketAddr) -> std::io::Result<Ru
         .build_v1()
         .map_err(|e| std::io::Error::other(format!("reflection: {e}")))?;
 
-    let terminal = TerminalServiceServer::new(TerminalApi::new(parts.flow.clone(), parts.anchors))
-        .max_decoding_message_size(MAX_REQUEST_BYTES);
+    let terminal =
+        TerminalServiceServer::new(TerminalApi::new(parts.flow.clone(), parts.anchors.clone()))
+            .max_decoding_message_size(MAX_REQUEST_BYTES);
+    let audit = AuditServiceServer::new(AuditApi::new(
+        parts.flow.store().clone(),
+        parts.anchors.clone(),
+        parts.checkpoint_signer.clone(),
+    ))
+    .max_decoding_message_size(MAX_REQUEST_BYTES);
+    health.set_serving::<AuditServiceServer<AuditApi>>().await;
 
     let incoming = tls::incoming(listener, parts.tls, parts.handshake_timeout);
     let (stop, stopped) = oneshot::channel::<()>();
@@ -79,6 +92,7 @@ pub async fn start(parts: ServerParts, listen: SocketAddr) -> std::io::Result<Ru
             .add_service(health_service)
             .add_service(reflection)
             .add_service(terminal)
+            .add_service(audit)
             .serve_with_incoming_shutdown(incoming, async {
                 let _ = stopped.await;
             })
@@ -87,10 +101,32 @@ pub async fn start(parts: ServerParts, listen: SocketAddr) -> std::io::Result<Ru
 
     let flow = parts.flow;
     let interval = parts.sweep_interval;
+    let watcher = health.clone();
     let sweeper = tokio::spawn(async move {
         let mut ticker = tokio::time::interval(interval);
+        let mut serving = true;
         loop {
             ticker.tick().await;
+            // Health follows the database: a gateway that cannot commit must not be sent
+            // terminals.
+            let up = flow.store().ping().await;
+            if up != serving {
+                serving = up;
+                if up {
+                    tracing::info!("database reachable again: serving");
+                    watcher
+                        .set_serving::<TerminalServiceServer<TerminalApi>>()
+                        .await;
+                } else {
+                    tracing::error!("database unreachable: NOT_SERVING");
+                    watcher
+                        .set_not_serving::<TerminalServiceServer<TerminalApi>>()
+                        .await;
+                }
+            }
+            if !up {
+                continue;
+            }
             match flow.sweep_deadlines().await {
                 Ok(0) => {}
                 Ok(moved) => tracing::warn!(moved, "issuances passed their print deadline"),
@@ -120,6 +156,9 @@ impl RunningServer {
     pub async fn set_not_serving(&self) {
         self.health
             .set_not_serving::<TerminalServiceServer<TerminalApi>>()
+            .await;
+        self.health
+            .set_not_serving::<AuditServiceServer<AuditApi>>()
             .await;
     }
 

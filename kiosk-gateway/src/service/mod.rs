@@ -3,6 +3,7 @@
 //! by hand, calls the flow, and converts back. Errors become statuses through the one
 //! `From<GatewayError> for tonic::Status`.
 
+pub mod audit;
 pub mod terminal;
 
 use std::sync::Arc;

@@ -1,0 +1,375 @@
+//! `kiosk.v1.AuditService`: auditors read the log, its checkpoints and proofs, settlement
+//! and anomalies. Every call is itself recorded (AUDITOR_READ) before it is answered.
+
+use std::pin::Pin;
+use std::sync::Arc;
+
+use audit::checkpoint::CheckpointSigner;
+use audit::event::{Actor, Event, EventType, Ident, MunicipalityCode, ResolutionNote, UnixMillis};
+use audit::settlement::{Grouping, Period};
+use audit::store::{self as log, EventFilter, StoreError};
+use futures::Stream;
+use kiosk_proto::v1 as pb;
+use kiosk_proto::v1::audit_service_server::AuditService;
+use tonic::{Request, Response, Status};
+
+use super::{auditor, timestamp};
+use crate::error::GatewayError;
+use crate::identity::RoleAnchors;
+use crate::store::Store;
+
+/// The auditors' service over the gateway's database.
+pub struct AuditApi {
+    store: Store,
+    anchors: Arc<RoleAnchors>,
+    signer: Arc<CheckpointSigner>,
+}
+
+impl AuditApi {
+    /// The service over `store`, signing checkpoints with `signer`.
+    pub fn new(store: Store, anchors: Arc<RoleAnchors>, signer: Arc<CheckpointSigner>) -> Self {
+        AuditApi {
+            store,
+            anchors,
+            signer,
+        }
+    }
+
+    async fn record_read<T>(&self, request: &Request<T>, read: &str) -> Result<(), GatewayError> {
+        let name = auditor(&self.anchors, request)?;
+        let who = Ident::parse(&name).map_err(|e| GatewayError::Internal(e.to_string()))?;
+        let what = Ident::parse(read).map_err(|e| GatewayError::Internal(e.to_string()))?;
+        let mut tx = self.store.begin_write().await?;
+        log::append(&mut tx, &Event::auditor_read(UnixMillis::now(), who, what))
+            .await
+            .map_err(store_error)?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+fn store_error(error: StoreError) -> GatewayError {
+    match error {
+        StoreError::Range(what) => GatewayError::refused("PROOF_RANGE_INVALID", what),
+        StoreError::AnomalyNotFound => {
+            GatewayError::refused("ANOMALY_NOT_FOUND", "no such anomaly")
+        }
+        StoreError::AnomalyAlreadyResolved => {
+            GatewayError::refused("ANOMALY_ALREADY_RESOLVED", "anomaly already resolved")
+        }
+        other => GatewayError::Internal(format!("audit log: {other}")),
+    }
+}
+
+fn millis(t: &Option<prost_types::Timestamp>) -> Option<UnixMillis> {
+    t.as_ref()
+        .map(|t| UnixMillis(t.seconds * 1000 + i64::from(t.nanos) / 1_000_000))
+}
+
+/// The wire form of a stored event.
+pub fn event_to_wire(stored: &log::StoredEvent) -> pb::AuditEvent {
+    let e = &stored.event;
+    pb::AuditEvent {
+        index: stored.index,
+        time: Some(timestamp(e.time().0)),
+        r#type: pb::AuditEventType::from_str_name(e.event_type().as_str())
+            .unwrap_or(pb::AuditEventType::Unspecified) as i32,
+        actor_kind: pb::ActorKind::from_str_name(&format!("ACTOR_KIND_{}", e.actor().kind()))
+            .unwrap_or(pb::ActorKind::Unspecified) as i32,
+        actor_id: e.actor().id(),
+        terminal_id: e
+            .terminal()
+            .map(|t| t.as_str().to_owned())
+            .unwrap_or_default(),
+        municipality_code: e
+            .municipality()
+            .map(|m| m.as_str().to_owned())
+            .unwrap_or_default(),
+        session_id: e
+            .session()
+            .map(|s| s.as_str().to_owned())
+            .unwrap_or_default(),
+        issuance_id: e
+            .issuance()
+            .map(|s| s.as_str().to_owned())
+            .unwrap_or_default(),
+        resident_pseudonym: e.resident().map(|p| p.to_hex()).unwrap_or_default(),
+        reason: e
+            .reason()
+            .map(|r| r.as_str().to_owned())
+            .unwrap_or_default(),
+        attributes: e.facts().map(|f| (f.key().to_owned(), f.value())).collect(),
+        canonical: stored.canonical.clone(),
+        leaf_hash: stored.leaf_hash.as_bytes().to_vec(),
+    }
+}
+
+fn anomaly_to_wire(a: &log::Anomaly) -> pb::Anomaly {
+    pb::Anomaly {
+        anomaly_id: a.id.as_str().to_owned(),
+        kind: pb::AnomalyKind::from_str_name(&format!("ANOMALY_KIND_{}", a.kind.as_str()))
+            .unwrap_or(pb::AnomalyKind::Unspecified) as i32,
+        opened_at: Some(timestamp(a.opened_at.0)),
+        terminal_id: a
+            .terminal
+            .as_ref()
+            .map(|t| t.as_str().to_owned())
+            .unwrap_or_default(),
+        municipality_code: a
+            .municipality
+            .as_ref()
+            .map(|m| m.as_str().to_owned())
+            .unwrap_or_default(),
+        issuance_id: a
+            .issuance
+            .as_ref()
+            .map(|i| i.as_str().to_owned())
+            .unwrap_or_default(),
+        resolution: a
+            .resolution
+            .as_ref()
+            .map(|r| r.note.as_str().to_owned())
+            .unwrap_or_default(),
+        resolved_at: a.resolution.as_ref().map(|r| timestamp(r.at.0)),
+        resolved_by: a
+            .resolution
+            .as_ref()
+            .map(|r| r.by.clone())
+            .unwrap_or_default(),
+        opened_event_index: a.opened_event_index,
+        certificate_type: a
+            .certificate_type
+            .and_then(|t| pb::CertificateType::from_str_name(t.as_str()))
+            .unwrap_or(pb::CertificateType::Unspecified) as i32,
+    }
+}
+
+/// The stream type of `ListEvents`.
+pub type EventStream = Pin<Box<dyn Stream<Item = Result<pb::AuditEvent, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl AuditService for AuditApi {
+    type ListEventsStream = EventStream;
+
+    async fn list_events(
+        &self,
+        request: Request<pb::ListEventsRequest>,
+    ) -> Result<Response<Self::ListEventsStream>, Status> {
+        self.record_read(&request, "ListEvents").await?;
+        let m = request.into_inner();
+        let mut types = Vec::new();
+        for (i, t) in m.types.iter().enumerate() {
+            let name = pb::AuditEventType::try_from(*t)
+                .ok()
+                .filter(|t| *t != pb::AuditEventType::Unspecified)
+                .map(|t| t.as_str_name())
+                .ok_or_else(|| {
+                    GatewayError::invalid_field(format!("types[{i}]"), "unknown type")
+                })?;
+            types.push(
+                EventType::parse(name)
+                    .map_err(|_| GatewayError::invalid_field(format!("types[{i}]"), "unknown"))?,
+            );
+        }
+        let filter = EventFilter {
+            from: millis(&m.from),
+            to: millis(&m.to),
+            types,
+            terminal: (!m.terminal_id.is_empty())
+                .then(|| Ident::parse(&m.terminal_id))
+                .transpose()
+                .map_err(|_| GatewayError::invalid_field("terminal_id", "not an identifier"))?,
+            municipality: (!m.municipality_code.is_empty())
+                .then(|| MunicipalityCode::parse(&m.municipality_code))
+                .transpose()
+                .map_err(|_| GatewayError::invalid_field("municipality_code", "6-digit code"))?,
+            start_index: m.start_index,
+            limit: (m.limit > 0).then_some(u64::from(m.limit)),
+        };
+        if let (Some(from), Some(to)) = (filter.from, filter.to) {
+            if from > to {
+                return Err(GatewayError::invalid_field("to", "before from").into());
+            }
+        }
+        let mut conn = self
+            .store
+            .pool()
+            .acquire()
+            .await
+            .map_err(GatewayError::from)?;
+        let events = log::list_events(&mut conn, &filter)
+            .await
+            .map_err(store_error)?;
+        let out: Vec<Result<pb::AuditEvent, Status>> =
+            events.iter().map(|e| Ok(event_to_wire(e))).collect();
+        Ok(Response::new(Box::pin(tokio_stream::iter(out))))
+    }
+
+    async fn get_checkpoint(
+        &self,
+        request: Request<pb::GetCheckpointRequest>,
+    ) -> Result<Response<pb::GetCheckpointResponse>, Status> {
+        self.record_read(&request, "GetCheckpoint").await?;
+        let mut tx = self.store.begin_write().await?;
+        let stored = log::checkpoint_now(&mut tx, &self.signer)
+            .await
+            .map_err(store_error)?;
+        tx.commit().await.map_err(GatewayError::from)?;
+        let stored = stored.ok_or_else(|| GatewayError::Internal("empty log".into()))?;
+        let checkpoint = stored.signed.checkpoint();
+        Ok(Response::new(pb::GetCheckpointResponse {
+            signed_note: stored.signed.note().to_owned(),
+            origin: checkpoint.origin().to_owned(),
+            tree_size: checkpoint.size(),
+            root_hash: checkpoint.root().as_bytes().to_vec(),
+            public_key: self.signer.public_key().to_vec(),
+            signed_at: Some(timestamp(stored.signed_at.0)),
+        }))
+    }
+
+    async fn get_inclusion_proof(
+        &self,
+        request: Request<pb::GetInclusionProofRequest>,
+    ) -> Result<Response<pb::GetInclusionProofResponse>, Status> {
+        self.record_read(&request, "GetInclusionProof").await?;
+        let m = request.into_inner();
+        let mut conn = self
+            .store
+            .pool()
+            .acquire()
+            .await
+            .map_err(GatewayError::from)?;
+        let (leaf, path) = log::inclusion_proof(&mut conn, m.leaf_index, m.tree_size)
+            .await
+            .map_err(store_error)?;
+        Ok(Response::new(pb::GetInclusionProofResponse {
+            leaf_index: m.leaf_index,
+            tree_size: m.tree_size,
+            hashes: path.iter().map(|h| h.as_bytes().to_vec()).collect(),
+            leaf_hash: leaf.as_bytes().to_vec(),
+        }))
+    }
+
+    async fn get_consistency_proof(
+        &self,
+        request: Request<pb::GetConsistencyProofRequest>,
+    ) -> Result<Response<pb::GetConsistencyProofResponse>, Status> {
+        self.record_read(&request, "GetConsistencyProof").await?;
+        let m = request.into_inner();
+        let mut conn = self
+            .store
+            .pool()
+            .acquire()
+            .await
+            .map_err(GatewayError::from)?;
+        let proof = log::consistency_proof(&mut conn, m.first_tree_size, m.second_tree_size)
+            .await
+            .map_err(store_error)?;
+        Ok(Response::new(pb::GetConsistencyProofResponse {
+            first_tree_size: m.first_tree_size,
+            second_tree_size: m.second_tree_size,
+            hashes: proof.iter().map(|h| h.as_bytes().to_vec()).collect(),
+        }))
+    }
+
+    async fn get_settlement(
+        &self,
+        request: Request<pb::GetSettlementRequest>,
+    ) -> Result<Response<pb::GetSettlementResponse>, Status> {
+        self.record_read(&request, "GetSettlement").await?;
+        let m = request.into_inner();
+        let from =
+            millis(&m.from).ok_or_else(|| GatewayError::invalid_field("from", "required"))?;
+        let to = millis(&m.to).ok_or_else(|| GatewayError::invalid_field("to", "required"))?;
+        let period = match pb::SettlementPeriod::try_from(m.period) {
+            Ok(pb::SettlementPeriod::Day) => Period::Day,
+            Ok(pb::SettlementPeriod::Month) => Period::Month,
+            _ => return Err(GatewayError::invalid_field("period", "DAY or MONTH").into()),
+        };
+        let grouping = match pb::SettlementGrouping::try_from(m.grouping) {
+            Ok(pb::SettlementGrouping::Chain) => Grouping::Chain,
+            Ok(pb::SettlementGrouping::Store) => Grouping::Store,
+            Ok(pb::SettlementGrouping::Terminal) => Grouping::Terminal,
+            Ok(pb::SettlementGrouping::Municipality) => Grouping::Municipality,
+            Ok(pb::SettlementGrouping::CertificateType) => Grouping::CertificateType,
+            _ => return Err(GatewayError::invalid_field("grouping", "required").into()),
+        };
+        let filter = EventFilter {
+            from: Some(from),
+            to: Some(to),
+            ..EventFilter::default()
+        };
+        let mut conn = self
+            .store
+            .pool()
+            .acquire()
+            .await
+            .map_err(GatewayError::from)?;
+        let events = log::list_events(&mut conn, &filter)
+            .await
+            .map_err(store_error)?;
+        let rows = audit::settlement::settlement(
+            events.iter().map(|e| &e.event),
+            from,
+            to,
+            period,
+            grouping,
+        );
+        Ok(Response::new(pb::GetSettlementResponse {
+            rows: rows
+                .into_iter()
+                .map(|r| pb::SettlementRow {
+                    period: r.period,
+                    group: r.group,
+                    issued: r.issued,
+                    voided: r.voided,
+                    unconfirmed: r.unconfirmed,
+                    fees_yen: r.fees_yen,
+                })
+                .collect(),
+        }))
+    }
+
+    async fn list_anomalies(
+        &self,
+        request: Request<pb::ListAnomaliesRequest>,
+    ) -> Result<Response<pb::ListAnomaliesResponse>, Status> {
+        self.record_read(&request, "ListAnomalies").await?;
+        let include_resolved = request.into_inner().include_resolved;
+        let mut conn = self
+            .store
+            .pool()
+            .acquire()
+            .await
+            .map_err(GatewayError::from)?;
+        let anomalies = log::list_anomalies(&mut conn, include_resolved)
+            .await
+            .map_err(store_error)?;
+        Ok(Response::new(pb::ListAnomaliesResponse {
+            anomalies: anomalies.iter().map(anomaly_to_wire).collect(),
+        }))
+    }
+
+    async fn resolve_anomaly(
+        &self,
+        request: Request<pb::ResolveAnomalyRequest>,
+    ) -> Result<Response<pb::ResolveAnomalyResponse>, Status> {
+        let name = auditor(&self.anchors, &request)?;
+        let m = request.into_inner();
+        let id = Ident::parse(&m.anomaly_id)
+            .map_err(|_| GatewayError::invalid_field("anomaly_id", "not an identifier"))?;
+        let note = ResolutionNote::parse(&m.resolution).map_err(|_| {
+            GatewayError::invalid_field("resolution", "1 to 500 characters, no personal data")
+        })?;
+        let who = Ident::parse(&name).map_err(|e| GatewayError::Internal(e.to_string()))?;
+        let mut tx = self.store.begin_write().await?;
+        let anomaly =
+            log::resolve_anomaly(&mut tx, UnixMillis::now(), &id, Actor::Auditor(who), note)
+                .await
+                .map_err(store_error)?;
+        tx.commit().await.map_err(GatewayError::from)?;
+        Ok(Response::new(pb::ResolveAnomalyResponse {
+            anomaly: Some(anomaly_to_wire(&anomaly)),
+        }))
+    }
+}
