@@ -6,12 +6,14 @@
 //! in-process to a [`softcard::SoftCard`]), the JPKI client ([`jpki`]), the login step
 //! ([`login::authenticate`]), the software card and its card files ([`softcard`]), the vpcd
 //! bridge that puts a software card behind a real pcscd ([`vpcd`], binary `card-emulator`),
-//! and the test PKI ([`testpki`]). It knows nothing about gRPC or databases.
+//! the test PKI ([`testpki`]), the real-stack test harness (`testing`, feature `pcsc`) and the
+//! fuzz entry points ([`fuzzing`]). It knows nothing about gRPC or databases.
 //!
 //! See `card/README.md` for the API tour and how to run the real-stack tests.
 #![forbid(unsafe_code)]
 
 pub mod apdu;
+pub mod fuzzing;
 pub mod jpki;
 pub mod login;
 #[cfg(feature = "pcsc")]

@@ -167,6 +167,7 @@ enum Selected {
     Key(Side),
 }
 
+#[derive(Clone)]
 struct PinState {
     value: zeroize::Zeroizing<Vec<u8>>,
     tries_left: u8,
@@ -175,6 +176,7 @@ struct PinState {
 
 /// The software card. Drive it with [`SoftCard::process`] (raw bytes, as vpcd delivers
 /// them) or through [`SoftTransport`].
+#[derive(Clone)]
 pub struct SoftCard {
     file: CardFile,
     binaries: BTreeMap<u16, (Vec<u8>, Option<Side>)>,

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Short smoke run of every fuzz target (stable toolchain, so no sanitizer). Installs
+# cargo-fuzz from crates.io when missing. FUZZ_SECONDS sets the time per target (default 20).
+# A crash fails the run; the crashing input is left in fuzz/artifacts/<target>/.
+set -euo pipefail
+cd "$(dirname "$0")"
+seconds="${FUZZ_SECONDS:-20}"
+if ! cargo fuzz --version >/dev/null 2>&1; then
+  echo "run-smoke: installing cargo-fuzz"
+  cargo install cargo-fuzz --locked --quiet
+fi
+for target in $(cargo fuzz list); do
+  echo "== fuzz $target (${seconds}s)"
+  mkdir -p "corpus/$target"
+  # The first directory collects new inputs (ignored by git); seeds/ holds committed starting points.
+  cargo fuzz run "$target" --sanitizer none -- -max_total_time="$seconds" -rss_limit_mb=2048 \
+    "corpus/$target" "seeds/$target"
+done
