@@ -171,11 +171,11 @@ impl<T: Transport> JpkiCard<T> {
     /// certificate EF is a 住基カード (card-profile.md section 2) and gets
     /// [`JpkiError::JukiCard`]; a card without the AP gets [`JpkiError::NotJpkiCard`].
     pub fn open(mut transport: T) -> Result<Self, JpkiError> {
-        let sw = select_aid(&mut transport, &JPKI_AID)?;
-        if sw == StatusWord::FILE_NOT_FOUND {
+        // Any refusal of the SELECT (6A82 on most cards, but also 6D00/6E00/6A86 on cards
+        // that do not speak this dialect) means there is no JPKI AP to talk to.
+        if !select_aid(&mut transport, &JPKI_AID)?.is_ok() {
             return Err(JpkiError::NotJpkiCard);
         }
-        expect_ok(sw, "SELECT JPKI AP")?;
         let mut card = Self { transport };
         match card.select_ef(ef::AUTH_CERT)? {
             sw if sw.is_ok() => Ok(card),
@@ -370,14 +370,6 @@ impl<T: Transport> VerifiedJpkiCard<T> {
 fn select_aid<T: Transport>(transport: &mut T, aid: &[u8]) -> Result<StatusWord, JpkiError> {
     let command = Command::new(0x00, 0xA4, 0x04, 0x0C, aid.to_vec(), None)?;
     Ok(exchange(transport, &command)?.sw())
-}
-
-fn expect_ok(sw: StatusWord, step: &'static str) -> Result<(), JpkiError> {
-    if sw.is_ok() {
-        Ok(())
-    } else {
-        Err(JpkiError::UnexpectedStatus { step, sw })
-    }
 }
 
 fn is_blocked(sw: StatusWord) -> bool {

@@ -2,7 +2,7 @@
 //! login step a terminal performs with it.
 //!
 //! This crate owns everything that touches a card: the APDU model ([`apdu`]), the
-//! [`transport::Transport`] trait (PC/SC behind the `pcsc` feature in [`pcsc`], or
+//! [`transport::Transport`] trait (PC/SC behind the `pcsc` feature in module `pcsc`, or
 //! in-process to a [`softcard::SoftCard`]), the JPKI client ([`jpki`]), the login step
 //! ([`login::authenticate`]), the software card and its card files ([`softcard`]), the vpcd
 //! bridge that puts a software card behind a real pcscd ([`vpcd`], binary `card-emulator`),

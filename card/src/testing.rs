@@ -24,6 +24,11 @@ use crate::transport::TransportError;
 pub const LOCK_PATH: &str = "/tmp/kiosk-card-pcscd.lock";
 /// pcscd's client socket (fixed at build time of pcsc-lite).
 pub const PCSCD_SOCKET: &str = "/run/pcscd/pcscd.comm";
+/// pcscd's pid file.
+pub const PCSCD_PID_FILE: &str = "/run/pcscd/pcscd.pid";
+/// Prefix of the harness's private configuration directories (under the temp dir); also
+/// how an orphaned harness pcscd is recognised.
+pub const CONFIG_DIR_PREFIX: &str = "kiosk-pcscd-";
 /// The vpcd driver as Debian installs it.
 pub const VPCD_DRIVER: &str = "/usr/lib/pcsc/drivers/serial/libifdvpcd.so";
 /// The reader's friendly name; pcscd appends ` 00 00` (slot 0) and ` 00 01` (slot 1).
@@ -97,9 +102,12 @@ pub fn terminate(child: &mut Child, grace: Duration) -> Result<ExitStatus, Stack
     if let Some(status) = child.try_wait().map_err(io("wait"))? {
         return Ok(status);
     }
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
+    if let Some(pid) = i32::try_from(child.id())
+        .ok()
+        .and_then(rustix::process::Pid::from_raw)
+    {
+        let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+    }
     let done = poll_until(grace, "process exit after SIGTERM", || {
         child.try_wait().map_err(io("wait"))
     });
@@ -136,11 +144,11 @@ impl PcscStack {
             .map_err(io(format!("open {LOCK_PATH}")))?;
         lock.lock().map_err(io(format!("lock {LOCK_PATH}")))?;
         if Path::new(PCSCD_SOCKET).exists() && PcscContext::establish().is_ok() {
-            let pid = std::fs::read_to_string("/run/pcscd/pcscd.pid").unwrap_or_default();
-            return Err(StackError::ForeignPcscd(format!("pid {}", pid.trim())));
+            stop_orphaned_harness_pcscd()?;
         }
         let port = free_port_pair()?;
-        let dir = std::env::temp_dir().join(format!("kiosk-pcscd-{}-{port}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("{CONFIG_DIR_PREFIX}{}-{port}", std::process::id()));
         std::fs::create_dir_all(dir.join("reader.conf.d")).map_err(io("create config dir"))?;
         std::fs::write(
             dir.join("reader.conf.d/vpcd"),
@@ -332,6 +340,35 @@ impl Drop for EmulatorProcess {
         if let Some(mut c) = self.child.take() {
             let _ = terminate(&mut c, Duration::from_secs(5));
         }
+    }
+}
+
+/// A pcscd is answering although we hold the lock. If its command line names one of this
+/// harness's private config dirs, it is an orphan of a test process that died without
+/// cleaning up (the lock died with it): stop it by pid. Any other pcscd is somebody else's,
+/// and we refuse to touch it.
+fn stop_orphaned_harness_pcscd() -> Result<(), StackError> {
+    let pid_text = std::fs::read_to_string(PCSCD_PID_FILE).unwrap_or_default();
+    // pcscd writes the pid, a newline and a NUL.
+    let digits: String = pid_text
+        .trim_start()
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    let pid_num: i32 = digits.parse().unwrap_or(0);
+    let cmdline = std::fs::read(format!("/proc/{pid_num}/cmdline")).unwrap_or_default();
+    let ours = String::from_utf8_lossy(&cmdline).contains(CONFIG_DIR_PREFIX);
+    let pid = rustix::process::Pid::from_raw(pid_num);
+    match pid {
+        Some(pid) if ours => {
+            let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+            poll_until(READY_TIMEOUT, "the orphaned pcscd to exit", || {
+                Ok((!Path::new(&format!("/proc/{pid_num}")).exists()
+                    || PcscContext::establish().is_err())
+                .then_some(()))
+            })
+        }
+        _ => Err(StackError::ForeignPcscd(format!("pid {}", pid_text.trim()))),
     }
 }
 

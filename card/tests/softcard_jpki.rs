@@ -250,6 +250,17 @@ fn other_cards_are_not_jpki() {
         JpkiCard::open(OtherCard).unwrap_err(),
         JpkiError::NotJpkiCard
     );
+    /// A card that does not know the class/instruction at all.
+    struct ForeignCard;
+    impl Transport for ForeignCard {
+        fn transmit(&mut self, _: &Command) -> Result<Response, TransportError> {
+            Ok(Response::status(StatusWord::CLA_NOT_SUPPORTED))
+        }
+    }
+    assert_eq!(
+        JpkiCard::open(ForeignCard).unwrap_err(),
+        JpkiError::NotJpkiCard
+    );
 }
 
 #[test]
