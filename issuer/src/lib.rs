@@ -3,6 +3,40 @@
 //!
 //! It decides eligibility on the current register inside one database transaction and renders
 //! what it decided. It knows nothing about terminals, sessions or payment.
+//!
+//! Map of the crate:
+//! - [`register`]: the schema (`migrations/sqlite`, `migrations/postgres`) and the store over
+//!   `sqlx::AnyPool`, one code path for SQLite and PostgreSQL.
+//! - [`rules`]: each eligibility rule of the domain as a named function with its reason code.
+//! - [`content`]: register data to the document model of [`document`].
+//! - [`issuer`]: the in-process handle ([`Issuer`]): menu, quote, render (all or nothing,
+//!   recorded in the issued-document registry in the same transaction), void.
+//! - [`service`]: the `kiosk.v1.IssuerService` server over the handle, the only place that
+//!   knows the wire types.
+//! - [`generator`] and [`bindings`]: the deterministic synthetic register and the card bindings
+//!   the gateway loads.
+//! - [`document`]: layout, PDF rendering and signing.
+//!
+//! See `README.md` in the crate for the schema and the rules in prose.
 #![forbid(unsafe_code)]
 
+pub mod bindings;
+pub mod calendar;
+pub mod cards;
+pub mod content;
 pub mod document;
+pub mod error;
+pub mod generator;
+pub mod issuer;
+pub mod model;
+pub mod register;
+pub mod rules;
+pub mod service;
+
+pub use error::IssuerError;
+pub use issuer::{CertificateRenderer, DocumentStatus, Issuer, QuoteLine, RenderOutput};
+pub use model::{
+    CertificateOptions, CertificateType, IssuanceId, Member, MemberRelation, Menu, MenuEntry,
+    MunicipalityCode, RenderedDocument, RequestItem, ResidentRef,
+};
+pub use register::Register;

@@ -1,0 +1,67 @@
+//! Resident card files for the generated register, minted with the card crate's test PKI
+//! (`card::testpki`). TEST ONLY: the cards share a small pool of committed RSA keys.
+
+use std::path::Path;
+
+use card::testpki::{DevPki, files};
+
+use crate::bindings::CardBinding;
+use crate::error::IssuerError;
+
+/// The PIN of every generated card.
+pub const TEST_CARD_PIN: &str = "1234";
+
+/// Errors minting cards.
+#[derive(Debug, thiserror::Error)]
+pub enum CardsError {
+    /// The test PKI failed.
+    #[error("test PKI: {0}")]
+    Pki(#[from] card::testpki::PkiError),
+    /// The CA certificate could not be read.
+    #[error("cannot parse the card CA certificate")]
+    CaCertificate,
+    /// The PIN constant is not a PIN.
+    #[error("invalid test PIN")]
+    Pin,
+}
+
+impl From<CardsError> for IssuerError {
+    fn from(_: CardsError) -> IssuerError {
+        IssuerError::Corrupt {
+            what: "card minting",
+        }
+    }
+}
+
+/// The issuer name card certificates of `pki` carry, as the gateway reads it (x509-parser's
+/// RFC 4514 text of the user-authentication CA's subject).
+pub fn card_issuer_name(pki: &DevPki) -> Result<String, CardsError> {
+    let pem = std::fs::read(pki.cert_path(files::JPKI_AUTH_CA)).map_err(|source| {
+        card::testpki::PkiError::Io {
+            path: pki.cert_path(files::JPKI_AUTH_CA),
+            source,
+        }
+    })?;
+    let (_, pem) =
+        x509_parser::pem::parse_x509_pem(&pem).map_err(|_| CardsError::CaCertificate)?;
+    let (_, cert) = x509_parser::parse_x509_certificate(&pem.contents)
+        .map_err(|_| CardsError::CaCertificate)?;
+    Ok(cert.subject().to_string())
+}
+
+/// Mints a card file for each binding into `out_dir` (named after the resident reference,
+/// PIN [`TEST_CARD_PIN`]) and records the file name in the binding.
+pub fn mint_cards(
+    pki: &DevPki,
+    out_dir: &Path,
+    bindings: &mut [CardBinding],
+) -> Result<usize, CardsError> {
+    let minter = pki.card_minter()?;
+    let pin = card::Pin::parse(TEST_CARD_PIN).map_err(|_| CardsError::Pin)?;
+    for binding in bindings.iter_mut() {
+        let name = &binding.resident_ref;
+        minter.mint_to(out_dir, name, binding.card_serial, &pin)?;
+        binding.card_file = Some(format!("{name}.toml"));
+    }
+    Ok(bindings.len())
+}

@@ -1,0 +1,58 @@
+//! The issuer's one error type.
+
+use crate::rules::Reason;
+
+/// Everything the issuer can refuse or fail with. Messages carry no personal data.
+#[derive(Debug, thiserror::Error)]
+pub enum IssuerError {
+    /// The register or the configuration refuses the request, with the contract's reason.
+    #[error("refused: {}", .0.name())]
+    Refused(Reason),
+    /// A request field is malformed or not allowed for its type.
+    #[error("invalid field {field}")]
+    InvalidField {
+        /// The `kiosk.v1` field name.
+        field: &'static str,
+    },
+    /// More copies than the type allows in one order.
+    #[error("too many copies of one certificate type")]
+    TooManyCopies,
+    /// The issuance id was rendered before with other items.
+    #[error("issuance id already rendered with other items")]
+    IssuanceConflict,
+    /// The request names a municipality this issuer does not serve.
+    #[error("municipality not served by this issuer")]
+    MunicipalityNotServed,
+    /// A register row holds a value the issuer does not understand.
+    #[error("register row is corrupt: {what}")]
+    Corrupt {
+        /// Which column or rule, no values.
+        what: &'static str,
+    },
+    /// The database failed.
+    #[error("database error")]
+    Database(#[from] sqlx::Error),
+    /// Applying the schema failed.
+    #[error("schema migration failed")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// Rendering or signing a document failed.
+    #[error("document rendering failed: {0}")]
+    Render(String),
+}
+
+impl IssuerError {
+    /// The contract's reason string for this error (`kiosk.v1.ErrorReason`).
+    pub fn reason_name(&self) -> &'static str {
+        match self {
+            IssuerError::Refused(reason) => reason.name(),
+            IssuerError::InvalidField { .. } => "INVALID_FIELD",
+            IssuerError::TooManyCopies => "TOO_MANY_COPIES",
+            IssuerError::IssuanceConflict => "IDEMPOTENCY_KEY_REUSED",
+            IssuerError::MunicipalityNotServed => "MUNICIPALITY_NOT_SERVED",
+            IssuerError::Corrupt { .. }
+            | IssuerError::Database(_)
+            | IssuerError::Migrate(_)
+            | IssuerError::Render(_) => "INTERNAL_ERROR",
+        }
+    }
+}

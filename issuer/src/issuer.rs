@@ -1,0 +1,861 @@
+//! The in-process issuer handle: menu, render (all or nothing) and void.
+//!
+//! Every decision reads the current register inside one transaction
+//! ([`Register::begin`]); rendering and the issued-document registry entry happen in that same
+//! transaction, so what is printed is exactly what was decided on, and an order either leaves
+//! a registry entry for every document or for none.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use ring::digest::{SHA256, digest};
+use ring::rand::{SecureRandom, SystemRandom};
+use sqlx::{AnyConnection, Row};
+use time::OffsetDateTime;
+
+use crate::calendar::{in_jst, unix_ms};
+use crate::content::{self, RecordPerson};
+use crate::document::model::{
+    Certificate, CertificateType as DocType, Header, IssuanceId as DocIssuanceId, IssuedAt,
+    Municipality as DocMunicipality, MunicipalityCode as DocMunicipalityCode, Serial,
+};
+use crate::error::IssuerError;
+use crate::model::{
+    CertificateType, IssuanceId, MAX_ITEMS, Member, MemberRelation, Menu, MenuEntry,
+    MunicipalityCode, RenderedDocument, RequestItem, ResidentRef,
+};
+use crate::register::{
+    Koseki, KosekiMember, Municipality, Register, Resident, ResidentStatus, ServiceWindow, read,
+};
+use crate::rules::{self, Reason};
+
+/// What rendering one certificate produced.
+#[derive(Clone)]
+pub struct RenderOutput {
+    /// The signed PDF.
+    pub pdf: Vec<u8>,
+    /// Per page, the subjects marked on it.
+    pub pages: Vec<Vec<String>>,
+}
+
+/// Turns a certificate into a signed PDF. The document module's renderer implements it; the
+/// issuer holds one behind an `Arc` so renders can run on any task.
+pub trait CertificateRenderer: Send + Sync {
+    /// Renders and signs `certificate`.
+    fn render(&self, certificate: &Certificate) -> Result<RenderOutput, IssuerError>;
+}
+
+/// One municipality's issuer over its register.
+#[derive(Clone)]
+pub struct Issuer {
+    register: Register,
+    municipality: MunicipalityCode,
+    renderer: Arc<dyn CertificateRenderer>,
+    random: SystemRandom,
+}
+
+/// The status of a document in the issued-document registry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DocumentStatus {
+    /// Issued and valid.
+    Issued,
+    /// Voided (print failure, refund, or operator action).
+    Voided,
+}
+
+/// One priced line of an order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QuoteLine {
+    /// The type.
+    pub ty: CertificateType,
+    /// Copies.
+    pub copies: u32,
+    /// Fee per copy, yen.
+    pub fee_yen: u32,
+}
+
+/// What the rules allowed for one item, with the register data its certificate prints.
+struct Decided {
+    item: RequestItem,
+    fee_yen: u32,
+    blocks: Vec<crate::document::model::Block>,
+}
+
+/// The register data every item of one order is judged against.
+struct Context {
+    municipality: Municipality,
+    requester: Resident,
+    household: Vec<Resident>,
+    koseki: Option<(Koseki, Vec<KosekiMember>)>,
+    windows: Vec<ServiceWindow>,
+    suspended: bool,
+    in_maintenance: bool,
+    closed: Option<crate::register::ClosedDate>,
+    now: OffsetDateTime,
+}
+
+impl Context {
+    async fn load(
+        conn: &mut AnyConnection,
+        municipality: &MunicipalityCode,
+        requester: &ResidentRef,
+        now: OffsetDateTime,
+    ) -> Result<Context, IssuerError> {
+        let code = municipality.as_str();
+        let municipality = read::municipality(conn, code)
+            .await?
+            .ok_or(IssuerError::MunicipalityNotServed)?;
+        let requester = read::resident(conn, requester)
+            .await?
+            .filter(|r| r.municipality_code == code)
+            .ok_or(IssuerError::Refused(Reason::ResidentNotFound))?;
+        let household = read::household_members(conn, &requester.household_id).await?;
+        let koseki = match &requester.koseki_id {
+            Some(id) => match read::koseki(conn, id).await? {
+                Some(k) if k.current => {
+                    let members = read::koseki_members(conn, id).await?;
+                    Some((k, members))
+                }
+                _ => None,
+            },
+            None => None,
+        };
+        let windows = read::service_windows(conn, code).await?;
+        let suspended = read::service_switch(conn, code).await?.suspended;
+        let in_maintenance = read::in_maintenance(conn, code, unix_ms(now)).await?;
+        let closed = read::closed_date(conn, code, in_jst(now).date()).await?;
+        Ok(Context {
+            municipality,
+            requester,
+            household,
+            koseki,
+            windows,
+            suspended,
+            in_maintenance,
+            closed,
+            now,
+        })
+    }
+
+    fn window(&self, ty: CertificateType) -> Option<&ServiceWindow> {
+        self.windows.iter().find(|w| w.ty == ty)
+    }
+
+    fn offered_tax_years(&self) -> Vec<u32> {
+        rules::offered_tax_years(self.municipality.tax_years_offered, self.now)
+    }
+
+    /// Household members who can appear on a 住民票 now (not removed from the register).
+    fn current_household(&self) -> impl Iterator<Item = &Resident> {
+        self.household
+            .iter()
+            .filter(|r| matches!(r.status, ResidentStatus::Active | ResidentStatus::MoveOutFiled))
+    }
+}
+
+fn refuse(reason: Reason) -> IssuerError {
+    IssuerError::Refused(reason)
+}
+
+fn check(result: Result<(), Reason>) -> Result<(), IssuerError> {
+    result.map_err(IssuerError::Refused)
+}
+
+/// Checks the options against what the type accepts.
+fn check_options(item: &RequestItem) -> Result<(), IssuerError> {
+    let accepted = item.ty.accepted_options();
+    if item
+        .options
+        .set_option_names()
+        .iter()
+        .any(|name| !accepted.contains(name))
+    {
+        return Err(IssuerError::InvalidField { field: "options" });
+    }
+    if item.ty == CertificateType::IncomeTax && item.options.fiscal_year.is_none() {
+        return Err(IssuerError::InvalidField {
+            field: "options.fiscal_year",
+        });
+    }
+    Ok(())
+}
+
+/// Decides one item on the current register and gathers the content it prints.
+async fn decide(
+    conn: &mut AnyConnection,
+    ctx: &Context,
+    item: &RequestItem,
+) -> Result<Decided, IssuerError> {
+    let ty = item.ty;
+    check(rules::service_window(
+        ctx.window(ty),
+        ctx.suspended,
+        ctx.in_maintenance,
+        ctx.closed,
+        ctx.now,
+    ))?;
+    let fee_yen = read::fee(conn, &ctx.municipality.code, ty, in_jst(ctx.now).date())
+        .await?
+        .ok_or(refuse(Reason::CertificateTypeNotOffered))?;
+    let max_copies = ctx.window(ty).map_or(0, |w| w.max_copies);
+    if item.copies == 0 {
+        return Err(IssuerError::InvalidField { field: "copies" });
+    }
+    if item.copies > max_copies {
+        return Err(IssuerError::TooManyCopies);
+    }
+    check_options(item)?;
+
+    let requester = &ctx.requester;
+    check(rules::requester_status(requester))?;
+    let requester_measure = read::support_measure(conn, &requester.id).await?;
+    if requester_measure.is_some() {
+        return Err(refuse(Reason::SupportMeasure));
+    }
+    check(rules::minimum_age(
+        requester,
+        ctx.municipality.minimum_age,
+        ctx.now,
+    ))?;
+
+    let subjects: Vec<ResidentRef> = if item.subject_refs.is_empty() {
+        vec![requester.id.clone()]
+    } else {
+        let mut seen = item.subject_refs.clone();
+        seen.sort();
+        seen.dedup();
+        if seen.len() != item.subject_refs.len() {
+            return Err(IssuerError::InvalidField {
+                field: "subject_refs",
+            });
+        }
+        item.subject_refs.clone()
+    };
+    let single_subject = !matches!(
+        ty,
+        CertificateType::ResidentRecord | CertificateType::KosekiFull | CertificateType::KosekiFuhyo
+    );
+    if single_subject && subjects.len() != 1 {
+        return Err(IssuerError::InvalidField {
+            field: "subject_refs",
+        });
+    }
+    let koseki_members: &[KosekiMember] = ctx.koseki.as_ref().map_or(&[], |(_, m)| m);
+    for s in &subjects {
+        check(rules::permitted_subject(
+            ty,
+            requester,
+            s,
+            &ctx.household,
+            koseki_members,
+        ))?;
+    }
+
+    let blocks = match ty {
+        CertificateType::ResidentRecord | CertificateType::ResidentRecordItems => {
+            check(rules::household_moving_out(ty, &ctx.household))?;
+            let mut people = Vec::new();
+            for s in &subjects {
+                let person = ctx
+                    .household
+                    .iter()
+                    .find(|r| r.id == *s)
+                    .ok_or(refuse(Reason::NotPermittedSubject))?;
+                check(rules::deceased(person))?;
+                people.push(person);
+            }
+            let mut measures = Vec::new();
+            for person in &people {
+                measures.push(read::support_measure(conn, &person.id).await?);
+                check(rules::pending_changes(
+                    &read::pending_for_resident(conn, &person.id).await?,
+                ))?;
+            }
+            check(rules::support_measure(ty, None, &measures))?;
+            if ty == CertificateType::ResidentRecordItems {
+                content::resident_record_items(&item.options, people[0])?
+            } else {
+                let mut record = Vec::new();
+                for person in &people {
+                    let individual_number = if item.options.include_individual_number {
+                        read::individual_number(conn, &person.id).await?
+                    } else {
+                        None
+                    };
+                    record.push(RecordPerson {
+                        resident: person,
+                        individual_number,
+                    });
+                }
+                let head = ctx.household.iter().find(|r| r.relationship == "世帯主");
+                content::resident_record(&item.options, head, &record)?
+            }
+        }
+        CertificateType::SealRegistration => {
+            check(rules::pending_changes(
+                &read::pending_for_resident(conn, &requester.id).await?,
+            ))?;
+            let seal = read::live_seal(conn, &requester.id).await?;
+            check(rules::live_seal(seal.as_ref()))?;
+            match seal {
+                Some(seal) => content::seal_registration(&item.options, requester, &seal)?,
+                None => return Err(refuse(Reason::NoSealRegistration)),
+            }
+        }
+        CertificateType::IncomeTax => {
+            let year = item.options.fiscal_year.unwrap_or_default();
+            let record = read::tax_record(conn, &requester.id, year).await?;
+            check(rules::tax_data(
+                year,
+                &ctx.offered_tax_years(),
+                record.as_ref(),
+            ))?;
+            match record {
+                Some(record) => content::income_tax(requester, &record)?,
+                None => return Err(refuse(Reason::NoTaxData)),
+            }
+        }
+        CertificateType::KosekiFull
+        | CertificateType::KosekiIndividual
+        | CertificateType::KosekiFuhyo => {
+            let (koseki, members) = ctx
+                .koseki
+                .as_ref()
+                .ok_or(refuse(Reason::CertificateTypeNotOffered))?;
+            check(rules::pending_changes(
+                &read::pending_for_koseki(conn, &koseki.id).await?,
+            ))?;
+            if ty == CertificateType::KosekiFuhyo {
+                let mut measures = Vec::new();
+                for m in members.iter().filter(|m| m.present) {
+                    measures.push(read::support_measure(conn, &m.person_ref).await?);
+                }
+                check(rules::support_measure(ty, None, &measures))?;
+                content::fuhyo(&item.options, koseki, members, &requester.id)?
+            } else {
+                let only = (ty == CertificateType::KosekiIndividual).then(|| &subjects[0]);
+                content::koseki(koseki, members, only, &requester.id)?
+            }
+        }
+    };
+    Ok(Decided {
+        item: item.clone(),
+        fee_yen,
+        blocks,
+    })
+}
+
+fn doc_type(ty: CertificateType) -> DocType {
+    match ty {
+        CertificateType::ResidentRecord => DocType::ResidentRecord,
+        CertificateType::ResidentRecordItems => DocType::ResidentRecordItems,
+        CertificateType::SealRegistration => DocType::SealRegistration,
+        CertificateType::IncomeTax => DocType::IncomeTax,
+        CertificateType::KosekiFull => DocType::KosekiFull,
+        CertificateType::KosekiIndividual => DocType::KosekiIndividual,
+        CertificateType::KosekiFuhyo => DocType::KosekiFuhyo,
+    }
+}
+
+/// A digest of the order, so that a repeated Render with the same issuance id can be told
+/// apart from a different order reusing it.
+fn request_digest(requester: &ResidentRef, items: &[RequestItem], issued_at: OffsetDateTime) -> Vec<u8> {
+    let mut text = format!("{}\n{}\n", requester, unix_ms(issued_at));
+    for item in items {
+        let o = &item.options;
+        text.push_str(&format!(
+            "{}|{}|{}|{}|{}|{}|{:?}|{}|",
+            item.ty.code(),
+            item.copies,
+            o.include_household_head,
+            o.include_honseki,
+            o.include_individual_number,
+            o.include_former_surname,
+            o.fiscal_year,
+            o.include_foreign_resident_items,
+        ));
+        for s in &item.subject_refs {
+            text.push_str(s.as_str());
+            text.push(',');
+        }
+        text.push('\n');
+    }
+    digest(&SHA256, text.as_bytes()).as_ref().to_vec()
+}
+
+fn sha256(bytes: &[u8]) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    out.copy_from_slice(digest(&SHA256, bytes).as_ref());
+    out
+}
+
+fn to_array(bytes: &[u8]) -> Result<[u8; 32], IssuerError> {
+    bytes.try_into().map_err(|_| IssuerError::Corrupt {
+        what: "stored digest",
+    })
+}
+
+fn encode_pages(pages: &[Vec<ResidentRef>]) -> String {
+    pages
+        .iter()
+        .map(|page| {
+            page.iter()
+                .map(ResidentRef::as_str)
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .collect::<Vec<_>>()
+        .join(";")
+}
+
+fn decode_pages(text: &str) -> Result<Vec<Vec<ResidentRef>>, IssuerError> {
+    text.split(';')
+        .map(|page| {
+            page.split(',')
+                .filter(|s| !s.is_empty())
+                .map(|s| {
+                    ResidentRef::parse(s).map_err(|_| IssuerError::Corrupt {
+                        what: "page subjects",
+                    })
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// Whether a database error is one a retry of the whole transaction resolves: a PostgreSQL
+/// serialization failure under REPEATABLE READ, or a unique violation from a concurrent
+/// Render of the same issuance id (the retry then finds it and answers from the registry).
+fn retryable(error: &IssuerError) -> bool {
+    match error {
+        IssuerError::Database(sqlx::Error::Database(db)) => {
+            matches!(db.code().as_deref(), Some("40001" | "23505" | "2067" | "1555"))
+        }
+        _ => false,
+    }
+}
+
+const SERIAL_ALPHABET: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+
+impl Issuer {
+    /// An issuer for `municipality` over `register`, rendering with `renderer`.
+    pub fn new(
+        register: Register,
+        municipality: MunicipalityCode,
+        renderer: Arc<dyn CertificateRenderer>,
+    ) -> Issuer {
+        Issuer {
+            register,
+            municipality,
+            renderer,
+            random: SystemRandom::new(),
+        }
+    }
+
+    /// The register.
+    pub fn register(&self) -> &Register {
+        &self.register
+    }
+
+    /// The municipality served.
+    pub fn municipality(&self) -> &MunicipalityCode {
+        &self.municipality
+    }
+
+    /// The menu for `resident` now.
+    pub async fn get_menu(&self, resident: &ResidentRef) -> Result<Menu, IssuerError> {
+        self.get_menu_at(resident, OffsetDateTime::now_utc()).await
+    }
+
+    /// The menu for `resident` at `now` (a test or a replay may pin the clock).
+    pub async fn get_menu_at(
+        &self,
+        resident: &ResidentRef,
+        now: OffsetDateTime,
+    ) -> Result<Menu, IssuerError> {
+        let mut tx = self.register.begin().await?;
+        let ctx = Context::load(&mut tx, &self.municipality, resident, now).await?;
+        let requester = &ctx.requester;
+
+        let mut members = vec![Member {
+            subject_ref: requester.id.clone(),
+            display_name: requester.full_name(),
+            relation: MemberRelation::SelfPerson,
+        }];
+        let mut household_refs = vec![requester.id.clone()];
+        for r in ctx.current_household().filter(|r| r.id != requester.id) {
+            household_refs.push(r.id.clone());
+            members.push(Member {
+                subject_ref: r.id.clone(),
+                display_name: r.full_name(),
+                relation: MemberRelation::Household,
+            });
+        }
+        let mut koseki_refs = Vec::new();
+        if let Some((_, koseki_members)) = &ctx.koseki
+            && koseki_members.iter().any(|m| m.person_ref == requester.id)
+        {
+            for m in koseki_members {
+                koseki_refs.push(m.person_ref.clone());
+                if !members.iter().any(|x| x.subject_ref == m.person_ref) {
+                    members.push(Member {
+                        subject_ref: m.person_ref.clone(),
+                        display_name: m.full_name(),
+                        relation: MemberRelation::Koseki,
+                    });
+                }
+            }
+        }
+
+        let mut entries = Vec::new();
+        for window in ctx.windows.iter().filter(|w| w.offered) {
+            let ty = window.ty;
+            let mut fiscal_years = Vec::new();
+            let mut probe = RequestItem {
+                ty,
+                options: Default::default(),
+                subject_refs: Vec::new(),
+                copies: 1,
+            };
+            if ty == CertificateType::IncomeTax {
+                let have = read::tax_years(&mut tx, &requester.id).await?;
+                fiscal_years = ctx
+                    .offered_tax_years()
+                    .into_iter()
+                    .filter(|y| have.contains(y))
+                    .collect();
+                probe.options.fiscal_year = Some(
+                    fiscal_years
+                        .first()
+                        .copied()
+                        .unwrap_or_else(|| ctx.offered_tax_years().first().copied().unwrap_or(0)),
+                );
+            }
+            let unavailable = match decide(&mut tx, &ctx, &probe).await {
+                Ok(_) => None,
+                Err(IssuerError::Refused(reason)) => Some(reason),
+                Err(other) => return Err(other),
+            };
+            let fee_yen = read::fee(&mut tx, &ctx.municipality.code, ty, in_jst(now).date())
+                .await?
+                .unwrap_or(0);
+            let selectable_subject_refs = match ty {
+                CertificateType::ResidentRecord => household_refs.clone(),
+                CertificateType::KosekiIndividual => koseki_refs.clone(),
+                _ => vec![requester.id.clone()],
+            };
+            entries.push(MenuEntry {
+                ty,
+                unavailable,
+                fee_yen,
+                max_copies: window.max_copies,
+                fiscal_years,
+                selectable_subject_refs,
+            });
+        }
+        tx.rollback().await?;
+        Ok(Menu {
+            entries,
+            members,
+            municipality_code: self.municipality.clone(),
+            municipality_name: ctx.municipality.name.clone(),
+        })
+    }
+
+    /// Prices an order at `now` after deciding every item on the current register exactly as
+    /// [`Issuer::render`] would (same rules, same transaction discipline), without rendering
+    /// or recording anything.
+    pub async fn quote(
+        &self,
+        requester: &ResidentRef,
+        items: &[RequestItem],
+        now: OffsetDateTime,
+    ) -> Result<Vec<QuoteLine>, IssuerError> {
+        if items.is_empty() || items.len() > MAX_ITEMS {
+            return Err(IssuerError::InvalidField { field: "items" });
+        }
+        let mut tx = self.register.begin().await?;
+        let ctx = Context::load(&mut tx, &self.municipality, requester, now).await?;
+        let mut lines = Vec::new();
+        for item in items {
+            let d = decide(&mut tx, &ctx, item).await?;
+            lines.push(QuoteLine {
+                ty: item.ty,
+                copies: item.copies,
+                fee_yen: d.fee_yen,
+            });
+        }
+        tx.rollback().await?;
+        Ok(lines)
+    }
+
+    /// Decides and renders every document of an order, all or nothing, and records each in
+    /// the issued-document registry in the same transaction. A repeated call with the same
+    /// issuance id and the same order returns the recorded documents; with another order it
+    /// is refused ([`IssuerError::IssuanceConflict`]).
+    pub async fn render(
+        &self,
+        issuance_id: &IssuanceId,
+        requester: &ResidentRef,
+        items: &[RequestItem],
+        issued_at: OffsetDateTime,
+    ) -> Result<Vec<RenderedDocument>, IssuerError> {
+        if items.is_empty() || items.len() > MAX_ITEMS {
+            return Err(IssuerError::InvalidField { field: "items" });
+        }
+        let request_digest = request_digest(requester, items, issued_at);
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self
+                .render_once(issuance_id, requester, items, issued_at, &request_digest)
+                .await
+            {
+                Err(error) if attempt < 4 && retryable(&error) => continue,
+                other => return other,
+            }
+        }
+    }
+
+    async fn render_once(
+        &self,
+        issuance_id: &IssuanceId,
+        requester: &ResidentRef,
+        items: &[RequestItem],
+        issued_at: OffsetDateTime,
+        request_digest: &[u8],
+    ) -> Result<Vec<RenderedDocument>, IssuerError> {
+        let mut tx = self.register.begin().await?;
+        if let Some(row) =
+            sqlx::query("SELECT request_digest FROM render_requests WHERE issuance_id = $1")
+                .bind(issuance_id.as_str())
+                .fetch_optional(&mut *tx)
+                .await?
+        {
+            let stored: Vec<u8> = row.try_get("request_digest")?;
+            if stored != request_digest {
+                return Err(IssuerError::IssuanceConflict);
+            }
+            let documents = Self::recorded(&mut tx, issuance_id).await?;
+            tx.rollback().await?;
+            return Ok(documents);
+        }
+
+        let ctx = Context::load(&mut tx, &self.municipality, requester, issued_at).await?;
+        let mut decided = Vec::with_capacity(items.len());
+        for item in items {
+            decided.push(decide(&mut tx, &ctx, item).await?);
+        }
+
+        let doc_municipality = DocMunicipality {
+            code: DocMunicipalityCode::parse(self.municipality.as_str()).map_err(|_| {
+                IssuerError::Corrupt {
+                    what: "municipality code check digit",
+                }
+            })?,
+            name: format!("{}{}", ctx.municipality.prefecture, ctx.municipality.name),
+            mayor_title: ctx.municipality.mayor_title.clone(),
+            mayor_name: ctx.municipality.mayor_name.clone(),
+        };
+        let doc_issuance = DocIssuanceId::parse(issuance_id.as_str())
+            .map_err(|_| IssuerError::InvalidField { field: "issuance_id" })?;
+        let doc_issued_at = IssuedAt::from_unix_seconds(issued_at.unix_timestamp())
+            .map_err(|_| IssuerError::InvalidField { field: "issued_at" })?;
+
+        let mut documents = Vec::new();
+        for d in &decided {
+            for _ in 0..d.item.copies {
+                let serial = self.new_serial(issued_at)?;
+                let certificate = Certificate::new(
+                    Header {
+                        kind: doc_type(d.item.ty),
+                        municipality: doc_municipality.clone(),
+                        serial: Serial::parse(&serial)
+                            .map_err(|_| IssuerError::Corrupt { what: "serial" })?,
+                        issuance_id: doc_issuance.clone(),
+                        issued_at: doc_issued_at,
+                        certification: None,
+                    },
+                    d.blocks.clone(),
+                )
+                .map_err(|e| IssuerError::Render(e.to_string()))?;
+                let content_digest = certificate.content_digest();
+                let output = self.renderer.render(&certificate)?;
+                let pages = output
+                    .pages
+                    .iter()
+                    .map(|page| {
+                        page.iter()
+                            .map(|s| ResidentRef::parse(s))
+                            .collect::<Result<Vec<_>, _>>()
+                    })
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|_| IssuerError::Render("page subject out of charset".into()))?;
+                documents.push(RenderedDocument {
+                    serial,
+                    ty: d.item.ty,
+                    pdf_sha256: sha256(&output.pdf),
+                    pdf: output.pdf,
+                    pages,
+                    fee_yen: d.fee_yen,
+                    content_digest,
+                });
+            }
+        }
+
+        let now_ms = unix_ms(OffsetDateTime::now_utc());
+        sqlx::query(
+            "INSERT INTO render_requests (issuance_id, municipality_code, requester_ref, \
+             request_digest, rendered_at) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(issuance_id.as_str())
+        .bind(self.municipality.as_str())
+        .bind(requester.as_str())
+        .bind(request_digest.to_vec())
+        .bind(now_ms)
+        .execute(&mut *tx)
+        .await?;
+        for (position, doc) in documents.iter().enumerate() {
+            sqlx::query(
+                "INSERT INTO issued_documents (serial, issuance_id, position, municipality_code, \
+                 certificate_type, requester_ref, page_subjects, page_count, content_digest, \
+                 pdf_sha256, pdf, fee_yen, issued_at, status) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 'issued')",
+            )
+            .bind(&doc.serial)
+            .bind(issuance_id.as_str())
+            .bind(i64::try_from(position).unwrap_or(i64::MAX))
+            .bind(self.municipality.as_str())
+            .bind(doc.ty.code())
+            .bind(requester.as_str())
+            .bind(encode_pages(&doc.pages))
+            .bind(i64::try_from(doc.pages.len()).unwrap_or(i64::MAX))
+            .bind(doc.content_digest.to_vec())
+            .bind(doc.pdf_sha256.to_vec())
+            .bind(doc.pdf.clone())
+            .bind(i64::from(doc.fee_yen))
+            .bind(unix_ms(issued_at))
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(documents)
+    }
+
+    async fn recorded(
+        conn: &mut AnyConnection,
+        issuance_id: &IssuanceId,
+    ) -> Result<Vec<RenderedDocument>, IssuerError> {
+        let rows = sqlx::query(
+            "SELECT serial, certificate_type, pdf, page_subjects, pdf_sha256, fee_yen, \
+             content_digest FROM issued_documents WHERE issuance_id = $1 ORDER BY position",
+        )
+        .bind(issuance_id.as_str())
+        .fetch_all(&mut *conn)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let code: String = row.try_get("certificate_type")?;
+                Ok(RenderedDocument {
+                    serial: row.try_get("serial")?,
+                    ty: CertificateType::from_code(&code).ok_or(IssuerError::Corrupt {
+                        what: "certificate type",
+                    })?,
+                    pdf: row.try_get("pdf")?,
+                    pages: decode_pages(&row.try_get::<String, _>("page_subjects")?)?,
+                    pdf_sha256: to_array(&row.try_get::<Vec<u8>, _>("pdf_sha256")?)?,
+                    fee_yen: u32::try_from(row.try_get::<i64, _>("fee_yen")?)
+                        .map_err(|_| IssuerError::Corrupt { what: "fee" })?,
+                    content_digest: to_array(&row.try_get::<Vec<u8>, _>("content_digest")?)?,
+                })
+            })
+            .collect()
+    }
+
+    /// A new document serial: municipality, JST issue date and 10 random characters
+    /// (Crockford base32). Random rather than a counter, so concurrent renders never contend
+    /// on one counter row; the registry's primary key rejects the (2^-50) collision.
+    fn new_serial(&self, issued_at: OffsetDateTime) -> Result<String, IssuerError> {
+        let mut bytes = [0u8; 10];
+        self.random
+            .fill(&mut bytes)
+            .map_err(|_| IssuerError::Render("system random failed".into()))?;
+        let random: String = bytes
+            .iter()
+            .map(|b| char::from(SERIAL_ALPHABET[usize::from(b % 32)]))
+            .collect();
+        let date = in_jst(issued_at).date();
+        Ok(format!(
+            "{}-{:02}{:02}{:02}-{random}",
+            self.municipality,
+            date.year() % 100,
+            u8::from(date.month()),
+            date.day()
+        ))
+    }
+
+    /// Voids documents; idempotent. Returns the serials that are void now (including those
+    /// that already were); unknown serials are left out.
+    pub async fn void(&self, serials: &[String], reason: &str) -> Result<Vec<String>, IssuerError> {
+        let now_ms = unix_ms(OffsetDateTime::now_utc());
+        let mut tx = self.register.pool().begin().await?;
+        let mut voided = Vec::new();
+        for serial in serials {
+            sqlx::query(
+                "UPDATE issued_documents SET status = 'voided', voided_at = $2, void_reason = $3 \
+                 WHERE serial = $1 AND status = 'issued' AND municipality_code = $4",
+            )
+            .bind(serial)
+            .bind(now_ms)
+            .bind(reason)
+            .bind(self.municipality.as_str())
+            .execute(&mut *tx)
+            .await?;
+            let exists = sqlx::query(
+                "SELECT status FROM issued_documents WHERE serial = $1 AND municipality_code = $2",
+            )
+            .bind(serial)
+            .bind(self.municipality.as_str())
+            .fetch_optional(&mut *tx)
+            .await?;
+            if exists.is_some() {
+                voided.push(serial.clone());
+            }
+        }
+        tx.commit().await?;
+        Ok(voided)
+    }
+
+    /// The registry status of `serial`, if the issuer issued it.
+    pub async fn document_status(
+        &self,
+        serial: &str,
+    ) -> Result<Option<DocumentStatus>, IssuerError> {
+        let row = sqlx::query("SELECT status FROM issued_documents WHERE serial = $1")
+            .bind(serial)
+            .fetch_optional(self.register.pool())
+            .await?;
+        match row {
+            None => Ok(None),
+            Some(row) => match row.try_get::<String, _>("status")?.as_str() {
+                "issued" => Ok(Some(DocumentStatus::Issued)),
+                "voided" => Ok(Some(DocumentStatus::Voided)),
+                _ => Err(IssuerError::Corrupt {
+                    what: "document status",
+                }),
+            },
+        }
+    }
+
+    /// Counts of documents by status, for operators and tests.
+    pub async fn registry_counts(&self) -> Result<BTreeMap<String, i64>, IssuerError> {
+        let rows = sqlx::query(
+            "SELECT status, COUNT(*) AS n FROM issued_documents GROUP BY status ORDER BY status",
+        )
+        .fetch_all(self.register.pool())
+        .await?;
+        rows.iter()
+            .map(|row| Ok((row.try_get("status")?, row.try_get("n")?)))
+            .collect()
+    }
+}

@@ -1,0 +1,314 @@
+//! The edge: `kiosk.v1.IssuerService` over an [`Issuer`], and the one place that converts
+//! between the wire types of `kiosk_proto::v1` and the issuer's domain types (by hand; domain
+//! types derive no wire traits).
+
+use std::collections::HashMap;
+
+use kiosk_proto::reasons::{self, FieldViolation};
+use kiosk_proto::v1 as pb;
+use kiosk_proto::v1::issuer_service_server::{IssuerService, IssuerServiceServer};
+use time::OffsetDateTime;
+use tonic::{Request, Response, Status};
+
+use crate::error::IssuerError;
+use crate::issuer::Issuer;
+use crate::model::{
+    CertificateOptions, CertificateType, IssuanceId, Member, MemberRelation, Menu, MenuEntry,
+    MunicipalityCode, RenderedDocument, RequestItem, ResidentRef,
+};
+
+impl From<IssuerError> for Status {
+    fn from(error: IssuerError) -> Status {
+        let reason = reasons::named(error.reason_name());
+        match &error {
+            IssuerError::InvalidField { field } => reasons::status(
+                reason,
+                &error.to_string(),
+                &[FieldViolation {
+                    field: (*field).to_owned(),
+                    description: "invalid or not accepted for this certificate type".into(),
+                }],
+            ),
+            IssuerError::Database(_)
+            | IssuerError::Migrate(_)
+            | IssuerError::Corrupt { .. }
+            | IssuerError::Render(_) => {
+                // The cause goes to the log (it names no resident: our error texts carry no
+                // personal data, and sqlx errors are reduced to their kind), never to the
+                // client.
+                tracing::error!(error = %error, kind = ?std::mem::discriminant(&error), "issuer internal error");
+                reasons::status(reason, "internal error", &[])
+            }
+            _ => reasons::status(reason, &error.to_string(), &[]),
+        }
+    }
+}
+
+/// The wire `CertificateType` number of a type.
+pub fn type_to_wire(ty: CertificateType) -> pb::CertificateType {
+    match ty {
+        CertificateType::ResidentRecord => pb::CertificateType::ResidentRecord,
+        CertificateType::ResidentRecordItems => pb::CertificateType::ResidentRecordItems,
+        CertificateType::SealRegistration => pb::CertificateType::SealRegistration,
+        CertificateType::IncomeTax => pb::CertificateType::IncomeTax,
+        CertificateType::KosekiFull => pb::CertificateType::KosekiFull,
+        CertificateType::KosekiIndividual => pb::CertificateType::KosekiIndividual,
+        CertificateType::KosekiFuhyo => pb::CertificateType::KosekiFuhyo,
+    }
+}
+
+/// The domain type of a wire `CertificateType` number; UNSPECIFIED and unknown numbers are
+/// invalid.
+pub fn type_from_wire(value: i32) -> Result<CertificateType, IssuerError> {
+    let invalid = IssuerError::InvalidField {
+        field: "items.type",
+    };
+    match pb::CertificateType::try_from(value).map_err(|_| invalid)? {
+        pb::CertificateType::Unspecified => Err(IssuerError::InvalidField {
+            field: "items.type",
+        }),
+        pb::CertificateType::ResidentRecord => Ok(CertificateType::ResidentRecord),
+        pb::CertificateType::ResidentRecordItems => Ok(CertificateType::ResidentRecordItems),
+        pb::CertificateType::SealRegistration => Ok(CertificateType::SealRegistration),
+        pb::CertificateType::IncomeTax => Ok(CertificateType::IncomeTax),
+        pb::CertificateType::KosekiFull => Ok(CertificateType::KosekiFull),
+        pb::CertificateType::KosekiIndividual => Ok(CertificateType::KosekiIndividual),
+        pb::CertificateType::KosekiFuhyo => Ok(CertificateType::KosekiFuhyo),
+    }
+}
+
+/// A wire order line as a domain one.
+pub fn item_from_wire(item: &pb::RequestItem) -> Result<RequestItem, IssuerError> {
+    let ty = type_from_wire(item.r#type)?;
+    let options = item.options.as_ref().map_or_else(CertificateOptions::default, |o| {
+        CertificateOptions {
+            include_household_head: o.include_household_head,
+            include_honseki: o.include_honseki,
+            include_individual_number: o.include_individual_number,
+            include_former_surname: o.include_former_surname,
+            include_foreign_resident_items: o.include_foreign_resident_items,
+            fiscal_year: (o.fiscal_year != 0).then_some(o.fiscal_year),
+        }
+    });
+    let subject_refs = item
+        .subject_refs
+        .iter()
+        .map(|s| {
+            ResidentRef::parse(s).map_err(|_| IssuerError::InvalidField {
+                field: "items.subject_refs",
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(RequestItem {
+        ty,
+        options,
+        subject_refs,
+        copies: item.copies,
+    })
+}
+
+/// A domain order line as a wire one (for the gateway's client side and tests).
+pub fn item_to_wire(item: &RequestItem) -> pb::RequestItem {
+    let o = &item.options;
+    pb::RequestItem {
+        r#type: type_to_wire(item.ty) as i32,
+        options: Some(pb::CertificateOptions {
+            include_household_head: o.include_household_head,
+            include_honseki: o.include_honseki,
+            include_individual_number: o.include_individual_number,
+            include_former_surname: o.include_former_surname,
+            include_foreign_resident_items: o.include_foreign_resident_items,
+            fiscal_year: o.fiscal_year.unwrap_or(0),
+        }),
+        subject_refs: item
+            .subject_refs
+            .iter()
+            .map(|s| s.as_str().to_owned())
+            .collect(),
+        copies: item.copies,
+    }
+}
+
+fn localized(reason: &str) -> Option<pb::LocalizedText> {
+    reasons::find(reason).map(|r| pb::LocalizedText {
+        ja: r.ja.to_owned(),
+        en: r.en.to_owned(),
+    })
+}
+
+fn entry_to_wire(entry: &MenuEntry) -> pb::MenuEntry {
+    let reason = entry.unavailable.map(|r| r.name()).unwrap_or_default();
+    pb::MenuEntry {
+        r#type: type_to_wire(entry.ty) as i32,
+        available: entry.unavailable.is_none(),
+        unavailable_reason: reason.to_owned(),
+        unavailable_message: if reason.is_empty() {
+            None
+        } else {
+            localized(reason)
+        },
+        fee_yen: entry.fee_yen,
+        max_copies: entry.max_copies,
+        accepted_options: entry
+            .ty
+            .accepted_options()
+            .iter()
+            .map(|s| (*s).to_owned())
+            .collect(),
+        fiscal_years: entry.fiscal_years.clone(),
+        selectable_subject_refs: entry
+            .selectable_subject_refs
+            .iter()
+            .map(|s| s.as_str().to_owned())
+            .collect(),
+        display_name: entry.ty.japanese_name().to_owned(),
+    }
+}
+
+fn member_to_wire(member: &Member) -> pb::Member {
+    let relation = match member.relation {
+        MemberRelation::SelfPerson => pb::MemberRelation::Self_,
+        MemberRelation::Household => pb::MemberRelation::Household,
+        MemberRelation::Koseki => pb::MemberRelation::Koseki,
+    };
+    pb::Member {
+        subject_ref: member.subject_ref.as_str().to_owned(),
+        display_name: member.display_name.clone(),
+        relation: relation as i32,
+    }
+}
+
+/// A domain menu as the wire `Menu`.
+pub fn menu_to_wire(menu: &Menu) -> pb::Menu {
+    pb::Menu {
+        entries: menu.entries.iter().map(entry_to_wire).collect(),
+        members: menu.members.iter().map(member_to_wire).collect(),
+        municipality_code: menu.municipality_code.as_str().to_owned(),
+        municipality_name: menu.municipality_name.clone(),
+    }
+}
+
+/// A rendered document as the wire one.
+pub fn document_to_wire(doc: &RenderedDocument) -> pb::RenderedDocument {
+    pb::RenderedDocument {
+        serial: doc.serial.clone(),
+        r#type: type_to_wire(doc.ty) as i32,
+        pdf: doc.pdf.clone(),
+        page_count: u32::try_from(doc.pages.len()).unwrap_or(u32::MAX),
+        pages: doc
+            .pages
+            .iter()
+            .map(|page| pb::PageSubjects {
+                subject_refs: page.iter().map(|s| s.as_str().to_owned()).collect(),
+            })
+            .collect(),
+        pdf_sha256: doc.pdf_sha256.to_vec(),
+        fee_yen: doc.fee_yen,
+        content_digest: doc.content_digest.to_vec(),
+    }
+}
+
+fn timestamp_from_wire(ts: Option<&prost_types::Timestamp>) -> Result<OffsetDateTime, IssuerError> {
+    let invalid = IssuerError::InvalidField { field: "issued_at" };
+    let ts = ts.ok_or(IssuerError::InvalidField { field: "issued_at" })?;
+    if !(0..1_000_000_000).contains(&ts.nanos) {
+        return Err(invalid);
+    }
+    OffsetDateTime::from_unix_timestamp_nanos(
+        i128::from(ts.seconds) * 1_000_000_000 + i128::from(ts.nanos),
+    )
+    .map_err(|_| invalid)
+}
+
+/// `kiosk.v1.IssuerService` for one municipality.
+#[derive(Clone)]
+pub struct IssuerGrpc {
+    issuers: HashMap<String, Issuer>,
+}
+
+impl IssuerGrpc {
+    /// A service answering for each issuer's municipality.
+    pub fn new(issuers: impl IntoIterator<Item = Issuer>) -> IssuerGrpc {
+        IssuerGrpc {
+            issuers: issuers
+                .into_iter()
+                .map(|i| (i.municipality().as_str().to_owned(), i))
+                .collect(),
+        }
+    }
+
+    /// The tonic server to add to a `Server` builder.
+    pub fn into_server(self) -> IssuerServiceServer<IssuerGrpc> {
+        IssuerServiceServer::new(self)
+    }
+
+    fn issuer(&self, code: &str) -> Result<&Issuer, IssuerError> {
+        let code = MunicipalityCode::parse(code)?;
+        self.issuers
+            .get(code.as_str())
+            .ok_or(IssuerError::MunicipalityNotServed)
+    }
+}
+
+#[tonic::async_trait]
+impl IssuerService for IssuerGrpc {
+    async fn get_menu(
+        &self,
+        request: Request<pb::IssuerMenuRequest>,
+    ) -> Result<Response<pb::IssuerMenuResponse>, Status> {
+        let request = request.into_inner();
+        let issuer = self.issuer(&request.municipality_code)?;
+        let resident = ResidentRef::parse(&request.resident_ref)?;
+        let menu = issuer.get_menu(&resident).await?;
+        Ok(Response::new(pb::IssuerMenuResponse {
+            menu: Some(menu_to_wire(&menu)),
+        }))
+    }
+
+    async fn render(
+        &self,
+        request: Request<pb::RenderRequest>,
+    ) -> Result<Response<pb::RenderResponse>, Status> {
+        let request = request.into_inner();
+        let issuer = self.issuer(&request.municipality_code)?;
+        let issuance_id = IssuanceId::parse(&request.issuance_id)?;
+        let requester = ResidentRef::parse(&request.requester_ref)?;
+        let items = request
+            .items
+            .iter()
+            .map(item_from_wire)
+            .collect::<Result<Vec<_>, _>>()?;
+        let issued_at = timestamp_from_wire(request.issued_at.as_ref())?;
+        let documents = issuer
+            .render(&issuance_id, &requester, &items, issued_at)
+            .await?;
+        Ok(Response::new(pb::RenderResponse {
+            documents: documents.iter().map(document_to_wire).collect(),
+        }))
+    }
+
+    async fn void(
+        &self,
+        request: Request<pb::VoidRequest>,
+    ) -> Result<Response<pb::VoidResponse>, Status> {
+        let request = request.into_inner();
+        // Void carries serials only; each serial starts with its municipality code, so the
+        // request is routed by that prefix, and serials of other municipalities are ignored.
+        let mut voided = Vec::new();
+        for issuer in self.issuers.values() {
+            let prefix = format!("{}-", issuer.municipality());
+            let mine: Vec<String> = request
+                .serials
+                .iter()
+                .filter(|s| s.starts_with(&prefix))
+                .cloned()
+                .collect();
+            if !mine.is_empty() {
+                voided.extend(issuer.void(&mine, &request.reason).await?);
+            }
+        }
+        Ok(Response::new(pb::VoidResponse {
+            voided_serials: voided,
+        }))
+    }
+}
