@@ -89,9 +89,9 @@ pub enum JpkiError {
 impl From<TransportError> for JpkiError {
     fn from(e: TransportError) -> Self {
         match e {
-            TransportError::CardRemoved | TransportError::CardReset | TransportError::NoCard => {
-                Self::CardRemoved
-            }
+            TransportError::CardRemoved | TransportError::NoCard => Self::CardRemoved,
+            // A reset (by another application, or a power event) keeps its own variant: the
+            // card is still there, but this session's verified state is gone.
             other => Self::Transport(other),
         }
     }

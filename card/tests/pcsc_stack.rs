@@ -195,6 +195,23 @@ fn reset_clears_the_verified_state() {
 }
 
 #[test]
+fn a_reset_by_another_application_ends_the_verified_session() {
+    let stack = PcscStack::start().unwrap();
+    let (_dir, file) = card_copy("resident-0001");
+    let _emulator = insert(&stack, &file);
+    let mut verified = JpkiCard::open(connect(&stack))
+        .unwrap()
+        .verify_pin(&pin("1234"))
+        .unwrap();
+    // A second application connects (shared mode) and leaves with a reset.
+    connect(&stack).disconnect_with_reset().unwrap();
+    assert_eq!(
+        verified.sign_digest_info(&[0x30; 51]),
+        Err(JpkiError::Transport(TransportError::CardReset))
+    );
+}
+
+#[test]
 fn removed_card_and_stopped_service_are_typed_errors() {
     let mut stack = PcscStack::start().unwrap();
     let (_dir, file) = card_copy("resident-0001");
