@@ -196,10 +196,11 @@ name_enum! {
     }
 }
 
-/// An identifier: 1 to 64 ASCII letters, digits and `._:-`.
+/// An identifier: 1 to 64 ASCII letters, digits and `._:/-` (the kiosk.v1 identifier set;
+/// terminal ids are `<chain>/<store>/<terminal>`).
 ///
-/// Invariant: matches `[A-Za-z0-9._:-]{1,64}`, so it cannot carry a Japanese name, an address
-/// or free prose.
+/// Invariant: matches `[A-Za-z0-9._:/-]{1,64}`, so it cannot carry a Japanese name, an
+/// address or free prose.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
 pub struct Ident(String);
 
@@ -211,9 +212,9 @@ impl Ident {
         }
         if !s
             .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'/' | b'-'))
         {
-            return Err(invalid("identifier", "only ASCII letters, digits and ._:-"));
+            return Err(invalid("identifier", "only ASCII letters, digits and ._:/-"));
         }
         Ok(Self(s.to_owned()))
     }
