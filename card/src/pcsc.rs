@@ -129,6 +129,20 @@ impl PcscContext {
         }
     }
 
+    /// Whether pcscd currently reports a card in `reader` (no waiting).
+    pub fn card_present(&self, reader: &str) -> Result<bool, TransportError> {
+        let name = CString::new(reader).map_err(|_| TransportError::NoReader)?;
+        let mut states = [pcsc::ReaderState::new(name, pcsc::State::UNAWARE)];
+        self.ctx
+            .get_status_change(Duration::ZERO, &mut states)
+            .map_err(map_error)?;
+        let state = states[0].event_state();
+        if state.contains(pcsc::State::UNKNOWN) || state.contains(pcsc::State::UNAVAILABLE) {
+            return Err(TransportError::NoReader);
+        }
+        Ok(state.contains(pcsc::State::PRESENT))
+    }
+
     /// Connects to the card in `reader` (shared mode, T=0 or T=1).
     pub fn connect(&self, reader: &str) -> Result<PcscTransport, TransportError> {
         let name = CString::new(reader).map_err(|_| TransportError::NoReader)?;

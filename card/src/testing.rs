@@ -240,6 +240,15 @@ impl PcscStack {
         format!("{READER_NAME} 00 {slot:02}")
     }
 
+    /// Waits until pcscd reports no card in `slot`.
+    pub fn wait_absent(&self, slot: u16) -> Result<(), StackError> {
+        let reader = self.reader(slot);
+        poll_until(READY_TIMEOUT, "the slot to be empty", || {
+            let ctx = PcscContext::establish()?;
+            Ok((!ctx.card_present(&reader)?).then_some(()))
+        })
+    }
+
     /// Starts `card-emulator` (path `emulator_bin`) for `card` in `slot` and waits until
     /// PC/SC sees the card.
     pub fn insert_card(
@@ -248,6 +257,9 @@ impl PcscStack {
         card: &Path,
         slot: u16,
     ) -> Result<EmulatorProcess, StackError> {
+        // A card that was just stopped may still be reported until pcscd's next presence
+        // poll; inserting before that would race with its removal.
+        self.wait_absent(slot)?;
         let log_path = self.dir.join(format!("emulator-{slot}.log"));
         let log = File::create(&log_path).map_err(io("emulator log"))?;
         let err = log.try_clone().map_err(io("emulator log"))?;

@@ -118,6 +118,9 @@ pub enum PkiError {
     /// A name does not fit the naming rules.
     #[error("invalid name: {0}")]
     InvalidName(String),
+    /// A committed pool key does not parse (the crate itself is broken).
+    #[error("RSA key pool: {0}")]
+    KeyPool(String),
     /// A file in the directory is not what the generator writes.
     #[error("unexpected content in {0}")]
     Unexpected(PathBuf),
@@ -242,13 +245,13 @@ pub struct DevPkiSpec {
     pub cards: Vec<FixtureCard>,
 }
 
-fn terminal(id: &str) -> TerminalName {
-    // The literal ids below are valid; a typo here is a programming error caught by tests.
-    TerminalName::parse(id).unwrap_or_else(|_| TerminalName {
-        chain: "invalid".into(),
-        store: "invalid".into(),
-        terminal: "invalid".into(),
-    })
+/// A terminal name from literal parts known to be valid (no fallible parse for constants).
+fn terminal(chain: &str, store: &str, terminal: &str) -> TerminalName {
+    TerminalName {
+        chain: chain.to_owned(),
+        store: store.to_owned(),
+        terminal: terminal.to_owned(),
+    }
 }
 
 impl DevPkiSpec {
@@ -291,9 +294,9 @@ impl DevPkiSpec {
             crl_this_update,
             crl_next_update,
             terminals: vec![
-                terminal("seven/131016-0042/k1"),
-                terminal("seven/131016-0042/k2"),
-                terminal("lawson/271004-0007/k1"),
+                terminal("seven", "131016-0042", "k1"),
+                terminal("seven", "131016-0042", "k2"),
+                terminal("lawson", "271004-0007", "k1"),
             ],
             municipalities: vec!["131016".into(), "271004".into()],
             gateway_id: "gw-dev-01".into(),
@@ -505,10 +508,14 @@ pub struct CertDescription {
 }
 
 impl CertDescription {
-    fn params(&self, spec: &DevPkiSpec) -> Result<CertificateParams, PkiError> {
+    fn params(
+        &self,
+        not_before: OffsetDateTime,
+        not_after: OffsetDateTime,
+    ) -> Result<CertificateParams, PkiError> {
         let mut p = CertificateParams::default();
-        p.not_before = spec.not_before;
-        p.not_after = spec.not_after;
+        p.not_before = not_before;
+        p.not_after = not_after;
         p.serial_number = Some(SerialNumber::from(self.serial));
         let mut dn = DistinguishedName::new();
         dn.push(DnType::CountryName, "JP");
@@ -578,7 +585,7 @@ fn key_pool() -> Result<&'static [KeyPair], PkiError> {
             .collect()
     })
     .as_deref()
-    .map_err(|e| PkiError::Unexpected(PathBuf::from(format!("key pool: {e}"))))
+    .map_err(|e| PkiError::KeyPool(e.clone()))
 }
 
 fn write(path: &Path, contents: impl AsRef<[u8]>) -> Result<(), PkiError> {
@@ -613,7 +620,7 @@ impl DevPki {
         let mut cas: Vec<(String, Issuer<'static, KeyPair>, String)> = Vec::new();
         for d in descriptions.iter().filter(|d| d.is_ca) {
             let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)?;
-            let params = d.params(spec)?;
+            let params = d.params(spec.not_before, spec.not_after)?;
             let cert = params.self_signed(&key)?;
             write(&dir.join(format!("{}.crt.pem", d.stem)), cert.pem())?;
             write(
@@ -629,7 +636,9 @@ impl DevPki {
         };
         for d in descriptions.iter().filter(|d| !d.is_ca && !d.rsa) {
             let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)?;
-            let cert = d.params(spec)?.signed_by(&key, &ca(&d.issuer)?.1)?;
+            let cert = d
+                .params(spec.not_before, spec.not_after)?
+                .signed_by(&key, &ca(&d.issuer)?.1)?;
             write(&dir.join(format!("{}.crt.pem", d.stem)), cert.pem())?;
             write(
                 &dir.join(format!("{}.key.pem", d.stem)),
@@ -642,7 +651,7 @@ impl DevPki {
         for (card, d) in spec.cards.iter().zip(descriptions.iter().filter(|d| d.rsa)) {
             let key_index = card_key_index(card.serial);
             let key = &pool[key_index];
-            let cert = d.params(spec)?;
+            let cert = d.params(spec.not_before, spec.not_after)?;
             let file = match card.kind {
                 CardKind::MyNumber => {
                     let auth = cert.signed_by(key, auth_issuer)?;
@@ -839,9 +848,6 @@ impl CardMinter {
     pub fn mint(&self, serial: u64, pin: &crate::pin::Pin) -> Result<CardFile, PkiError> {
         let pool = key_pool()?;
         let key_index = card_key_index(serial);
-        let mut spec = DevPkiSpec::fixture();
-        spec.not_before = self.not_before;
-        spec.not_after = self.not_after;
         let d = CertDescription {
             stem: String::new(),
             issuer: files::JPKI_AUTH_CA.into(),
@@ -855,7 +861,9 @@ impl CardMinter {
             eku: vec![],
             sans: vec![],
         };
-        let cert = d.params(&spec)?.signed_by(&pool[key_index], &self.issuer)?;
+        let cert = d
+            .params(self.not_before, self.not_after)?
+            .signed_by(&pool[key_index], &self.issuer)?;
         let pin = std::str::from_utf8(pin.expose())
             .map_err(|_| PkiError::InvalidName("PIN".into()))?
             .to_owned();
