@@ -188,10 +188,12 @@ impl Emulator {
             while let Some((message, used)) = parse_frame(&buf) {
                 let reply = answer(&mut self.card, message);
                 buf.drain(..used);
+                // Persist a changed retry counter before the host hears the outcome, as a
+                // card writes its EEPROM before answering: a crash cannot "refund" a try.
+                self.save_if_changed()?;
                 if let Some(reply) = reply {
                     stream.write_all(&frame(&reply))?;
                 }
-                self.save_if_changed()?;
             }
         }
         Ok(())

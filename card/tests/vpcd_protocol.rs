@@ -130,7 +130,10 @@ fn missing_card_file_is_an_error_not_a_panic() {
 #[test]
 fn card_emulator_binary_exit_codes() {
     let bin = env!("CARGO_BIN_EXE_card-emulator");
-    let usage = std::process::Command::new(bin).arg("--bogus").output().unwrap();
+    let usage = std::process::Command::new(bin)
+        .arg("--bogus")
+        .output()
+        .unwrap();
     assert_eq!(usage.status.code(), Some(64));
     let missing = std::process::Command::new(bin)
         .args(["--vpcd", "127.0.0.1:1", "--card", "/nonexistent/card.toml"])
