@@ -252,9 +252,9 @@ impl CheckpointVerifier {
 
     /// Parses the standard verifier key string `<name>+<hex key id>+<base64(0x01 || key)>`.
     pub fn parse_vkey(vkey: &str) -> Result<Self, CheckpointError> {
-        let mut parts = vkey.trim().split('+');
-        let (Some(name), Some(id_hex), Some(key_b64), None) =
-            (parts.next(), parts.next(), parts.next(), parts.next())
+        // The key's base64 may itself contain `+`, so only the first two are separators.
+        let mut parts = vkey.trim().splitn(3, '+');
+        let (Some(name), Some(id_hex), Some(key_b64)) = (parts.next(), parts.next(), parts.next())
         else {
             return Err(CheckpointError::VerifierKey("need name+id+key"));
         };

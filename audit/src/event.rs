@@ -214,7 +214,10 @@ impl Ident {
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'/' | b'-'))
         {
-            return Err(invalid("identifier", "only ASCII letters, digits and ._:/-"));
+            return Err(invalid(
+                "identifier",
+                "only ASCII letters, digits and ._:/-",
+            ));
         }
         Ok(Self(s.to_owned()))
     }
