@@ -62,7 +62,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let mut verified = JpkiCard::open(&mut t)?
             .verify_pin(&pin)
             .map_err(|f| f.into_error())?;
-        let proof = login::authenticate(&mut verified, &context, &[1; 32])?;
+        let proof = login::authenticate(&mut verified, &[1; 32], &context)?;
         assert_eq!(proof.signature.len(), 256);
     }
     let t = start.elapsed().as_secs_f64();

@@ -89,7 +89,7 @@ pub fn client(data: &[u8]) {
         && let Ok(mut verified) = card.verify_pin(&pin)
     {
         let _ = verified.sign_digest_info(&[0x30; 51]);
-        let _ = crate::login::authenticate(&mut verified, b"x", b"c");
+        let _ = crate::login::authenticate(&mut verified, b"c", b"x");
     }
 }
 

@@ -78,14 +78,11 @@ impl std::fmt::Debug for LoginProof {
 
 /// The terminal-side login step: with a card session whose PIN was verified, read the
 /// user-authentication certificate and sign the DigestInfo of the message bound to the
-/// gateway's `auth_context_bytes` and `challenge` (both from `OpenSessionResponse`).
-///
-/// Arguments are in the same order (context, then challenge) as in [`signed_message`],
-/// [`digest_info`] and [`verify_signature`].
+/// gateway's `challenge` and `auth_context_bytes` (both from `OpenSessionResponse`).
 pub fn authenticate<T: crate::transport::Transport>(
     card: &mut crate::jpki::VerifiedJpkiCard<T>,
-    auth_context_bytes: &[u8],
     challenge: &[u8],
+    auth_context_bytes: &[u8],
 ) -> Result<LoginProof, crate::jpki::JpkiError> {
     let certificate = card.read_auth_certificate()?;
     let signature = card.sign_digest_info(&digest_info(auth_context_bytes, challenge))?;

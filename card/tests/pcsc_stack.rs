@@ -106,7 +106,7 @@ fn login_through_pcscd_wrong_pin_then_right_pin_and_sign() {
     let mut verified = card.verify_pin(&pin("1234")).unwrap();
     let context = login::context_bytes("gw-dev-01", "seven/131016-0042/k1", "s-42").unwrap();
     let challenge = [0x5Au8; 32];
-    let proof = login::authenticate(&mut verified, &context, &challenge).unwrap();
+    let proof = login::authenticate(&mut verified, &challenge, &context).unwrap();
     assert_eq!(proof.certificate, cert);
     login::verify_signature(&proof.certificate, &context, &challenge, &proof.signature).unwrap();
     // And with ring directly, against the certificate's key, over the contract's message.

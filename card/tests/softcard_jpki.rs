@@ -66,7 +66,7 @@ fn wrong_pin_then_right_pin_resets_counter_and_signs() {
     let mut verified = card.verify_pin(&pin("1234")).unwrap();
     let context = login::context_bytes("gw-dev-01", "seven/131016-0042/k1", "s-1").unwrap();
     let challenge = [7u8; 32];
-    let proof = login::authenticate(&mut verified, &context, &challenge).unwrap();
+    let proof = login::authenticate(&mut verified, &challenge, &context).unwrap();
     assert_eq!(proof.signature.len(), 256);
     login::verify_signature(&proof.certificate, &context, &challenge, &proof.signature).unwrap();
     // Bound to the context: another session's context does not verify.
@@ -109,7 +109,7 @@ fn login_step_matches_contract_vector_digest_info() {
         .unwrap()
         .verify_pin(&pin("1234"))
         .unwrap();
-    let proof = login::authenticate(&mut verified, &context, &challenge).unwrap();
+    let proof = login::authenticate(&mut verified, &challenge, &context).unwrap();
     let signed = hex_decode(&field("signed_message_hex"));
     let (_, cert) = x509_parser::parse_x509_certificate(&proof.certificate).unwrap();
     ring::signature::UnparsedPublicKey::new(

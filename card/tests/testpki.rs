@@ -370,7 +370,7 @@ fn minted_cards_chain_log_in_and_can_be_revoked() {
         let mut t = SoftTransport::new(SoftCard::from_file(file).unwrap());
         let mut verified = JpkiCard::open(&mut t).unwrap().verify_pin(&pin).unwrap();
         let context = login::context_bytes("gw", "a/b/c", "s").unwrap();
-        let proof = login::authenticate(&mut verified, &context, b"challenge").unwrap();
+        let proof = login::authenticate(&mut verified, b"challenge", &context).unwrap();
         login::verify_signature(&proof.certificate, &context, b"challenge", &proof.signature)
             .unwrap();
     }
