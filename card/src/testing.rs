@@ -188,8 +188,7 @@ impl PcscStack {
         self.pcscd = Some(child);
         let reader = self.reader(1);
         let log_path = self.dir.join("pcscd.log");
-        let pcscd = self.pcscd.as_mut();
-        let mut pcscd = pcscd;
+        let mut pcscd = self.pcscd.as_mut();
         poll_until(READY_TIMEOUT, "pcscd to list the vpcd readers", || {
             if let Some(child) = pcscd.as_deref_mut()
                 && let Some(status) = child.try_wait().map_err(io("wait pcscd"))?
@@ -302,8 +301,7 @@ impl EmulatorProcess {
     /// Waits until PC/SC reports a card in `reader` (e.g. after pcscd restarted).
     pub fn wait_present(&mut self, reader: &str) -> Result<(), StackError> {
         let log_path = self.log_path.clone();
-        let child = self.child.as_mut();
-        let mut child = child;
+        let mut child = self.child.as_mut();
         poll_until(READY_TIMEOUT, "the emulated card to be present", || {
             if let Some(c) = child.as_deref_mut()
                 && let Some(status) = c.try_wait().map_err(io("wait emulator"))?
