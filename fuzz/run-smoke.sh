@@ -12,7 +12,10 @@ fi
 for target in $(cargo fuzz list); do
   echo "== fuzz $target (${seconds}s)"
   mkdir -p "corpus/$target"
-  # The first directory collects new inputs (ignored by git); seeds/ holds committed starting points.
+  # The first directory collects new inputs (ignored by git); seeds/<target>/, when present,
+  # holds committed starting points.
+  dirs=("corpus/$target")
+  if [ -d "seeds/$target" ]; then dirs+=("seeds/$target"); fi
   cargo fuzz run "$target" --sanitizer none -- -max_total_time="$seconds" -rss_limit_mb=2048 \
-    "corpus/$target" "seeds/$target"
+    "${dirs[@]}"
 done
