@@ -240,6 +240,10 @@ async fn decide(
             field: "subject_refs",
         });
     }
+    if ty.is_koseki() && ctx.koseki.is_none() {
+        // The requester's 戸籍 is not kept here (本籍 elsewhere, or 除籍).
+        return Err(refuse(Reason::CertificateTypeNotOffered));
+    }
     let koseki_members: &[KosekiMember] = ctx.koseki.as_ref().map_or(&[], |(_, m)| m);
     for s in &subjects {
         check(rules::permitted_subject(

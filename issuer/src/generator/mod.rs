@@ -204,7 +204,10 @@ impl Rng {
 enum Val {
     I(i64),
     T(String),
+    /// A NULL text; PostgreSQL types a bound NULL, so integers need [`Val::NI`].
     N,
+    /// A NULL integer.
+    NI,
     B(Vec<u8>),
 }
 
@@ -313,6 +316,7 @@ impl Table {
                     Val::I(i) => query.bind(*i),
                     Val::T(t) => query.bind(t.clone()),
                     Val::N => query.bind(None::<String>),
+                    Val::NI => query.bind(None::<i64>),
                     Val::B(b) => query.bind(b.clone()),
                 };
             }
@@ -844,6 +848,8 @@ impl<'a> Generator<'a> {
             people.push(gm);
         }
         people.truncate(budget.max(1) as usize);
+        // The last household may be cut short by the resident count.
+        let couple = couple && people.len() > 1;
 
         // Statuses of the household's cases.
         match case {
@@ -1090,7 +1096,7 @@ impl<'a> Generator<'a> {
                     kid.clone().into(),
                     "戸籍届出（出生）".into(),
                     self.now_ms.into(),
-                    Val::N,
+                    Val::NI,
                 ]);
             }
         }
@@ -1193,7 +1199,7 @@ impl<'a> Generator<'a> {
                     date_between(&mut self.rng, p.birth.saturating_add(Days::days(15 * 366)), as_of)
                         .into(),
                     if abolished { "abolished" } else { "active" }.into(),
-                    if abolished { Val::I(self.now_ms) } else { Val::N },
+                    if abolished { Val::I(self.now_ms) } else { Val::NI },
                     hash.into(),
                 ]);
                 self.report.seals += 1;
@@ -1232,7 +1238,7 @@ impl<'a> Generator<'a> {
                     self.now_ms.into(),
                 ]);
             }
-            Some(Case::SupportMeasureInHousehold) => {
+            Some(Case::SupportMeasureInHousehold) if people.len() > 1 => {
                 self.tables.measures.push(vec![
                     people[1].id.clone().into(),
                     as_of.saturating_sub(Days::days(100)).into(),
@@ -1250,7 +1256,7 @@ impl<'a> Generator<'a> {
                     Val::N,
                     "転居届".into(),
                     self.now_ms.into(),
-                    Val::N,
+                    Val::NI,
                 ]);
             }
             _ => {}
