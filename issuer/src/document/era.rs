@@ -255,7 +255,9 @@ mod tests {
         );
         let neg = CivilDateTime::from_unix_seconds(-1);
         assert_eq!(
-            (neg.year, neg.month, neg.day, neg.hour, neg.minute, neg.second),
+            (
+                neg.year, neg.month, neg.day, neg.hour, neg.minute, neg.second
+            ),
             (1969, 12, 31, 23, 59, 59)
         );
         let leap = CivilDateTime::from_unix_seconds(951_782_400); // 2000-02-29

@@ -6,4 +6,13 @@
 //! bytes together with the page subjects.
 
 pub mod era;
+pub mod font;
+pub mod markers;
 pub mod model;
+pub mod pdf;
+pub mod qr;
+pub mod render;
+pub mod samples;
+pub mod sign;
+#[cfg(test)]
+mod tests;

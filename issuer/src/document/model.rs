@@ -137,13 +137,19 @@ impl CertificateType {
             CertificateType::ResidentRecordItems => {
                 "上記の事項は、住民票に記載されていることを証明する。"
             }
-            CertificateType::SealRegistration => "この写しは、登録された印影と相違ないことを証明する。",
+            CertificateType::SealRegistration => {
+                "この写しは、登録された印影と相違ないことを証明する。"
+            }
             CertificateType::IncomeTax => "上記のとおり相違ないことを証明する。",
-            CertificateType::KosekiFull => "これは、戸籍に記録されている事項の全部を証明した書面である。",
+            CertificateType::KosekiFull => {
+                "これは、戸籍に記録されている事項の全部を証明した書面である。"
+            }
             CertificateType::KosekiIndividual => {
                 "これは、戸籍中の一部の者について記録されている事項を証明した書面である。"
             }
-            CertificateType::KosekiFuhyo => "この写しは、戸籍の附票の原本と相違ないことを証明する。",
+            CertificateType::KosekiFuhyo => {
+                "この写しは、戸籍の附票の原本と相違ないことを証明する。"
+            }
         }
     }
 }
@@ -658,7 +664,10 @@ mod tests {
         );
         assert!(MunicipalityCode::parse("13101").is_err());
         assert!(MunicipalityCode::parse("13101a").is_err());
-        assert_eq!(MunicipalityCode::from_prefix("13101").unwrap().as_str(), "131016");
+        assert_eq!(
+            MunicipalityCode::from_prefix("13101").unwrap().as_str(),
+            "131016"
+        );
     }
 
     #[test]
