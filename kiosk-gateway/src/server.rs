@@ -13,6 +13,7 @@ use std::time::Duration;
 use audit::checkpoint::CheckpointSigner;
 use kiosk_proto::v1::audit_service_server::AuditServiceServer;
 use kiosk_proto::v1::terminal_service_server::TerminalServiceServer;
+use kiosk_proto::v1::verify_service_server::VerifyServiceServer;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -21,6 +22,7 @@ use crate::flow::Flow;
 use crate::identity::RoleAnchors;
 use crate::service::audit::AuditApi;
 use crate::service::terminal::TerminalApi;
+use crate::service::verify::{self, VerifyApi};
 use crate::tls::{self, ReloadableServerConfig};
 
 /// Largest request a terminal may send (a card certificate and signature are a few KiB).
@@ -40,6 +42,8 @@ pub struct ServerParts {
     pub sweep_interval: Duration,
     /// Signs the audit log's checkpoints.
     pub checkpoint_signer: Arc<CheckpointSigner>,
+    /// Public verification of printed documents.
+    pub verify: VerifyApi,
 }
 
 /// A running gateway.
@@ -83,6 +87,9 @@ pub async fn start(parts: ServerParts, listen: SocketAddr) -> std::io::Result<Ru
     ))
     .max_decoding_message_size(MAX_REQUEST_BYTES);
     health.set_serving::<AuditServiceServer<AuditApi>>().await;
+    let verify = VerifyServiceServer::new(parts.verify)
+        .max_decoding_message_size(verify::MAX_PDF_BYTES + 4096);
+    health.set_serving::<VerifyServiceServer<VerifyApi>>().await;
 
     let incoming = tls::incoming(listener, parts.tls, parts.handshake_timeout);
     let (stop, stopped) = oneshot::channel::<()>();
@@ -93,6 +100,7 @@ pub async fn start(parts: ServerParts, listen: SocketAddr) -> std::io::Result<Ru
             .add_service(reflection)
             .add_service(terminal)
             .add_service(audit)
+            .add_service(verify)
             .serve_with_incoming_shutdown(incoming, async {
                 let _ = stopped.await;
             })
@@ -159,6 +167,9 @@ impl RunningServer {
             .await;
         self.health
             .set_not_serving::<AuditServiceServer<AuditApi>>()
+            .await;
+        self.health
+            .set_not_serving::<VerifyServiceServer<VerifyApi>>()
             .await;
     }
 

@@ -1,0 +1,152 @@
+//! `kiosk.v1.VerifyService`: anyone handed a printed certificate checks it, with no client
+//! certificate. The QR payload's signature is checked against the municipalities' document
+//! signing keys; the document's void status and printed digest come from the gateway's own
+//! record. The answer carries only what the paper already prints.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use issuer::document::markers::read_page_markers;
+use issuer::document::qr::{self, QrError, TrustedKeys};
+use kiosk_proto::v1 as pb;
+use kiosk_proto::v1::verify_service_server::VerifyService;
+use tonic::{Request, Response, Status};
+
+use super::timestamp;
+use crate::error::GatewayError;
+use crate::store::{self, Store};
+
+/// Largest PDF accepted for verification.
+pub const MAX_PDF_BYTES: usize = 8 << 20;
+
+/// The verification service.
+pub struct VerifyApi {
+    store: Store,
+    trusted: Arc<TrustedKeys>,
+    municipality_names: HashMap<String, String>,
+}
+
+impl VerifyApi {
+    /// Verifies against `trusted` document-signing keys; names municipalities for display.
+    pub fn new(
+        store: Store,
+        trusted: Arc<TrustedKeys>,
+        municipality_names: HashMap<String, String>,
+    ) -> Self {
+        VerifyApi {
+            store,
+            trusted,
+            municipality_names,
+        }
+    }
+}
+
+fn verdict(validity: pb::Validity, reason: &str, ja: &str, en: &str) -> pb::VerifyDocumentResponse {
+    pb::VerifyDocumentResponse {
+        validity: validity as i32,
+        reason: reason.to_owned(),
+        message: Some(pb::LocalizedText {
+            ja: ja.to_owned(),
+            en: en.to_owned(),
+        }),
+        summary: None,
+        pdf_signature_valid: false,
+    }
+}
+
+fn unreadable() -> GatewayError {
+    GatewayError::refused("DOCUMENT_UNREADABLE", "not a kiosk.v1 document")
+}
+
+#[tonic::async_trait]
+impl VerifyService for VerifyApi {
+    async fn verify_document(
+        &self,
+        request: Request<pb::VerifyDocumentRequest>,
+    ) -> Result<Response<pb::VerifyDocumentResponse>, Status> {
+        let (payload, from_pdf) = match request.into_inner().document {
+            Some(pb::verify_document_request::Document::QrPayload(payload)) => (payload, false),
+            Some(pb::verify_document_request::Document::Pdf(pdf)) => {
+                if pdf.len() > MAX_PDF_BYTES {
+                    return Err(GatewayError::invalid_field("pdf", "at most 8 MiB").into());
+                }
+                let markers = read_page_markers(&pdf).map_err(|_| unreadable())?;
+                let first = markers.first().ok_or_else(unreadable)?;
+                (first.qr_payload.clone(), true)
+            }
+            None => {
+                return Err(
+                    GatewayError::invalid_field("document", "a QR payload or a PDF").into(),
+                );
+            }
+        };
+        let (fields, _, _) = qr::parse_unverified(&payload).map_err(|_| unreadable())?;
+        let summary = pb::DocumentSummary {
+            serial: fields.serial.as_str().to_owned(),
+            municipality_code: fields.municipality.as_str().to_owned(),
+            municipality_name: self
+                .municipality_names
+                .get(fields.municipality.as_str())
+                .cloned()
+                .unwrap_or_default(),
+            r#type: i32::from(fields.kind.code()),
+            issued_at: Some(timestamp(fields.issued_at.unix_seconds() * 1000)),
+            content_digest: fields.content_digest.to_vec(),
+        };
+        let mut response = match qr::verify_qr_payload(&payload, &self.trusted) {
+            Err(QrError::UnknownKey) => verdict(
+                pb::Validity::UnknownIssuer,
+                "QR_UNKNOWN_ISSUER",
+                "発行元を確認できません。",
+                "The issuer of this document is not known.",
+            ),
+            Err(_) => verdict(
+                pb::Validity::Invalid,
+                "QR_SIGNATURE_INVALID",
+                "この証明書は改ざんされているか、正規のものではありません。",
+                "This document has been altered or is not genuine.",
+            ),
+            Ok(_) => {
+                let mut conn = self
+                    .store
+                    .pool()
+                    .acquire()
+                    .await
+                    .map_err(GatewayError::from)?;
+                let record = store::document(&mut conn, fields.serial.as_str()).await?;
+                match record {
+                    None => verdict(
+                        pb::Validity::Invalid,
+                        "NOT_ISSUED",
+                        "この証明書は交付されていません。",
+                        "This document was never issued.",
+                    ),
+                    Some(doc) if doc.content_digest != fields.content_digest => verdict(
+                        pb::Validity::Invalid,
+                        "CONTENT_MISMATCH",
+                        "この証明書は改ざんされているか、正規のものではありません。",
+                        "This document has been altered or is not genuine.",
+                    ),
+                    Some(doc) if doc.status == "voided" => verdict(
+                        pb::Validity::Voided,
+                        "VOIDED",
+                        "この証明書は無効にされています。",
+                        "This document has been voided.",
+                    ),
+                    Some(_) => verdict(
+                        pb::Validity::Valid,
+                        "",
+                        "この証明書は有効です。",
+                        "This document is valid.",
+                    ),
+                }
+            }
+        };
+        response.summary = Some(summary);
+        // The embedded PAdES signature is not checked here (no CMS verifier in this service
+        // yet); `pdf_signature_valid` stays false and the contract says so. The QR payload and
+        // the gateway's record decide validity.
+        let _ = from_pdf;
+        Ok(Response::new(response))
+    }
+}
