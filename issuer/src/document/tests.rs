@@ -10,7 +10,7 @@ use crate::document::model::CertificateType;
 use crate::document::qr::{QrError, TrustedKeys, verify_qr_payload};
 use crate::document::render::{RenderError, RenderedDocument, Renderer};
 use crate::document::samples;
-use crate::document::sign::{DocumentSigner, pem_blocks};
+use crate::document::sign::{DocumentSigner, PdfSignatureError, pem_blocks, verify_pdf_signature};
 
 fn pki() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../card/testdata/pki")
@@ -418,4 +418,33 @@ fn write_previews() {
             .unwrap();
         assert!(out.status.success());
     }
+}
+
+#[test]
+fn own_pdf_signature_verifier_agrees_with_the_outside_judges() {
+    let crt = std::fs::read_to_string(pki().join("municipality-131016.crt.pem")).unwrap();
+    let der = pem_blocks(&crt, "CERTIFICATE").unwrap().remove(0);
+    let doc = render(CertificateType::KosekiIndividual);
+    verify_pdf_signature(&doc.pdf, &der).unwrap();
+    let mut bad = doc.pdf.clone();
+    let at = bad.windows(3).position(|w| w == b")]T").unwrap() - 1;
+    bad[at] ^= 1;
+    assert_eq!(
+        verify_pdf_signature(&bad, &der),
+        Err(PdfSignatureError::Digest)
+    );
+    // Appending bytes after the signed revision breaks coverage.
+    let mut longer = doc.pdf.clone();
+    longer.extend_from_slice(b"\n% appended\n");
+    assert_eq!(
+        verify_pdf_signature(&longer, &der),
+        Err(PdfSignatureError::Coverage)
+    );
+    // Another municipality's certificate does not verify it.
+    let other = std::fs::read_to_string(pki().join("municipality-271004.crt.pem")).unwrap();
+    let other = pem_blocks(&other, "CERTIFICATE").unwrap().remove(0);
+    assert_eq!(
+        verify_pdf_signature(&doc.pdf, &other),
+        Err(PdfSignatureError::Signature)
+    );
 }
