@@ -9,6 +9,11 @@
 //! ```text
 //! AUDIT_BENCH_SIZE=1000000 cargo bench -p audit --bench log
 //! ```
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a panic is a failed assertion with its location"
+)]
 #![allow(missing_docs)]
 
 use std::time::{Duration, Instant};
@@ -21,7 +26,9 @@ use sqlx::any::AnyPoolOptions;
 use tokio::runtime::Runtime;
 
 fn event(n: u64) -> Event {
-    let p = Pseudonymizer::new(&[5u8; 32]).unwrap().pseudonymize(&n.to_be_bytes());
+    let p = Pseudonymizer::new(&[5u8; 32])
+        .unwrap()
+        .pseudonymize(&n.to_be_bytes());
     let f = IssuanceFacts {
         terminal: Ident::parse(&format!("T-{:04}", n % 1000)).unwrap(),
         chain: Ident::parse("chain-a").unwrap(),
@@ -33,7 +40,12 @@ fn event(n: u64) -> Event {
         document_count: 1,
         fee_yen: 200,
     };
-    Event::print_reported(UnixMillis(1_795_400_000_000 + n as i64), p, &f, PrintOutcome::Printed)
+    Event::print_reported(
+        UnixMillis(1_795_400_000_000 + n as i64),
+        p,
+        &f,
+        PrintOutcome::Printed,
+    )
 }
 
 struct Db {
@@ -55,8 +67,12 @@ async fn open(kind: &'static str) -> Db {
             .after_connect(|conn, _| {
                 Box::pin(async move {
                     // Durable commits: WAL with synchronous=FULL (see docs/performance.md §5).
-                    sqlx::query("PRAGMA journal_mode=WAL").execute(&mut *conn).await?;
-                    sqlx::query("PRAGMA synchronous=FULL").execute(&mut *conn).await?;
+                    sqlx::query("PRAGMA journal_mode=WAL")
+                        .execute(&mut *conn)
+                        .await?;
+                    sqlx::query("PRAGMA synchronous=FULL")
+                        .execute(&mut *conn)
+                        .await?;
                     Ok(())
                 })
             })
@@ -64,29 +80,63 @@ async fn open(kind: &'static str) -> Db {
             .await
             .unwrap();
         audit::migrate(&pool).await.unwrap();
-        sqlx::query("CREATE TABLE bench_plain (id BIGINT PRIMARY KEY, payload BLOB NOT NULL)").execute(&pool).await.unwrap();
-        Db { name: "sqlite", pool, sqlite: true, cleanup: None, _dir: Some(dir) }
+        sqlx::query("CREATE TABLE bench_plain (id BIGINT PRIMARY KEY, payload BLOB NOT NULL)")
+            .execute(&pool)
+            .await
+            .unwrap();
+        Db {
+            name: "sqlite",
+            pool,
+            sqlite: true,
+            cleanup: None,
+            _dir: Some(dir),
+        }
     } else {
         let admin_url = std::env::var("KIOSK_TEST_POSTGRES_URL")
             .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
-        let admin = AnyPool::connect(&admin_url).await.expect("PostgreSQL unreachable; set KIOSK_TEST_POSTGRES_URL");
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {db_name}"))).execute(&admin).await.unwrap();
+        let admin = AnyPool::connect(&admin_url)
+            .await
+            .expect("PostgreSQL unreachable; set KIOSK_TEST_POSTGRES_URL");
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {db_name}")))
+            .execute(&admin)
+            .await
+            .unwrap();
         admin.close().await;
         let (base, _) = admin_url.rsplit_once('/').unwrap();
-        let pool = AnyPoolOptions::new().max_connections(2).connect(&format!("{base}/{db_name}")).await.unwrap();
+        let pool = AnyPoolOptions::new()
+            .max_connections(2)
+            .connect(&format!("{base}/{db_name}"))
+            .await
+            .unwrap();
         audit::migrate(&pool).await.unwrap();
-        sqlx::query("CREATE TABLE bench_plain (id BIGINT PRIMARY KEY, payload BYTEA NOT NULL)").execute(&pool).await.unwrap();
-        Db { name: "postgres", pool, sqlite: false, cleanup: Some((admin_url, db_name)), _dir: None }
+        sqlx::query("CREATE TABLE bench_plain (id BIGINT PRIMARY KEY, payload BYTEA NOT NULL)")
+            .execute(&pool)
+            .await
+            .unwrap();
+        Db {
+            name: "postgres",
+            pool,
+            sqlite: false,
+            cleanup: Some((admin_url, db_name)),
+            _dir: None,
+        }
     }
 }
 
 async fn begin(db: &Db) -> sqlx::Transaction<'static, sqlx::Any> {
-    if db.sqlite { db.pool.begin_with("BEGIN IMMEDIATE").await.unwrap() } else { db.pool.begin().await.unwrap() }
+    if db.sqlite {
+        db.pool.begin_with("BEGIN IMMEDIATE").await.unwrap()
+    } else {
+        db.pool.begin().await.unwrap()
+    }
 }
 
 fn benches(c: &mut Criterion) {
     let rt = Runtime::new().unwrap();
-    let size: u64 = std::env::var("AUDIT_BENCH_SIZE").ok().and_then(|s| s.parse().ok()).unwrap_or(100_000);
+    let size: u64 = std::env::var("AUDIT_BENCH_SIZE")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(100_000);
     let which = std::env::var("AUDIT_BENCH_DB").unwrap_or_else(|_| "sqlite,postgres".to_owned());
     for kind in ["sqlite", "postgres"] {
         if !which.split(',').any(|w| w == kind) {
@@ -94,7 +144,9 @@ fn benches(c: &mut Criterion) {
         }
         let db = rt.block_on(open(kind));
         let mut g = c.benchmark_group(format!("audit/{}", db.name));
-        g.sample_size(20).warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(5));
+        g.sample_size(20)
+            .warm_up_time(Duration::from_secs(1))
+            .measurement_time(Duration::from_secs(5));
 
         g.throughput(Throughput::Elements(1));
         g.bench_function("empty_transaction", |b| {
@@ -157,18 +209,21 @@ fn benches(c: &mut Criterion) {
             })
         });
         g.throughput(Throughput::Elements(100));
-        g.bench_function(BenchmarkId::new("append_batch_100_per_transaction", size), |b| {
-            b.to_async(&rt).iter(|| {
-                let events: Vec<_> = (next..next + 100).map(event).collect();
-                next += 100;
-                let db = &db;
-                async move {
-                    let mut tx = begin(db).await;
-                    store::append_batch(&mut tx, &events).await.unwrap();
-                    tx.commit().await.unwrap();
-                }
-            })
-        });
+        g.bench_function(
+            BenchmarkId::new("append_batch_100_per_transaction", size),
+            |b| {
+                b.to_async(&rt).iter(|| {
+                    let events: Vec<_> = (next..next + 100).map(event).collect();
+                    next += 100;
+                    let db = &db;
+                    async move {
+                        let mut tx = begin(db).await;
+                        store::append_batch(&mut tx, &events).await.unwrap();
+                        tx.commit().await.unwrap();
+                    }
+                })
+            },
+        );
 
         g.throughput(Throughput::Elements(1));
         let mut rng_state = 0x9e37_79b9_7f4a_7c15u64;
@@ -184,7 +239,9 @@ fn benches(c: &mut Criterion) {
                 let db = &db;
                 async move {
                     let mut conn = db.pool.acquire().await.unwrap();
-                    let (_, proof) = store::inclusion_proof(&mut conn, index, size).await.unwrap();
+                    let (_, proof) = store::inclusion_proof(&mut conn, index, size)
+                        .await
+                        .unwrap();
                     assert!(!proof.is_empty());
                 }
             })
@@ -195,7 +252,9 @@ fn benches(c: &mut Criterion) {
                 let db = &db;
                 async move {
                     let mut conn = db.pool.acquire().await.unwrap();
-                    let proof = store::consistency_proof(&mut conn, old, size).await.unwrap();
+                    let proof = store::consistency_proof(&mut conn, old, size)
+                        .await
+                        .unwrap();
                     assert!(!proof.is_empty());
                 }
             })
@@ -206,10 +265,12 @@ fn benches(c: &mut Criterion) {
             db.pool.close().await;
             if let Some((admin_url, name)) = &db.cleanup {
                 let admin = AnyPool::connect(admin_url).await.unwrap();
-                sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
-                    .execute(&admin)
-                    .await
-                    .unwrap();
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                )))
+                .execute(&admin)
+                .await
+                .unwrap();
             }
         });
     }

@@ -1016,12 +1016,12 @@ impl Event {
             }
         }
         // A resident actor always names itself as the resident; anything else is not canonical.
-        if let Actor::Resident(p) = &event.actor {
-            if event.resident != Some(*p) {
-                return Err(EventError::Malformed(
-                    "resident actor without matching pseudonym",
-                ));
-            }
+        if let Actor::Resident(p) = &event.actor
+            && event.resident != Some(*p)
+        {
+            return Err(EventError::Malformed(
+                "resident actor without matching pseudonym",
+            ));
         }
         Ok(event)
     }

@@ -329,7 +329,7 @@ pub fn rehash_export(
 pub fn diagnose(known: &[Hash], observed: &[Hash]) -> Option<Tamper> {
     let common = known.len().min(observed.len());
     let Some(i) = (0..common).find(|&i| known[i] != observed[i]) else {
-        return (observed.len() < known.len()).then(|| Tamper::Truncated {
+        return (observed.len() < known.len()).then_some(Tamper::Truncated {
             size: observed.len() as u64,
             expected: known.len() as u64,
         });
@@ -345,16 +345,15 @@ pub fn diagnose(known: &[Hash], observed: &[Hash]) -> Option<Tamper> {
         return Some(Tamper::Deleted { index: idx });
     }
     // Reordered: i and some j swapped, everything else equal.
-    if let Some(j) = (i + 1..common).find(|&j| observed[i] == known[j] && observed[j] == known[i]) {
-        if (i + 1..common)
+    if let Some(j) = (i + 1..common).find(|&j| observed[i] == known[j] && observed[j] == known[i])
+        && (i + 1..common)
             .filter(|&k| k != j)
             .all(|k| known[k] == observed[k])
-        {
-            return Some(Tamper::Reordered {
-                first: idx,
-                second: j as u64,
-            });
-        }
+    {
+        return Some(Tamper::Reordered {
+            first: idx,
+            second: j as u64,
+        });
     }
     // Inserted: the known tail continues one later.
     if observed.len() > known.len()
@@ -435,13 +434,12 @@ pub async fn verify_store(
         let ty: String = row.try_get(1).map_err(crate::store::StoreError::from)?;
         let t: Option<String> = row.try_get(2).map_err(crate::store::StoreError::from)?;
         let m: Option<String> = row.try_get(3).map_err(crate::store::StoreError::from)?;
-        if let Some(e) = by_index.get(&idx) {
-            if ty != e.event_type().as_str()
+        if let Some(e) = by_index.get(&idx)
+            && (ty != e.event_type().as_str()
                 || t.as_deref() != e.terminal().map(Ident::as_str)
-                || m.as_deref() != e.municipality().map(MunicipalityCode::as_str)
-            {
-                findings.push(Tamper::FieldMismatch { index: idx });
-            }
+                || m.as_deref() != e.municipality().map(MunicipalityCode::as_str))
+        {
+            findings.push(Tamper::FieldMismatch { index: idx });
         }
     }
     // Interior nodes.

@@ -1,5 +1,10 @@
 //! The `kiosk-audit` binary end to end, on SQLite and PostgreSQL: export, the audit run with
 //! remembered state, each kind of tampering named, inclusion, settlement, anomalies.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a panic is a failed assertion with its location"
+)]
 
 mod common;
 

@@ -1,5 +1,10 @@
 //! Cross-checks roots, proofs and checkpoints against independent implementations:
 //! tlog_tiles 0.2 (a port of Go's sumdb/tlog), ct-merkle 0.3 and signed_note 0.2.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a panic is a failed assertion with its location"
+)]
 
 use audit::checkpoint::{CheckpointSigner, CheckpointVerifier};
 use audit::merkle::{self, Hash, MemoryTree};

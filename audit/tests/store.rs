@@ -1,4 +1,9 @@
 //! Storage tests: every one runs on SQLite (temp file) and PostgreSQL (fresh database).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a panic is a failed assertion with its location"
+)]
 
 mod common;
 

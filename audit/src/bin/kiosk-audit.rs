@@ -560,10 +560,10 @@ async fn check(
         }
         _ => bail!("give --export or --db"),
     };
-    if let Some((_, known)) = &previous {
-        if let Some(t) = verify::diagnose(known, &observed) {
-            findings.push(t);
-        }
+    if let Some((_, known)) = &previous
+        && let Some(t) = verify::diagnose(known, &observed)
+    {
+        findings.push(t);
     }
     findings.dedup();
     if findings.is_empty() {

@@ -1,5 +1,10 @@
 //! Shared test helpers: a fresh database per test on SQLite (temp file) or PostgreSQL (a
 //! uniquely named database, dropped afterwards), and event factories.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a panic is a failed assertion with its location"
+)]
 #![allow(dead_code)]
 
 use audit::event::{
