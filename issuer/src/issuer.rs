@@ -45,6 +45,21 @@ pub trait CertificateRenderer: Send + Sync {
     fn render(&self, certificate: &Certificate) -> Result<RenderOutput, IssuerError>;
 }
 
+impl CertificateRenderer for crate::document::render::Renderer {
+    fn render(&self, certificate: &Certificate) -> Result<RenderOutput, IssuerError> {
+        let doc = crate::document::render::Renderer::render(self, certificate)
+            .map_err(|e| IssuerError::Render(e.to_string()))?;
+        Ok(RenderOutput {
+            pdf: doc.pdf,
+            pages: doc
+                .pages
+                .iter()
+                .map(|page| page.iter().map(|s| s.as_str().to_owned()).collect())
+                .collect(),
+        })
+    }
+}
+
 /// One municipality's issuer over its register.
 #[derive(Clone)]
 pub struct Issuer {
