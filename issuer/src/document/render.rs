@@ -516,13 +516,58 @@ fn section_units(font: &DocFont, s: &Section, max_h: f32) -> Result<Vec<Unit>, F
     Ok(units)
 }
 
-fn table_units(font: &DocFont, t: &Table) -> Result<Vec<Unit>, FontError> {
+/// Column widths proportional to each column's natural (one-line) width, with every column
+/// given at least its natural width or an equal share, whichever is smaller.
+fn column_widths(font: &DocFont, t: &Table) -> Result<Vec<f32>, FontError> {
     let n = t.columns.len().max(1);
-    let cw = BODY_W / n as f32;
+    let mut natural = vec![0.0f32; n];
+    for (i, c) in t.columns.iter().enumerate() {
+        natural[i] = natural[i].max(font.width(c, LABEL_SIZE)?);
+    }
+    for r in &t.rows {
+        for (i, c) in r.iter().enumerate().take(n) {
+            let w = c
+                .split('\n')
+                .map(|l| font.width(l, VALUE_SIZE - 0.5))
+                .collect::<Result<Vec<_>, _>>()?
+                .into_iter()
+                .fold(0.0f32, f32::max);
+            natural[i] = natural[i].max(w);
+        }
+    }
+    let natural: Vec<f32> = natural.iter().map(|w| w + 2.0 * PAD + 2.0).collect();
+    let total: f32 = natural.iter().sum();
+    if total <= BODY_W {
+        // Share the spare width in proportion.
+        return Ok(natural.iter().map(|w| w * BODY_W / total).collect());
+    }
+    let share = BODY_W / n as f32;
+    let floor: Vec<f32> = natural.iter().map(|w| w.min(share)).collect();
+    let spare = BODY_W - floor.iter().sum::<f32>();
+    let want: Vec<f32> = natural.iter().zip(&floor).map(|(n, f)| n - f).collect();
+    let want_total: f32 = want.iter().sum::<f32>().max(0.001);
+    Ok(floor
+        .iter()
+        .zip(&want)
+        .map(|(f, w)| f + spare * w / want_total)
+        .collect())
+}
+
+/// Amounts and counts align right, as on tax forms.
+fn is_amount(cell: &str) -> bool {
+    let body = cell.trim_end_matches('円').trim_end_matches('人');
+    !body.is_empty()
+        && body
+            .chars()
+            .all(|c| c.is_ascii_digit() || c == ',' || c == '-')
+}
+
+fn table_units(font: &DocFont, t: &Table) -> Result<Vec<Unit>, FontError> {
+    let widths = column_widths(font, t)?;
     let row =
         |cells: &[String], fill: Option<Rgb>, size: f32, center: bool| -> Result<Unit, FontError> {
             let mut fitted = Vec::new();
-            for c in cells {
+            for (c, cw) in cells.iter().zip(&widths) {
                 fitted.push(font.fit(c, size, VALUE_MIN, cw - 2.0 * PAD, 2)?);
             }
             let h = fitted
@@ -531,20 +576,24 @@ fn table_units(font: &DocFont, t: &Table) -> Result<Vec<Unit>, FontError> {
                 .fold(0.0f32, f32::max)
                 + 2.0 * PAD
                 + 2.0;
-            let h = h.max(20.0);
+            let h = h.max(18.0);
             let mut ops = Vec::new();
+            let mut x = 0.0;
             for (i, (s, l)) in fitted.iter().enumerate() {
-                let x = cw * i as f32;
+                let cw = widths[i];
                 frame(&mut ops, x, 0.0, cw, h, fill);
+                let lines_w = l
+                    .iter()
+                    .map(|l| font.width(l, *s).unwrap_or(0.0))
+                    .fold(0.0f32, f32::max);
                 if center {
-                    let lines_w = l
-                        .iter()
-                        .map(|l| font.width(l, *s).unwrap_or(0.0))
-                        .fold(0.0f32, f32::max);
                     cell_text(&mut ops, x + (cw - lines_w) / 2.0, 0.0, h, *s, l);
+                } else if is_amount(&cells[i]) {
+                    cell_text(&mut ops, x + cw - PAD - 2.0 - lines_w, 0.0, h, *s, l);
                 } else {
                     cell_text(&mut ops, x + PAD, 0.0, h, *s, l);
                 }
+                x += cw;
             }
             Ok(Unit {
                 h,
@@ -656,6 +705,15 @@ fn layout(font: &DocFont, cert: &Certificate) -> Result<Layout, RenderError> {
             p.push(u);
         }
     }
+    // A last page holding only 「以下余白」 takes the last content unit of the page before.
+    let n = pages.len();
+    if n >= 2
+        && pages[n - 1].iter().all(|u| u.subjects.is_empty())
+        && pages[n - 2].len() > 1
+        && let Some(u) = pages[n - 2].pop()
+    {
+        pages[n - 1].insert(0, u);
+    }
     // The certification footer must fit on the last page: move trailing units over.
     let used_of = |p: &Vec<Unit>| p.iter().map(|u| u.h).sum::<f32>();
     if pages
@@ -669,6 +727,14 @@ fn layout(font: &DocFont, cert: &Certificate) -> Result<Layout, RenderError> {
                     moved.push(u);
                 }
             }
+        }
+        // Never leave the certification with only 「以下余白」: take the last content unit along.
+        if moved.len() == 1
+            && let Some(last) = pages.last_mut()
+            && last.len() > 1
+            && let Some(u) = last.pop()
+        {
+            moved.push(u);
         }
         if !moved.is_empty() {
             moved.reverse();
@@ -890,7 +956,7 @@ fn draw_certification(
     let line = ml.concat();
     let w = font.width(&line, ms)?;
     text(s, font, right - w, y, ms, &line, BLACK, 0.0)?;
-    draw_official_seal(s, font, &m.mayor_title, right - 12.0, y - 40.0, 58.0)?;
+    draw_official_seal(s, font, &m.mayor_title, right - 6.0, y - 40.0, 58.0)?;
     Ok(())
 }
 
@@ -1080,7 +1146,7 @@ fn draw_background(
             30.0,
             "複写",
             Fill {
-                paint: rgb::Color::new(212, 231, 223).into(),
+                paint: rgb::Color::new(216, 233, 226).into(),
                 opacity: NormalizedF32::ONE,
                 rule: FillRule::NonZero,
             },
