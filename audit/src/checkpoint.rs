@@ -375,6 +375,21 @@ mod tests {
     use crate::merkle::leaf_hash;
 
     #[test]
+    fn verifier_keys_round_trip_even_with_plus_in_the_base64() {
+        let mut seen_plus = false;
+        for seed in 0u8..=255 {
+            let v = CheckpointSigner::from_seed("kiosk.example/audit", &[seed; 32])
+                .unwrap()
+                .verifier();
+            let vkey = v.vkey();
+            seen_plus |= vkey.splitn(3, '+').nth(2).is_some_and(|k| k.contains('+'));
+            assert_eq!(CheckpointVerifier::parse_vkey(&vkey).unwrap(), v);
+        }
+        assert!(seen_plus, "no seed produced a key with '+' in its base64");
+        assert!(CheckpointVerifier::parse_vkey("kiosk.example/audit+00000000+AQ==").is_err());
+    }
+
+    #[test]
     fn sign_verify_and_reject_tampering() {
         let s = CheckpointSigner::from_seed("kiosk.example/audit/v1", &[9u8; 32]).unwrap();
         let sc = s.sign(5, leaf_hash(b"x")).unwrap();

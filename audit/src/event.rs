@@ -1121,6 +1121,33 @@ mod tests {
         assert!(Fact::parse("name", "x").is_err());
     }
 
+    proptest::proptest! {
+        /// Any event built from valid parts round-trips, and any single-byte corruption of its
+        /// encoding is either refused or decodes to something that re-encodes to those bytes.
+        #[test]
+        fn random_events_round_trip(
+            t in proptest::prelude::any::<i64>(),
+            ty in 0usize..20,
+            fee in proptest::prelude::any::<u64>(),
+            count in proptest::prelude::any::<u32>(),
+            id in "[A-Za-z0-9._:-]{1,64}",
+            flip in proptest::prelude::any::<(usize, u8)>(),
+        ) {
+            let ident = Ident::parse(&id).unwrap();
+            let e = Event::new(UnixMillis(t), EventType::ALL[ty], Actor::Operator(ident.clone()))
+                .with_session(ident.clone())
+                .with_fact(Fact::FeeYen(fee))
+                .with_fact(Fact::DocumentCount(count))
+                .with_fact(Fact::Store(ident));
+            let bytes = e.encode().unwrap();
+            proptest::prop_assert_eq!(Event::decode(&bytes).unwrap(), e);
+            let mut bad = bytes.clone();
+            let at = flip.0 % bad.len();
+            bad[at] ^= flip.1.max(1);
+            fuzz_decode(&bad);
+        }
+    }
+
     #[test]
     fn pseudonyms_are_keyed_and_stable() {
         let a = Pseudonymizer::new(&[1u8; 32]).unwrap();
