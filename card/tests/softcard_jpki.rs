@@ -414,3 +414,125 @@ fn card_files_reject_bad_content_without_printing_secrets() {
     );
     assert!(CardFile::from_toml("kind = \"floppy\"").is_err());
 }
+
+/// One host action in the model-based test below.
+#[derive(Debug, Clone)]
+enum Op {
+    SelectAp,
+    SelectAuthPin,
+    SelectAuthKey,
+    SelectCert,
+    VerifyRight,
+    VerifyWrong,
+    VerifyEmpty,
+    Sign,
+    Read(u16, u16),
+    Reset,
+    Garbage(Vec<u8>),
+}
+
+fn op() -> impl proptest::strategy::Strategy<Value = Op> {
+    use proptest::prelude::*;
+    prop_oneof![
+        Just(Op::SelectAp),
+        Just(Op::SelectAuthPin),
+        Just(Op::SelectAuthKey),
+        Just(Op::SelectCert),
+        Just(Op::VerifyRight),
+        Just(Op::VerifyWrong),
+        Just(Op::VerifyEmpty),
+        Just(Op::Sign),
+        (0u16..1200, 1u16..300).prop_map(|(o, l)| Op::Read(o, l)),
+        Just(Op::Reset),
+        proptest::collection::vec(any::<u8>(), 0..12).prop_map(Op::Garbage),
+    ]
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+    /// Against a simple model: the counter only falls by one per wrong PIN, returns to 3 only on
+    /// the right PIN, never moves while blocked; signing works exactly when the PIN was verified
+    /// since the last reset or AP selection; nothing panics.
+    #[test]
+    fn software_card_follows_the_pin_model(ops in proptest::collection::vec(op(), 1..40)) {
+        let mut card = SoftCard::from_file(fixture("resident-0001")).unwrap();
+        card.power_on();
+        let (mut tries, mut verified, mut ap, mut current) = (3u8, false, false, 0u16);
+        for op in ops {
+            let sw = match &op {
+                Op::SelectAp => {
+                    ap = true;
+                    verified = false;
+                    current = 0;
+                    apdu(&mut card, &SELECT_JPKI).sw()
+                }
+                Op::SelectAuthPin | Op::SelectAuthKey | Op::SelectCert => {
+                    let fid = match op { Op::SelectAuthPin => 0x18, Op::SelectAuthKey => 0x17, _ => 0x0A };
+                    let sw = select_ef(&mut card, fid);
+                    if ap { current = fid; }
+                    proptest::prop_assert_eq!(sw.is_ok(), ap);
+                    sw
+                }
+                Op::VerifyRight | Op::VerifyWrong => {
+                    let pin: &[u8] = if matches!(op, Op::VerifyRight) { b"1234" } else { b"4321" };
+                    let sw = apdu(&mut card, &[&[0, 0x20, 0, 0x80, 4][..], pin].concat()).sw();
+                    if current == 0x18 {
+                        if tries == 0 {
+                            proptest::prop_assert_eq!(sw, StatusWord::AUTH_BLOCKED);
+                        } else if matches!(op, Op::VerifyRight) {
+                            tries = 3;
+                            verified = true;
+                            proptest::prop_assert_eq!(sw, StatusWord::OK);
+                        } else {
+                            tries -= 1;
+                            verified = false;
+                            proptest::prop_assert_eq!(sw, StatusWord::tries_left(tries));
+                        }
+                    }
+                    sw
+                }
+                Op::VerifyEmpty => {
+                    let sw = apdu(&mut card, &[0, 0x20, 0, 0x80]).sw();
+                    if current == 0x18 {
+                        proptest::prop_assert_eq!(sw, StatusWord::tries_left(tries));
+                    }
+                    sw
+                }
+                Op::Sign => {
+                    let r = apdu(&mut card, &[&[0x80, 0x2A, 0, 0x80, 51][..], &[0x30; 51], &[0]].concat());
+                    if current == 0x17 {
+                        proptest::prop_assert_eq!(r.sw().is_ok(), verified);
+                    } else {
+                        proptest::prop_assert!(!r.sw().is_ok());
+                    }
+                    r.sw()
+                }
+                Op::Read(offset, len) => {
+                    let [hi, lo] = offset.to_be_bytes();
+                    let le = (*len).min(256);
+                    let r = apdu(&mut card, &[0, 0xB0, hi & 0x7F, lo, le as u8]);
+                    proptest::prop_assert!(r.data().len() <= usize::from(le));
+                    r.sw()
+                }
+                Op::Reset => {
+                    card.reset();
+                    ap = false;
+                    verified = false;
+                    current = 0;
+                    StatusWord::OK
+                }
+                Op::Garbage(bytes) => {
+                    // Unknown commands must not change the model's state; a garbage SELECT
+                    // could, so garbage starts with an unsupported class.
+                    let mut cmd = vec![0xB0];
+                    cmd.extend_from_slice(bytes);
+                    let reply = card.process(&cmd);
+                    proptest::prop_assert!(reply.len() >= 2);
+                    StatusWord::OK
+                }
+            };
+            let _ = sw;
+            proptest::prop_assert_eq!(card.card_file().auth.unwrap().tries_left, tries);
+        }
+    }
+}
