@@ -45,13 +45,21 @@ pub struct CardBinding {
 /// lowercase hex.
 pub fn serial_hex(serial: u64) -> String {
     let bytes = serial.to_be_bytes();
-    let first = bytes.iter().position(|b| *b != 0).unwrap_or(bytes.len() - 1);
+    let first = bytes
+        .iter()
+        .position(|b| *b != 0)
+        .unwrap_or(bytes.len() - 1);
     hex::encode(&bytes[first..])
 }
 
 impl CardBinding {
     /// A binding without a card file.
-    pub fn new(card_issuer: &str, serial: u64, municipality_code: &str, resident_ref: &str) -> Self {
+    pub fn new(
+        card_issuer: &str,
+        serial: u64,
+        municipality_code: &str,
+        resident_ref: &str,
+    ) -> Self {
         CardBinding {
             card_issuer: card_issuer.to_owned(),
             card_serial: serial,
@@ -85,8 +93,8 @@ pub fn write_header(_out: &mut dyn Write) -> Result<(), IssuerError> {
 
 /// Writes one binding line.
 pub fn write_row(out: &mut dyn Write, binding: &CardBinding) -> Result<(), IssuerError> {
-    let line = serde_json::to_string(binding)
-        .map_err(|_| IssuerError::Corrupt { what: "binding" })?;
+    let line =
+        serde_json::to_string(binding).map_err(|_| IssuerError::Corrupt { what: "binding" })?;
     writeln!(out, "{line}").map_err(|_| IssuerError::Corrupt {
         what: "bindings output",
     })
@@ -100,8 +108,8 @@ pub fn read_jsonl(input: impl BufRead) -> Result<Vec<CardBinding>, BindingError>
         if line.trim().is_empty() {
             continue;
         }
-        let binding: CardBinding = serde_json::from_str(&line)
-            .map_err(|_| BindingError::Malformed { line: index + 1 })?;
+        let binding: CardBinding =
+            serde_json::from_str(&line).map_err(|_| BindingError::Malformed { line: index + 1 })?;
         if binding.card_serial_hex != serial_hex(binding.card_serial) {
             return Err(BindingError::Malformed { line: index + 1 });
         }

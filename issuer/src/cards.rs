@@ -42,8 +42,7 @@ pub fn card_issuer_name(pki: &DevPki) -> Result<String, CardsError> {
             source,
         }
     })?;
-    let (_, pem) =
-        x509_parser::pem::parse_x509_pem(&pem).map_err(|_| CardsError::CaCertificate)?;
+    let (_, pem) = x509_parser::pem::parse_x509_pem(&pem).map_err(|_| CardsError::CaCertificate)?;
     let (_, cert) = x509_parser::parse_x509_certificate(&pem.contents)
         .map_err(|_| CardsError::CaCertificate)?;
     Ok(cert.subject().to_string())

@@ -7,9 +7,7 @@
 use time::Date;
 
 use crate::document::era::JapaneseDate;
-use crate::document::model::{
-    Block, Event, Row, SealImpression, Section, SubjectRef, Table,
-};
+use crate::document::model::{Block, Event, Row, SealImpression, Section, SubjectRef, Table};
 use crate::error::IssuerError;
 use crate::model::{CertificateOptions, ResidentRef};
 use crate::register::{Koseki, KosekiMember, Resident, SealRegistration, TaxRecord};
@@ -39,16 +37,12 @@ fn yen(amount: i64) -> String {
     let digits = amount.unsigned_abs().to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
     }
-    if amount < 0 {
-        format!("-{out}")
-    } else {
-        out
-    }
+    if amount < 0 { format!("-{out}") } else { out }
 }
 
 /// One person on a 住民票の写し, with what the options reveal about them.
@@ -105,8 +99,14 @@ pub fn resident_record(
         if options.include_household_head {
             rows.push(Row::new("続柄", &r.relationship));
         }
-        rows.push(Row::new("住民となった年月日", printed_date(r.resident_since)));
-        rows.push(Row::new("住所を定めた年月日", printed_date(r.address_since)));
+        rows.push(Row::new(
+            "住民となった年月日",
+            printed_date(r.resident_since),
+        ));
+        rows.push(Row::new(
+            "住所を定めた年月日",
+            printed_date(r.address_since),
+        ));
         if let Some(previous) = &r.previous_address {
             rows.push(Row::new("前住所", previous));
         }
@@ -126,7 +126,10 @@ pub fn resident_record(
                 "在留期間等の満了の日",
                 printed_date(foreign.period_of_stay_until),
             ));
-            rows.push(Row::new("在留カード等の番号", &foreign.residence_card_number));
+            rows.push(Row::new(
+                "在留カード等の番号",
+                &foreign.residence_card_number,
+            ));
         }
         blocks.push(Block::Section(Section {
             heading: Some(format!("世帯員{}", index + 1)),
@@ -287,10 +290,7 @@ fn koseki_member_block(m: &KosekiMember) -> Result<Block, IssuerError> {
         .events
         .iter()
         .map(|e| {
-            let mut rows = vec![Row::new(
-                format!("【{}日】", e.kind),
-                koseki_date(e.date),
-            )];
+            let mut rows = vec![Row::new(format!("【{}日】", e.kind), koseki_date(e.date))];
             if let Some(place) = &e.place {
                 rows.push(Row::new(format!("【{}地】", e.kind), place));
             }

@@ -162,9 +162,12 @@ impl Context {
 
     /// Household members who can appear on a 住民票 now (not removed from the register).
     fn current_household(&self) -> impl Iterator<Item = &Resident> {
-        self.household
-            .iter()
-            .filter(|r| matches!(r.status, ResidentStatus::Active | ResidentStatus::MoveOutFiled))
+        self.household.iter().filter(|r| {
+            matches!(
+                r.status,
+                ResidentStatus::Active | ResidentStatus::MoveOutFiled
+            )
+        })
     }
 }
 
@@ -248,7 +251,9 @@ async fn decide(
     };
     let single_subject = !matches!(
         ty,
-        CertificateType::ResidentRecord | CertificateType::KosekiFull | CertificateType::KosekiFuhyo
+        CertificateType::ResidentRecord
+            | CertificateType::KosekiFull
+            | CertificateType::KosekiFuhyo
     );
     if single_subject && subjects.len() != 1 {
         return Err(IssuerError::InvalidField {
@@ -378,7 +383,11 @@ fn doc_type(ty: CertificateType) -> DocType {
 
 /// A digest of the order, so that a repeated Render with the same issuance id can be told
 /// apart from a different order reusing it.
-fn request_digest(requester: &ResidentRef, items: &[RequestItem], issued_at: OffsetDateTime) -> Vec<u8> {
+fn request_digest(
+    requester: &ResidentRef,
+    items: &[RequestItem],
+    issued_at: OffsetDateTime,
+) -> Vec<u8> {
     let mut text = format!("{}\n{}\n", requester, unix_ms(issued_at));
     for item in items {
         let o = &item.options;
@@ -448,7 +457,10 @@ fn decode_pages(text: &str) -> Result<Vec<Vec<ResidentRef>>, IssuerError> {
 fn retryable(error: &IssuerError) -> bool {
     match error {
         IssuerError::Database(sqlx::Error::Database(db)) => {
-            matches!(db.code().as_deref(), Some("40001" | "23505" | "2067" | "1555"))
+            matches!(
+                db.code().as_deref(),
+                Some("40001" | "23505" | "2067" | "1555")
+            )
         }
         _ => false,
     }
@@ -676,8 +688,10 @@ impl Issuer {
             mayor_title: ctx.municipality.mayor_title.clone(),
             mayor_name: ctx.municipality.mayor_name.clone(),
         };
-        let doc_issuance = DocIssuanceId::parse(issuance_id.as_str())
-            .map_err(|_| IssuerError::InvalidField { field: "issuance_id" })?;
+        let doc_issuance =
+            DocIssuanceId::parse(issuance_id.as_str()).map_err(|_| IssuerError::InvalidField {
+                field: "issuance_id",
+            })?;
         let doc_issued_at = IssuedAt::from_unix_seconds(issued_at.unix_timestamp())
             .map_err(|_| IssuerError::InvalidField { field: "issued_at" })?;
 

@@ -52,7 +52,9 @@ impl CertificateType {
 
     /// The type with database code `code`.
     pub fn from_code(code: &str) -> Option<CertificateType> {
-        CertificateType::ALL.into_iter().find(|ty| ty.code() == code)
+        CertificateType::ALL
+            .into_iter()
+            .find(|ty| ty.code() == code)
     }
 
     /// The Japanese name as printed on the menu and as the document title.

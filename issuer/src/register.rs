@@ -353,10 +353,11 @@ fn resident_from_row(row: &AnyRow) -> Result<Resident, IssuerError> {
         Some(nationality) => Some(ForeignResidentItems {
             nationality,
             residence_status: opt_text(row, "residence_status")?.unwrap_or_default(),
-            period_of_stay_until: opt_date(row, "period_of_stay_until", "period of stay")?
-                .ok_or(IssuerError::Corrupt {
+            period_of_stay_until: opt_date(row, "period_of_stay_until", "period of stay")?.ok_or(
+                IssuerError::Corrupt {
                     what: "period of stay",
-                })?,
+                },
+            )?,
             residence_card_number: opt_text(row, "residence_card_number")?.unwrap_or_default(),
         }),
         None => None,
@@ -715,10 +716,7 @@ pub mod read {
     }
 
     /// The 戸籍 `id`.
-    pub async fn koseki(
-        conn: &mut AnyConnection,
-        id: &str,
-    ) -> Result<Option<Koseki>, IssuerError> {
+    pub async fn koseki(conn: &mut AnyConnection, id: &str) -> Result<Option<Koseki>, IssuerError> {
         let row = sqlx::query(
             "SELECT id, honseki, hittosha_name, created_on, status FROM koseki WHERE id = $1",
         )

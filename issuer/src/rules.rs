@@ -232,9 +232,7 @@ pub fn permitted_subject(
                     .iter()
                     .any(|r| r.id == *subject && r.household_id == requester.household_id)
         }
-        CertificateType::SealRegistration | CertificateType::IncomeTax => {
-            *subject == requester.id
-        }
+        CertificateType::SealRegistration | CertificateType::IncomeTax => *subject == requester.id,
         CertificateType::KosekiFull
         | CertificateType::KosekiIndividual
         | CertificateType::KosekiFuhyo => {
@@ -325,42 +323,96 @@ mod tests {
         let koseki = window(CertificateType::KosekiFull, true, 540, 1020);
         // 2026-11-24 is a Tuesday. 06:29 JST = 21:29 UTC the day before.
         assert_eq!(
-            service_window(Some(&daily), false, false, None, datetime!(2026-11-23 21:29 UTC)),
+            service_window(
+                Some(&daily),
+                false,
+                false,
+                None,
+                datetime!(2026-11-23 21:29 UTC)
+            ),
             Err(Reason::OutOfServiceHours)
         );
         assert_eq!(
-            service_window(Some(&daily), false, false, None, datetime!(2026-11-23 21:30 UTC)),
+            service_window(
+                Some(&daily),
+                false,
+                false,
+                None,
+                datetime!(2026-11-23 21:30 UTC)
+            ),
             Ok(())
         );
         // 23:00 JST is closed.
         assert_eq!(
-            service_window(Some(&daily), false, false, None, datetime!(2026-11-24 14:00 UTC)),
+            service_window(
+                Some(&daily),
+                false,
+                false,
+                None,
+                datetime!(2026-11-24 14:00 UTC)
+            ),
             Err(Reason::OutOfServiceHours)
         );
         // Year-end: 12/29 10:00 JST.
         assert_eq!(
-            service_window(Some(&daily), false, false, None, datetime!(2026-12-29 01:00 UTC)),
+            service_window(
+                Some(&daily),
+                false,
+                false,
+                None,
+                datetime!(2026-12-29 01:00 UTC)
+            ),
             Err(Reason::OutOfServiceHours)
         );
         assert_eq!(
-            service_window(Some(&daily), false, false, None, datetime!(2027-01-03 01:00 UTC)),
+            service_window(
+                Some(&daily),
+                false,
+                false,
+                None,
+                datetime!(2027-01-03 01:00 UTC)
+            ),
             Err(Reason::OutOfServiceHours)
         );
         assert_eq!(
-            service_window(Some(&daily), false, false, None, datetime!(2027-01-04 01:00 UTC)),
+            service_window(
+                Some(&daily),
+                false,
+                false,
+                None,
+                datetime!(2027-01-04 01:00 UTC)
+            ),
             Ok(())
         );
         // 戸籍: weekday 10:00 JST open, Saturday closed, 17:00 closed.
         assert_eq!(
-            service_window(Some(&koseki), false, false, None, datetime!(2026-11-24 01:00 UTC)),
+            service_window(
+                Some(&koseki),
+                false,
+                false,
+                None,
+                datetime!(2026-11-24 01:00 UTC)
+            ),
             Ok(())
         );
         assert_eq!(
-            service_window(Some(&koseki), false, false, None, datetime!(2026-11-28 01:00 UTC)),
+            service_window(
+                Some(&koseki),
+                false,
+                false,
+                None,
+                datetime!(2026-11-28 01:00 UTC)
+            ),
             Err(Reason::OutOfServiceHours)
         );
         assert_eq!(
-            service_window(Some(&koseki), false, false, None, datetime!(2026-11-24 08:00 UTC)),
+            service_window(
+                Some(&koseki),
+                false,
+                false,
+                None,
+                datetime!(2026-11-24 08:00 UTC)
+            ),
             Err(Reason::OutOfServiceHours)
         );
         // A public holiday closes weekday-only types but not the others.
@@ -368,26 +420,56 @@ mod tests {
             weekday_types_only: true,
         });
         assert_eq!(
-            service_window(Some(&koseki), false, false, holiday, datetime!(2026-11-24 01:00 UTC)),
+            service_window(
+                Some(&koseki),
+                false,
+                false,
+                holiday,
+                datetime!(2026-11-24 01:00 UTC)
+            ),
             Err(Reason::OutOfServiceHours)
         );
         assert_eq!(
-            service_window(Some(&daily), false, false, holiday, datetime!(2026-11-24 01:00 UTC)),
+            service_window(
+                Some(&daily),
+                false,
+                false,
+                holiday,
+                datetime!(2026-11-24 01:00 UTC)
+            ),
             Ok(())
         );
         // Kill switch and maintenance come first.
         assert_eq!(
-            service_window(Some(&daily), true, false, None, datetime!(2026-11-24 01:00 UTC)),
+            service_window(
+                Some(&daily),
+                true,
+                false,
+                None,
+                datetime!(2026-11-24 01:00 UTC)
+            ),
             Err(Reason::ServiceSuspended)
         );
         assert_eq!(
-            service_window(Some(&daily), false, true, None, datetime!(2026-11-24 01:00 UTC)),
+            service_window(
+                Some(&daily),
+                false,
+                true,
+                None,
+                datetime!(2026-11-24 01:00 UTC)
+            ),
             Err(Reason::ServiceSuspended)
         );
         let mut off = daily;
         off.offered = false;
         assert_eq!(
-            service_window(Some(&off), false, false, None, datetime!(2026-11-24 01:00 UTC)),
+            service_window(
+                Some(&off),
+                false,
+                false,
+                None,
+                datetime!(2026-11-24 01:00 UTC)
+            ),
             Err(Reason::CertificateTypeNotOffered)
         );
         assert_eq!(
@@ -486,7 +568,10 @@ mod tests {
             deceased(&resident("a", "h", ResidentStatus::Deceased)),
             Err(Reason::Deceased)
         );
-        assert_eq!(deceased(&resident("a", "h", ResidentStatus::Active)), Ok(()));
+        assert_eq!(
+            deceased(&resident("a", "h", ResidentStatus::Active)),
+            Ok(())
+        );
     }
 
     #[test]
@@ -494,7 +579,10 @@ mod tests {
         let mut child = resident("a", "h", ResidentStatus::Active);
         child.birth_date = date!(2011 - 11 - 25);
         // 2026-11-24 20:00 UTC is already the 25th in Japan: 15 today.
-        assert_eq!(minimum_age(&child, 15, datetime!(2026-11-24 20:00 UTC)), Ok(()));
+        assert_eq!(
+            minimum_age(&child, 15, datetime!(2026-11-24 20:00 UTC)),
+            Ok(())
+        );
         assert_eq!(
             minimum_age(&child, 15, datetime!(2026-11-24 10:00 UTC)),
             Err(Reason::UnderMinimumAge)
@@ -562,7 +650,10 @@ mod tests {
             Err(Reason::NotPermittedSubject)
         );
         // Seal and tax: 本人 only, even for a spouse.
-        for ty in [CertificateType::SealRegistration, CertificateType::IncomeTax] {
+        for ty in [
+            CertificateType::SealRegistration,
+            CertificateType::IncomeTax,
+        ] {
             assert_eq!(
                 permitted_subject(ty, &me, &spouse.id, &household, &[]),
                 Err(Reason::NotPermittedSubject)
@@ -602,13 +693,7 @@ mod tests {
         );
         // Not a member of the 戸籍 at all.
         assert_eq!(
-            permitted_subject(
-                CertificateType::KosekiFull,
-                &other,
-                &other.id,
-                &[],
-                &koseki
-            ),
+            permitted_subject(CertificateType::KosekiFull, &other, &other.id, &[], &koseki),
             Err(Reason::NotPermittedSubject)
         );
     }

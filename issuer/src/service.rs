@@ -80,16 +80,17 @@ pub fn type_from_wire(value: i32) -> Result<CertificateType, IssuerError> {
 /// A wire order line as a domain one.
 pub fn item_from_wire(item: &pb::RequestItem) -> Result<RequestItem, IssuerError> {
     let ty = type_from_wire(item.r#type)?;
-    let options = item.options.as_ref().map_or_else(CertificateOptions::default, |o| {
-        CertificateOptions {
+    let options = item
+        .options
+        .as_ref()
+        .map_or_else(CertificateOptions::default, |o| CertificateOptions {
             include_household_head: o.include_household_head,
             include_honseki: o.include_honseki,
             include_individual_number: o.include_individual_number,
             include_former_surname: o.include_former_surname,
             include_foreign_resident_items: o.include_foreign_resident_items,
             fiscal_year: (o.fiscal_year != 0).then_some(o.fiscal_year),
-        }
-    });
+        });
     let subject_refs = item
         .subject_refs
         .iter()

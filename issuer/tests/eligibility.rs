@@ -1,6 +1,9 @@
 //! Every blocking case refuses with its reason, on SQLite and on PostgreSQL, against a
 //! generated register; and a change committed a moment before a request is honoured by it.
 
+// Tests may unwrap: a panic here is a failed assertion with a location.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use common::{CODE, OPEN, TestDb, generated};
@@ -33,8 +36,13 @@ fn about(ty: T, subjects: &[&ResidentRef]) -> RequestItem {
     }
 }
 
-async fn refusal(issuer: &Issuer, who: &ResidentRef, it: RequestItem, at: OffsetDateTime) -> Reason {
-    match issuer.quote(who, &[it.clone()], at).await {
+async fn refusal(
+    issuer: &Issuer,
+    who: &ResidentRef,
+    it: RequestItem,
+    at: OffsetDateTime,
+) -> Reason {
+    match issuer.quote(who, std::slice::from_ref(&it), at).await {
         Err(IssuerError::Refused(reason)) => reason,
         other => panic!("expected a refusal for {:?}, got {other:?}", it.ty),
     }
@@ -51,7 +59,9 @@ async fn allowed(issuer: &Issuer, who: &ResidentRef, it: RequestItem, at: Offset
 async fn household_of(issuer: &Issuer, who: &ResidentRef) -> Vec<issuer::register::Resident> {
     let mut conn = issuer.register().pool().acquire().await.unwrap();
     let me = read::resident(&mut conn, who).await.unwrap().unwrap();
-    read::household_members(&mut conn, &me.household_id).await.unwrap()
+    read::household_members(&mut conn, &me.household_id)
+        .await
+        .unwrap()
 }
 
 async fn every_case_refuses_with_its_reason(db: &TestDb) {
@@ -66,30 +76,55 @@ async fn every_case_refuses_with_its_reason(db: &TestDb) {
 
     let who = ex(Case::SupportMeasure);
     for ty in T::ALL {
-        assert_eq!(refusal(&issuer, &who, item(ty), OPEN).await, Reason::SupportMeasure);
+        assert_eq!(
+            refusal(&issuer, &who, item(ty), OPEN).await,
+            Reason::SupportMeasure
+        );
     }
 
     // Asking about a protected spouse: refused for the household's 住民票, allowed alone.
     let who = ex(Case::SupportMeasureInHousehold);
     let household = household_of(&issuer, &who).await;
-    let spouse = &household.iter().find(|r| r.id != who && r.relationship != "子").unwrap().id;
+    let spouse = &household
+        .iter()
+        .find(|r| r.id != who && r.relationship != "子")
+        .unwrap()
+        .id;
     assert_eq!(
-        refusal(&issuer, &who, about(T::ResidentRecord, &[&who, spouse]), OPEN).await,
+        refusal(
+            &issuer,
+            &who,
+            about(T::ResidentRecord, &[&who, spouse]),
+            OPEN
+        )
+        .await,
         Reason::SupportMeasure
     );
     assert_eq!(
-        refusal(&issuer, &who, about(T::ResidentRecordItems, &[spouse]), OPEN).await,
+        refusal(
+            &issuer,
+            &who,
+            about(T::ResidentRecordItems, &[spouse]),
+            OPEN
+        )
+        .await,
         Reason::SupportMeasure
     );
     allowed(&issuer, &who, about(T::ResidentRecord, &[&who]), OPEN).await;
 
     // Kyoto: the kin's measure is flagged for the 住民票 only, and still blocks the 附票.
     let who = ex(Case::FuhyoMeasureOnKin);
-    assert_eq!(refusal(&issuer, &who, item(T::KosekiFuhyo), OPEN).await, Reason::SupportMeasure);
+    assert_eq!(
+        refusal(&issuer, &who, item(T::KosekiFuhyo), OPEN).await,
+        Reason::SupportMeasure
+    );
     allowed(&issuer, &who, item(T::KosekiFull), OPEN).await;
 
     let who = ex(Case::MovedOutInHousehold);
-    assert_eq!(refusal(&issuer, &who, item(T::ResidentRecord), OPEN).await, Reason::MovedOut);
+    assert_eq!(
+        refusal(&issuer, &who, item(T::ResidentRecord), OPEN).await,
+        Reason::MovedOut
+    );
     assert_eq!(
         refusal(&issuer, &who, item(T::ResidentRecordItems), OPEN).await,
         Reason::MovedOut
@@ -100,7 +135,10 @@ async fn every_case_refuses_with_its_reason(db: &TestDb) {
         .into_iter()
         .find(|r| r.status == ResidentStatus::MovedOut)
         .unwrap();
-    assert_eq!(refusal(&issuer, &moved.id, item(T::IncomeTax), OPEN).await, Reason::MovedOut);
+    assert_eq!(
+        refusal(&issuer, &moved.id, item(T::IncomeTax), OPEN).await,
+        Reason::MovedOut
+    );
 
     let who = ex(Case::MoveOutFiled);
     assert_eq!(
@@ -110,14 +148,23 @@ async fn every_case_refuses_with_its_reason(db: &TestDb) {
 
     // The deceased mother: her own card is refused, and so is her 住民票 for her son.
     let dead = ex(Case::Deceased);
-    assert_eq!(refusal(&issuer, &dead, item(T::ResidentRecord), OPEN).await, Reason::Deceased);
+    assert_eq!(
+        refusal(&issuer, &dead, item(T::ResidentRecord), OPEN).await,
+        Reason::Deceased
+    );
     let son = household_of(&issuer, &dead)
         .await
         .into_iter()
         .find(|r| r.relationship == "世帯主")
         .unwrap();
     assert_eq!(
-        refusal(&issuer, &son.id, about(T::ResidentRecordItems, &[&dead]), OPEN).await,
+        refusal(
+            &issuer,
+            &son.id,
+            about(T::ResidentRecordItems, &[&dead]),
+            OPEN
+        )
+        .await,
         Reason::Deceased
     );
 
@@ -135,13 +182,19 @@ async fn every_case_refuses_with_its_reason(db: &TestDb) {
         );
     }
     let who = ex(Case::PendingChange);
-    assert_eq!(refusal(&issuer, &who, item(T::ResidentRecord), OPEN).await, Reason::PendingChange);
+    assert_eq!(
+        refusal(&issuer, &who, item(T::ResidentRecord), OPEN).await,
+        Reason::PendingChange
+    );
     assert_eq!(
         refusal(&issuer, &who, item(T::SealRegistration), OPEN).await,
         Reason::PendingChange
     );
     let who = ex(Case::KosekiPending);
-    assert_eq!(refusal(&issuer, &who, item(T::KosekiFull), OPEN).await, Reason::PendingChange);
+    assert_eq!(
+        refusal(&issuer, &who, item(T::KosekiFull), OPEN).await,
+        Reason::PendingChange
+    );
     allowed(&issuer, &who, item(T::ResidentRecord), OPEN).await;
 
     assert_eq!(
@@ -150,32 +203,69 @@ async fn every_case_refuses_with_its_reason(db: &TestDb) {
     );
     let mut old_year = item(T::IncomeTax);
     old_year.options.fiscal_year = Some(2020);
-    assert_eq!(refusal(&issuer, &family, old_year, OPEN).await, Reason::NoTaxData);
+    assert_eq!(
+        refusal(&issuer, &family, old_year, OPEN).await,
+        Reason::NoTaxData
+    );
 
     assert_eq!(
-        refusal(&issuer, &ex(Case::HonsekiElsewhere), item(T::KosekiFull), OPEN).await,
+        refusal(
+            &issuer,
+            &ex(Case::HonsekiElsewhere),
+            item(T::KosekiFull),
+            OPEN
+        )
+        .await,
         Reason::CertificateTypeNotOffered
     );
 
     // Who may obtain what: seal and tax are the holder's alone; another household is out.
     let household = household_of(&issuer, &family).await;
-    let spouse = &household.iter().find(|r| r.relationship == "妻" || r.relationship == "夫").unwrap().id;
+    let spouse = &household
+        .iter()
+        .find(|r| r.relationship == "妻" || r.relationship == "夫")
+        .unwrap()
+        .id;
     assert_eq!(
-        refusal(&issuer, &family, about(T::SealRegistration, &[spouse]), OPEN).await,
+        refusal(
+            &issuer,
+            &family,
+            about(T::SealRegistration, &[spouse]),
+            OPEN
+        )
+        .await,
         Reason::NotPermittedSubject
     );
     assert_eq!(
         refusal(&issuer, &family, about(T::IncomeTax, &[spouse]), OPEN).await,
         Reason::NotPermittedSubject
     );
-    allowed(&issuer, &family, about(T::ResidentRecord, &[&family, spouse]), OPEN).await;
+    allowed(
+        &issuer,
+        &family,
+        about(T::ResidentRecord, &[&family, spouse]),
+        OPEN,
+    )
+    .await;
     let stranger = ex(Case::NoSeal);
     assert_eq!(
-        refusal(&issuer, &family, about(T::ResidentRecord, &[&stranger]), OPEN).await,
+        refusal(
+            &issuer,
+            &family,
+            about(T::ResidentRecord, &[&stranger]),
+            OPEN
+        )
+        .await,
         Reason::NotPermittedSubject
     );
     assert_eq!(
-        refusal(&issuer, &family, about(T::KosekiIndividual, &[&stranger]), OPEN).await,
+        refusal(
+            &issuer,
+            &family,
+            about(T::KosekiIndividual, &[&stranger]),
+            OPEN
+        )
+        .await,
         Reason::NotPermittedSubject
     );
 
@@ -200,11 +290,23 @@ async fn service_windows_kill_switch_and_maintenance(db: &TestDb) {
     allowed(&issuer, &family, item(T::ResidentRecord), saturday).await;
     // 06:00 JST, and the year-end closure.
     assert_eq!(
-        refusal(&issuer, &family, item(T::ResidentRecord), datetime!(2026-11-23 21:00 UTC)).await,
+        refusal(
+            &issuer,
+            &family,
+            item(T::ResidentRecord),
+            datetime!(2026-11-23 21:00 UTC)
+        )
+        .await,
         Reason::OutOfServiceHours
     );
     assert_eq!(
-        refusal(&issuer, &family, item(T::ResidentRecord), datetime!(2026-12-30 01:00 UTC)).await,
+        refusal(
+            &issuer,
+            &family,
+            item(T::ResidentRecord),
+            datetime!(2026-12-30 01:00 UTC)
+        )
+        .await,
         Reason::OutOfServiceHours
     );
     let pool = issuer.register().pool().clone();
@@ -229,12 +331,16 @@ async fn service_windows_kill_switch_and_maintenance(db: &TestDb) {
     );
     let later = OPEN + time::Duration::hours(1);
     allowed(&issuer, &family, item(T::ResidentRecord), later).await;
-    write::set_suspended(&mut conn, CODE, true, "incident", at).await.unwrap();
+    write::set_suspended(&mut conn, CODE, true, "incident", at)
+        .await
+        .unwrap();
     assert_eq!(
         refusal(&issuer, &family, item(T::ResidentRecord), later).await,
         Reason::ServiceSuspended
     );
-    write::set_suspended(&mut conn, CODE, false, "resolved", at).await.unwrap();
+    write::set_suspended(&mut conn, CODE, false, "resolved", at)
+        .await
+        .unwrap();
     allowed(&issuer, &family, item(T::ResidentRecord), later).await;
     // A type taken off the menu.
     write::set_service_window(
@@ -328,19 +434,39 @@ async fn options_and_copies_are_checked(db: &TestDb) {
     ));
     // Fees come from the schedule in force: 200 yen a 住民票, 350 a 戸籍, times nothing.
     let lines = issuer
-        .quote(&family, &[item(T::ResidentRecord), item(T::KosekiFull)], OPEN)
+        .quote(
+            &family,
+            &[item(T::ResidentRecord), item(T::KosekiFull)],
+            OPEN,
+        )
         .await
         .unwrap();
-    assert_eq!(lines.iter().map(|l| l.fee_yen).collect::<Vec<_>>(), vec![200, 350]);
+    assert_eq!(
+        lines.iter().map(|l| l.fee_yen).collect::<Vec<_>>(),
+        vec![200, 350]
+    );
     // A fee change effective tomorrow does not apply today, and applies tomorrow.
     let mut conn = issuer.register().pool().acquire().await.unwrap();
-    write::set_fee(&mut conn, CODE, T::ResidentRecord, date!(2026 - 11 - 25), 150)
+    write::set_fee(
+        &mut conn,
+        CODE,
+        T::ResidentRecord,
+        date!(2026 - 11 - 25),
+        150,
+    )
+    .await
+    .unwrap();
+    drop(conn);
+    let today = issuer
+        .quote(&family, &[item(T::ResidentRecord)], OPEN)
         .await
         .unwrap();
-    drop(conn);
-    let today = issuer.quote(&family, &[item(T::ResidentRecord)], OPEN).await.unwrap();
     let tomorrow = issuer
-        .quote(&family, &[item(T::ResidentRecord)], OPEN + time::Duration::days(1))
+        .quote(
+            &family,
+            &[item(T::ResidentRecord)],
+            OPEN + time::Duration::days(1),
+        )
         .await
         .unwrap();
     assert_eq!((today[0].fee_yen, tomorrow[0].fee_yen), (200, 150));
@@ -354,7 +480,10 @@ async fn menu_lists_members_fees_and_reasons(db: &TestDb) {
     let menu = issuer.get_menu_at(&family, OPEN).await.unwrap();
     assert_eq!(menu.municipality_name, "千代田区");
     assert_eq!(menu.entries.len(), 7);
-    assert!(menu.entries.iter().all(|e| e.unavailable.is_none()), "{menu:?}");
+    assert!(
+        menu.entries.iter().all(|e| e.unavailable.is_none()),
+        "{menu:?}"
+    );
     assert_eq!(menu.members[0].subject_ref, family);
     assert_eq!(menu.members[0].relation, MemberRelation::SelfPerson);
     let household = household_of(&issuer, &family).await;
@@ -367,7 +496,11 @@ async fn menu_lists_members_fees_and_reasons(db: &TestDb) {
     );
     let tax = menu.entries.iter().find(|e| e.ty == T::IncomeTax).unwrap();
     assert_eq!(tax.fiscal_years, vec![2026, 2025, 2024]);
-    let rr = menu.entries.iter().find(|e| e.ty == T::ResidentRecord).unwrap();
+    let rr = menu
+        .entries
+        .iter()
+        .find(|e| e.ty == T::ResidentRecord)
+        .unwrap();
     assert_eq!(rr.selectable_subject_refs.len(), household.len());
 
     // Someone in their parents' 戸籍 sees the parents as 戸籍 members.
@@ -380,7 +513,11 @@ async fn menu_lists_members_fees_and_reasons(db: &TestDb) {
             .count(),
         2
     );
-    let fuhyo = menu.entries.iter().find(|e| e.ty == T::KosekiFuhyo).unwrap();
+    let fuhyo = menu
+        .entries
+        .iter()
+        .find(|e| e.ty == T::KosekiFuhyo)
+        .unwrap();
     assert_eq!(fuhyo.unavailable, Some(Reason::SupportMeasure));
 
     // Greyed-out entries carry their reason.
@@ -388,14 +525,22 @@ async fn menu_lists_members_fees_and_reasons(db: &TestDb) {
         .get_menu_at(report.example(Case::NoSeal).unwrap(), OPEN)
         .await
         .unwrap();
-    let seal = menu.entries.iter().find(|e| e.ty == T::SealRegistration).unwrap();
+    let seal = menu
+        .entries
+        .iter()
+        .find(|e| e.ty == T::SealRegistration)
+        .unwrap();
     assert_eq!(seal.unavailable, Some(Reason::NoSealRegistration));
     assert_eq!(seal.fee_yen, 200);
     let saturday = issuer
         .get_menu_at(&family, datetime!(2026-11-28 01:00 UTC))
         .await
         .unwrap();
-    let koseki = saturday.entries.iter().find(|e| e.ty == T::KosekiFull).unwrap();
+    let koseki = saturday
+        .entries
+        .iter()
+        .find(|e| e.ty == T::KosekiFull)
+        .unwrap();
     assert_eq!(koseki.unavailable, Some(Reason::OutOfServiceHours));
     assert!(matches!(
         issuer

@@ -1,6 +1,9 @@
 //! The synthetic register is deterministic and the same on both databases; it holds every
 //! case, and its card bindings load back.
 
+// Tests may unwrap: a panic here is a failed assertion with a location.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use common::{AS_OF, CODE, TestDb};
@@ -36,7 +39,11 @@ async fn fingerprint(register: &Register) -> String {
     hex::encode(ring::digest::digest(&ring::digest::SHA256, all.as_bytes()))
 }
 
-async fn run(db: &TestDb, seed: u64, residents: u64) -> (String, Vec<u8>, issuer::generator::GenerationReport) {
+async fn run(
+    db: &TestDb,
+    seed: u64,
+    residents: u64,
+) -> (String, Vec<u8>, issuer::generator::GenerationReport) {
     let register = Register::open(&db.url).await.unwrap();
     let cfg = GeneratorConfig::new(seed, residents, CODE, "千代田区", AS_OF);
     let mut out = Vec::new();
@@ -111,7 +118,9 @@ async fn register_has_realistic_shape() {
     assert_eq!(count("SELECT COUNT(*) FROM residents").await, 2000);
     let foreign = count("SELECT COUNT(*) FROM residents WHERE nationality IS NOT NULL").await;
     assert!((20..200).contains(&foreign), "foreign residents: {foreign}");
-    let kana = count("SELECT COUNT(*) FROM residents WHERE family_name_kana = '' OR given_name_kana = ''").await;
+    let kana =
+        count("SELECT COUNT(*) FROM residents WHERE family_name_kana = '' OR given_name_kana = ''")
+            .await;
     assert_eq!(kana, 0);
     // Three fiscal years per taxed adult.
     assert_eq!(report.tax_records % 3, 0);

@@ -2,6 +2,9 @@
 //! nothing, recorded in the registry in the same transaction, idempotent by issuance id,
 //! voidable; the PDF text (pdftotext) names the right person and nobody else.
 
+// Tests may unwrap: a panic here is a failed assertion with a location.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::io::Write;
@@ -56,11 +59,15 @@ async fn resident(issuer: &Issuer, who: &ResidentRef) -> Resident {
 async fn household(issuer: &Issuer, who: &ResidentRef) -> Vec<Resident> {
     let me = resident(issuer, who).await;
     let mut conn = issuer.register().pool().acquire().await.unwrap();
-    read::household_members(&mut conn, &me.household_id).await.unwrap()
+    read::household_members(&mut conn, &me.household_id)
+        .await
+        .unwrap()
 }
 
 fn nospace(s: &str) -> String {
-    s.chars().filter(|c| !c.is_whitespace() && *c != '\u{3000}').collect()
+    s.chars()
+        .filter(|c| !c.is_whitespace() && *c != '\u{3000}')
+        .collect()
 }
 
 fn check_document(doc: &RenderedDocument, allowed: &[&ResidentRef]) {
@@ -73,7 +80,10 @@ fn check_document(doc: &RenderedDocument, allowed: &[&ResidentRef]) {
     for page in &doc.pages {
         assert!(!page.is_empty(), "a page without subjects");
         for s in page {
-            assert!(allowed.contains(&s), "page names {s}, not an allowed subject");
+            assert!(
+                allowed.contains(&s),
+                "page names {s}, not an allowed subject"
+            );
         }
     }
 }
@@ -114,7 +124,10 @@ async fn every_type_renders_for_the_right_person(db: &TestDb) {
 
     let individual_number = {
         let mut conn = issuer.register().pool().acquire().await.unwrap();
-        read::individual_number(&mut conn, &family).await.unwrap().unwrap()
+        read::individual_number(&mut conn, &family)
+            .await
+            .unwrap()
+            .unwrap()
     };
     for doc in &docs {
         check_document(doc, &allowed);
@@ -141,8 +154,15 @@ async fn every_type_renders_for_the_right_person(db: &TestDb) {
             }
             T::SealRegistration | T::ResidentRecordItems | T::IncomeTax => {
                 // pdftotext may order a wrapped name's parts apart; both must be there.
-                assert!(text.contains(&nospace(&me.given_name)), "{:?}: {text}", doc.ty);
-                assert_eq!(doc.pages.iter().flatten().collect::<Vec<_>>(), vec![&family]);
+                assert!(
+                    text.contains(&nospace(&me.given_name)),
+                    "{:?}: {text}",
+                    doc.ty
+                );
+                assert_eq!(
+                    doc.pages.iter().flatten().collect::<Vec<_>>(),
+                    vec![&family]
+                );
                 assert!(!text.contains(&individual_number));
             }
             _ => {}
@@ -166,7 +186,10 @@ async fn every_type_renders_for_the_right_person(db: &TestDb) {
     ));
 
     // Void: idempotent, unknown serials left out, status visible.
-    let to_void = vec![docs[0].serial.clone(), "131016-261124-NOSUCHDOC0".to_owned()];
+    let to_void = vec![
+        docs[0].serial.clone(),
+        "131016-261124-NOSUCHDOC0".to_owned(),
+    ];
     assert_eq!(
         issuer.void(&to_void, "PRINT_FAILED").await.unwrap(),
         vec![docs[0].serial.clone()]
@@ -226,7 +249,11 @@ async fn changes_just_before_render_are_printed(db: &TestDb) {
         .await
         .unwrap();
     for doc in &docs {
-        assert!(pdf_text(&doc.pdf).contains(&nospace(new_address)), "{:?}", doc.ty);
+        assert!(
+            pdf_text(&doc.pdf).contains(&nospace(new_address)),
+            "{:?}",
+            doc.ty
+        );
     }
 
     // Incident F: a registered 旧氏 asked for is printed.
@@ -285,7 +312,9 @@ async fn concurrent_renders_never_cross(db: &TestDb) {
         assert_eq!(docs[0].pages, vec![vec![who.clone()]]);
         let me = resident(&issuer, &who).await;
         let text = pdf_text(&docs[0].pdf);
-        assert!(text.contains(&nospace(&me.family_name)) && text.contains(&nospace(&me.given_name)));
+        assert!(
+            text.contains(&nospace(&me.family_name)) && text.contains(&nospace(&me.given_name))
+        );
     }
     assert_eq!(issuer.registry_counts().await.unwrap()["issued"], 8);
     issuer.register().close().await;

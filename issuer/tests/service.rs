@@ -2,6 +2,9 @@
 //! SQLite and PostgreSQL: the same behaviour as the in-process handle, errors in the
 //! contract's shape.
 
+// Tests may unwrap: a panic here is a failed assertion with a location.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use common::{TestDb, generated};
@@ -52,7 +55,10 @@ async fn grpc_matches_the_handle(db: &TestDb) {
         .unwrap();
     assert_eq!(rr.display_name, "住民票の写し");
     assert_eq!(rr.fee_yen, 200);
-    assert!(rr.accepted_options.contains(&"include_individual_number".to_owned()));
+    assert!(
+        rr.accepted_options
+            .contains(&"include_individual_number".to_owned())
+    );
 
     // Render now (the service uses the wall clock for windows through issued_at).
     let now = time::OffsetDateTime::now_utc();
@@ -72,14 +78,19 @@ async fn grpc_matches_the_handle(db: &TestDb) {
             nanos: 0,
         }),
     };
-    let decided = issuer.quote(&family, &[order.clone()], now).await;
+    let decided = issuer
+        .quote(&family, std::slice::from_ref(&order), now)
+        .await;
     let rendered = client.render(request.clone()).await;
     match decided {
         Ok(_) => {
             let docs = rendered.unwrap().into_inner().documents;
             assert_eq!(docs.len(), 1);
             assert_eq!(docs[0].pages.len() as u32, docs[0].page_count);
-            assert_eq!(docs[0].pages[0].subject_refs, vec![family.as_str().to_owned()]);
+            assert_eq!(
+                docs[0].pages[0].subject_refs,
+                vec![family.as_str().to_owned()]
+            );
             assert_eq!(docs[0].pdf_sha256.len(), 32);
             let voided = client
                 .void(pb::VoidRequest {
@@ -94,7 +105,10 @@ async fn grpc_matches_the_handle(db: &TestDb) {
         Err(issuer::IssuerError::Refused(reason)) => {
             // Outside service hours when the test runs: the wire carries the same reason.
             let status = rendered.unwrap_err();
-            assert_eq!(kiosk_proto::reasons::reason_of(&status).unwrap().name, reason.name());
+            assert_eq!(
+                kiosk_proto::reasons::reason_of(&status).unwrap().name,
+                reason.name()
+            );
         }
         Err(other) => panic!("unexpected {other:?}"),
     }
@@ -118,11 +132,7 @@ async fn grpc_matches_the_handle(db: &TestDb) {
             seconds: common::OPEN.unix_timestamp(),
             nanos: 0,
         }),
-        requester_ref: report
-            .example(Case::NoSeal)
-            .unwrap()
-            .as_str()
-            .into(),
+        requester_ref: report.example(Case::NoSeal).unwrap().as_str().into(),
         items: vec![item_to_wire(&RequestItem {
             ty: CertificateType::SealRegistration,
             ..order.clone()

@@ -19,7 +19,11 @@ use issuer::bindings::{self, CardBinding};
 use issuer::generator::{Case, GeneratorConfig, generate};
 
 #[derive(Parser)]
-#[command(name = "issuer", version, about = "A municipality's register and issuer")]
+#[command(
+    name = "issuer",
+    version,
+    about = "A municipality's register and issuer"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

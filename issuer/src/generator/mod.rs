@@ -463,7 +463,14 @@ impl Tables {
             ),
             pending: Table::new(
                 "pending_changes",
-                &["id", "resident_id", "koseki_id", "kind", "filed_at", "reflected_at"],
+                &[
+                    "id",
+                    "resident_id",
+                    "koseki_id",
+                    "kind",
+                    "filed_at",
+                    "reflected_at",
+                ],
             ),
         }
     }
@@ -583,7 +590,11 @@ const KANJI_NUMBERS: [&str; 10] = ["一", "二", "三", "四", "五", "六", "�
 
 impl<'a> Generator<'a> {
     fn id(&mut self, prefix: &str) -> String {
-        format!("{prefix}{:016x}{:04x}", self.rng.next_u64(), self.rng.below(1 << 16))
+        format!(
+            "{prefix}{:016x}{:04x}",
+            self.rng.next_u64(),
+            self.rng.below(1 << 16)
+        )
     }
 
     fn address(&mut self) -> String {
@@ -596,7 +607,10 @@ impl<'a> Generator<'a> {
         if self.rng.chance(0.4) {
             let building = *self.rng.pick(names::BUILDINGS);
             let room = (self.rng.below(12) + 1) * 100 + self.rng.below(10) + 1;
-            format!("{base}　{building}{}{room}号室", KANJI_NUMBERS[self.rng.below(5) as usize])
+            format!(
+                "{base}　{building}{}{room}号室",
+                KANJI_NUMBERS[self.rng.below(5) as usize]
+            )
         } else {
             base
         }
@@ -613,8 +627,12 @@ impl<'a> Generator<'a> {
         let resident_since = if self.rng.chance(0.5) {
             birth
         } else {
-            date_between(&mut self.rng, adult_from, as_of.saturating_sub(Days::days(30)))
-                .max(birth)
+            date_between(
+                &mut self.rng,
+                adult_from,
+                as_of.saturating_sub(Days::days(30)),
+            )
+            .max(birth)
         };
         Person {
             id: self.id("r"),
@@ -676,8 +694,7 @@ impl<'a> Generator<'a> {
             let year = newest - back;
             let factor = 100 - i64::from(back) * 3 + self.rng.below(6) as i64;
             let salary = base_salary * factor / 100 / 1000 * 1000;
-            let salary_income_after =
-                (salary - (salary * 20 / 100 + 440_000).max(550_000)).max(0);
+            let salary_income_after = (salary - (salary * 20 / 100 + 440_000).max(550_000)).max(0);
             let total = salary_income_after + (pension - 1_100_000).max(0);
             let deductions = 430_000 + salary * 15 / 100 + i64::from(dependents) * 380_000;
             let taxable = ((total - deductions).max(0)) / 1000 * 1000;
@@ -731,9 +748,7 @@ impl<'a> Generator<'a> {
         let roll = self.rng.below(100);
         let (couple, children, grandmother) = if forced_family {
             (true, 1 + self.rng.below(3), case == Some(Case::Deceased))
-        } else if case.is_some() {
-            (false, 0, false)
-        } else if roll < 32 {
+        } else if case.is_some() || roll < 32 {
             (false, 0, false)
         } else if roll < 57 {
             (true, 0, false)
@@ -883,7 +898,10 @@ impl<'a> Generator<'a> {
         } else {
             0
         };
-        let hittosha_name = people.get(koseki_head).map(Person::full).unwrap_or_default();
+        let hittosha_name = people
+            .get(koseki_head)
+            .map(Person::full)
+            .unwrap_or_default();
         let previous_address = self
             .rng
             .chance(0.5)
@@ -902,7 +920,10 @@ impl<'a> Generator<'a> {
                 let (h, w) = if people[0].male { (0, 1) } else { (1, 0) };
                 let marriage = date_between(
                     &mut self.rng,
-                    people[h].birth.max(people[w].birth).saturating_add(Days::days(365 * 20)),
+                    people[h]
+                        .birth
+                        .max(people[w].birth)
+                        .saturating_add(Days::days(365 * 20)),
                     people
                         .iter()
                         .filter(|p| p.relationship == "子")
@@ -917,13 +938,19 @@ impl<'a> Generator<'a> {
                     p.koseki_role = Some(role);
                     let father = format!(
                         "{}\u{3000}{}",
-                        p.former.as_ref().map_or(p.family.as_str(), |f| f.0.as_str()),
+                        p.former
+                            .as_ref()
+                            .map_or(p.family.as_str(), |f| f.0.as_str()),
                         self.rng.pick(names::MALE_NAMES).0
                     );
                     let mother = self.rng.pick(names::FEMALE_NAMES).0.to_owned();
                     p.father = Some(father);
                     p.mother = Some(mother);
-                    p.parent_relationship = if p.male { "長男".into() } else { "長女".into() };
+                    p.parent_relationship = if p.male {
+                        "長男".into()
+                    } else {
+                        "長女".into()
+                    };
                 }
                 let husband = people[h].full();
                 let wife = people[w].full();
@@ -995,8 +1022,11 @@ impl<'a> Generator<'a> {
                 people[0].koseki_role = Some("子");
                 people[0].father = Some(father_name);
                 people[0].mother = Some(mother_given.to_owned());
-                people[0].parent_relationship =
-                    if people[0].male { "長男".into() } else { "長女".into() };
+                people[0].parent_relationship = if people[0].male {
+                    "長男".into()
+                } else {
+                    "長女".into()
+                };
                 if people.len() > 1 {
                     // A single parent's children are in the parent's own 戸籍 in reality;
                     // here they share the grandparents' for brevity of the generator.
@@ -1076,7 +1106,10 @@ impl<'a> Generator<'a> {
                         member_no.into(),
                         seq.into(),
                         prev.clone().into(),
-                        p.resident_since.saturating_sub(Days::days(400)).max(p.birth).into(),
+                        p.resident_since
+                            .saturating_sub(Days::days(400))
+                            .max(p.birth)
+                            .into(),
                     ]);
                 }
                 seq += 1;
@@ -1116,7 +1149,11 @@ impl<'a> Generator<'a> {
                 .map(Person::full)
                 .or_else(|| people[0].father.clone())
         } else {
-            Some(format!("{}\u{3000}{}", family.0, self.rng.pick(names::MALE_NAMES).0))
+            Some(format!(
+                "{}\u{3000}{}",
+                family.0,
+                self.rng.pick(names::MALE_NAMES).0
+            ))
         };
         let dependents = people
             .iter()
@@ -1160,10 +1197,7 @@ impl<'a> Generator<'a> {
                 previous_address.clone().into(),
                 (!p.foreign).then(|| honseki.clone()).into(),
                 if p.foreign { None } else { hittosha.clone() }.into(),
-                koseki_id
-                    .clone()
-                    .filter(|_| p.koseki_role.is_some())
-                    .into(),
+                koseki_id.clone().filter(|_| p.koseki_role.is_some()).into(),
                 p.status.code().into(),
                 p.status_date.into(),
                 foreign_items.as_ref().map(|f| f.0.to_owned()).into(),
@@ -1196,10 +1230,18 @@ impl<'a> Generator<'a> {
                 self.tables.seals.push(vec![
                     format!("{}-{:08}", &code, self.seal_counter).into(),
                     p.id.clone().into(),
-                    date_between(&mut self.rng, p.birth.saturating_add(Days::days(15 * 366)), as_of)
-                        .into(),
+                    date_between(
+                        &mut self.rng,
+                        p.birth.saturating_add(Days::days(15 * 366)),
+                        as_of,
+                    )
+                    .into(),
                     if abolished { "abolished" } else { "active" }.into(),
-                    if abolished { Val::I(self.now_ms) } else { Val::NI },
+                    if abolished {
+                        Val::I(self.now_ms)
+                    } else {
+                        Val::NI
+                    },
                     hash.into(),
                 ]);
                 self.report.seals += 1;
@@ -1333,10 +1375,11 @@ pub async fn generate(
     bindings: &mut dyn Write,
 ) -> Result<GenerationReport, IssuerError> {
     let started = Instant::now();
-    crate::document::model::MunicipalityCode::parse(&cfg.municipality.code)
-        .map_err(|_| IssuerError::InvalidField {
+    crate::document::model::MunicipalityCode::parse(&cfg.municipality.code).map_err(|_| {
+        IssuerError::InvalidField {
             field: "municipality_code",
-        })?;
+        }
+    })?;
     configure_municipality(register, &cfg.municipality).await?;
     let muni_seed: u64 = cfg.municipality.code.parse().unwrap_or(0);
     let mut g = Generator {

@@ -13,8 +13,8 @@ const RED: [u8; 3] = [200, 30, 30];
 
 /// Draws the impression of a seal engraved with `surname` as PNG bytes.
 pub fn seal_png(surname: &str) -> Result<Vec<u8>, IssuerError> {
-    let font = FontRef::try_from_slice(FONT)
-        .map_err(|_| IssuerError::Corrupt { what: "seal font" })?;
+    let font =
+        FontRef::try_from_slice(FONT).map_err(|_| IssuerError::Corrupt { what: "seal font" })?;
     let mut img: ImageBuffer<Rgba<u8>, Vec<u8>> = ImageBuffer::new(SIZE, SIZE);
     let centre = SIZE as f32 / 2.0;
     let (outer, inner) = (centre - 3.0, centre - 9.0);

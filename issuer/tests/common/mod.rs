@@ -53,9 +53,11 @@ impl TestDb {
         let base = std::env::var("KIOSK_TEST_POSTGRES_URL")
             .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
         let name = format!("issuer_{}", random_hex());
-        let mut admin = sqlx::AnyConnection::connect(&base).await.unwrap_or_else(|e| {
-            panic!("PostgreSQL at {base} is unreachable ({e}); set KIOSK_TEST_POSTGRES_URL")
-        });
+        let mut admin = sqlx::AnyConnection::connect(&base)
+            .await
+            .unwrap_or_else(|e| {
+                panic!("PostgreSQL at {base} is unreachable ({e}); set KIOSK_TEST_POSTGRES_URL")
+            });
         admin
             .execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
             .await
