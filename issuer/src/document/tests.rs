@@ -403,20 +403,37 @@ fn missing_glyph_is_a_typed_error() {
     assert!(matches!(err, RenderError::MissingGlyph(0x20BB7)), "{err}");
 }
 
+/// Renders every type to PNG with pdftoppm (a real rasteriser must accept every page). Set
+/// `ISSUER_PREVIEW_DIR` to keep the PDFs, PNGs and QR payloads for a look.
 #[test]
-fn write_previews() {
-    let dir = tempfile::tempdir().unwrap();
+fn pdftoppm_renders_every_page() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = std::env::var_os("ISSUER_PREVIEW_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| tmp.path().to_path_buf());
+    std::fs::create_dir_all(&dir).unwrap();
     for kind in CertificateType::ALL {
         let doc = render(kind);
-        let pdf = dir.path().join(format!("{kind:?}.pdf"));
+        let pdf = dir.join(format!("{kind:?}.pdf"));
         std::fs::write(&pdf, &doc.pdf).unwrap();
-        let out = Command::new("pdftoppm")
-            .args(["-r", "80", "-png"])
-            .arg(&pdf)
-            .arg(format!("/work/notes/previews/{kind:?}"))
-            .output()
-            .unwrap();
-        assert!(out.status.success());
+        std::fs::write(dir.join(format!("{kind:?}.qr.txt")), &doc.qr_payload).unwrap();
+        let prefix = dir.join(format!("{kind:?}"));
+        let (ok, out) = tool(
+            "pdftoppm",
+            &[
+                "-r",
+                "80",
+                "-png",
+                &pdf.to_string_lossy(),
+                &prefix.to_string_lossy(),
+            ],
+        );
+        assert!(ok, "{out}");
+        for page in 1..=doc.pages.len() {
+            let png = dir.join(format!("{kind:?}-{page}.png"));
+            let bytes = std::fs::read(&png).unwrap();
+            assert!(bytes.starts_with(b"\x89PNG"), "{}", png.display());
+        }
     }
 }
 
