@@ -7,7 +7,7 @@ debian_packages=(
   pkg-config libpcsclite-dev pcscd vsmartcard-vpcd opensc   # the real PC/SC stack (card tests)
   poppler-utils                                              # pdftotext, pdffonts, pdfsig, pdftoppm
 )
-python_packages=(grpcio-tools==1.85.1 pyHanko==0.38.0)
+python_packages=(grpcio-tools==1.85.1 pyHanko==0.38.0 cryptography)
 
 missing=()
 for p in "${debian_packages[@]}"; do
@@ -20,7 +20,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
-if ! python3 -c "import grpc_tools, pyhanko" >/dev/null 2>&1; then
+if ! python3 -c "import grpc_tools, pyhanko, cryptography" >/dev/null 2>&1; then
   echo "install-deps: installing Python packages: ${python_packages[*]}"
   python3 -m pip install --quiet --disable-pip-version-check "${python_packages[@]}"
 fi

@@ -10,10 +10,14 @@
 #![forbid(unsafe_code)]
 
 pub mod cardauth;
+pub mod cli;
 pub mod config;
+pub mod demo;
 pub mod error;
 pub mod flow;
 pub mod identity;
+pub mod logging;
+pub mod provision;
 pub mod route;
 pub mod server;
 pub mod service;

@@ -62,11 +62,8 @@ impl Store {
         sqlx::any::install_default_drivers();
         let backend = Backend::of_url(url)?;
         let url = match backend {
-            // WAL lets readers run beside the writer; FULL sync keeps a committed event on
-            // power loss; the busy timeout makes a second writer wait instead of failing.
-            Backend::Sqlite if !url.contains('?') => {
-                format!("{url}?mode=rwc&_journal_mode=WAL&_synchronous=FULL&_busy_timeout=10000")
-            }
+            // Create the file on first start; the pragmas are set per connection below.
+            Backend::Sqlite if !url.contains('?') => format!("{url}?mode=rwc"),
             _ => url.to_owned(),
         };
         let options = AnyConnectOptions::from_str(&url)?;
@@ -79,6 +76,8 @@ impl Store {
             .acquire_timeout(Duration::from_secs(10))
             .after_connect(move |conn, _| {
                 Box::pin(async move {
+                    // WAL lets readers run beside the writer; FULL sync keeps a committed event
+                    // on power loss; the busy timeout makes a second writer wait, not fail.
                     if backend == Backend::Sqlite {
                         sqlx::query("PRAGMA journal_mode=WAL")
                             .execute(&mut *conn)

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use issuer::document::markers::read_page_markers;
 use issuer::document::qr::{self, QrError, TrustedKeys};
+use issuer::document::sign::verify_pdf_signature;
 use kiosk_proto::v1 as pb;
 use kiosk_proto::v1::verify_service_server::VerifyService;
 use tonic::{Request, Response, Status};
@@ -23,20 +24,29 @@ pub const MAX_PDF_BYTES: usize = 8 << 20;
 pub struct VerifyApi {
     store: Store,
     trusted: Arc<TrustedKeys>,
-    municipality_names: HashMap<String, String>,
+    municipalities: HashMap<String, Municipality>,
+}
+
+/// What the verifier knows of a municipality.
+#[derive(Debug, Clone)]
+pub struct Municipality {
+    /// The name printed on its documents.
+    pub name: String,
+    /// Its document-signing certificate (DER), which also signs the PDFs.
+    pub signer_cert_der: Vec<u8>,
 }
 
 impl VerifyApi {
-    /// Verifies against `trusted` document-signing keys; names municipalities for display.
+    /// Verifies against `trusted` QR keys and each municipality's signing certificate.
     pub fn new(
         store: Store,
         trusted: Arc<TrustedKeys>,
-        municipality_names: HashMap<String, String>,
+        municipalities: HashMap<String, Municipality>,
     ) -> Self {
         VerifyApi {
             store,
             trusted,
-            municipality_names,
+            municipalities,
         }
     }
 }
@@ -64,15 +74,15 @@ impl VerifyService for VerifyApi {
         &self,
         request: Request<pb::VerifyDocumentRequest>,
     ) -> Result<Response<pb::VerifyDocumentResponse>, Status> {
-        let (payload, from_pdf) = match request.into_inner().document {
-            Some(pb::verify_document_request::Document::QrPayload(payload)) => (payload, false),
+        let (payload, pdf) = match request.into_inner().document {
+            Some(pb::verify_document_request::Document::QrPayload(payload)) => (payload, None),
             Some(pb::verify_document_request::Document::Pdf(pdf)) => {
                 if pdf.len() > MAX_PDF_BYTES {
                     return Err(GatewayError::invalid_field("pdf", "at most 8 MiB").into());
                 }
                 let markers = read_page_markers(&pdf).map_err(|_| unreadable())?;
                 let first = markers.first().ok_or_else(unreadable)?;
-                (first.qr_payload.clone(), true)
+                (first.qr_payload.clone(), Some(pdf))
             }
             None => {
                 return Err(
@@ -85,9 +95,9 @@ impl VerifyService for VerifyApi {
             serial: fields.serial.as_str().to_owned(),
             municipality_code: fields.municipality.as_str().to_owned(),
             municipality_name: self
-                .municipality_names
+                .municipalities
                 .get(fields.municipality.as_str())
-                .cloned()
+                .map(|m| m.name.clone())
                 .unwrap_or_default(),
             r#type: i32::from(fields.kind.code()),
             issued_at: Some(timestamp(fields.issued_at.unix_seconds() * 1000)),
@@ -143,10 +153,24 @@ impl VerifyService for VerifyApi {
             }
         };
         response.summary = Some(summary);
-        // The embedded PAdES signature is not checked here (no CMS verifier in this service
-        // yet); `pdf_signature_valid` stays false and the contract says so. The QR payload and
-        // the gateway's record decide validity.
-        let _ = from_pdf;
+        if let (Some(pdf), Some(municipality)) =
+            (pdf, self.municipalities.get(fields.municipality.as_str()))
+        {
+            response.pdf_signature_valid =
+                verify_pdf_signature(&pdf, &municipality.signer_cert_der).is_ok();
+            // A PDF whose embedded signature fails was changed after signing, whatever its QR
+            // code says: the printed content may differ from what was issued.
+            if !response.pdf_signature_valid && response.validity == pb::Validity::Valid as i32 {
+                let summary = response.summary.take();
+                response = verdict(
+                    pb::Validity::Invalid,
+                    "PDF_SIGNATURE_INVALID",
+                    "この証明書は改ざんされているか、正規のものではありません。",
+                    "This document has been altered or is not genuine.",
+                );
+                response.summary = summary;
+            }
+        }
         Ok(Response::new(response))
     }
 }

@@ -1,0 +1,504 @@
+//! `kiosk-gateway demo`: the whole system once, in one process, with a report.
+//!
+//! It prepares a fresh embedded deployment in a temporary directory, serves the issuer as a
+//! separate `IssuerService` on loopback with mutual TLS, starts the gateway with real TLS,
+//! and drives the reference terminal (`kiosk-terminal`) with software cards through the
+//! cases a kiosk meets: every certificate type for one family, a wrong PIN, a resident
+//! blocked by a support measure, a print failure that voids its documents, public
+//! verification of a printed and of a voided document, and the signed audit checkpoint.
+//!
+//! Time: store issuance follows service hours (6:30–23:00, 戸籍 on weekdays 9:00–17:00 JST).
+//! So that the demo shows every type whenever it is run, its gateway clock reads the next
+//! weekday at 10:00 JST (real time when it is already within hours); the report says which.
+
+use std::fmt::Write as _;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use card::jpki::JpkiCard;
+use card::pin::Pin;
+use card::softcard::{SoftCard, SoftTransport};
+use kiosk_proto::v1 as pb;
+use kiosk_terminal::client::{Terminal, TerminalError, TerminalTls, connect};
+use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
+
+use crate::config::Config;
+use crate::flow::{Clock, SystemClock};
+use crate::provision::{self, Embedded};
+use crate::route::IssuerDirectory;
+
+/// A clock running at real speed from a chosen start.
+pub struct OffsetClock {
+    offset_ms: i64,
+}
+
+impl OffsetClock {
+    /// Real time if it is now a weekday between 9:00 and 16:00 JST (outside 12/29–1/3),
+    /// otherwise the next such weekday at 10:00 JST.
+    pub fn office_hours() -> Self {
+        let real = SystemClock.now_ms();
+        OffsetClock {
+            offset_ms: office_hours_at(real) - real,
+        }
+    }
+
+    /// Whether this clock is shifted from real time.
+    pub fn shifted(&self) -> bool {
+        self.offset_ms != 0
+    }
+}
+
+impl Clock for OffsetClock {
+    fn now_ms(&self) -> i64 {
+        SystemClock.now_ms() + self.offset_ms
+    }
+}
+
+/// The first instant at or after `now_ms` that is within weekday office hours in JST.
+pub fn office_hours_at(now_ms: i64) -> i64 {
+    const HOUR: i64 = 3_600_000;
+    const DAY: i64 = 24 * HOUR;
+    let jst = now_ms + 9 * HOUR;
+    let day_start = jst.div_euclid(DAY) * DAY;
+    let in_hours = |day: i64, ms_of_day: i64| {
+        let date = time::OffsetDateTime::from_unix_timestamp(day / 1000)
+            .map(|t| t.date())
+            .ok();
+        let Some(date) = date else { return false };
+        let weekday = date.weekday().number_days_from_monday() < 5;
+        let holiday = matches!((date.month() as u8, date.day()), (12, 29..=31) | (1, 1..=3));
+        weekday && !holiday && (9 * HOUR..16 * HOUR).contains(&ms_of_day)
+    };
+    if in_hours(day_start, jst - day_start) {
+        return now_ms;
+    }
+    let mut day = day_start;
+    for _ in 0..14 {
+        if jst - day < 10 * HOUR || day != day_start {
+            if in_hours(day, 10 * HOUR) && day + 10 * HOUR >= jst {
+                return day + 10 * HOUR - 9 * HOUR;
+            }
+        }
+        day += DAY;
+    }
+    now_ms
+}
+
+struct Demo {
+    embedded: Embedded,
+    terminal: Terminal,
+    out: std::path::PathBuf,
+    report: String,
+    printed: Vec<(String, Vec<u8>)>,
+    voided: Vec<(String, Vec<u8>)>,
+}
+
+fn load_card(embedded: &Embedded, resident_ref: &str) -> anyhow::Result<SoftCard> {
+    let card = embedded
+        .card_of(resident_ref)
+        .context("no card file for the resident")?;
+    Ok(SoftCard::load(&card.card_file)?)
+}
+
+fn type_name(t: i32) -> &'static str {
+    pb::CertificateType::try_from(t)
+        .map(|t| t.as_str_name())
+        .unwrap_or("?")
+}
+
+impl Demo {
+    /// Logs in with `card`, trying `wrong_pin` first when given. Returns the session and menu.
+    async fn login(
+        &mut self,
+        card: SoftCard,
+        wrong_pin: Option<&str>,
+    ) -> anyhow::Result<(String, pb::Menu)> {
+        let opened = self.terminal.open_session().await?;
+        let pin = Pin::parse("1234")?;
+        let wrong = wrong_pin.map(Pin::parse).transpose()?;
+        let (challenge, context) = (opened.challenge.clone(), opened.auth_context_bytes.clone());
+        let (proof, wrong_result) = tokio::task::spawn_blocking(move || {
+            let mut session = JpkiCard::open(SoftTransport::new(card))?;
+            let mut wrong_result = None;
+            if let Some(wrong) = wrong {
+                match session.verify_pin(&wrong) {
+                    Ok(_) => anyhow::bail!("the wrong PIN was accepted"),
+                    Err(failed) => {
+                        wrong_result = Some(failed.error().to_string());
+                        session = failed.into_card();
+                    }
+                }
+            }
+            let mut verified = session
+                .verify_pin(&pin)
+                .map_err(|f| anyhow::anyhow!("{}", f.error()))?;
+            let proof = card::login::authenticate(&mut verified, &challenge, &context)?;
+            Ok((proof, wrong_result))
+        })
+        .await??;
+        if let Some(result) = wrong_result {
+            let _ = writeln!(
+                self.report,
+                "  PIN_WRONG on the card: {result}; then the right PIN"
+            );
+        }
+        let menu = self
+            .terminal
+            .authenticate(&opened.session_id, proof.certificate, proof.signature)
+            .await?;
+        Ok((opened.session_id, menu))
+    }
+
+    async fn issue(
+        &mut self,
+        session: &str,
+        items: Vec<pb::RequestItem>,
+        label: &str,
+        outcome: pb::PrintOutcome,
+    ) -> Result<(), TerminalError> {
+        let quote = self.terminal.quote(session, items.clone()).await?;
+        let request_id = format!("demo-{session}-{label}")
+            .chars()
+            .take(64)
+            .collect::<String>();
+        let issued = self
+            .terminal
+            .issue(
+                session,
+                &request_id,
+                items,
+                quote.total_fee_yen,
+                Duration::from_secs(30),
+            )
+            .await?;
+        let report = self
+            .terminal
+            .report_print(
+                session,
+                &issued.header.issuance_id,
+                outcome,
+                issued.header.total_fee_yen,
+                if outcome == pb::PrintOutcome::Printed {
+                    ""
+                } else {
+                    "E-PAPER-JAM"
+                },
+            )
+            .await?;
+        for document in &issued.documents {
+            let name = format!(
+                "{}-{}.pdf",
+                type_name(document.certificate_type as i32),
+                document.serial
+            );
+            let _ = std::fs::write(self.out.join(&name), &document.pdf);
+            let _ = writeln!(
+                self.report,
+                "  {:<22} {} page(s)  serial {}  {} yen  -> {}  [{}]",
+                type_name(document.certificate_type as i32),
+                document.page_count,
+                document.serial,
+                issued.header.total_fee_yen,
+                name,
+                pb::IssuanceState::try_from(report.state)
+                    .map(|s| s.as_str_name())
+                    .unwrap_or("?"),
+            );
+            if report.state == pb::IssuanceState::Voided as i32 {
+                self.voided
+                    .push((document.serial.clone(), document.pdf.clone()));
+            } else {
+                self.printed
+                    .push((document.serial.clone(), document.pdf.clone()));
+            }
+        }
+        if report.refund_due_yen > 0 {
+            let _ = writeln!(self.report, "  refund due: {} yen", report.refund_due_yen);
+        }
+        Ok(())
+    }
+}
+
+/// Runs the demo; returns the report.
+pub async fn run(out: &Path, residents: u32) -> anyhow::Result<String> {
+    crate::logging::init();
+    std::fs::create_dir_all(out)?;
+    let data = tempfile::tempdir()?;
+    let config = Config {
+        data_dir: data.path().to_owned(),
+        listen: "127.0.0.1:0".parse()?,
+        synthetic_residents: residents,
+        ..Config::default()
+    };
+    let started = std::time::Instant::now();
+    let embedded = provision::prepare(&config).await?;
+    let prepared_in = started.elapsed();
+
+    let (issuer_addr, issuer_task) =
+        provision::start_issuer_server(&embedded.pki, embedded.issuers.clone()).await?;
+    let link = Arc::new(provision::remote_issuer_link(&embedded.pki, issuer_addr).await?);
+    let mut directory = IssuerDirectory::new();
+    for code in &config.municipalities {
+        directory.insert(code, link.clone());
+    }
+    let clock = Arc::new(OffsetClock::office_hours());
+    let shifted = clock.shifted();
+    let parts = embedded.server_parts(&config, clock, directory)?;
+    provision::record_start(&embedded.store).await?;
+    let server = crate::server::start(parts, config.listen).await?;
+    let url = format!("https://{}", server.local_addr());
+    let tls = TerminalTls::from_pki_dir(
+        embedded.pki.dir(),
+        "terminal-seven-131016-0042-k1",
+        "localhost",
+    )?;
+    let terminal = Terminal::new(connect(&url, &tls).await?);
+
+    let mut report = String::new();
+    let _ = writeln!(
+        report,
+        "kiosk-gateway demo\n  register: {residents} synthetic residents of 千代田区 (131016), prepared in {:.1} s\n  gateway {url} (mutual TLS), issuer {issuer_addr} (mutual TLS)\n  clock: {}\n",
+        prepared_in.as_secs_f64(),
+        if shifted {
+            "shifted to the next weekday 10:00 JST so every type is within its service hours"
+        } else {
+            "real time"
+        }
+    );
+    let mut demo = Demo {
+        embedded,
+        terminal,
+        out: out.to_owned(),
+        report,
+        printed: Vec::new(),
+        voided: Vec::new(),
+    };
+    let example = |demo: &Demo, case: &str, n: usize| -> anyhow::Result<String> {
+        demo.embedded
+            .examples
+            .get(case)
+            .and_then(|v| v.get(n))
+            .cloned()
+            .with_context(|| format!("the register has no {case} example"))
+    };
+
+    // 1. A family: every certificate type the menu offers.
+    let family = example(&demo, "Family", 0)?;
+    let _ = writeln!(
+        demo.report,
+        "1. a resident of a family household: every type on the menu"
+    );
+    let (session, menu) = demo
+        .login(load_card(&demo.embedded, &family)?, None)
+        .await?;
+    for entry in &menu.entries {
+        if !entry.available {
+            let _ = writeln!(
+                demo.report,
+                "  {:<22} refused: {}",
+                type_name(entry.r#type),
+                entry.unavailable_reason
+            );
+            continue;
+        }
+        let mut item = pb::RequestItem {
+            r#type: entry.r#type,
+            options: None,
+            subject_refs: Vec::new(),
+            copies: 1,
+        };
+        if entry.r#type == pb::CertificateType::ResidentRecord as i32 {
+            item.subject_refs = entry.selectable_subject_refs.clone();
+            item.options = Some(pb::CertificateOptions {
+                include_household_head: true,
+                ..Default::default()
+            });
+        }
+        if let Some(year) = entry.fiscal_years.first() {
+            item.options = Some(pb::CertificateOptions {
+                fiscal_year: *year,
+                ..Default::default()
+            });
+        }
+        let label = type_name(entry.r#type).to_lowercase();
+        if let Err(error) = demo
+            .issue(&session, vec![item], &label, pb::PrintOutcome::Printed)
+            .await
+        {
+            let _ = writeln!(
+                demo.report,
+                "  {:<22} refused: {}",
+                type_name(entry.r#type),
+                error.reason()
+            );
+        }
+    }
+    demo.terminal.close_session(&session).await?;
+
+    // 2. A wrong PIN, then a print failure that voids the documents.
+    let second = example(&demo, "Family", 1).or_else(|_| example(&demo, "FormerSurname", 0))?;
+    let _ = writeln!(
+        demo.report,
+        "\n2. another resident: a wrong PIN first, then the printer jams"
+    );
+    let (session, _) = demo
+        .login(load_card(&demo.embedded, &second)?, Some("9999"))
+        .await?;
+    let item = pb::RequestItem {
+        r#type: pb::CertificateType::ResidentRecord as i32,
+        options: None,
+        subject_refs: Vec::new(),
+        copies: 1,
+    };
+    if let Err(error) = demo
+        .issue(
+            &session,
+            vec![item.clone()],
+            "jam",
+            pb::PrintOutcome::Failed,
+        )
+        .await
+    {
+        let _ = writeln!(demo.report, "  refused: {}", error.reason());
+    }
+    demo.terminal.close_session(&session).await?;
+
+    // 3. A resident under a support measure.
+    let blocked = example(&demo, "SupportMeasure", 0)?;
+    let _ = writeln!(
+        demo.report,
+        "\n3. a resident under a support measure (DV等支援措置)"
+    );
+    let (session, menu) = demo
+        .login(load_card(&demo.embedded, &blocked)?, None)
+        .await?;
+    let refused: Vec<String> = menu
+        .entries
+        .iter()
+        .filter(|e| !e.available)
+        .map(|e| format!("{} ({})", type_name(e.r#type), e.unavailable_reason))
+        .collect();
+    let _ = writeln!(demo.report, "  menu greys out: {}", refused.join(", "));
+    match demo
+        .issue(&session, vec![item], "blocked", pb::PrintOutcome::Printed)
+        .await
+    {
+        Ok(()) => anyhow::bail!("a resident under a support measure was issued a 住民票"),
+        Err(error) => {
+            let _ = writeln!(demo.report, "  Issue refused: {}", error.reason());
+        }
+    }
+    demo.terminal.close_session(&session).await?;
+
+    // 4. Anyone can verify a printed document; a voided one says so.
+    let _ = writeln!(
+        demo.report,
+        "\n4. public verification (VerifyService, no client certificate)"
+    );
+    let verify_channel = Endpoint::from_shared(url.clone())?
+        .tls_config(
+            ClientTlsConfig::new()
+                .ca_certificate(Certificate::from_pem(std::fs::read(
+                    demo.embedded.pki.cert_path("server-ca"),
+                )?))
+                .domain_name("localhost"),
+        )?
+        .connect()
+        .await?;
+    let mut verifier = pb::verify_service_client::VerifyServiceClient::new(verify_channel)
+        .max_decoding_message_size(16 << 20);
+    for (label, docs) in [
+        ("printed", demo.printed.first().cloned()),
+        ("voided", demo.voided.first().cloned()),
+    ] {
+        if let Some((serial, pdf)) = docs {
+            let answer = verifier
+                .verify_document(pb::VerifyDocumentRequest {
+                    document: Some(pb::verify_document_request::Document::Pdf(pdf)),
+                })
+                .await?
+                .into_inner();
+            let _ = writeln!(
+                demo.report,
+                "  {label} {serial}: {} (PDF signature {})",
+                pb::Validity::try_from(answer.validity)
+                    .map(|v| v.as_str_name())
+                    .unwrap_or("?"),
+                if answer.pdf_signature_valid {
+                    "valid"
+                } else {
+                    "not valid"
+                }
+            );
+        }
+    }
+
+    // 5. The audit log's signed checkpoint, as an auditor sees it.
+    let pki = demo.embedded.pki.dir().to_owned();
+    let auditor_channel = Endpoint::from_shared(url.clone())?
+        .tls_config(
+            ClientTlsConfig::new()
+                .ca_certificate(Certificate::from_pem(std::fs::read(
+                    pki.join("server-ca.crt.pem"),
+                )?))
+                .identity(Identity::from_pem(
+                    std::fs::read(pki.join("auditor.crt.pem"))?,
+                    std::fs::read(pki.join("auditor.key.pem"))?,
+                ))
+                .domain_name("localhost"),
+        )?
+        .connect()
+        .await?;
+    let mut auditor = pb::audit_service_client::AuditServiceClient::new(auditor_channel);
+    let anomalies = auditor
+        .list_anomalies(pb::ListAnomaliesRequest {
+            include_resolved: false,
+        })
+        .await?
+        .into_inner()
+        .anomalies;
+    let checkpoint = auditor
+        .get_checkpoint(pb::GetCheckpointRequest {})
+        .await?
+        .into_inner();
+    let _ = writeln!(
+        demo.report,
+        "\n5. audit log: {} events; open anomalies: {}\n  signed checkpoint:\n{}",
+        checkpoint.tree_size,
+        anomalies.len(),
+        checkpoint
+            .signed_note
+            .lines()
+            .map(|l| format!("    {l}"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    let _ = writeln!(demo.report, "\nPDFs in {}", out.display());
+
+    server
+        .shutdown(Duration::from_millis(0), Duration::from_secs(5))
+        .await;
+    issuer_task.abort();
+    Ok(demo.report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn office_hours_moves_night_to_the_next_weekday_morning() {
+        // 2026-11-24 (Tue) 15:00 UTC = 2026-11-25 00:00 JST (Wed): next is Wed 10:00 JST.
+        let night = 1_795_964_400_000; // 2026-11-24T15:00:00Z
+        let expected = 1_795_964_400_000 + 10 * 3_600_000;
+        assert_eq!(office_hours_at(night), expected);
+        // Within hours: unchanged. 2026-11-24 02:00 UTC = 11:00 JST (Tue).
+        let day = 1_795_917_600_000;
+        assert_eq!(office_hours_at(day), day);
+        // Saturday 2026-11-28 03:00 UTC (12:00 JST): next Monday 2026-11-30 10:00 JST.
+        let saturday = 1_796_266_800_000;
+        assert_eq!(office_hours_at(saturday), 1_796_418_000_000);
+    }
+}

@@ -1,0 +1,483 @@
+//! The embedded default, assembled: a development PKI, a synthetic register per municipality
+//! with card files for its residents, the card bindings, terminals and municipalities in the
+//! gateway's database, the deployment keys, and every part the server needs.
+//!
+//! Everything is created on first start under the data directory and reused after, so
+//! `serve` twice is the same deployment. Nothing here is for production: the PKI and card
+//! keys are TEST ONLY (see `card::testpki`).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use audit::checkpoint::CheckpointSigner;
+use audit::event::Pseudonymizer;
+use card::testpki::{DevPki, files};
+use issuer::Issuer;
+use issuer::bindings::CardBinding;
+use issuer::document::qr::TrustedKeys;
+use issuer::document::render::Renderer;
+use issuer::document::sign::DocumentSigner;
+use issuer::generator::{GeneratorConfig, generate};
+use issuer::register::Register;
+use issuer::service::IssuerGrpc;
+use ring::rand::{SecureRandom, SystemRandom};
+use rustls_pki_types::CertificateRevocationListDer;
+
+use crate::cardauth::CardVerifier;
+use crate::config::Config;
+use crate::flow::{Clock, Flow, FlowSettings};
+use crate::identity::RoleAnchors;
+use crate::route::{InProcess, IssuerDirectory};
+use crate::server::ServerParts;
+use crate::service::verify::{self, VerifyApi};
+use crate::store::{self, Store, TerminalStatus};
+use crate::tls::{ReloadableServerConfig, ServerTlsMaterial};
+
+/// The names of the municipalities the development PKI knows.
+pub fn municipality_name(code: &str) -> &'static str {
+    match code {
+        "131016" => "千代田区",
+        "271004" => "大阪市",
+        _ => "見本市",
+    }
+}
+
+/// A resident with a card, for terminals and tests.
+#[derive(Debug, Clone)]
+pub struct ResidentCard {
+    /// The card file.
+    pub card_file: PathBuf,
+    /// The resident reference the card is bound to.
+    pub resident_ref: String,
+    /// The municipality.
+    pub municipality_code: String,
+}
+
+/// A prepared embedded deployment.
+pub struct Embedded {
+    /// The PKI directory.
+    pub pki: DevPki,
+    /// The gateway's database.
+    pub store: Store,
+    /// The register (all in-process municipalities share one database).
+    pub register: Register,
+    /// Residents with card files, per municipality in register order.
+    pub cards: Vec<ResidentCard>,
+    /// Requester examples of each blocking case, by case name (e.g. `NoSeal`).
+    pub examples: HashMap<String, Vec<String>>,
+    /// The gateway id.
+    pub gateway_id: String,
+    /// The in-process issuers.
+    pub issuers: Arc<IssuerGrpc>,
+    data_dir: PathBuf,
+}
+
+fn read_pem(path: &Path) -> anyhow::Result<Vec<u8>> {
+    std::fs::read(path).with_context(|| format!("reading {}", path.display()))
+}
+
+fn pem_to_der(pem: &[u8]) -> anyhow::Result<Vec<u8>> {
+    use rustls_pki_types::pem::PemObject;
+    Ok(rustls_pki_types::CertificateDer::from_pem_slice(pem)
+        .map_err(|e| anyhow::anyhow!("certificate PEM: {e}"))?
+        .to_vec())
+}
+
+/// A secret of `len` random bytes kept in `path`, created on first use (mode 0600).
+fn secret_file(path: &Path, len: usize) -> anyhow::Result<Vec<u8>> {
+    if let Ok(bytes) = std::fs::read(path) {
+        if bytes.len() == len {
+            return Ok(bytes);
+        }
+        anyhow::bail!("{} has the wrong length", path.display());
+    }
+    let mut bytes = vec![0u8; len];
+    SystemRandom::new()
+        .fill(&mut bytes)
+        .map_err(|_| anyhow::anyhow!("random source failed"))?;
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    std::fs::write(path, &bytes)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    }
+    Ok(bytes)
+}
+
+/// A CRL of the CA `<stem>` in the PKI, revoking nothing, valid for `days` (DER). TEST ONLY:
+/// it signs with the CA key on disk.
+pub fn dev_crl(pki: &DevPki, stem: &str, days: i64) -> anyhow::Result<Vec<u8>> {
+    let ca_pem = std::fs::read_to_string(pki.cert_path(stem))?;
+    let key_pem = std::fs::read_to_string(pki.key_path(stem))?;
+    let key = rcgen::KeyPair::from_pem(&key_pem)?;
+    let issuer = rcgen::Issuer::from_ca_cert_pem(&ca_pem, key)?;
+    let now = time::OffsetDateTime::now_utc();
+    let params = rcgen::CertificateRevocationListParams {
+        this_update: now - time::Duration::minutes(5),
+        next_update: now + time::Duration::days(days),
+        crl_number: rcgen::SerialNumber::from(1u64),
+        issuing_distribution_point: None,
+        revoked_certs: Vec::new(),
+        key_identifier_method: rcgen::KeyIdMethod::Sha256,
+    };
+    Ok(params.signed_by(&issuer)?.der().to_vec())
+}
+
+/// Prepares (or reopens) the embedded deployment described by `config`.
+pub async fn prepare(config: &Config) -> anyhow::Result<Embedded> {
+    let data_dir = config.data_dir.clone();
+    std::fs::create_dir_all(&data_dir)
+        .with_context(|| format!("creating {}", data_dir.display()))?;
+    let pki = DevPki::ensure(&config.pki_dir()).context("development PKI")?;
+    let store = Store::open(&config.database_url())
+        .await
+        .map_err(|e| anyhow::anyhow!("gateway database: {e}"))?;
+    let register = Register::open(&config.register_url())
+        .await
+        .map_err(|e| anyhow::anyhow!("register database: {e}"))?;
+    let card_issuer = issuer::cards::card_issuer_name(&pki)?;
+    let cards_dir = data_dir.join("cards");
+    let mut cards = Vec::new();
+    let mut examples: HashMap<String, Vec<String>> = HashMap::new();
+    let today = time::OffsetDateTime::now_utc().date();
+
+    for code in &config.municipalities {
+        let bindings_path = data_dir.join(format!("bindings-{code}.jsonl"));
+        let examples_path = data_dir.join(format!("examples-{code}.txt"));
+        if !bindings_path.exists() {
+            let mut cfg = GeneratorConfig::new(
+                1,
+                u64::from(config.synthetic_residents),
+                code,
+                municipality_name(code),
+                today,
+            );
+            cfg.card_issuer = card_issuer.clone();
+            let bar = indicatif::ProgressBar::hidden();
+            let mut out = Vec::new();
+            let report = generate(&register, &cfg, &bar, &mut out)
+                .await
+                .map_err(|e| anyhow::anyhow!("synthetic register: {e}"))?;
+            let mut bindings = issuer::bindings::read_jsonl(out.as_slice())?;
+            issuer::cards::mint_cards(&pki, &cards_dir, &mut bindings)?;
+            let mut text = Vec::new();
+            for b in &bindings {
+                issuer::bindings::write_row(&mut text, b)?;
+            }
+            let mut lines = String::new();
+            for (case, refs) in &report.examples {
+                for r in refs {
+                    lines.push_str(&format!("{case:?} {}\n", r.as_str()));
+                }
+            }
+            std::fs::write(&examples_path, lines)?;
+            // Written last: its presence says the municipality is fully provisioned.
+            std::fs::write(&bindings_path, text)?;
+        }
+        let bindings: Vec<CardBinding> = issuer::bindings::read_file(&bindings_path)?;
+        let mut tx = store
+            .begin_write()
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        for b in &bindings {
+            store::bind_card(
+                &mut tx,
+                &b.card_issuer,
+                &b.card_serial_hex,
+                &store::CardBinding {
+                    municipality_code: b.municipality_code.clone(),
+                    resident_ref: b.resident_ref.clone(),
+                },
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+            if let Some(file) = &b.card_file {
+                cards.push(ResidentCard {
+                    card_file: cards_dir.join(file),
+                    resident_ref: b.resident_ref.clone(),
+                    municipality_code: b.municipality_code.clone(),
+                });
+            }
+        }
+        store::upsert_municipality(
+            &mut tx,
+            &store::Municipality {
+                code: code.clone(),
+                name: municipality_name(code).to_owned(),
+                suspended: false,
+            },
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+        tx.commit().await?;
+        for line in std::fs::read_to_string(&examples_path)?.lines() {
+            if let Some((case, r)) = line.split_once(' ') {
+                examples
+                    .entry(case.to_owned())
+                    .or_default()
+                    .push(r.to_owned());
+            }
+        }
+    }
+
+    let mut tx = store
+        .begin_write()
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    for terminal in card::testpki::DevPkiSpec::fixture().terminals {
+        store::upsert_terminal(
+            &mut tx,
+            &terminal.id(),
+            terminal.chain(),
+            terminal.store(),
+            TerminalStatus::Active,
+            time::OffsetDateTime::now_utc().unix_timestamp() * 1000,
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    }
+    tx.commit().await?;
+
+    let mut issuers = Vec::new();
+    for code in &config.municipalities {
+        let stem = format!("municipality-{code}");
+        let key = std::fs::read_to_string(pki.key_path(&stem))?;
+        let chain = std::fs::read_to_string(pki.cert_path(&stem))?;
+        let signer = DocumentSigner::from_pem(&key, &chain)
+            .map_err(|e| anyhow::anyhow!("document signer {code}: {e}"))?;
+        let municipality = issuer::MunicipalityCode::parse(code)
+            .map_err(|e| anyhow::anyhow!("municipality {code}: {e}"))?;
+        issuers.push(Issuer::new(
+            register.clone(),
+            municipality,
+            Arc::new(Renderer::new(signer)),
+        ));
+    }
+
+    Ok(Embedded {
+        pki,
+        store,
+        register,
+        cards,
+        examples,
+        gateway_id: config.gateway_id.clone(),
+        issuers: Arc::new(IssuerGrpc::new(issuers)),
+        data_dir,
+    })
+}
+
+impl Embedded {
+    /// Every configured municipality routed to the in-process issuers.
+    pub fn in_process_directory(&self, config: &Config) -> IssuerDirectory {
+        let mut directory = IssuerDirectory::new();
+        for code in &config.municipalities {
+            directory.insert(code, Arc::new(InProcess(self.issuers.clone())));
+        }
+        directory
+    }
+
+    /// The card file of a resident, if one was minted.
+    pub fn card_of(&self, resident_ref: &str) -> Option<&ResidentCard> {
+        self.cards.iter().find(|c| c.resident_ref == resident_ref)
+    }
+
+    /// The server's parts over this deployment, routing issuances through `directory`.
+    pub fn server_parts(
+        &self,
+        config: &Config,
+        clock: Arc<dyn Clock>,
+        directory: IssuerDirectory,
+    ) -> anyhow::Result<ServerParts> {
+        let pki = &self.pki;
+        let auth_ca = pki.cert_der(files::JPKI_AUTH_CA)?;
+        let cards = Arc::new(
+            CardVerifier::new(auth_ca, &pki.crl_der()?).map_err(|e| anyhow::anyhow!("{e}"))?,
+        );
+        let pseudonyms =
+            Pseudonymizer::new(&secret_file(&self.data_dir.join("keys/pseudonym.key"), 32)?)
+                .map_err(|e| anyhow::anyhow!("pseudonym key: {e}"))?;
+        let seed: [u8; 32] = secret_file(&self.data_dir.join("keys/checkpoint.seed"), 32)?
+            .try_into()
+            .map_err(|_| anyhow::anyhow!("checkpoint seed length"))?;
+        let signer = CheckpointSigner::from_seed(&format!("{}/audit", self.gateway_id), &seed)
+            .map_err(|e| anyhow::anyhow!("checkpoint key: {e}"))?;
+        let settings = FlowSettings {
+            gateway_id: self.gateway_id.clone(),
+            max_concurrent_issuances: config.max_concurrent_issuances,
+            print_window: Duration::from_secs(config.print_window_secs),
+            ..FlowSettings::default()
+        };
+        let flow = Arc::new(Flow::new(
+            page_markers,
+            self.store.clone(),
+            cards,
+            directory,
+            pseudonyms,
+            settings,
+            clock,
+        ));
+
+        let terminal_ca = read_pem(&pki.cert_path(files::TERMINAL_CA))?;
+        let auditor_ca = read_pem(&pki.cert_path(files::AUDITOR_CA))?;
+        let anchors = Arc::new(
+            RoleAnchors::new(&pem_to_der(&terminal_ca)?, &pem_to_der(&auditor_ca)?)
+                .map_err(|e| anyhow::anyhow!("{e}"))?,
+        );
+        let material = ServerTlsMaterial::from_pem(
+            &read_pem(&pki.cert_path(files::GATEWAY))?,
+            &read_pem(&pki.key_path(files::GATEWAY))?,
+            &[&terminal_ca, &auditor_ca],
+        )?;
+        let crls = vec![
+            CertificateRevocationListDer::from(dev_crl(pki, files::TERMINAL_CA, 7)?),
+            CertificateRevocationListDer::from(dev_crl(pki, files::AUDITOR_CA, 7)?),
+        ];
+        let tls = Arc::new(ReloadableServerConfig::new(material, crls)?);
+
+        let mut trusted = TrustedKeys::new();
+        let mut municipalities = HashMap::new();
+        let municipality_ca = pki.cert_der(files::MUNICIPALITY_CA)?;
+        for code in &config.municipalities {
+            let der = pki.cert_der(&format!("municipality-{code}"))?;
+            // TrustedKeys only extracts the key: the chain is checked here, once, at start.
+            check_signing_chain(&der, &municipality_ca)
+                .with_context(|| format!("municipality {code} signing certificate"))?;
+            trusted
+                .add_certificate_der(&der, None)
+                .map_err(|e| anyhow::anyhow!("municipality {code} key: {e}"))?;
+            municipalities.insert(
+                code.clone(),
+                verify::Municipality {
+                    name: municipality_name(code).to_owned(),
+                    signer_cert_der: der,
+                },
+            );
+        }
+        let verify = VerifyApi::new(self.store.clone(), Arc::new(trusted), municipalities);
+        Ok(ServerParts {
+            flow,
+            anchors,
+            tls,
+            handshake_timeout: config.handshake_timeout(),
+            sweep_interval: Duration::from_secs(5),
+            checkpoint_signer: Arc::new(signer),
+            verify,
+        })
+    }
+}
+
+/// Checks that a document-signing certificate chains to the municipality CA now.
+pub fn check_signing_chain(cert_der: &[u8], ca_der: &[u8]) -> anyhow::Result<()> {
+    let ca = rustls_pki_types::CertificateDer::from(ca_der);
+    let anchor = webpki::anchor_from_trusted_cert(&ca)?;
+    let cert = rustls_pki_types::CertificateDer::from(cert_der);
+    let end_entity = webpki::EndEntityCert::try_from(&cert)?;
+    let now = rustls_pki_types::UnixTime::now();
+    end_entity.verify_for_usage(
+        &[webpki::ring::ECDSA_P256_SHA256],
+        &[anchor],
+        &[],
+        now,
+        webpki::KeyUsage::client_auth(),
+        None,
+        None,
+    )?;
+    Ok(())
+}
+
+/// Reads each page's `(issuance id, subjects)` marker from a PDF.
+pub fn page_markers(pdf: &[u8]) -> Result<Vec<(String, Vec<String>)>, String> {
+    let markers = issuer::document::markers::read_page_markers(pdf).map_err(|e| e.to_string())?;
+    Ok(markers
+        .into_iter()
+        .map(|m| {
+            (
+                m.issuance_id.as_str().to_owned(),
+                m.subjects.iter().map(|s| s.as_str().to_owned()).collect(),
+            )
+        })
+        .collect())
+}
+
+/// Records the STARTED audit event with this binary's build identity.
+pub async fn record_start(store: &Store) -> anyhow::Result<()> {
+    use audit::event::{Event, Ident, UnixMillis};
+    let (version, commit) = crate::server::build_identity();
+    let event = Event::started(
+        UnixMillis::now(),
+        Ident::parse("kiosk-gateway")?,
+        Ident::parse(version)?,
+        Ident::parse(commit)?,
+    );
+    let mut tx = store
+        .begin_write()
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    audit::store::append(&mut tx, &event).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Serves the in-process issuers as a separate `IssuerService` on loopback with mutual TLS
+/// (the issuer certificate, clients from the internal CA): the two-process topology in one
+/// process. Returns the bound address and a handle that stops it when dropped.
+pub async fn start_issuer_server(
+    pki: &DevPki,
+    issuers: Arc<IssuerGrpc>,
+) -> anyhow::Result<(std::net::SocketAddr, tokio::task::JoinHandle<()>)> {
+    use tonic::transport::{Certificate, Identity, ServerTlsConfig};
+    let tls = ServerTlsConfig::new()
+        .identity(Identity::from_pem(
+            read_pem(&pki.cert_path(files::ISSUER))?,
+            read_pem(&pki.key_path(files::ISSUER))?,
+        ))
+        .client_ca_root(Certificate::from_pem(read_pem(
+            &pki.cert_path(files::INTERNAL_CA),
+        )?))
+        .timeout(Duration::from_secs(5));
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
+    let addr = listener.local_addr()?;
+    let service = kiosk_proto::v1::issuer_service_server::IssuerServiceServer::from_arc(issuers)
+        .max_decoding_message_size(crate::server::MAX_REQUEST_BYTES)
+        .max_encoding_message_size(64 << 20);
+    let server = tonic::transport::Server::builder()
+        .tls_config(tls)?
+        .add_service(service);
+    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    let task = tokio::spawn(async move {
+        if let Err(error) = server.serve_with_incoming(incoming).await {
+            tracing::error!(%error, "issuer server stopped");
+        }
+    });
+    Ok((addr, task))
+}
+
+/// A link to an issuer process at `addr` over mutual TLS with the gateway's internal client
+/// certificate.
+pub async fn remote_issuer_link(
+    pki: &DevPki,
+    addr: std::net::SocketAddr,
+) -> anyhow::Result<crate::route::Remote> {
+    use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
+    let tls = ClientTlsConfig::new()
+        .ca_certificate(Certificate::from_pem(read_pem(
+            &pki.cert_path(files::INTERNAL_CA),
+        )?))
+        .identity(Identity::from_pem(
+            read_pem(&pki.cert_path(files::GATEWAY_INTERNAL))?,
+            read_pem(&pki.key_path(files::GATEWAY_INTERNAL))?,
+        ))
+        .domain_name("localhost");
+    let channel = Endpoint::from_shared(format!("https://{addr}"))?
+        .tls_config(tls)?
+        .connect_timeout(Duration::from_secs(5))
+        .connect()
+        .await?;
+    Ok(crate::route::Remote::new(channel))
+}
