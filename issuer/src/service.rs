@@ -260,7 +260,14 @@ impl IssuerService for IssuerGrpc {
         let request = request.into_inner();
         let issuer = self.issuer(&request.municipality_code)?;
         let resident = ResidentRef::parse(&request.resident_ref)?;
-        let menu = issuer.get_menu(&resident).await?;
+        // The gateway's clock decides, so the menu agrees with the Render that follows it.
+        let menu = match request.as_of.as_ref() {
+            Some(as_of) => {
+                let at = timestamp_from_wire(Some(as_of))?;
+                issuer.get_menu_at(&resident, at).await?
+            }
+            None => issuer.get_menu(&resident).await?,
+        };
         Ok(Response::new(pb::IssuerMenuResponse {
             menu: Some(menu_to_wire(&menu)),
         }))

@@ -34,6 +34,7 @@ async fn grpc_matches_the_handle(db: &TestDb) {
     let family = report.example(Case::Family).unwrap().clone();
     let menu = client
         .get_menu(pb::IssuerMenuRequest {
+            as_of: None,
             municipality_code: "131016".into(),
             resident_ref: family.as_str().into(),
         })
@@ -116,6 +117,7 @@ async fn grpc_matches_the_handle(db: &TestDb) {
     // A refusal carries ErrorInfo and both languages.
     let status = client
         .get_menu(pb::IssuerMenuRequest {
+            as_of: None,
             municipality_code: "131016".into(),
             resident_ref: "r-nobody".into(),
         })

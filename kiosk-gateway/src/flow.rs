@@ -33,6 +33,7 @@ use crate::cardauth::CardVerifier;
 use crate::error::GatewayError;
 use crate::identity::TerminalIdentity;
 use crate::route::IssuerDirectory;
+use crate::service::timestamp;
 use crate::store::{
     self, CardBinding, IssuanceRow, IssuanceState, SessionRow, SessionState, Store,
 };
@@ -434,6 +435,7 @@ impl Flow {
             .get_menu(pb::IssuerMenuRequest {
                 municipality_code: binding.municipality_code.clone(),
                 resident_ref: binding.resident_ref.clone(),
+                as_of: Some(timestamp(self.now_ms())),
             })
             .await
             .map_err(issuer_status)?
@@ -491,6 +493,7 @@ impl Flow {
             .get_menu(pb::IssuerMenuRequest {
                 municipality_code: binding.municipality_code.clone(),
                 resident_ref: binding.resident_ref.clone(),
+                as_of: Some(timestamp(self.now_ms())),
             })
             .await
             .map_err(issuer_status)?
@@ -842,10 +845,7 @@ impl Flow {
                     municipality_code: binding.municipality_code.clone(),
                     requester_ref: binding.resident_ref.clone(),
                     items: items.to_vec(),
-                    issued_at: Some(prost_types::Timestamp {
-                        seconds: now / 1000,
-                        nanos: ((now % 1000) * 1_000_000) as i32,
-                    }),
+                    issued_at: Some(timestamp(now)),
                 },
                 budget,
             )
