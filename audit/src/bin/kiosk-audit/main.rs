@@ -25,6 +25,9 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use sqlx::AnyPool;
 
+#[cfg(feature = "online")]
+mod online;
+
 #[derive(Parser)]
 #[command(
     name = "kiosk-audit",
@@ -52,6 +55,24 @@ struct Source {
     /// The log's database, e.g. sqlite://gateway.db or postgres://host/db (direct mode).
     #[arg(long)]
     db: Option<String>,
+    #[cfg(feature = "online")]
+    #[command(flatten)]
+    online: online::OnlineArgs,
+}
+
+impl Source {
+    #[cfg(feature = "online")]
+    async fn online(&self) -> Result<online::Online> {
+        if self.online.online.is_none() {
+            bail!("give --export, --db or --online");
+        }
+        online::Online::connect(&self.online).await
+    }
+
+    #[cfg(not(feature = "online"))]
+    async fn online(&self) -> Result<std::convert::Infallible> {
+        bail!("give --export or --db (this build has no online mode)")
+    }
 }
 
 #[derive(Args, Clone)]
@@ -163,17 +184,17 @@ enum Command {
     },
     /// Resolve an anomaly with a reason (direct database mode); the resolution is an event.
     Resolve {
-        /// The log's database.
-        #[arg(long)]
-        db: String,
+        #[command(flatten)]
+        source: Source,
         /// The anomaly id.
         #[arg(long)]
         id: String,
         /// Why it is closed (1-500 characters, no personal data).
         #[arg(long)]
         reason: String,
-        /// Your auditor id.
-        #[arg(long)]
+        /// Your auditor id (direct database mode; online, the server takes it from your
+        /// client certificate).
+        #[arg(long, default_value = "")]
         auditor: String,
     },
 }
@@ -289,7 +310,44 @@ async fn run(cli: Cli) -> Result<Vec<Tamper>> {
                     let mut conn = pool.acquire().await?;
                     settlement::settlement_from_store(&mut conn, from, to, period, grouping).await?
                 }
-                _ => bail!("give --export or --db"),
+                _ => {
+                    #[allow(unused_mut, unreachable_code, clippy::diverging_sub_expression)]
+                    let mut client = source.online().await?;
+                    #[cfg(feature = "online")]
+                    {
+                        let mut re = Rehashed::default();
+                        let filter = EventFilter {
+                            from: Some(from),
+                            to: Some(to),
+                            ..Default::default()
+                        };
+                        client
+                            .events(&filter, |rec| {
+                                re.push_record(&rec);
+                                Ok(())
+                            })
+                            .await?;
+                        // A filtered stream has index gaps by design; only field and hash checks count.
+                        let bad: Vec<Tamper> = re
+                            .findings
+                            .iter()
+                            .filter(|f| !matches!(f, Tamper::IndexGap { .. }))
+                            .cloned()
+                            .collect();
+                        if !bad.is_empty() {
+                            return Ok(bad);
+                        }
+                        settlement::settlement(
+                            re.events.iter().map(|(_, e)| e),
+                            from,
+                            to,
+                            period,
+                            grouping,
+                        )
+                    }
+                    #[cfg(not(feature = "online"))]
+                    match client {}
+                }
             };
             let mut out = std::io::stdout().lock();
             match format {
@@ -325,7 +383,22 @@ async fn run(cli: Cli) -> Result<Vec<Tamper>> {
                     let mut conn = pool.acquire().await?;
                     store::list_anomalies(&mut conn, true).await?
                 }
-                _ => bail!("give --export or --db"),
+                _ => {
+                    #[allow(unused_mut)]
+                    let mut client = source.online().await?;
+                    #[cfg(feature = "online")]
+                    {
+                        println!(
+                            "anomaly_id,kind,opened_at_ms,opened_event_index,terminal,municipality,issuance,resolution,resolved_by"
+                        );
+                        for row in client.anomalies(all).await? {
+                            println!("{row}");
+                        }
+                        return Ok(Vec::new());
+                    }
+                    #[cfg(not(feature = "online"))]
+                    match client {}
+                }
             };
             let mut out = std::io::stdout().lock();
             writeln!(
@@ -359,14 +432,26 @@ async fn run(cli: Cli) -> Result<Vec<Tamper>> {
             Ok(Vec::new())
         }
         Command::Resolve {
-            db,
+            source,
             id,
             reason,
             auditor,
         } => {
-            let pool = open_db(&db).await?;
             let id = Ident::parse(&id)?;
             let note = ResolutionNote::parse(&reason)?;
+            let Some(db) = &source.db else {
+                #[allow(unused_mut)]
+                let mut client = source.online().await?;
+                #[cfg(feature = "online")]
+                {
+                    let resolved = client.resolve(id.as_str(), note.as_str()).await?;
+                    println!("resolved {resolved}");
+                    return Ok(Vec::new());
+                }
+                #[cfg(not(feature = "online"))]
+                match client {}
+            };
+            let pool = open_db(db).await?;
             let auditor = Actor::Auditor(Ident::parse(&auditor)?);
             let mut tx = begin_write(&pool).await?;
             let a = store::resolve_anomaly(&mut tx, UnixMillis::now(), &id, auditor, note).await?;
@@ -558,7 +643,49 @@ async fn check(
             findings.extend(f);
             (new_cp, re.leaves())
         }
-        _ => bail!("give --export or --db"),
+        _ => {
+            #[allow(unused_mut)]
+            let mut client = source.online().await?;
+            #[cfg(feature = "online")]
+            {
+                let new_cp = match checkpoint {
+                    Some(p) => v.verify(&read_text(p)?)?,
+                    None => v.verify(&client.checkpoint_note().await?)?,
+                };
+                if let Some((old, _)) = &previous {
+                    let (o, n) = (old.checkpoint(), new_cp.checkpoint());
+                    if n.size() < o.size() {
+                        findings.push(Tamper::Truncated {
+                            size: n.size(),
+                            expected: o.size(),
+                        });
+                    } else {
+                        let proof = client
+                            .consistency(o.size(), n.size())
+                            .await
+                            .unwrap_or_default();
+                        if let Err(t) = verify::check_consistency(o, n, &proof) {
+                            findings.push(t);
+                        }
+                    }
+                }
+                let bar = progress(new_cp.checkpoint().size(), "re-hashing");
+                let mut re = Rehashed::default();
+                client
+                    .events(&EventFilter::default(), |rec| {
+                        re.push_record(&rec);
+                        bar.inc(1);
+                        Ok(())
+                    })
+                    .await?;
+                bar.finish_and_clear();
+                findings.extend(re.findings.iter().cloned());
+                findings.extend(re.check_checkpoint(new_cp.checkpoint()));
+                (new_cp, re.leaves())
+            }
+            #[cfg(not(feature = "online"))]
+            match client {}
+        }
     };
     if let Some((_, known)) = &previous
         && let Some(t) = verify::diagnose(known, &observed)
@@ -630,7 +757,37 @@ async fn inclusion(
             }
             (sc, leaf, proof)
         }
-        _ => bail!("give --export or --db"),
+        _ => {
+            #[allow(unused_mut)]
+            let mut client = source.online().await?;
+            #[cfg(feature = "online")]
+            {
+                let sc = match checkpoint {
+                    Some(p) => v.verify(&read_text(p)?)?,
+                    None => v.verify(&client.checkpoint_note().await?)?,
+                };
+                let (leaf, proof) = client.inclusion(index, sc.checkpoint().size()).await?;
+                // The proven leaf must be the hash of the event the server serves at that index.
+                let mut served = None;
+                let one = EventFilter {
+                    start_index: index,
+                    limit: Some(1),
+                    ..Default::default()
+                };
+                client
+                    .events(&one, |rec| {
+                        served = rec.canonical_bytes().map(|b| merkle::leaf_hash(&b));
+                        Ok(())
+                    })
+                    .await?;
+                if served != Some(leaf) {
+                    return Ok(vec![Tamper::LeafHashMismatch { index }]);
+                }
+                (sc, leaf, proof)
+            }
+            #[cfg(not(feature = "online"))]
+            match client {}
+        }
     };
     let c = sc.checkpoint();
     match merkle::verify_inclusion(&leaf, index, c.size(), &proof, c.root()) {
@@ -765,7 +922,26 @@ async fn export(
             }
             bar.finish_and_clear();
         }
-        _ => bail!("give --export or --db"),
+        _ => {
+            #[allow(unused_mut)]
+            let mut client = source.online().await?;
+            #[cfg(feature = "online")]
+            {
+                let bar = ProgressBar::new_spinner();
+                bar.set_message("exporting");
+                client
+                    .events(&filter, |rec| {
+                        write(&rec)?;
+                        written += 1;
+                        bar.inc(1);
+                        Ok(())
+                    })
+                    .await?;
+                bar.finish_and_clear();
+            }
+            #[cfg(not(feature = "online"))]
+            match client {}
+        }
     }
     w.flush()?;
     eprintln!("exported {written} events");
