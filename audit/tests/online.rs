@@ -2,7 +2,11 @@
 //! PostgreSQL. The server here maps AuditService onto the audit crate the way the gateway is
 //! meant to (it is also a reference for that mapping), with a throwaway PKI from rcgen.
 #![cfg(feature = "online")]
-#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code: a panic is a failed assertion with its location")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a panic is a failed assertion with its location"
+)]
 
 mod common;
 
