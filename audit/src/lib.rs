@@ -2,8 +2,10 @@
 //! consistency proofs, and the auditor's offline verification.
 //!
 //! It knows how events are encoded and proven, not how they are produced. The library knows
-//! nothing of gRPC: the gateway maps [`store`] calls to `AuditService`, and the `kiosk-audit`
-//! binary works from an export file or directly from the database.
+//! nothing of gRPC: the gateway maps [`store`] calls to `AuditService`. The `kiosk-audit`
+//! binary works from an export file, directly from the database, or (cargo feature `online`,
+//! the only user of `kiosk-proto`/`tonic` here) against `AuditService` over mutual TLS.
+//! README.md documents the canonical encoding, locking rules and the API for the gateway.
 //!
 //! - [`event`]: the event model ([`Event`], typed [`Fact`]s, [`Pseudonymizer`]) and its
 //!   canonical versioned encoding.

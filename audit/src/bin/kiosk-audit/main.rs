@@ -3,8 +3,8 @@
 //! exports events, computes settlement and lists or resolves anomalies.
 //!
 //! Sources: an export file (`--export events.jsonl`, offline) or the database directly
-//! (`--db sqlite://...` or `--db postgres://...`). The online mode against `AuditService`
-//! is not part of this build.
+//! (`--db sqlite://...` or `--db postgres://...`), or `AuditService` over mutual TLS
+//! (`--online https://...`, cargo feature `online`).
 //!
 //! Exit codes: 0 verified, 1 the log failed verification (tampering named on stderr), 2 usage
 //! or input error.
