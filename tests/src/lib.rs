@@ -306,7 +306,12 @@ impl TestApp {
         resident_ref: &str,
     ) -> Result<(String, pb::Menu), TerminalError> {
         let opened = terminal.open_session().await?;
-        let proof = sign(self.card(resident_ref), &opened)?;
+        let card = self.card(resident_ref);
+        let for_card = opened.clone();
+        // RSA on the software card is CPU work: keep it off the runtime the server shares.
+        let proof = tokio::task::spawn_blocking(move || sign(card, &for_card))
+            .await
+            .map_err(|e| TerminalError::Connection(format!("signing task: {e}")))??;
         let menu = terminal
             .authenticate(&opened.session_id, proof.certificate, proof.signature)
             .await?;
