@@ -110,23 +110,46 @@ fn secret_file(path: &Path, len: usize) -> anyhow::Result<Vec<u8>> {
     Ok(bytes)
 }
 
-/// A CRL of the CA `<stem>` in the PKI, revoking nothing, valid for `days` (DER). TEST ONLY:
-/// it signs with the CA key on disk.
-pub fn dev_crl(pki: &DevPki, stem: &str, days: i64) -> anyhow::Result<Vec<u8>> {
+/// A CRL of the CA `<stem>` in the PKI revoking `revoked` serials, valid from `this_update`
+/// to `next_update` (DER). TEST ONLY: it signs with the CA key on disk.
+pub fn dev_crl(
+    pki: &DevPki,
+    stem: &str,
+    revoked: &[u64],
+    this_update: time::OffsetDateTime,
+    next_update: time::OffsetDateTime,
+) -> anyhow::Result<Vec<u8>> {
     let ca_pem = std::fs::read_to_string(pki.cert_path(stem))?;
     let key_pem = std::fs::read_to_string(pki.key_path(stem))?;
     let key = rcgen::KeyPair::from_pem(&key_pem)?;
     let issuer = rcgen::Issuer::from_ca_cert_pem(&ca_pem, key)?;
-    let now = time::OffsetDateTime::now_utc();
     let params = rcgen::CertificateRevocationListParams {
-        this_update: now - time::Duration::minutes(5),
-        next_update: now + time::Duration::days(days),
-        crl_number: rcgen::SerialNumber::from(1u64),
+        this_update,
+        next_update,
+        crl_number: rcgen::SerialNumber::from(this_update.unix_timestamp().unsigned_abs()),
         issuing_distribution_point: None,
-        revoked_certs: Vec::new(),
+        revoked_certs: revoked
+            .iter()
+            .map(|serial| rcgen::RevokedCertParams {
+                serial_number: rcgen::SerialNumber::from(*serial),
+                revocation_time: this_update,
+                reason_code: Some(rcgen::RevocationReason::KeyCompromise),
+                invalidity_date: None,
+            })
+            .collect(),
         key_identifier_method: rcgen::KeyIdMethod::Sha256,
     };
     Ok(params.signed_by(&issuer)?.der().to_vec())
+}
+
+/// The development CRLs of the client CAs (terminal, auditor), revoking nothing, valid a week.
+pub fn dev_client_crls(pki: &DevPki) -> anyhow::Result<Vec<CertificateRevocationListDer<'static>>> {
+    let now = time::OffsetDateTime::now_utc();
+    let (from, to) = (now - time::Duration::minutes(5), now + time::Duration::days(7));
+    Ok(vec![
+        CertificateRevocationListDer::from(dev_crl(pki, files::TERMINAL_CA, &[], from, to)?),
+        CertificateRevocationListDer::from(dev_crl(pki, files::AUDITOR_CA, &[], from, to)?),
+    ])
 }
 
 /// Prepares (or reopens) the embedded deployment described by `config`.
@@ -334,11 +357,7 @@ impl Embedded {
             &read_pem(&pki.key_path(files::GATEWAY))?,
             &[&terminal_ca, &auditor_ca],
         )?;
-        let crls = vec![
-            CertificateRevocationListDer::from(dev_crl(pki, files::TERMINAL_CA, 7)?),
-            CertificateRevocationListDer::from(dev_crl(pki, files::AUDITOR_CA, 7)?),
-        ];
-        let tls = Arc::new(ReloadableServerConfig::new(material, crls)?);
+        let tls = Arc::new(ReloadableServerConfig::new(material, dev_client_crls(pki)?)?);
 
         let mut trusted = TrustedKeys::new();
         let mut municipalities = HashMap::new();

@@ -31,7 +31,9 @@ pub fn card_error(error: JpkiError) -> TerminalError {
         JpkiError::PinBlocked => "PIN_BLOCKED",
         JpkiError::NotJpkiCard => "NOT_JPKI_CARD",
         JpkiError::JukiCard => "JUKI_CARD_UNSUPPORTED",
-        JpkiError::CardRemoved => "CARD_REMOVED",
+        // A reset by another application ends the card session just as a removal does.
+        JpkiError::CardRemoved
+        | JpkiError::Transport(card::transport::TransportError::CardReset) => "CARD_REMOVED",
         _ => "CARD_READ_FAILED",
     };
     TerminalError::Card {

@@ -127,6 +127,8 @@ pub struct AppOptions {
     pub directory: Option<Box<dyn FnOnce(&Embedded) -> IssuerDirectory + Send>>,
     /// Most issuances rendered at once.
     pub max_concurrent_issuances: usize,
+    /// Serve the issuers as a separate `IssuerService` over mutual TLS and route to it.
+    pub remote_issuer: bool,
 }
 
 impl AppOptions {
@@ -137,6 +139,7 @@ impl AppOptions {
             residents: 60,
             directory: None,
             max_concurrent_issuances: 64,
+            remote_issuer: false,
         }
     }
 }
@@ -159,7 +162,16 @@ pub struct TestApp {
     pub tls: Arc<ReloadableServerConfig>,
     /// The flow, for sweeps and direct checks.
     pub flow: Arc<Flow>,
+    issuer_task: Option<tokio::task::JoinHandle<()>>,
     _databases: Vec<PgDatabase>,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(task) = self.issuer_task.take() {
+            task.abort();
+        }
+    }
 }
 
 /// Spawns an app with default options on `db`.
@@ -195,9 +207,21 @@ async fn try_spawn(options: AppOptions) -> anyhow::Result<TestApp> {
         databases.push(register);
     }
     let embedded = provision::prepare(&config).await?;
-    let directory = match options.directory {
-        Some(make) => make(&embedded),
-        None => embedded.in_process_directory(&config),
+    let mut issuer_task = None;
+    let directory = match (options.directory, options.remote_issuer) {
+        (Some(make), _) => make(&embedded),
+        (None, true) => {
+            let (addr, task) =
+                provision::start_issuer_server(&embedded.pki, embedded.issuers.clone()).await?;
+            issuer_task = Some(task);
+            let link = Arc::new(provision::remote_issuer_link(&embedded.pki, addr).await?);
+            let mut directory = IssuerDirectory::new();
+            for code in &config.municipalities {
+                directory.insert(code, link.clone());
+            }
+            directory
+        }
+        (None, false) => embedded.in_process_directory(&config),
     };
     let clock = Arc::new(TestClock::office_hours());
     let mut parts = embedded.server_parts(&config, clock.clone(), directory)?;
@@ -216,6 +240,7 @@ async fn try_spawn(options: AppOptions) -> anyhow::Result<TestApp> {
         clock,
         tls,
         flow,
+        issuer_task,
         _databases: databases,
     })
 }
