@@ -1,0 +1,35 @@
+//! Card files minted for generated residents carry certificates whose (issuer, serial) are
+//! exactly the binding the gateway will look up.
+
+// Tests may unwrap: a panic here is a failed assertion with a location.
+#![allow(clippy::unwrap_used)]
+
+use issuer::bindings::{CardBinding, serial_hex};
+use issuer::cards::{card_issuer_name, mint_cards};
+
+#[test]
+fn minted_card_matches_its_binding() {
+    let pki_dir =
+        std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../card/testdata/pki"));
+    let pki = card::testpki::DevPki::open(pki_dir).unwrap();
+    let issuer_name = card_issuer_name(&pki).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let mut bindings = vec![
+        CardBinding::new(&issuer_name, 131_010_000_000_001, "131016", "rtest0001"),
+        CardBinding::new(&issuer_name, 131_010_000_000_002, "131016", "rtest0002"),
+    ];
+    assert_eq!(mint_cards(&pki, out.path(), &mut bindings).unwrap(), 2);
+    for b in &bindings {
+        let file = out.path().join(b.card_file.as_ref().unwrap());
+        let card = card::CardFile::load(&file).unwrap();
+        let pem = card.auth.unwrap().certificate.unwrap();
+        let (_, pem) = x509_parser::pem::parse_x509_pem(pem.as_bytes()).unwrap();
+        let (_, cert) = x509_parser::parse_x509_certificate(&pem.contents).unwrap();
+        // The gateway keys bindings on x509-parser's issuer text and the trimmed serial hex.
+        assert_eq!(cert.issuer().to_string(), b.card_issuer);
+        let raw = cert.raw_serial();
+        let first = raw.iter().position(|x| *x != 0).unwrap_or(raw.len() - 1);
+        assert_eq!(hex::encode(&raw[first..]), b.card_serial_hex);
+        assert_eq!(b.card_serial_hex, serial_hex(b.card_serial));
+    }
+}
