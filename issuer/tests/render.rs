@@ -320,3 +320,33 @@ async fn concurrent_renders_never_cross(db: &TestDb) {
     issuer.register().close().await;
 }
 on_both_databases!(concurrent_renders_never_cross);
+
+async fn foreign_residents_items_are_printed_when_asked(db: &TestDb) {
+    let (issuer, report) = generated(db, 40).await;
+    let who = report.example(Case::Foreign).unwrap().clone();
+    let mut conn = issuer.register().pool().acquire().await.unwrap();
+    let me = read::resident(&mut conn, &who).await.unwrap().unwrap();
+    drop(conn);
+    let foreign = me.foreign.clone().unwrap();
+    let mut with_items = item(T::ResidentRecord);
+    with_items.options.include_foreign_resident_items = true;
+    let docs = issuer
+        .render(
+            &IssuanceId::parse("iss-foreign").unwrap(),
+            &who,
+            &[with_items, item(T::ResidentRecord)],
+            OPEN,
+        )
+        .await
+        .unwrap();
+    let with = pdf_text(&docs[0].pdf);
+    assert!(with.contains(&nospace(&foreign.nationality)));
+    assert!(with.contains(&nospace(&foreign.residence_status)));
+    assert!(with.contains(&foreign.residence_card_number));
+    let without = pdf_text(&docs[1].pdf);
+    assert!(!without.contains(&foreign.residence_card_number));
+    // A foreign resident has no 本籍.
+    assert!(me.honseki.is_none());
+    issuer.register().close().await;
+}
+on_both_databases!(foreign_residents_items_are_printed_when_asked);
