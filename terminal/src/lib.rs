@@ -6,6 +6,7 @@
 //! for the load generator.
 #![forbid(unsafe_code)]
 
+pub mod cli;
 pub mod client;
 pub mod load;
 pub mod login;

@@ -34,6 +34,23 @@ pub struct LoadCard {
 /// Checks that a document belongs to `resident_ref`; `Err` says why not.
 pub type OwnerCheck = Arc<dyn Fn(&Document, &str) -> Result<(), String> + Send + Sync>;
 
+/// The owner check from the document itself: every page's marker (an uncompressed entry of
+/// each page, covered by the PDF signature; format in `issuer::document::markers`) must name
+/// the resident among its subjects. The load orders documents about the requester alone.
+pub fn marker_owner_check(document: &Document, resident_ref: &str) -> Result<(), String> {
+    let pages = issuer::document::markers::read_page_markers(&document.pdf)
+        .map_err(|e| format!("markers unreadable: {e}"))?;
+    for page in &pages {
+        if page.subjects.iter().any(|s| s.as_str() != resident_ref) {
+            return Err(format!("page {} names another resident", page.page));
+        }
+    }
+    if pages.iter().all(|p| p.subjects.is_empty()) {
+        return Err("no page names the resident".into());
+    }
+    Ok(())
+}
+
 /// How to load.
 #[derive(Clone, Debug)]
 pub struct LoadOptions {
@@ -196,7 +213,7 @@ pub async fn run(
     }
     let elapsed = start.elapsed();
     let mut report = shared.report.lock().await;
-    let mut done = LoadReport {
+    LoadReport {
         completed: report.completed,
         errors: std::mem::take(&mut report.errors),
         owner_mismatches: report.owner_mismatches,
@@ -204,9 +221,7 @@ pub async fn run(
         latency_us: report.latency_us.clone(),
         issue_us: report.issue_us.clone(),
         elapsed,
-    };
-    done.elapsed = elapsed;
-    done
+    }
 }
 
 async fn one_issuance(

@@ -1,0 +1,383 @@
+//! The command line of the reference terminal.
+//!
+//! `issue` is what a kiosk does, step by step, with a person at it: insert the card (a PC/SC
+//! reader, or a software card file), type the PIN (not echoed; it goes to the card only),
+//! pick from the menu, pay, print (the PDFs are written to a folder), report the outcome.
+//! `load` runs many terminals at once against a gateway and prints what it measured.
+
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use card::pin::Pin;
+use card::softcard::{SoftCard, SoftTransport};
+use clap::{Parser, Subcommand};
+use kiosk_proto::v1 as pb;
+
+use crate::client::{Terminal, TerminalError, TerminalTls, connect};
+use crate::load::{self, LoadCard, LoadOptions};
+
+/// The reference store terminal for kiosk.v1.
+#[derive(Debug, Parser)]
+#[command(name = "kiosk-terminal", version)]
+pub struct Cli {
+    /// The gateway, e.g. https://127.0.0.1:7443.
+    #[arg(
+        long,
+        env = "KIOSK_GATEWAY",
+        default_value = "https://127.0.0.1:7443",
+        global = true
+    )]
+    pub gateway: String,
+    /// The PKI directory holding server-ca.crt.pem and this terminal's certificate and key.
+    #[arg(
+        long,
+        env = "KIOSK_PKI",
+        default_value = ".kiosk-data/pki",
+        global = true
+    )]
+    pub pki: PathBuf,
+    /// The terminal's certificate stem in the PKI directory.
+    #[arg(long, default_value = "terminal-seven-131016-0042-k1", global = true)]
+    pub terminal: String,
+    /// The name in the gateway's certificate.
+    #[arg(long, default_value = "localhost", global = true)]
+    pub server_name: String,
+    /// The command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// What to do.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Issue certificates for the resident whose card is in the reader.
+    Issue {
+        /// A software card file (TOML).
+        #[arg(long, conflicts_with = "reader")]
+        card: Option<PathBuf>,
+        /// A PC/SC reader name (needs the `pcsc` feature); empty for the first with a card.
+        #[arg(long)]
+        reader: Option<String>,
+        /// Certificate types to issue (e.g. RESIDENT_RECORD); default: ask.
+        #[arg(long = "type")]
+        types: Vec<String>,
+        /// Where the PDFs go.
+        #[arg(long, default_value = "terminal-out")]
+        out: PathBuf,
+        /// Report a failed print instead of a printed one.
+        #[arg(long)]
+        fail_print: bool,
+    },
+    /// Run N terminals through the whole flow and report throughput and latency.
+    Load {
+        /// Directory of software card files (e.g. .kiosk-data/cards).
+        #[arg(long)]
+        cards: PathBuf,
+        /// Bindings file(s) naming each card's resident (JSON Lines from the issuer).
+        #[arg(long)]
+        bindings: Vec<PathBuf>,
+        /// Concurrent terminals.
+        #[arg(long, default_value_t = 16)]
+        concurrency: usize,
+        /// Issuances in total.
+        #[arg(long, default_value_t = 500)]
+        issuances: usize,
+        /// Arrivals per second (open loop); omit for closed loop.
+        #[arg(long)]
+        rate: Option<f64>,
+        /// Certificate type to order.
+        #[arg(long = "type", default_value = "RESIDENT_RECORD_ITEMS")]
+        certificate_type: String,
+        /// Share of prints reported as failed.
+        #[arg(long, default_value_t = 0.0)]
+        print_failures: f64,
+    },
+}
+
+/// Runs the command.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let tls = TerminalTls::from_pki_dir(&cli.pki, &cli.terminal, &cli.server_name)?;
+    let terminal = Terminal::new(connect(&cli.gateway, &tls).await?);
+    match cli.command {
+        Command::Issue {
+            card,
+            reader,
+            types,
+            out,
+            fail_print,
+        } => issue(&terminal, card, reader, types, &out, fail_print).await,
+        Command::Load {
+            cards,
+            bindings,
+            concurrency,
+            issuances,
+            rate,
+            certificate_type,
+            print_failures,
+        } => {
+            let t = pb::CertificateType::from_str_name(&certificate_type)
+                .context("unknown certificate type")?;
+            let mut terminals = Vec::new();
+            for _ in 0..concurrency.clamp(1, 8) {
+                // Several connections, as several kiosks would have.
+                terminals.push(Terminal::new(connect(&cli.gateway, &tls).await?));
+            }
+            let cards = load_cards(&cards, &bindings)?;
+            anyhow::ensure!(!cards.is_empty(), "no card files with bindings found");
+            let options = LoadOptions {
+                concurrency,
+                issuances,
+                rate,
+                items: vec![pb::RequestItem {
+                    r#type: t as i32,
+                    options: None,
+                    subject_refs: Vec::new(),
+                    copies: 1,
+                }],
+                print_failure_ratio: print_failures,
+                issue_timeout: Duration::from_secs(30),
+            };
+            let report = load::run(
+                terminals,
+                cards,
+                options,
+                Arc::new(load::marker_owner_check),
+            )
+            .await;
+            print!("{}", report.summary());
+            anyhow::ensure!(
+                report.owner_mismatches == 0,
+                "documents of another resident were received"
+            );
+            Ok(())
+        }
+    }
+}
+
+fn load_cards(dir: &std::path::Path, bindings: &[PathBuf]) -> anyhow::Result<Vec<LoadCard>> {
+    let mut out = Vec::new();
+    for file in bindings {
+        let text =
+            std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+        for line in text.lines().filter(|l| !l.trim().is_empty()) {
+            let (Some(card_file), Some(resident_ref)) = (
+                json_field(line, "card_file"),
+                json_field(line, "resident_ref"),
+            ) else {
+                continue;
+            };
+            let card = SoftCard::load(&dir.join(card_file))
+                .with_context(|| format!("card {card_file}"))?;
+            out.push(LoadCard {
+                card,
+                pin: Pin::parse("1234")?,
+                resident_ref: resident_ref.to_owned(),
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// A string field of a flat JSON object line (the bindings format).
+fn json_field<'a>(line: &'a str, key: &str) -> Option<&'a str> {
+    let needle = format!("\"{key}\":\"");
+    let start = line.find(&needle)? + needle.len();
+    let end = start + line[start..].find('"')?;
+    Some(&line[start..end])
+}
+
+fn prompt(question: &str) -> anyhow::Result<String> {
+    print!("{question}");
+    std::io::stdout().flush()?;
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line)?;
+    Ok(line.trim().to_owned())
+}
+
+fn show(error: &TerminalError) -> String {
+    match error {
+        TerminalError::Refused { ja, en, reason, .. } => format!("{ja}\n{en}\n({reason})"),
+        other => other.to_string(),
+    }
+}
+
+async fn issue(
+    terminal: &Terminal,
+    card: Option<PathBuf>,
+    reader: Option<String>,
+    types: Vec<String>,
+    out: &std::path::Path,
+    fail_print: bool,
+) -> anyhow::Result<()> {
+    let opened = terminal
+        .open_session()
+        .await
+        .map_err(|e| anyhow::anyhow!(show(&e)))?;
+    if let Some(status) = &opened.service_status {
+        if status.state == pb::ServiceState::Closed as i32 {
+            let message = status.message.clone().unwrap_or_default();
+            anyhow::bail!("{}\n{}", message.ja, message.en);
+        }
+    }
+    // The PIN is read without echo and handed to the card; it is never sent anywhere else.
+    let pin_text = rpassword::prompt_password("暗証番号（4桁） / PIN (4 digits): ")?;
+    let pin = Pin::parse(pin_text.trim()).map_err(|_| anyhow::anyhow!("the PIN is 4 digits"))?;
+    drop(pin_text);
+    let proof = match (card, reader) {
+        (Some(path), _) => {
+            let mut transport = SoftTransport::new(SoftCard::load(&path)?);
+            let result = crate::login::sign_login(
+                &mut transport,
+                &pin,
+                &opened.challenge,
+                &opened.auth_context_bytes,
+            );
+            // The software card keeps its PIN counter in its file, as a real card would.
+            if transport.card_mut().take_counters_changed() {
+                transport.card().card_file().save(&path)?;
+            }
+            result
+        }
+        (None, reader) => pcsc_login(reader, &pin, &opened),
+    }
+    .map_err(|e| anyhow::anyhow!(show(&e)))?;
+    let menu = terminal
+        .authenticate(&opened.session_id, proof.certificate, proof.signature)
+        .await
+        .map_err(|e| anyhow::anyhow!(show(&e)))?;
+    println!("\n{}（{}）", menu.municipality_name, menu.municipality_code);
+    for (i, entry) in menu.entries.iter().enumerate() {
+        let state = if entry.available {
+            format!("{} 円", entry.fee_yen)
+        } else {
+            let m = entry.unavailable_message.clone().unwrap_or_default();
+            format!("× {}", m.ja)
+        };
+        println!("  [{}] {:<20} {state}", i + 1, entry.display_name);
+    }
+    let chosen: Vec<pb::CertificateType> = if types.is_empty() {
+        let answer = prompt("番号を選んでください / choose (e.g. 1,3): ")?;
+        answer
+            .split(',')
+            .filter_map(|n| n.trim().parse::<usize>().ok())
+            .filter_map(|n| menu.entries.get(n.wrapping_sub(1)))
+            .filter_map(|e| pb::CertificateType::try_from(e.r#type).ok())
+            .collect()
+    } else {
+        types
+            .iter()
+            .filter_map(|t| pb::CertificateType::from_str_name(t))
+            .collect()
+    };
+    anyhow::ensure!(!chosen.is_empty(), "nothing chosen");
+    let items: Vec<pb::RequestItem> = chosen
+        .iter()
+        .map(|t| {
+            let entry = menu.entries.iter().find(|e| e.r#type == *t as i32);
+            pb::RequestItem {
+                r#type: *t as i32,
+                options: entry.and_then(|e| e.fiscal_years.first()).map(|year| {
+                    pb::CertificateOptions {
+                        fiscal_year: *year,
+                        ..Default::default()
+                    }
+                }),
+                subject_refs: Vec::new(),
+                copies: 1,
+            }
+        })
+        .collect();
+    let quote = terminal
+        .quote(&opened.session_id, items.clone())
+        .await
+        .map_err(|e| anyhow::anyhow!(show(&e)))?;
+    println!("合計 / total: {} 円", quote.total_fee_yen);
+    let request_id = format!(
+        "cli-{}",
+        &opened.session_id[2..opened.session_id.len().min(34)]
+    );
+    let issued = terminal
+        .issue(
+            &opened.session_id,
+            &request_id,
+            items,
+            quote.total_fee_yen,
+            Duration::from_secs(30),
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!(show(&e)))?;
+    std::fs::create_dir_all(out)?;
+    for document in &issued.documents {
+        let path = out.join(format!("{}.pdf", document.serial));
+        std::fs::write(&path, &document.pdf)?;
+        println!(
+            "  印刷 / printed: {} ({} page(s))",
+            path.display(),
+            document.page_count
+        );
+    }
+    let outcome = if fail_print {
+        pb::PrintOutcome::Failed
+    } else {
+        pb::PrintOutcome::Printed
+    };
+    let report = terminal
+        .report_print(
+            &opened.session_id,
+            &issued.header.issuance_id,
+            outcome,
+            issued.header.total_fee_yen,
+            if fail_print { "E-OPERATOR-TEST" } else { "" },
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!(show(&e)))?;
+    println!(
+        "report: {} (refund {} 円)",
+        pb::IssuanceState::try_from(report.state)
+            .map(|s| s.as_str_name())
+            .unwrap_or("?"),
+        report.refund_due_yen
+    );
+    terminal
+        .close_session(&opened.session_id)
+        .await
+        .map_err(|e| anyhow::anyhow!(show(&e)))?;
+    Ok(())
+}
+
+#[cfg(feature = "pcsc")]
+fn pcsc_login(
+    reader: Option<String>,
+    pin: &Pin,
+    opened: &pb::OpenSessionResponse,
+) -> Result<card::login::LoginProof, TerminalError> {
+    let card_error = |e: card::TransportError| crate::login::card_error(e.into());
+    let context = card::pcsc::PcscContext::establish().map_err(card_error)?;
+    let name = context
+        .wait_for_card(
+            reader.as_deref().filter(|r| !r.is_empty()),
+            Duration::from_secs(60),
+        )
+        .map_err(card_error)?;
+    let transport = context.connect(&name).map_err(card_error)?;
+    crate::login::sign_login(
+        transport,
+        pin,
+        &opened.challenge,
+        &opened.auth_context_bytes,
+    )
+}
+
+#[cfg(not(feature = "pcsc"))]
+fn pcsc_login(
+    _reader: Option<String>,
+    _pin: &Pin,
+    _opened: &pb::OpenSessionResponse,
+) -> Result<card::login::LoginProof, TerminalError> {
+    Err(TerminalError::Connection(
+        "built without the pcsc feature: pass --card FILE, or build with --features pcsc".into(),
+    ))
+}
