@@ -1186,10 +1186,45 @@ struct QrPath {
 }
 
 fn qr_image(payload: &str) -> Result<QrPath, RenderError> {
-    let code = qrcode::QrCode::with_error_correction_level(payload.as_bytes(), qrcode::EcLevel::M)
-        .map_err(|_| RenderError::Qr)?;
-    let w = code.width();
-    let colors = code.to_colors();
+    use qrcode::canvas::{Canvas, MaskPattern};
+    // qrcode's `apply_best_mask` scores all four penalty rules for all eight masks: 2.2 ms,
+    // most of a page's budget. We pick the mask by the cheapest rule only (dark/light balance,
+    // rule 4), which every decoder accepts: the mask choice is an optimisation of the symbol,
+    // not part of its meaning.
+    let ec = qrcode::EcLevel::M;
+    let bits = qrcode::bits::encode_auto(payload.as_bytes(), ec).map_err(|_| RenderError::Qr)?;
+    let version = bits.version();
+    let data = bits.into_bytes();
+    let (encoded, ec_data) =
+        qrcode::ec::construct_codewords(&data, version, ec).map_err(|_| RenderError::Qr)?;
+    let mut canvas = Canvas::new(version, ec);
+    canvas.draw_all_functional_patterns();
+    canvas.draw_data(&encoded, &ec_data);
+    let mut best: Option<(usize, Vec<qrcode::Color>)> = None;
+    for mask in [
+        MaskPattern::Checkerboard,
+        MaskPattern::HorizontalLines,
+        MaskPattern::VerticalLines,
+        MaskPattern::DiagonalLines,
+        MaskPattern::LargeCheckerboard,
+        MaskPattern::Fields,
+        MaskPattern::Diamonds,
+        MaskPattern::Meadow,
+    ] {
+        let mut c = canvas.clone();
+        c.apply_mask(mask);
+        let colors = c.into_colors();
+        let dark = colors.iter().filter(|c| **c == qrcode::Color::Dark).count();
+        let imbalance = (dark * 20).abs_diff(colors.len() * 10);
+        if best.as_ref().is_none_or(|(b, _)| imbalance < *b) {
+            best = Some((imbalance, colors));
+        }
+    }
+    let colors = best.map(|b| b.1).ok_or(RenderError::Qr)?;
+    let w = version.width() as usize;
+    if colors.len() != w * w {
+        return Err(RenderError::Qr);
+    }
     let mut runs = Vec::new();
     for y in 0..w {
         let mut x = 0;
