@@ -504,7 +504,7 @@ impl Issuer {
         resident: &ResidentRef,
         now: OffsetDateTime,
     ) -> Result<Menu, IssuerError> {
-        let mut tx = self.register.begin().await?;
+        let mut tx = self.register.begin_read().await?;
         let ctx = Context::load(&mut tx, &self.municipality, resident, now).await?;
         let requester = &ctx.requester;
 
@@ -605,7 +605,7 @@ impl Issuer {
         if items.is_empty() || items.len() > MAX_ITEMS {
             return Err(IssuerError::InvalidField { field: "items" });
         }
-        let mut tx = self.register.begin().await?;
+        let mut tx = self.register.begin_read().await?;
         let ctx = Context::load(&mut tx, &self.municipality, requester, now).await?;
         let mut lines = Vec::new();
         for item in items {

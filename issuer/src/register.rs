@@ -119,6 +119,17 @@ impl Register {
         Ok(self.pool.begin_with(statement).await?)
     }
 
+    /// Begins a read-only transaction (menus and quotes): one consistent snapshot of the
+    /// current register, without taking SQLite's write lock, so menus never queue behind
+    /// renders.
+    pub async fn begin_read(&self) -> Result<Transaction<'static, Any>, IssuerError> {
+        let statement = match self.backend {
+            Backend::Sqlite => "BEGIN DEFERRED",
+            Backend::Postgres => "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
+        };
+        Ok(self.pool.begin_with(statement).await?)
+    }
+
     /// Closes the pool.
     pub async fn close(&self) {
         self.pool.close().await;
