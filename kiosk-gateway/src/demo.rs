@@ -74,16 +74,13 @@ pub fn office_hours_at(now_ms: i64) -> i64 {
     if in_hours(day_start, jst - day_start) {
         return now_ms;
     }
-    let mut day = day_start;
-    for _ in 0..14 {
-        if jst - day < 10 * HOUR || day != day_start {
-            if in_hours(day, 10 * HOUR) && day + 10 * HOUR >= jst {
-                return day + 10 * HOUR - 9 * HOUR;
-            }
-        }
-        day += DAY;
-    }
-    now_ms
+    // The first 10:00 JST, today or later, on a day with office hours (two weeks always
+    // contain one: the longest closure is 12/29 to 1/3 plus a weekend).
+    (0..14)
+        .map(|n| day_start + n * DAY)
+        .find(|&day| day + 10 * HOUR >= jst && in_hours(day, 10 * HOUR))
+        .map(|day| day + 10 * HOUR - 9 * HOUR)
+        .unwrap_or(now_ms)
 }
 
 struct Demo {

@@ -232,10 +232,10 @@ impl Flow {
         if store::setting(conn, "kill_switch").await?.as_deref() == Some("on") {
             return Ok(true);
         }
-        if let Some(code) = municipality {
-            if let Some(m) = store::municipality(conn, code).await? {
-                return Ok(m.suspended);
-            }
+        if let Some(code) = municipality
+            && let Some(m) = store::municipality(conn, code).await?
+        {
+            return Ok(m.suspended);
         }
         Ok(false)
     }

@@ -145,7 +145,10 @@ pub fn dev_crl(
 /// The development CRLs of the client CAs (terminal, auditor), revoking nothing, valid a week.
 pub fn dev_client_crls(pki: &DevPki) -> anyhow::Result<Vec<CertificateRevocationListDer<'static>>> {
     let now = time::OffsetDateTime::now_utc();
-    let (from, to) = (now - time::Duration::minutes(5), now + time::Duration::days(7));
+    let (from, to) = (
+        now - time::Duration::minutes(5),
+        now + time::Duration::days(7),
+    );
     Ok(vec![
         CertificateRevocationListDer::from(dev_crl(pki, files::TERMINAL_CA, &[], from, to)?),
         CertificateRevocationListDer::from(dev_crl(pki, files::AUDITOR_CA, &[], from, to)?),
@@ -357,7 +360,10 @@ impl Embedded {
             &read_pem(&pki.key_path(files::GATEWAY))?,
             &[&terminal_ca, &auditor_ca],
         )?;
-        let tls = Arc::new(ReloadableServerConfig::new(material, dev_client_crls(pki)?)?);
+        let tls = Arc::new(ReloadableServerConfig::new(
+            material,
+            dev_client_crls(pki)?,
+        )?);
 
         let mut trusted = TrustedKeys::new();
         let mut municipalities = HashMap::new();

@@ -1,5 +1,9 @@
 //! Conventions of the kiosk.v1 contract, checked on the compiled descriptor set so that a
 //! vendor's generator sees exactly what these tests see.
+#![allow(
+    clippy::unwrap_used,
+    reason = "a failed unwrap in a test is a failed assertion"
+)]
 
 use std::collections::BTreeSet;
 
@@ -99,8 +103,9 @@ fn every_message_field_enum_value_and_rpc_is_documented() {
             .expect("source info compiled in");
         for (path, name) in documented_elements(&file) {
             let documented = info.location.iter().any(|loc| {
-                loc.path == path && !loc.leading_comments().trim().is_empty()
-                    || loc.path == path && !loc.trailing_comments().trim().is_empty()
+                loc.path == path
+                    && (!loc.leading_comments().trim().is_empty()
+                        || !loc.trailing_comments().trim().is_empty())
             });
             if !documented {
                 undocumented.push(format!("{}: {name}", file.name()));

@@ -216,11 +216,11 @@ async fn issue(
         .open_session()
         .await
         .map_err(|e| anyhow::anyhow!(show(&e)))?;
-    if let Some(status) = &opened.service_status {
-        if status.state == pb::ServiceState::Closed as i32 {
-            let message = status.message.clone().unwrap_or_default();
-            anyhow::bail!("{}\n{}", message.ja, message.en);
-        }
+    if let Some(status) = &opened.service_status
+        && status.state == pb::ServiceState::Closed as i32
+    {
+        let message = status.message.clone().unwrap_or_default();
+        anyhow::bail!("{}\n{}", message.ja, message.en);
     }
     // The PIN is read without echo and handed to the card; it is never sent anywhere else.
     let pin_text = rpassword::prompt_password("暗証番号（4桁） / PIN (4 digits): ")?;

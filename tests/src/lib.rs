@@ -117,6 +117,9 @@ impl Drop for PgDatabase {
     }
 }
 
+/// Builds the issuer routing of an app from its deployment.
+pub type DirectoryFactory = Box<dyn FnOnce(&Embedded) -> IssuerDirectory + Send>;
+
 /// How to build an app.
 pub struct AppOptions {
     /// The database.
@@ -124,7 +127,7 @@ pub struct AppOptions {
     /// Residents in the synthetic register.
     pub residents: u32,
     /// Routes issuances; `None` routes to the in-process issuers.
-    pub directory: Option<Box<dyn FnOnce(&Embedded) -> IssuerDirectory + Send>>,
+    pub directory: Option<DirectoryFactory>,
     /// Most issuances rendered at once.
     pub max_concurrent_issuances: usize,
     /// Serve the issuers as a separate `IssuerService` over mutual TLS and route to it.

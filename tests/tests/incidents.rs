@@ -1,6 +1,10 @@
 //! The 2023 wrong-person issuances as tests (docs/domain.md section 5.2): many residents at
 //! many terminals in the same second with print failures, client timeouts and retries; an
 //! issuer that hands out the previous applicant's document; a bounded gateway under overload.
+#![allow(
+    clippy::unwrap_used,
+    reason = "a failed unwrap in a test is a failed assertion"
+)]
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};

@@ -1,6 +1,10 @@
 //! The whole issuance over the real gateway (port 0, mutual TLS, software cards), on SQLite
 //! and on PostgreSQL: every certificate type, each refusal, idempotent retries, print
 //! outcomes, deadlines, verification, and the audit trail.
+#![allow(
+    clippy::unwrap_used,
+    reason = "a failed unwrap in a test is a failed assertion"
+)]
 
 use std::time::Duration;
 

@@ -2,6 +2,10 @@
 //! every crate forbids `unsafe`, every source file opens with a module doc, no test is
 //! ignored or expects a panic, no stub macros in non-test code, and the crypto stack stays
 //! ring-only in every manifest.
+#![allow(
+    clippy::unwrap_used,
+    reason = "a failed unwrap in a test is a failed assertion"
+)]
 
 use std::path::{Path, PathBuf};
 

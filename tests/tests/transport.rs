@@ -1,6 +1,10 @@
 //! The gateway's transport: certificate revocation replaced while running, a stale CRL, a
 //! client that never finishes its handshake, health and reflection, the issuer reached over
 //! mutual TLS, and a terminal written in Python.
+#![allow(
+    clippy::unwrap_used,
+    reason = "a failed unwrap in a test is a failed assertion"
+)]
 
 use std::time::Duration;
 

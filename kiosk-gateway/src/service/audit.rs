@@ -186,10 +186,10 @@ impl AuditService for AuditApi {
             start_index: m.start_index,
             limit: (m.limit > 0).then_some(u64::from(m.limit)),
         };
-        if let (Some(from), Some(to)) = (filter.from, filter.to) {
-            if from > to {
-                return Err(GatewayError::invalid_field("to", "before from").into());
-            }
+        if let (Some(from), Some(to)) = (filter.from, filter.to)
+            && from > to
+        {
+            return Err(GatewayError::invalid_field("to", "before from").into());
         }
         let mut conn = self
             .store
