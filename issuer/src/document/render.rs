@@ -634,7 +634,9 @@ fn layout(font: &DocFont, cert: &Certificate) -> Result<Layout, RenderError> {
     }
     font.check(cert.certification())?;
     let capacity = BODY_BOTTOM - BODY_TOP;
-    let mut units: Vec<Unit> = Vec::new();
+    // One group of units per block: a block that fits on a page is never split (a person's
+    // record stays on one page, as on 個票式 forms); a longer one flows row by row.
+    let mut groups: Vec<Vec<Unit>> = Vec::new();
     let mut seal_index = 0;
     for (bi, block) in cert.blocks().iter().enumerate() {
         let gap = if bi > 0 { 6.0 } else { 0.0 };
@@ -676,7 +678,7 @@ fn layout(font: &DocFont, cert: &Certificate) -> Result<Layout, RenderError> {
             };
             *first = spacer.stack(std::mem::take(first));
         }
-        units.extend(bunits);
+        groups.push(bunits);
     }
     // 以下余白 closes the body.
     let mut tail = Unit {
@@ -690,22 +692,42 @@ fn layout(font: &DocFont, cert: &Certificate) -> Result<Layout, RenderError> {
         size: 9.0,
         text: "以下余白".to_owned(),
     });
-    units.push(tail);
 
-    // Greedy pagination.
+    // 以下余白 and the certification (FOOTER_H) belong with the last block: they are placed
+    // together, so the certification never stands on a page of its own.
+    match groups.last_mut() {
+        Some(g) => g.push(tail),
+        None => groups.push(vec![tail]),
+    }
+    let last_group = groups.len() - 1;
     let mut pages: Vec<Vec<Unit>> = vec![Vec::new()];
     let mut used = 0.0;
-    for u in units {
-        if used + u.h > capacity && pages.last().is_some_and(|p| !p.is_empty()) {
+    for (gi, group) in groups.into_iter().enumerate() {
+        let extra = if gi == last_group { FOOTER_H } else { 0.0 };
+        let group_h: f32 = group.iter().map(|u| u.h).sum::<f32>() + extra;
+        // Keep a block together when it fits on a page.
+        if used + group_h > capacity
+            && group_h <= capacity
+            && pages.last().is_some_and(|p| !p.is_empty())
+        {
             pages.push(Vec::new());
             used = 0.0;
         }
-        used += u.h;
-        if let Some(p) = pages.last_mut() {
-            p.push(u);
+        let n = group.len();
+        for (ui, u) in group.into_iter().enumerate() {
+            let reserve = if ui + 1 == n { extra } else { 0.0 };
+            if used + u.h + reserve > capacity && pages.last().is_some_and(|p| !p.is_empty()) {
+                pages.push(Vec::new());
+                used = 0.0;
+            }
+            used += u.h;
+            if let Some(p) = pages.last_mut() {
+                p.push(u);
+            }
         }
     }
-    // A last page holding only 「以下余白」 takes the last content unit of the page before.
+    // A long last block can leave 以下余白 alone on the last page: take the unit before it
+    // along, so the certification page always shows part of the record it certifies.
     let n = pages.len();
     if n >= 2
         && pages[n - 1].iter().all(|u| u.subjects.is_empty())
@@ -713,39 +735,6 @@ fn layout(font: &DocFont, cert: &Certificate) -> Result<Layout, RenderError> {
         && let Some(u) = pages[n - 2].pop()
     {
         pages[n - 1].insert(0, u);
-    }
-    // The certification footer must fit on the last page: move trailing units over.
-    let used_of = |p: &Vec<Unit>| p.iter().map(|u| u.h).sum::<f32>();
-    if pages
-        .last()
-        .is_some_and(|p| used_of(p) + FOOTER_H > capacity)
-    {
-        let mut moved = Vec::new();
-        if let Some(last) = pages.last_mut() {
-            while used_of(last) + FOOTER_H > capacity && last.len() > 1 {
-                if let Some(u) = last.pop() {
-                    moved.push(u);
-                }
-            }
-        }
-        // Never leave the certification with only 「以下余白」: take the last content unit along.
-        if moved.len() == 1
-            && let Some(last) = pages.last_mut()
-            && last.len() > 1
-            && let Some(u) = last.pop()
-        {
-            moved.push(u);
-        }
-        if !moved.is_empty() {
-            moved.reverse();
-            pages.push(moved);
-        }
-        if pages
-            .last()
-            .is_some_and(|p| used_of(p) + FOOTER_H > capacity)
-        {
-            pages.push(Vec::new());
-        }
     }
     Ok(Layout {
         pages: pages
