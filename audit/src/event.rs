@@ -844,6 +844,106 @@ impl Event {
         .with_fact(Fact::KillSwitch(on))
     }
 
+    /// The menu was shown to an authenticated resident.
+    pub fn menu_shown(
+        time: UnixMillis,
+        terminal: Ident,
+        session: Ident,
+        resident: Pseudonym,
+    ) -> Self {
+        Self::new(
+            time,
+            EventType::MenuShown,
+            Actor::Terminal(terminal.clone()),
+        )
+        .with_terminal(terminal)
+        .with_session(session)
+        .with_resident(resident)
+    }
+
+    /// An issuer rendered the documents of an issuance.
+    pub fn issuance_rendered(time: UnixMillis, resident: Pseudonym, facts: &IssuanceFacts) -> Self {
+        Self::new(time, EventType::IssuanceRendered, Actor::System)
+            .with_resident(resident)
+            .with_issuance_facts(facts)
+    }
+
+    /// An issuance was refused, with the reason code (e.g. not eligible, service closed).
+    pub fn issuance_refused(
+        time: UnixMillis,
+        terminal: Ident,
+        session: Ident,
+        resident: Pseudonym,
+        reason: ReasonCode,
+    ) -> Self {
+        Self::new(time, EventType::IssuanceRefused, Actor::Resident(resident))
+            .with_terminal(terminal)
+            .with_session(session)
+            .with_reason(reason)
+    }
+
+    /// A session closed.
+    pub fn session_closed(time: UnixMillis, terminal: Ident, session: Ident) -> Self {
+        Self::new(
+            time,
+            EventType::SessionClosed,
+            Actor::Terminal(terminal.clone()),
+        )
+        .with_terminal(terminal)
+        .with_session(session)
+    }
+
+    /// An operator registered, changed or retired a terminal.
+    pub fn terminal_changed(
+        time: UnixMillis,
+        operator: Ident,
+        terminal: Ident,
+        store: Ident,
+        chain: Ident,
+    ) -> Self {
+        Self::new(time, EventType::TerminalChanged, Actor::Operator(operator))
+            .with_terminal(terminal)
+            .with_fact(Fact::Store(store))
+            .with_fact(Fact::Chain(chain))
+    }
+
+    /// A key was rotated (`component` names its purpose, `key_id` the new key).
+    pub fn key_changed(time: UnixMillis, actor: Actor, component: Ident, key_id: Ident) -> Self {
+        Self::new(time, EventType::KeyChanged, actor)
+            .with_fact(Fact::Component(component))
+            .with_fact(Fact::KeyId(key_id))
+    }
+
+    /// A fee changed for a municipality and certificate type.
+    pub fn fee_changed(
+        time: UnixMillis,
+        operator: Ident,
+        municipality: MunicipalityCode,
+        certificate_type: CertificateType,
+        fee_yen: u64,
+    ) -> Self {
+        Self::new(time, EventType::FeeChanged, Actor::Operator(operator))
+            .with_municipality(municipality)
+            .with_fact(Fact::CertificateType(certificate_type))
+            .with_fact(Fact::FeeYen(fee_yen))
+    }
+
+    /// A municipality's service window changed.
+    pub fn service_window_changed(
+        time: UnixMillis,
+        operator: Ident,
+        municipality: MunicipalityCode,
+        window: ServiceWindow,
+    ) -> Self {
+        Self::new(
+            time,
+            EventType::ServiceWindowChanged,
+            Actor::Operator(operator),
+        )
+        .with_municipality(municipality)
+        .with_fact(Fact::ServiceWindow(window))
+    }
+
     /// When it happened.
     pub fn time(&self) -> UnixMillis {
         self.time
@@ -1145,6 +1245,62 @@ mod tests {
             let at = flip.0 % bad.len();
             bad[at] ^= flip.1.max(1);
             fuzz_decode(&bad);
+        }
+    }
+
+    #[test]
+    fn every_constructor_round_trips_and_covers_every_event_type() {
+        let p = Pseudonymizer::new(&[7u8; 32]).unwrap().pseudonymize(b"r");
+        let (t, f) = (UnixMillis(1), facts());
+        let id = |s: &str| Ident::parse(s).unwrap();
+        let m = MunicipalityCode::parse("131211").unwrap();
+        let reason = ReasonCode::parse("NOT_ELIGIBLE").unwrap();
+        let all = vec![
+            Event::session_opened(t, id("T-1"), id("s-1")),
+            Event::card_auth_passed(t, id("T-1"), id("s-1"), p),
+            Event::card_auth_failed(t, id("T-1"), id("s-1"), reason.clone()),
+            Event::menu_shown(t, id("T-1"), id("s-1"), p),
+            Event::issuance_rendered(t, p, &f),
+            Event::documents_released(t, p, &f),
+            Event::print_reported(t, p, &f, PrintOutcome::PartlyPrinted),
+            Event::documents_voided(t, Actor::System, p, &f, reason.clone()),
+            Event::deadline_passed(t, p, &f),
+            Event::new(t, EventType::AnomalyOpened, Actor::System)
+                .with_fact(Fact::AnomalyId(id("a-1"))),
+            Event::new(t, EventType::AnomalyResolved, Actor::Auditor(id("aud")))
+                .with_fact(Fact::Resolution(ResolutionNote::parse("ok").unwrap())),
+            Event::terminal_changed(t, id("op"), id("T-1"), id("store-1"), id("chain-a")),
+            Event::key_changed(
+                t,
+                Actor::Operator(id("op")),
+                id("checkpoint"),
+                id("ab12cd34"),
+            ),
+            Event::fee_changed(
+                t,
+                id("op"),
+                m.clone(),
+                CertificateType::SealRegistration,
+                300,
+            ),
+            Event::service_window_changed(
+                t,
+                id("op"),
+                m,
+                ServiceWindow::parse("06:30-23:00").unwrap(),
+            ),
+            Event::kill_switch_changed(t, id("op"), true),
+            Event::started(t, id("kiosk-gateway"), id("0.1.0"), id("39cbc0f")),
+            Event::auditor_read(t, id("aud"), id("ListEvents")),
+            Event::session_closed(t, id("T-1"), id("s-1")),
+            Event::issuance_refused(t, id("T-1"), id("s-1"), p, reason),
+        ];
+        let mut types: Vec<EventType> = all.iter().map(Event::event_type).collect();
+        types.sort();
+        types.dedup();
+        assert_eq!(types.len(), EventType::ALL.len());
+        for e in all {
+            assert_eq!(Event::decode(&e.encode().unwrap()).unwrap(), e);
         }
     }
 
