@@ -487,15 +487,13 @@ mod tests {
 
     #[test]
     fn office_hours_moves_night_to_the_next_weekday_morning() {
-        // 2026-11-24 (Tue) 15:00 UTC = 2026-11-25 00:00 JST (Wed): next is Wed 10:00 JST.
-        let night = 1_795_964_400_000; // 2026-11-24T15:00:00Z
-        let expected = 1_795_964_400_000 + 10 * 3_600_000;
-        assert_eq!(office_hours_at(night), expected);
-        // Within hours: unchanged. 2026-11-24 02:00 UTC = 11:00 JST (Tue).
-        let day = 1_795_917_600_000;
-        assert_eq!(office_hours_at(day), day);
-        // Saturday 2026-11-28 03:00 UTC (12:00 JST): next Monday 2026-11-30 10:00 JST.
-        let saturday = 1_796_266_800_000;
-        assert_eq!(office_hours_at(saturday), 1_796_418_000_000);
+        // 2026-11-24T15:00Z is Wednesday 00:00 JST: next is Wednesday 10:00 JST (01:00Z).
+        assert_eq!(office_hours_at(1_795_532_400_000), 1_795_568_400_000);
+        // 2026-11-24T02:00Z is Tuesday 11:00 JST, within hours: unchanged.
+        assert_eq!(office_hours_at(1_795_485_600_000), 1_795_485_600_000);
+        // 2026-11-28T03:00Z is Saturday 12:00 JST: next is Monday 11-30 10:00 JST.
+        assert_eq!(office_hours_at(1_795_834_800_000), 1_796_000_400_000);
+        // 2026-12-30T01:00Z is in the year-end closure: next is Monday 2027-01-04 10:00 JST.
+        assert_eq!(office_hours_at(1_798_592_400_000), 1_799_024_400_000);
     }
 }
