@@ -83,7 +83,14 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     );
     let embedded = crate::provision::prepare(&config).await?;
     let directory = embedded.in_process_directory(&config);
-    let parts = embedded.server_parts(&config, Arc::new(SystemClock), directory)?;
+    let clock: Arc<dyn crate::flow::Clock> = match config.rehearsal_clock_start()? {
+        Some(start) => {
+            println!("WARNING: rehearsal clock from {start} ms: not for production");
+            Arc::new(crate::demo::OffsetClock::starting_at(start))
+        }
+        None => Arc::new(SystemClock),
+    };
+    let parts = embedded.server_parts(&config, clock, directory)?;
     crate::provision::record_start(&embedded.store).await?;
     let server = crate::server::start(parts, config.listen).await?;
     println!("kiosk-gateway listening on https://{}", server.local_addr());

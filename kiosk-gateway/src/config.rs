@@ -79,6 +79,10 @@ pub struct Config {
     pub drain_ms: u64,
     /// Grace period for open connections after the drain, ms.
     pub grace_ms: u64,
+    /// Rehearsals and benchmarks only: run the flow's clock from this RFC 3339 instant (e.g.
+    /// `2026-11-25T10:00:00+09:00`) so service hours can be exercised at any time of day.
+    /// Never set in production: issue times and deadlines follow this clock.
+    pub rehearsal_clock_start: Option<String>,
 }
 
 impl Default for Config {
@@ -98,6 +102,7 @@ impl Default for Config {
             print_window_secs: 300,
             drain_ms: 2_000,
             grace_ms: 10_000,
+            rehearsal_clock_start: None,
         }
     }
 }
@@ -148,6 +153,9 @@ impl Config {
         if let Some(v) = env.var("KIOSK_GATEWAY_ID") {
             config.gateway_id = v;
         }
+        if let Some(v) = env.var("KIOSK_REHEARSAL_CLOCK_START") {
+            config.rehearsal_clock_start = Some(v);
+        }
         if let Some(v) = env.var("KIOSK_SYNTHETIC_RESIDENTS") {
             config.synthetic_residents = v.parse().map_err(|e| ConfigError::Invalid {
                 field: "KIOSK_SYNTHETIC_RESIDENTS",
@@ -188,6 +196,9 @@ impl Config {
         if self.print_window_secs == 0 {
             return Err(invalid("print_window_secs", "at least 1"));
         }
+        if self.rehearsal_clock_start().is_err() {
+            return Err(invalid("rehearsal_clock_start", "an RFC 3339 instant"));
+        }
         Ok(())
     }
 
@@ -210,6 +221,17 @@ impl Config {
         self.pki_dir
             .clone()
             .unwrap_or_else(|| self.data_dir.join("pki"))
+    }
+
+    /// The rehearsal clock's start in unix ms, if one is configured.
+    pub fn rehearsal_clock_start(&self) -> Result<Option<i64>, time::error::Parse> {
+        self.rehearsal_clock_start
+            .as_deref()
+            .map(|text| {
+                time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+                    .map(|t| (t.unix_timestamp_nanos() / 1_000_000) as i64)
+            })
+            .transpose()
     }
 
     /// The TLS handshake limit.

@@ -44,6 +44,13 @@ impl OffsetClock {
         }
     }
 
+    /// Real speed from `start_ms` on.
+    pub fn starting_at(start_ms: i64) -> Self {
+        OffsetClock {
+            offset_ms: start_ms - SystemClock.now_ms(),
+        }
+    }
+
     /// Whether this clock is shifted from real time.
     pub fn shifted(&self) -> bool {
         self.offset_ms != 0

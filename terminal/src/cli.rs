@@ -127,6 +127,35 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             let cards = load_cards(&cards, &bindings)?;
             anyhow::ensure!(!cards.is_empty(), "no card files with bindings found");
+            // Keep the residents who may obtain the type now, so the run measures issuances
+            // rather than refusals (refusals still show up if eligibility changes mid-run).
+            let mut eligible = Vec::new();
+            for card in cards {
+                let opened = terminal.open_session().await?;
+                let proof = crate::login::sign_login(
+                    card::softcard::SoftTransport::new(card.card.clone()),
+                    &card.pin,
+                    &opened.challenge,
+                    &opened.auth_context_bytes,
+                )?;
+                let menu = terminal
+                    .authenticate(&opened.session_id, proof.certificate, proof.signature)
+                    .await?;
+                terminal.close_session(&opened.session_id).await?;
+                if menu
+                    .entries
+                    .iter()
+                    .any(|e| e.r#type == t as i32 && e.available)
+                {
+                    eligible.push(card);
+                }
+            }
+            anyhow::ensure!(
+                !eligible.is_empty(),
+                "no resident may obtain {certificate_type} now"
+            );
+            println!("{} residents may obtain {certificate_type}", eligible.len());
+            let cards = eligible;
             let options = LoadOptions {
                 concurrency,
                 issuances,

@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# The load benchmark of the gateway (issue 6): one-page issuances per second and the latency
+# at 150 issuances/s, on SQLite and on PostgreSQL, each next to the floor measured in the same
+# run (render + sign one page, card verification, one durable commit).
+#
+# The gateway runs on core 0 and the load generator on core 1 (taskset), both release builds,
+# on loopback with mutual TLS. The gateway's clock is a rehearsal clock at a weekday 10:00 JST
+# so that service hours never refuse the run. Usage:
+#   bash scripts/bench-load.sh [ISSUANCES] [RATE]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+issuances=${1:-2000}
+rate=${2:-150}
+cargo build --release -q -p kiosk-gateway -p kiosk-terminal --examples --bins
+bin=target/release
+pg_base=${KIOSK_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test}
+pg_server=${pg_base%/*}
+clock="2026-11-25T10:00:00+09:00"
+
+run() {
+  local backend=$1 data port=17600 pid
+  data=$(mktemp -d)
+  if [ "$backend" = postgres ]; then
+    for db in bench_gw bench_reg; do
+      psql "$pg_base" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" -c "CREATE DATABASE $db"
+    done
+    export KIOSK_DATABASE_URL="$pg_server/bench_gw" KIOSK_REGISTER_URL="$pg_server/bench_reg"
+    db_url="$pg_server/bench_gw"
+  else
+    unset KIOSK_DATABASE_URL KIOSK_REGISTER_URL
+    db_url="sqlite://$data/gateway.db"
+  fi
+  KIOSK_DATA_DIR=$data KIOSK_LISTEN=127.0.0.1:$port KIOSK_SYNTHETIC_RESIDENTS=300 \
+    KIOSK_REHEARSAL_CLOCK_START=$clock RUST_LOG=warn \
+    taskset -c 0 $bin/kiosk-gateway serve >"$data/serve.out" 2>"$data/serve.err" &
+  pid=$!
+  for _ in $(seq 1 240); do grep -q listening "$data/serve.out" 2>/dev/null && break; sleep 0.5; done
+  grep -q listening "$data/serve.out" || { cat "$data/serve.err"; exit 1; }
+  echo "=== $backend"
+  taskset -c 1 $bin/examples/floor "$data/pki" "$db_url" 300
+  local load=(taskset -c 1 $bin/kiosk-terminal --gateway https://127.0.0.1:$port --pki "$data/pki"
+    load --cards "$data/cards" --bindings "$data/bindings-131016.jsonl" --type RESIDENT_RECORD_ITEMS)
+  echo "--- closed loop, 32 terminals"
+  "${load[@]}" --concurrency 32 --issuances "$issuances"
+  echo "--- open loop at $rate/s"
+  "${load[@]}" --concurrency 64 --issuances "$issuances" --rate "$rate"
+  kill -TERM $pid; wait $pid || true
+  rm -rf "$data"
+}
+
+run sqlite
+run postgres
