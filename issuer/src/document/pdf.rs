@@ -510,7 +510,8 @@ impl<'a> PdfFile<'a> {
             }
             let first = lx.uint()?;
             let count = lx.uint()?;
-            if first + count > u64::from(MAX_OBJ_NUM) {
+            // Untrusted counts: an overflowing sum is as invalid as a too large one.
+            if first.checked_add(count).is_none_or(|end| end > u64::from(MAX_OBJ_NUM)) {
                 return Err(PdfError::Structure("xref too large"));
             }
             for i in 0..count {
@@ -688,6 +689,13 @@ pub fn incremental_update(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_xref_subsection_whose_bounds_overflow_is_an_error() {
+        // Found by the fuzz smoke run (issuer_page_markers): `first + count` overflowed u64.
+        let pdf = b"%PDF-1.7\nxref\n18446744073709551615 2\n0000000000 65535 f \ntrailer\n<< /Size 1 >>\nstartxref\n9\n%%EOF\n";
+        assert!(PdfFile::parse(pdf).is_err());
+    }
 
     #[test]
     fn lexes_objects() {
