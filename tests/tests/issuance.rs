@@ -702,6 +702,34 @@ on_both_databases!(the_audit_log_proves_what_happened, |db| async move {
         )
         .unwrap();
     }
+    // Settlement (交付実績) counts the printed document and its fee, grouped by type.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let settlement = auditor
+        .get_settlement(pb::GetSettlementRequest {
+            from: Some(prost_types::Timestamp {
+                seconds: now - 30 * 86_400,
+                nanos: 0,
+            }),
+            to: Some(prost_types::Timestamp {
+                seconds: now + 30 * 86_400,
+                nanos: 0,
+            }),
+            period: pb::SettlementPeriod::Month as i32,
+            grouping: pb::SettlementGrouping::CertificateType as i32,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let row = settlement
+        .rows
+        .iter()
+        .find(|r| r.group == "RESIDENT_RECORD_ITEMS")
+        .expect("a settlement row for the printed type");
+    assert_eq!((row.issued, row.voided, row.fees_yen), (1, 0, 200));
+
     // A proof beyond the log is refused with its reason.
     let status = auditor
         .get_inclusion_proof(pb::GetInclusionProofRequest {
