@@ -133,9 +133,24 @@ pub struct PrintReport {
 /// trusts only what it reads from the document itself, not the issuer's claim about it.
 pub type PageMarkerReader = fn(&[u8]) -> Result<Vec<(String, Vec<String>)>, String>;
 
+/// Checks a PDF's embedded signature against a municipality's document-signing certificate
+/// (DER), so the markers read back are the ones the municipality signed.
+pub type PdfSignatureCheck = fn(pdf: &[u8], signer_cert_der: &[u8]) -> bool;
+
+/// What the flow checks in every document before release.
+#[derive(Clone)]
+pub struct DocumentChecks {
+    /// Reads the page markers.
+    pub page_markers: PageMarkerReader,
+    /// Verifies the PDF signature.
+    pub pdf_signature: PdfSignatureCheck,
+    /// Each municipality's document-signing certificate (DER), by code.
+    pub signing_certs: std::collections::HashMap<String, Vec<u8>>,
+}
+
 /// The gateway's flow over its store, card verifier and issuers.
 pub struct Flow {
-    page_markers: PageMarkerReader,
+    checks: DocumentChecks,
     store: Store,
     cards: Arc<CardVerifier>,
     issuers: IssuerDirectory,
@@ -169,7 +184,7 @@ async fn append(conn: &mut AnyConnection, event: &Event) -> Result<u64, GatewayE
 impl Flow {
     /// A flow over these parts.
     pub fn new(
-        page_markers: PageMarkerReader,
+        checks: DocumentChecks,
         store: Store,
         cards: Arc<CardVerifier>,
         issuers: IssuerDirectory,
@@ -179,7 +194,7 @@ impl Flow {
     ) -> Self {
         let rendering = Semaphore::new(settings.max_concurrent_issuances);
         Flow {
-            page_markers,
+            checks,
             store,
             cards,
             issuers,
@@ -879,14 +894,20 @@ impl Flow {
             let cert_type = pb::CertificateType::try_from(doc.r#type)
                 .map(|t| t.as_str_name())
                 .unwrap_or("CERTIFICATE_TYPE_UNSPECIFIED");
-            let subjects_ok = match (self.page_markers)(&doc.pdf) {
+            // The signature first: the markers read next are then the municipality's own.
+            let signed = self
+                .checks
+                .signing_certs
+                .get(&binding.municipality_code)
+                .is_some_and(|cert| (self.checks.pdf_signature)(&doc.pdf, cert));
+            let subjects_ok = match (self.checks.page_markers)(&doc.pdf) {
                 Ok(pages) => {
                     pages.len() == doc.page_count as usize
                         && check_page_subjects(&issuance_id, &pages, &allowed).is_ok()
                 }
                 Err(_) => false,
             };
-            if !subjects_ok || pdf_sha256 != doc.pdf_sha256 {
+            if !signed || !subjects_ok || pdf_sha256 != doc.pdf_sha256 {
                 problem = Some("SUBJECT_MISMATCH");
             }
             total += i64::from(doc.fee_yen);

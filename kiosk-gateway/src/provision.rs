@@ -28,7 +28,7 @@ use rustls_pki_types::CertificateRevocationListDer;
 
 use crate::cardauth::CardVerifier;
 use crate::config::Config;
-use crate::flow::{Clock, Flow, FlowSettings};
+use crate::flow::{Clock, DocumentChecks, Flow, FlowSettings};
 use crate::identity::RoleAnchors;
 use crate::route::{InProcess, IssuerDirectory};
 use crate::server::ServerParts;
@@ -339,8 +339,19 @@ impl Embedded {
             print_window: Duration::from_secs(config.print_window_secs),
             ..FlowSettings::default()
         };
-        let flow = Arc::new(Flow::new(
+        let mut signing_certs = HashMap::new();
+        for code in &config.municipalities {
+            signing_certs.insert(code.clone(), pki.cert_der(&format!("municipality-{code}"))?);
+        }
+        let checks = DocumentChecks {
             page_markers,
+            pdf_signature: |pdf, cert| {
+                issuer::document::sign::verify_pdf_signature(pdf, cert).is_ok()
+            },
+            signing_certs,
+        };
+        let flow = Arc::new(Flow::new(
+            checks,
             self.store.clone(),
             cards,
             directory,
