@@ -511,7 +511,10 @@ impl<'a> PdfFile<'a> {
             let first = lx.uint()?;
             let count = lx.uint()?;
             // Untrusted counts: an overflowing sum is as invalid as a too large one.
-            if first.checked_add(count).is_none_or(|end| end > u64::from(MAX_OBJ_NUM)) {
+            if first
+                .checked_add(count)
+                .is_none_or(|end| end > u64::from(MAX_OBJ_NUM))
+            {
                 return Err(PdfError::Structure("xref too large"));
             }
             for i in 0..count {
