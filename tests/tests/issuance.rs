@@ -11,7 +11,7 @@ use std::time::Duration;
 use kiosk_proto::reasons;
 use kiosk_proto::v1 as pb;
 use kiosk_tests::{
-    Db, TERMINAL_1, TERMINAL_2, TestApp, fee, item, page_subjects, pdf_text, sign, spawn_app,
+    Db, TERMINAL_1, TERMINAL_2, fee, item, page_subjects, pdf_text, sign, spawn_app,
 };
 
 /// Defines one test per database from an async body taking `db: Db`.
@@ -36,14 +36,12 @@ fn reason(error: &kiosk_terminal::client::TerminalError) -> String {
 }
 
 async fn issue_one(
-    app: &TestApp,
     terminal: &kiosk_terminal::client::Terminal,
     session: &str,
     menu: &pb::Menu,
     items: Vec<pb::RequestItem>,
     key: &str,
 ) -> Result<kiosk_terminal::client::Issued, kiosk_terminal::client::TerminalError> {
-    let _ = app;
     let total = fee(menu, &items);
     terminal
         .issue(session, key, items, total, Duration::from_secs(60))
@@ -74,7 +72,7 @@ on_both_databases!(
                 });
             }
             let key = format!("family-{}-{}", entry.r#type, &session[2..18]);
-            let issued = issue_one(&app, &terminal, &session, &menu, vec![request], &key)
+            let issued = issue_one(&terminal, &session, &menu, vec![request], &key)
                 .await
                 .unwrap_or_else(|e| panic!("type {} refused: {e}", entry.r#type));
             for document in &issued.documents {
@@ -320,7 +318,6 @@ on_both_databases!(
         let (session, menu) = app.login(&terminal, &resident).await.unwrap();
         let items = vec![item(pb::CertificateType::ResidentRecordItems)];
         let first = issue_one(
-            &app,
             &terminal,
             &session,
             &menu,
@@ -330,22 +327,14 @@ on_both_databases!(
         .await
         .unwrap();
         assert!(!first.header.replayed);
-        let again = issue_one(
-            &app,
-            &terminal,
-            &session,
-            &menu,
-            items,
-            "retry-key-000000001",
-        )
-        .await
-        .unwrap();
+        let again = issue_one(&terminal, &session, &menu, items, "retry-key-000000001")
+            .await
+            .unwrap();
         assert!(again.header.replayed);
         assert_eq!(again.header.issuance_id, first.header.issuance_id);
         assert_eq!(again.documents, first.documents);
         // The same key for another order is refused.
         let error = issue_one(
-            &app,
             &terminal,
             &session,
             &menu,
@@ -372,7 +361,6 @@ on_both_databases!(print_failures_void_and_verifiers_see_it, |db| async move {
     let (session, menu) = app.login(&terminal, &resident).await.unwrap();
     let items = vec![item(pb::CertificateType::ResidentRecordItems)];
     let good = issue_one(
-        &app,
         &terminal,
         &session,
         &menu,
@@ -391,16 +379,9 @@ on_both_databases!(print_failures_void_and_verifiers_see_it, |db| async move {
         )
         .await
         .unwrap();
-    let bad = issue_one(
-        &app,
-        &terminal,
-        &session,
-        &menu,
-        items,
-        "print-jam-00000001",
-    )
-    .await
-    .unwrap();
+    let bad = issue_one(&terminal, &session, &menu, items, "print-jam-00000001")
+        .await
+        .unwrap();
     let report = terminal
         .report_print(
             &session,
@@ -480,7 +461,6 @@ on_both_databases!(
         let resident = app.examples("Family")[0].clone();
         let (session, menu) = app.login(&terminal, &resident).await.unwrap();
         let issued = issue_one(
-            &app,
             &terminal,
             &session,
             &menu,
@@ -544,7 +524,6 @@ on_both_databases!(
         drop(conn);
         // ...and the very next request honours it.
         let error = issue_one(
-            &app,
             &terminal,
             &session,
             &menu,
@@ -572,7 +551,6 @@ on_both_databases!(the_kill_switch_closes_the_service, |db| async move {
     assert_eq!(status.state, pb::ServiceState::Closed as i32);
     assert_eq!(status.reason, "SERVICE_SUSPENDED");
     let error = issue_one(
-        &app,
         &terminal,
         &session,
         &menu,
@@ -596,7 +574,6 @@ on_both_databases!(the_audit_log_proves_what_happened, |db| async move {
         .unwrap()
         .into_inner();
     let issued = issue_one(
-        &app,
         &terminal,
         &session,
         &menu,

@@ -163,7 +163,7 @@ async fn remote(db: Db) {
         .unwrap();
     assert!(issued.documents[0].page_count >= 1);
     // Eligibility refusals cross the issuer link with their reasons intact.
-    let (session, menu) = app
+    let (session, _) = app
         .login(&terminal, &app.examples("SupportMeasure")[0])
         .await
         .unwrap();
@@ -179,7 +179,6 @@ async fn remote(db: Db) {
         .await
         .unwrap_err();
     assert_eq!(error.reason(), "SUPPORT_MEASURE");
-    let _ = menu;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -35,6 +35,10 @@ impl AuditApi {
         }
     }
 
+    async fn connection(&self) -> Result<sqlx::pool::PoolConnection<sqlx::Any>, GatewayError> {
+        Ok(self.store.pool().acquire().await?)
+    }
+
     async fn record_read<T>(&self, request: &Request<T>, read: &str) -> Result<(), GatewayError> {
         let name = auditor(&self.anchors, request)?;
         let who = Ident::parse(&name).map_err(|e| GatewayError::Internal(e.to_string()))?;
@@ -191,12 +195,7 @@ impl AuditService for AuditApi {
         {
             return Err(GatewayError::invalid_field("to", "before from").into());
         }
-        let mut conn = self
-            .store
-            .pool()
-            .acquire()
-            .await
-            .map_err(GatewayError::from)?;
+        let mut conn = self.connection().await?;
         let events = log::list_events(&mut conn, &filter)
             .await
             .map_err(store_error)?;
@@ -233,12 +232,7 @@ impl AuditService for AuditApi {
     ) -> Result<Response<pb::GetInclusionProofResponse>, Status> {
         self.record_read(&request, "GetInclusionProof").await?;
         let m = request.into_inner();
-        let mut conn = self
-            .store
-            .pool()
-            .acquire()
-            .await
-            .map_err(GatewayError::from)?;
+        let mut conn = self.connection().await?;
         let (leaf, path) = log::inclusion_proof(&mut conn, m.leaf_index, m.tree_size)
             .await
             .map_err(store_error)?;
@@ -256,12 +250,7 @@ impl AuditService for AuditApi {
     ) -> Result<Response<pb::GetConsistencyProofResponse>, Status> {
         self.record_read(&request, "GetConsistencyProof").await?;
         let m = request.into_inner();
-        let mut conn = self
-            .store
-            .pool()
-            .acquire()
-            .await
-            .map_err(GatewayError::from)?;
+        let mut conn = self.connection().await?;
         let proof = log::consistency_proof(&mut conn, m.first_tree_size, m.second_tree_size)
             .await
             .map_err(store_error)?;
@@ -299,12 +288,7 @@ impl AuditService for AuditApi {
             to: Some(to),
             ..EventFilter::default()
         };
-        let mut conn = self
-            .store
-            .pool()
-            .acquire()
-            .await
-            .map_err(GatewayError::from)?;
+        let mut conn = self.connection().await?;
         let events = log::list_events(&mut conn, &filter)
             .await
             .map_err(store_error)?;
@@ -336,12 +320,7 @@ impl AuditService for AuditApi {
     ) -> Result<Response<pb::ListAnomaliesResponse>, Status> {
         self.record_read(&request, "ListAnomalies").await?;
         let include_resolved = request.into_inner().include_resolved;
-        let mut conn = self
-            .store
-            .pool()
-            .acquire()
-            .await
-            .map_err(GatewayError::from)?;
+        let mut conn = self.connection().await?;
         let anomalies = log::list_anomalies(&mut conn, include_resolved)
             .await
             .map_err(store_error)?;
