@@ -4,6 +4,11 @@
 //! reader, or a software card file), type the PIN (not echoed; it goes to the card only),
 //! pick from the menu, pay, print (the PDFs are written to a folder), report the outcome.
 //! `load` runs many terminals at once against a gateway and prints what it measured.
+//!
+//! `issue` is tested as a person uses it: `tests/issue_cli.rs` runs this binary on a
+//! pseudo-terminal against a real gateway, types the PIN once echo is off and picks from the
+//! printed menu by number. Its prompts (`PIN (4 digits): `, `choose (e.g. 1,3): `), the menu
+//! line format and the `report:` line are what that test reads: change them together.
 
 use std::io::Write as _;
 use std::path::PathBuf;
