@@ -5,6 +5,9 @@
 //! health goes NOT_SERVING so load balancers stop sending, a drain period lets in-flight
 //! issuances finish, the server stops accepting and closes connections, and the whole stop is
 //! bounded by a grace period.
+//!
+//! Every health answer carries the build identity in its response headers
+//! ([`WithBuildIdentity`]), so a probe shows which build serves at an address.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -17,6 +20,9 @@ use kiosk_proto::v1::verify_service_server::VerifyServiceServer;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
+use tonic::codegen::http::{self, HeaderValue};
+use tonic::codegen::{BoxFuture, Context, Poll, Service};
+use tonic::server::NamedService;
 
 use crate::flow::Flow;
 use crate::identity::RoleAnchors;
@@ -55,12 +61,75 @@ pub struct RunningServer {
     health: tonic_health::server::HealthReporter,
 }
 
-/// Build identity: the package version and the commit the binary was built from.
+/// Build identity: the package version and the commit the binary was built from (`unknown`
+/// when built outside a git checkout without `KIOSK_BUILD_COMMIT`; see build.rs).
 pub fn build_identity() -> (&'static str, &'static str) {
-    (
-        env!("CARGO_PKG_VERSION"),
-        option_env!("KIOSK_BUILD_COMMIT").unwrap_or("unknown"),
-    )
+    (env!("CARGO_PKG_VERSION"), env!("KIOSK_BUILD_COMMIT"))
+}
+
+/// The response header of every `grpc.health.v1.Health` answer naming the package version.
+pub const BUILD_VERSION_HEADER: &str = "kiosk-build-version";
+/// The response header of every `grpc.health.v1.Health` answer naming the build commit.
+pub const BUILD_COMMIT_HEADER: &str = "kiosk-build-commit";
+
+/// A gRPC service whose every response carries the build identity as response metadata.
+///
+/// It wraps the health service: that is what load balancers and operators already poll, so
+/// "which build answers at this address" needs no new RPC and no client certificate. The
+/// other services' responses stay as the contract describes them.
+#[derive(Clone)]
+pub struct WithBuildIdentity<S> {
+    inner: S,
+    version: HeaderValue,
+    commit: HeaderValue,
+}
+
+impl<S> WithBuildIdentity<S> {
+    /// Wraps `inner` with this binary's [`build_identity`].
+    pub fn new(inner: S) -> std::io::Result<Self> {
+        let (version, commit) = build_identity();
+        let value = |text: &str| {
+            HeaderValue::from_str(text)
+                .map_err(|_| std::io::Error::other("build identity is not a header value"))
+        };
+        Ok(WithBuildIdentity {
+            inner,
+            version: value(version)?,
+            commit: value(commit)?,
+        })
+    }
+}
+
+impl<S, B, R> Service<http::Request<B>> for WithBuildIdentity<S>
+where
+    S: Service<http::Request<B>, Response = http::Response<R>>,
+    S::Future: Send + 'static,
+{
+    type Response = http::Response<R>;
+    type Error = S::Error;
+    type Future = BoxFuture<Self::Response, Self::Error>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        let answer = self.inner.call(request);
+        let (version, commit) = (self.version.clone(), self.commit.clone());
+        Box::pin(async move {
+            let mut response = answer.await?;
+            // Headers, not trailers: they reach the client with the response head, also for a
+            // Watch stream and for a refusal sent as trailers-only.
+            let headers = response.headers_mut();
+            headers.insert(BUILD_VERSION_HEADER, version);
+            headers.insert(BUILD_COMMIT_HEADER, commit);
+            Ok(response)
+        })
+    }
+}
+
+impl<S: NamedService> NamedService for WithBuildIdentity<S> {
+    const NAME: &'static str = S::NAME;
 }
 
 /// Binds `listen` and starts serving.
@@ -68,6 +137,7 @@ pub async fn start(parts: ServerParts, listen: SocketAddr) -> std::io::Result<Ru
     let listener = TcpListener::bind(listen).await?;
     let local_addr = listener.local_addr()?;
     let (health, health_service) = tonic_health::server::health_reporter();
+    let health_service = WithBuildIdentity::new(health_service)?;
     health
         .set_serving::<TerminalServiceServer<TerminalApi>>()
         .await;
