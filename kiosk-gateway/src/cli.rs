@@ -5,8 +5,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use clap::{Parser, Subcommand};
+use audit::event::UnixMillis;
+use clap::{Args, Parser, Subcommand};
 
+use crate::admin::{self, AdminError, Attribution, Change, TerminalAction};
 use crate::config::{Config, ProcessEnvironment};
 use crate::flow::SystemClock;
 
@@ -39,6 +41,90 @@ pub enum Command {
         #[arg(long, default_value_t = 120)]
         residents: u32,
     },
+    /// Operator commands on the gateway database that `serve` uses with the same
+    /// configuration. Every change names --operator and --reason and is recorded in the audit
+    /// log in the same transaction; the running gateway follows it on its next request.
+    Admin {
+        /// A TOML configuration file; `KIOSK_*` variables override it.
+        #[arg(long, env = "KIOSK_CONFIG", global = true)]
+        config: Option<PathBuf>,
+        /// The command.
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
+}
+
+/// Operator commands.
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// List, suspend, resume or retire store terminals.
+    Terminal {
+        /// The command.
+        #[command(subcommand)]
+        command: TerminalCommand,
+    },
+    /// Stop or restart issuing everywhere or for one municipality.
+    KillSwitch {
+        /// The command.
+        #[command(subcommand)]
+        command: KillSwitchCommand,
+    },
+}
+
+/// Terminal commands.
+#[derive(Debug, Subcommand)]
+pub enum TerminalCommand {
+    /// Every registered terminal: id, chain, store, status.
+    List,
+    /// Refuse the terminal's sessions (TERMINAL_SUSPENDED) until resumed.
+    Suspend(TerminalChange),
+    /// Accept the terminal's sessions again.
+    Resume(TerminalChange),
+    /// Refuse the terminal for good (TERMINAL_RETIRED); it cannot be resumed.
+    Retire(TerminalChange),
+}
+
+/// A change to one terminal.
+#[derive(Debug, Args)]
+pub struct TerminalChange {
+    /// `<chain>/<store>/<terminal>`, as `admin terminal list` shows it.
+    pub terminal_id: String,
+    /// Who and why.
+    #[command(flatten)]
+    pub by: ChangedBy,
+}
+
+/// Kill switch commands.
+#[derive(Debug, Subcommand)]
+pub enum KillSwitchCommand {
+    /// Refuse issuing (SERVICE_SUSPENDED): everywhere, or for --municipality.
+    On(KillSwitchChange),
+    /// Issue again: everywhere, or for --municipality.
+    Off(KillSwitchChange),
+    /// The global switch and each configured municipality's.
+    Status,
+}
+
+/// A change to a kill switch.
+#[derive(Debug, Args)]
+pub struct KillSwitchChange {
+    /// Only this municipality (6-digit code); without it, the global switch.
+    #[arg(long)]
+    pub municipality: Option<String>,
+    /// Who and why.
+    #[command(flatten)]
+    pub by: ChangedBy,
+}
+
+/// Who makes a change and why; both go into the audit event.
+#[derive(Debug, Args)]
+pub struct ChangedBy {
+    /// The operator's id (letters, digits and ._:/-, e.g. ops-chiyoda-01).
+    #[arg(long)]
+    pub operator: String,
+    /// Why, in a sentence (no personal data: runs of six or more digits are refused).
+    #[arg(long)]
+    pub reason: String,
 }
 
 /// Exit code for an invalid configuration (EX_USAGE).
@@ -63,6 +149,7 @@ pub async fn run(cli: Cli) -> u8 {
                 }
             }
         }
+        Command::Admin { config, command } => admin(config, command).await,
         Command::Demo { out, residents } => match crate::demo::run(&out, residents).await {
             Ok(report) => {
                 println!("{report}");
@@ -74,6 +161,118 @@ pub async fn run(cli: Cli) -> u8 {
             }
         },
     }
+}
+
+async fn admin(config: Option<PathBuf>, command: AdminCommand) -> u8 {
+    let config = match Config::load(config.as_deref(), &ProcessEnvironment) {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("kiosk-gateway: {error}");
+            return EXIT_CONFIG;
+        }
+    };
+    match run_admin(&config, command).await {
+        Ok(report) => {
+            print!("{report}");
+            0
+        }
+        Err(error) => {
+            eprintln!("kiosk-gateway admin: {error}");
+            if error.is_usage() { EXIT_CONFIG } else { 1 }
+        }
+    }
+}
+
+/// Runs one operator command; returns what to print.
+async fn run_admin(config: &Config, command: AdminCommand) -> Result<String, AdminError> {
+    // The attribution is checked before the database is opened: bad input touches nothing.
+    let attribution = |by: &ChangedBy| Attribution::parse(&by.operator, &by.reason);
+    match command {
+        AdminCommand::Terminal { command } => {
+            let (change, action) = match command {
+                TerminalCommand::List => {
+                    let store = admin::open_store(&config.database_url()).await?;
+                    return Ok(terminal_table(&admin::terminals(&store).await?));
+                }
+                TerminalCommand::Suspend(change) => (change, TerminalAction::Suspend),
+                TerminalCommand::Resume(change) => (change, TerminalAction::Resume),
+                TerminalCommand::Retire(change) => (change, TerminalAction::Retire),
+            };
+            let by = attribution(&change.by)?;
+            let store = admin::open_store(&config.database_url()).await?;
+            let id = &change.terminal_id;
+            let status = admin::status_name(action.target());
+            Ok(
+                match admin::change_terminal(&store, id, action, &by, UnixMillis::now()).await? {
+                    Change::Applied { event_index } => {
+                        format!("terminal {id}: {status} (audit event {event_index})\n")
+                    }
+                    Change::Unchanged => {
+                        format!("terminal {id} is already {status}: nothing written\n")
+                    }
+                },
+            )
+        }
+        AdminCommand::KillSwitch { command } => {
+            let (change, on) = match command {
+                KillSwitchCommand::Status => {
+                    let store = admin::open_store(&config.database_url()).await?;
+                    let status = admin::kill_switch_status(&store, &config.municipalities).await?;
+                    return Ok(status.to_string());
+                }
+                KillSwitchCommand::On(change) => (change, true),
+                KillSwitchCommand::Off(change) => (change, false),
+            };
+            let by = attribution(&change.by)?;
+            let store = admin::open_store(&config.database_url()).await?;
+            let scope = match &change.municipality {
+                Some(code) => format!("kill switch of municipality {code}"),
+                None => "global kill switch".to_owned(),
+            };
+            let state = if on { "on" } else { "off" };
+            let municipality = change.municipality.as_deref();
+            Ok(
+                match admin::set_kill_switch(&store, municipality, on, &by, UnixMillis::now())
+                    .await?
+                {
+                    Change::Applied { event_index } => {
+                        format!("{scope}: {state} (audit event {event_index})\n")
+                    }
+                    Change::Unchanged => format!("{scope} is already {state}: nothing written\n"),
+                },
+            )
+        }
+    }
+}
+
+/// Terminals as aligned columns with a header line.
+fn terminal_table(rows: &[crate::store::TerminalRow]) -> String {
+    let mut lines = vec![["TERMINAL", "CHAIN", "STORE", "STATUS"].map(str::to_owned)];
+    for row in rows {
+        lines.push([
+            row.terminal_id.clone(),
+            row.chain.clone(),
+            row.store.clone(),
+            admin::status_name(row.status).to_owned(),
+        ]);
+    }
+    let mut widths = [0usize; 4];
+    for line in &lines {
+        for (width, cell) in widths.iter_mut().zip(line) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for line in &lines {
+        let cells: Vec<String> = line
+            .iter()
+            .zip(widths)
+            .map(|(cell, width)| format!("{cell:<width$}"))
+            .collect();
+        out.push_str(cells.join("  ").trim_end());
+        out.push('\n');
+    }
+    out
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {

@@ -9,6 +9,7 @@
 //! `tonic::Status` in one place.
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod cardauth;
 pub mod cli;
 pub mod config;

@@ -809,3 +809,38 @@ pub async fn document(
         .await?;
     row.as_ref().map(document_from_row).transpose()
 }
+
+/// A registered terminal, as operators list it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TerminalRow {
+    /// `<chain>/<store>/<terminal>`.
+    pub terminal_id: String,
+    /// The store chain.
+    pub chain: String,
+    /// The store.
+    pub store: String,
+    /// May it open sessions.
+    pub status: TerminalStatus,
+    /// When the status last changed (unix ms).
+    pub changed_at: i64,
+}
+
+/// Every registered terminal, by id (for `kiosk-gateway admin terminal list`).
+pub async fn list_terminals(conn: &mut AnyConnection) -> Result<Vec<TerminalRow>, GatewayError> {
+    let rows = sqlx::query(
+        "SELECT terminal_id, chain, store, status, changed_at FROM terminals ORDER BY terminal_id",
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter()
+        .map(|row| {
+            Ok(TerminalRow {
+                terminal_id: row.try_get(0)?,
+                chain: row.try_get(1)?,
+                store: row.try_get(2)?,
+                status: TerminalStatus::parse(&row.try_get::<String, _>(3)?)?,
+                changed_at: row.try_get(4)?,
+            })
+        })
+        .collect()
+}
