@@ -231,12 +231,17 @@ pub async fn prepare(config: &Config) -> anyhow::Result<Embedded> {
                 });
             }
         }
+        // A restart keeps an operator's kill switch (`kiosk-gateway admin kill-switch`).
+        let suspended = store::municipality(&mut tx, code)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?
+            .is_some_and(|m| m.suspended);
         store::upsert_municipality(
             &mut tx,
             &store::Municipality {
                 code: code.clone(),
                 name: municipality_name(code).to_owned(),
-                suspended: false,
+                suspended,
             },
         )
         .await
@@ -257,6 +262,14 @@ pub async fn prepare(config: &Config) -> anyhow::Result<Embedded> {
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     for terminal in card::testpki::DevPkiSpec::fixture().terminals {
+        // Registered once: a restart must not undo an operator's suspension or retirement
+        // (`kiosk-gateway admin terminal`).
+        let known = store::terminal_status(&mut tx, &terminal.id())
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        if known.is_some() {
+            continue;
+        }
         store::upsert_terminal(
             &mut tx,
             &terminal.id(),
