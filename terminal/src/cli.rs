@@ -234,6 +234,12 @@ fn prompt(question: &str) -> anyhow::Result<String> {
 fn show(error: &TerminalError) -> String {
     match error {
         TerminalError::Refused { ja, en, reason, .. } => format!("{ja}\n{en}\n({reason})"),
+        // Card reasons are in the contract's table too, with the texts a kiosk shows; the
+        // detail adds what the card said (tries left), never the PIN.
+        TerminalError::Card { reason, detail } => match kiosk_proto::reasons::find(reason) {
+            Some(entry) => format!("{}\n{}\n({reason}: {detail})", entry.ja, entry.en),
+            None => error.to_string(),
+        },
         other => other.to_string(),
     }
 }
@@ -250,6 +256,25 @@ async fn issue(
         .open_session()
         .await
         .map_err(|e| anyhow::anyhow!(show(&e)))?;
+    let result = issue_in_session(terminal, &opened, card, reader, types, out, fail_print).await;
+    if result.is_err() {
+        // Whatever went wrong, the session ends now rather than at its idle timeout, so the
+        // next resident starts clean. Best effort: the original error is what the user sees.
+        let _ = terminal.close_session(&opened.session_id).await;
+    }
+    result
+}
+
+/// Everything after `OpenSession`; the caller closes the session if this fails.
+async fn issue_in_session(
+    terminal: &Terminal,
+    opened: &pb::OpenSessionResponse,
+    card: Option<PathBuf>,
+    reader: Option<String>,
+    types: Vec<String>,
+    out: &std::path::Path,
+    fail_print: bool,
+) -> anyhow::Result<()> {
     if let Some(status) = &opened.service_status
         && status.state == pb::ServiceState::Closed as i32
     {
@@ -275,7 +300,7 @@ async fn issue(
             }
             result
         }
-        (None, reader) => pcsc_login(reader, &pin, &opened),
+        (None, reader) => pcsc_login(reader, &pin, opened),
     }
     .map_err(|e| anyhow::anyhow!(show(&e)))?;
     let menu = terminal

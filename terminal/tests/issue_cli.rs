@@ -297,6 +297,12 @@ async fn a_wrong_pin_shows_the_tries_left_and_issues_nothing() {
         transcript.contains("PIN_WRONG") && transcript.contains("2 tries left"),
         "the card's remaining tries are shown:\n{transcript}"
     );
+    // The kiosk's texts for the reason, from the contract's table, in both languages.
+    let texts = kiosk_proto::reasons::named("PIN_WRONG");
+    assert!(
+        transcript.contains(texts.ja) && transcript.contains(texts.en),
+        "the ja-JP and en-US texts are shown:\n{transcript}"
+    );
     assert_eq!(typed_after_the_pin_prompt(transcript), "", "{transcript}");
     assert!(
         !transcript.contains(&wrong),
@@ -311,6 +317,8 @@ async fn a_wrong_pin_shows_the_tries_left_and_issues_nothing() {
     let events = audit_events(&app).await;
     let has = |t: pb::AuditEventType| events.iter().any(|e| e.r#type == t as i32);
     assert!(has(pb::AuditEventType::SessionOpened));
+    // The terminal ends the session at once instead of leaving it to the idle timeout.
+    assert!(has(pb::AuditEventType::SessionClosed), "session left open");
     for t in [
         pb::AuditEventType::CardAuthPassed,
         pb::AuditEventType::MenuShown,
