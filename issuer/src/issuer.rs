@@ -656,6 +656,8 @@ impl Issuer {
         issued_at: OffsetDateTime,
         request_digest: &[u8],
     ) -> Result<Vec<RenderedDocument>, IssuerError> {
+        // Declared before `tx`, so dropped after it: the turn passes on once the tx has ended.
+        let _turn = self.register.writer_turn().await;
         let mut tx = self.register.begin().await?;
         if let Some(row) =
             sqlx::query("SELECT request_digest FROM render_requests WHERE issuance_id = $1")
@@ -831,6 +833,7 @@ impl Issuer {
     /// that already were); unknown serials are left out.
     pub async fn void(&self, serials: &[String], reason: &str) -> Result<Vec<String>, IssuerError> {
         let now_ms = unix_ms(OffsetDateTime::now_utc());
+        let _turn = self.register.writer_turn().await;
         let mut tx = self.register.pool().begin().await?;
         let mut voided = Vec::new();
         for serial in serials {

@@ -5,11 +5,13 @@
 
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
 use sqlx::{Any, AnyConnection, AnyPool, Connection, Executor, Row, Transaction};
 use time::Date;
+use tokio::sync::{Mutex, OwnedMutexGuard};
 
 use crate::calendar::{format_date, parse_date};
 use crate::error::IssuerError;
@@ -47,6 +49,8 @@ static POSTGRES_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations
 pub struct Register {
     pool: AnyPool,
     backend: Backend,
+    /// SQLite only: this process's queue of writers (see [`Register::writer_turn`]).
+    writer_turn: Arc<Mutex<()>>,
 }
 
 impl Register {
@@ -91,7 +95,11 @@ impl Register {
             Backend::Sqlite => SQLITE_MIGRATOR.run(&pool).await?,
             Backend::Postgres => POSTGRES_MIGRATOR.run(&pool).await?,
         }
-        Ok(Register { pool, backend })
+        Ok(Register {
+            pool,
+            backend,
+            writer_turn: Arc::new(Mutex::new(())),
+        })
     }
 
     /// The pool, for callers that run their own statements.
@@ -102,6 +110,19 @@ impl Register {
     /// The backend.
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    /// Waits for this process's turn to write; hold the guard until the write transaction has
+    /// ended. SQLite only (`None` on PostgreSQL, whose lock queue does not poll): SQLite's busy
+    /// handler makes a blocked writer sleep and poll in growing steps up to 100 ms, so under
+    /// load writers idled while the lock was free. Queueing in-process is FIFO and wakes the
+    /// next writer as soon as the previous one ends; other processes still meet the busy
+    /// timeout.
+    pub async fn writer_turn(&self) -> Option<OwnedMutexGuard<()>> {
+        match self.backend {
+            Backend::Sqlite => Some(Arc::clone(&self.writer_turn).lock_owned().await),
+            Backend::Postgres => None,
+        }
     }
 
     /// Begins the transaction in which an order is decided and recorded.
