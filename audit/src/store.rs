@@ -149,13 +149,14 @@ async fn lock_head(conn: &mut AnyConnection) -> Result<Frontier, StoreError> {
                 .await?
         }
         Backend::Sqlite => {
-            // A write first: it takes SQLite's write lock for the rest of the transaction.
-            sqlx::query("UPDATE audit_head SET tree_size = tree_size WHERE id = 1")
-                .execute(&mut *conn)
-                .await?;
-            sqlx::query("SELECT tree_size, frontier FROM audit_head WHERE id = 1")
-                .fetch_one(&mut *conn)
-                .await?
+            // A write first: it takes SQLite's write lock for the rest of the transaction, and
+            // returns the head in the same statement (one round trip to sqlx's worker thread).
+            sqlx::query(
+                "UPDATE audit_head SET tree_size = tree_size WHERE id = 1 \
+                 RETURNING tree_size, frontier",
+            )
+            .fetch_one(&mut *conn)
+            .await?
         }
     };
     frontier_of(&row)
