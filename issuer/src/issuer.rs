@@ -25,7 +25,8 @@ use crate::model::{
     MunicipalityCode, RenderedDocument, RequestItem, ResidentRef,
 };
 use crate::register::{
-    Koseki, KosekiMember, Municipality, Register, Resident, ResidentStatus, ServiceWindow, read,
+    Koseki, KosekiMember, Municipality, Register, Resident, ResidentStatus, ServiceWindow,
+    SupportMeasure, read,
 };
 use crate::rules::{self, Reason};
 
@@ -107,6 +108,11 @@ struct Context {
     in_maintenance: bool,
     closed: Option<crate::register::ClosedDate>,
     now: OffsetDateTime,
+    /// Fees in force today, read once per decision (same transaction, same snapshot).
+    fees: Vec<(CertificateType, u32)>,
+    /// Active support measures on the requester, the household and the 戸籍's members, read
+    /// once per decision; a person absent here has none.
+    support_measures: Vec<(ResidentRef, SupportMeasure)>,
 }
 
 impl Context {
@@ -139,6 +145,15 @@ impl Context {
         let suspended = read::service_switch(conn, code).await?.suspended;
         let in_maintenance = read::in_maintenance(conn, code, unix_ms(now)).await?;
         let closed = read::closed_date(conn, code, in_jst(now).date()).await?;
+        let fees = read::fees(conn, code, in_jst(now).date()).await?;
+        let mut people: Vec<&ResidentRef> = vec![&requester.id];
+        people.extend(household.iter().map(|r| &r.id));
+        if let Some((_, members)) = &koseki {
+            people.extend(members.iter().map(|m| &m.person_ref));
+        }
+        people.sort();
+        people.dedup();
+        let support_measures = read::support_measures(conn, &people).await?;
         Ok(Context {
             municipality,
             requester,
@@ -149,7 +164,23 @@ impl Context {
             in_maintenance,
             closed,
             now,
+            fees,
+            support_measures,
         })
+    }
+
+    fn fee(&self, ty: CertificateType) -> Option<u32> {
+        self.fees
+            .iter()
+            .find(|(t, _)| *t == ty)
+            .map(|(_, fee)| *fee)
+    }
+
+    fn support_measure(&self, person: &ResidentRef) -> Option<SupportMeasure> {
+        self.support_measures
+            .iter()
+            .find(|(p, _)| p == person)
+            .map(|(_, measure)| *measure)
     }
 
     fn window(&self, ty: CertificateType) -> Option<&ServiceWindow> {
@@ -212,8 +243,8 @@ async fn decide(
         ctx.closed,
         ctx.now,
     ))?;
-    let fee_yen = read::fee(conn, &ctx.municipality.code, ty, in_jst(ctx.now).date())
-        .await?
+    let fee_yen = ctx
+        .fee(ty)
         .ok_or(refuse(Reason::CertificateTypeNotOffered))?;
     let max_copies = ctx.window(ty).map_or(0, |w| w.max_copies);
     if item.copies == 0 {
@@ -226,7 +257,7 @@ async fn decide(
 
     let requester = &ctx.requester;
     check(rules::requester_status(requester))?;
-    let requester_measure = read::support_measure(conn, &requester.id).await?;
+    let requester_measure = ctx.support_measure(&requester.id);
     if requester_measure.is_some() {
         return Err(refuse(Reason::SupportMeasure));
     }
@@ -290,7 +321,7 @@ async fn decide(
             }
             let mut measures = Vec::new();
             for person in &people {
-                measures.push(read::support_measure(conn, &person.id).await?);
+                measures.push(ctx.support_measure(&person.id));
                 check(rules::pending_changes(
                     &read::pending_for_resident(conn, &person.id).await?,
                 ))?;
@@ -352,7 +383,7 @@ async fn decide(
             if ty == CertificateType::KosekiFuhyo {
                 let mut measures = Vec::new();
                 for m in members.iter().filter(|m| m.present) {
-                    measures.push(read::support_measure(conn, &m.person_ref).await?);
+                    measures.push(ctx.support_measure(&m.person_ref));
                 }
                 check(rules::support_measure(ty, None, &measures))?;
                 content::fuhyo(&item.options, koseki, members, &requester.id)?
@@ -567,9 +598,7 @@ impl Issuer {
                 Err(IssuerError::Refused(reason)) => Some(reason),
                 Err(other) => return Err(other),
             };
-            let fee_yen = read::fee(&mut tx, &ctx.municipality.code, ty, in_jst(now).date())
-                .await?
-                .unwrap_or(0);
+            let fee_yen = ctx.fee(ty).unwrap_or(0);
             let selectable_subject_refs = match ty {
                 CertificateType::ResidentRecord => household_refs.clone(),
                 CertificateType::KosekiIndividual => koseki_refs.clone(),

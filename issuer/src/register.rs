@@ -837,27 +837,6 @@ pub mod read {
         Ok(members)
     }
 
-    /// The active support measure on `id`, if any.
-    pub async fn support_measure(
-        conn: &mut AnyConnection,
-        id: &ResidentRef,
-    ) -> Result<Option<SupportMeasure>, IssuerError> {
-        let row = sqlx::query(
-            "SELECT covers_resident_record, covers_fuhyo FROM support_measures \
-             WHERE person_ref = $1 AND active = 1",
-        )
-        .bind(id.as_str())
-        .fetch_optional(&mut *conn)
-        .await?;
-        row.map(|row| {
-            Ok(SupportMeasure {
-                covers_resident_record: flag(&row, "covers_resident_record")?,
-                covers_fuhyo: flag(&row, "covers_fuhyo")?,
-            })
-        })
-        .transpose()
-    }
-
     fn pending_from_rows(rows: &[AnyRow]) -> Result<Vec<PendingChange>, IssuerError> {
         rows.iter()
             .map(|row| {
@@ -897,24 +876,72 @@ pub mod read {
         pending_from_rows(&rows)
     }
 
-    /// The fee of `ty` in force on `on`: the row with the latest `effective_from` not after it.
-    pub async fn fee(
+    /// Every type's fee in force on `on` (per type, the row with the latest `effective_from`
+    /// not after it), in one query: a menu prices seven types.
+    pub async fn fees(
         conn: &mut AnyConnection,
         municipality: &str,
-        ty: CertificateType,
         on: Date,
-    ) -> Result<Option<u32>, IssuerError> {
-        let row = sqlx::query(
-            "SELECT fee_yen FROM fee_schedule WHERE municipality_code = $1 \
-             AND certificate_type = $2 AND effective_from <= $3 \
-             ORDER BY effective_from DESC LIMIT 1",
+    ) -> Result<Vec<(CertificateType, u32)>, IssuerError> {
+        let rows = sqlx::query(
+            "SELECT certificate_type, fee_yen FROM fee_schedule WHERE municipality_code = $1 \
+             AND effective_from <= $2 ORDER BY certificate_type, effective_from DESC",
         )
         .bind(municipality)
-        .bind(ty.code())
         .bind(format_date(on))
-        .fetch_optional(&mut *conn)
+        .fetch_all(&mut *conn)
         .await?;
-        row.map(|row| small(&row, "fee_yen", "fee")).transpose()
+        let mut fees: Vec<(CertificateType, u32)> = Vec::new();
+        for row in &rows {
+            let code = text(row, "certificate_type")?;
+            // Unknown codes are rows of a newer schema; they price nothing here.
+            let Some(ty) = CertificateType::from_code(&code) else {
+                continue;
+            };
+            // Rows come newest first per type: the first one seen is in force.
+            if !fees.iter().any(|(seen, _)| *seen == ty) {
+                fees.push((ty, small(row, "fee_yen", "fee")?));
+            }
+        }
+        Ok(fees)
+    }
+
+    /// The active support measures on any of `ids`, in one query. A person with several
+    /// active rows gets the union of what they cover (the protective reading).
+    pub async fn support_measures(
+        conn: &mut AnyConnection,
+        ids: &[&ResidentRef],
+    ) -> Result<Vec<(ResidentRef, SupportMeasure)>, IssuerError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let placeholders: Vec<String> = (1..=ids.len()).map(|n| format!("${n}")).collect();
+        let sql = format!(
+            "SELECT person_ref, covers_resident_record, covers_fuhyo FROM support_measures \
+             WHERE active = 1 AND person_ref IN ({})",
+            placeholders.join(", ")
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for id in ids {
+            query = query.bind(id.as_str());
+        }
+        let rows = query.fetch_all(&mut *conn).await?;
+        let mut measures: Vec<(ResidentRef, SupportMeasure)> = Vec::new();
+        for row in &rows {
+            let person = ResidentRef::parse(&text(row, "person_ref")?)?;
+            let measure = SupportMeasure {
+                covers_resident_record: flag(row, "covers_resident_record")?,
+                covers_fuhyo: flag(row, "covers_fuhyo")?,
+            };
+            match measures.iter_mut().find(|(p, _)| *p == person) {
+                Some((_, seen)) => {
+                    seen.covers_resident_record |= measure.covers_resident_record;
+                    seen.covers_fuhyo |= measure.covers_fuhyo;
+                }
+                None => measures.push((person, measure)),
+            }
+        }
+        Ok(measures)
     }
 
     /// Every type's service window.
