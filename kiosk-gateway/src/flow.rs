@@ -112,8 +112,8 @@ pub struct OpenedSession {
 pub struct ReleasedIssuance {
     /// The stored issuance.
     pub issuance: IssuanceRow,
-    /// Its documents, in order.
-    pub documents: Vec<store::DocumentRow>,
+    /// Its documents with their PDFs, in order.
+    pub documents: Vec<store::IssuedDocument>,
     /// True when a retry returned an issuance recorded earlier.
     pub replayed: bool,
 }
@@ -179,6 +179,15 @@ async fn append(conn: &mut AnyConnection, event: &Event) -> Result<u64, GatewayE
         .await
         .map_err(|e| GatewayError::Internal(format!("audit append: {e}")))?;
     Ok(appended.index)
+}
+
+/// Appends events in order as one batch: one lock of the log's head and one multi-row insert,
+/// where appending them one by one costs three statements each.
+async fn append_all(conn: &mut AnyConnection, events: &[Event]) -> Result<(), GatewayError> {
+    audit::store::append_batch(conn, events)
+        .await
+        .map_err(|e| GatewayError::Internal(format!("audit append: {e}")))?;
+    Ok(())
 }
 
 impl Flow {
@@ -475,7 +484,6 @@ impl Flow {
         let passed =
             Event::card_auth_passed(now, terminal_ident.clone(), ident(session_id)?, pseudonym)
                 .with_municipality(municipality_code(&binding.municipality_code)?);
-        append(&mut tx, &passed).await?;
         let shown = Event::new(
             now,
             EventType::MenuShown,
@@ -485,7 +493,7 @@ impl Flow {
         .with_session(ident(session_id)?)
         .with_resident(pseudonym)
         .with_municipality(municipality_code(&binding.municipality_code)?);
-        append(&mut tx, &shown).await?;
+        append_all(&mut tx, &[passed, shown]).await?;
         tx.commit().await?;
         Ok(menu)
     }
@@ -713,11 +721,11 @@ fn audit_type(cert_type: &str) -> Result<audit::event::CertificateType, GatewayE
 impl Flow {
     /// The audit facts of an issuance, one per certificate type it holds (settlement groups
     /// by type, so each type's count and fees travel in their own event).
-    fn facts(
+    fn facts<'a>(
         &self,
         terminal: &TerminalIdentity,
         issuance: &IssuanceRow,
-        documents: &[store::DocumentRow],
+        documents: impl IntoIterator<Item = &'a store::DocumentRow>,
     ) -> Result<Vec<IssuanceFacts>, GatewayError> {
         let mut by_type: std::collections::BTreeMap<&str, (u32, u64)> = Default::default();
         for d in documents {
@@ -889,7 +897,7 @@ impl Flow {
         let mut documents = Vec::new();
         let mut problem: Option<&'static str> = None;
         let mut total: i64 = 0;
-        for (index, doc) in rendered.documents.iter().enumerate() {
+        for (index, doc) in rendered.documents.into_iter().enumerate() {
             let pdf_sha256 = digest(&SHA256, &doc.pdf).as_ref().to_vec();
             let cert_type = pb::CertificateType::try_from(doc.r#type)
                 .map(|t| t.as_str_name())
@@ -911,18 +919,20 @@ impl Flow {
                 problem = Some("SUBJECT_MISMATCH");
             }
             total += i64::from(doc.fee_yen);
-            documents.push(store::DocumentRow {
-                serial: doc.serial.clone(),
-                issuance_id: issuance_id.clone(),
-                doc_index: index as i64,
-                cert_type: cert_type.to_owned(),
-                page_count: i64::from(doc.page_count),
-                fee_yen: i64::from(doc.fee_yen),
-                pdf: doc.pdf.clone(),
-                pdf_sha256,
-                content_digest: doc.content_digest.clone(),
-                status: "issued".into(),
-                issued_at: now,
+            documents.push(store::IssuedDocument {
+                record: store::DocumentRow {
+                    serial: doc.serial.clone(),
+                    issuance_id: issuance_id.clone(),
+                    doc_index: index as i64,
+                    cert_type: cert_type.to_owned(),
+                    page_count: i64::from(doc.page_count),
+                    fee_yen: i64::from(doc.fee_yen),
+                    pdf_sha256,
+                    content_digest: doc.content_digest.clone(),
+                    status: "issued".into(),
+                    issued_at: now,
+                },
+                pdf: doc.pdf,
             });
         }
         if documents.is_empty() {
@@ -955,7 +965,7 @@ impl Flow {
             // key gets the same answer) with no documents, and a mismatch opens an anomaly.
             issuance.state = IssuanceState::Voided;
             store::insert_issuance(&mut tx, &issuance, &[]).await?;
-            let facts = self.facts(terminal, &issuance, &documents)?;
+            let facts = self.facts(terminal, &issuance, documents.iter().map(|d| &d.record))?;
             for f in &facts {
                 let event = Event::documents_voided(
                     when,
@@ -991,13 +1001,15 @@ impl Flow {
         }
 
         store::insert_issuance(&mut tx, &issuance, &documents).await?;
-        for f in self.facts(terminal, &issuance, &documents)? {
+        let mut events = Vec::new();
+        for f in self.facts(terminal, &issuance, documents.iter().map(|d| &d.record))? {
             let rendered = Event::new(when, EventType::IssuanceRendered, Actor::System)
                 .with_issuance_facts(&f)
                 .with_resident(pseudonym);
-            append(&mut tx, &rendered).await?;
-            append(&mut tx, &Event::documents_released(when, pseudonym, &f)).await?;
+            events.push(rendered);
+            events.push(Event::documents_released(when, pseudonym, &f));
         }
+        append_all(&mut tx, &events).await?;
         if let Err(error) = tx.commit().await {
             // A concurrent retry with the same key may have won the unique constraint: void
             // what this attempt rendered and answer with the winner's issuance.
@@ -1037,7 +1049,7 @@ impl Flow {
                 "client_request_id was used for another order",
             ));
         }
-        let documents = store::documents(conn, &existing.issuance_id).await?;
+        let documents = store::issued_documents(conn, &existing.issuance_id).await?;
         if documents.is_empty() {
             // Voided before release: the retry gets the same refusal, never a new render.
             return Err(GatewayError::refused(
@@ -1116,10 +1128,12 @@ impl Flow {
                     Some(refund),
                 )
                 .await?;
-                for f in self.facts(terminal, &issuance, &documents)? {
-                    let event = Event::print_reported(when, pseudonym, &f, result.audit());
-                    append(&mut tx, &event).await?;
-                }
+                let events: Vec<Event> = self
+                    .facts(terminal, &issuance, &documents)?
+                    .iter()
+                    .map(|f| Event::print_reported(when, pseudonym, f, result.audit()))
+                    .collect();
+                append_all(&mut tx, &events).await?;
                 tx.commit().await?;
                 Ok(PrintReport {
                     state: IssuanceState::Printed,
@@ -1139,21 +1153,18 @@ impl Flow {
                 .await?;
                 let voided = store::void_documents(&mut tx, issuance_id).await?;
                 let facts = self.facts(terminal, &issuance, &documents)?;
+                let mut events = Vec::new();
                 for f in &facts {
-                    append(
-                        &mut tx,
-                        &Event::print_reported(when, pseudonym, f, result.audit()),
-                    )
-                    .await?;
-                    let event = Event::documents_voided(
+                    events.push(Event::print_reported(when, pseudonym, f, result.audit()));
+                    events.push(Event::documents_voided(
                         when,
                         Actor::Terminal(ident(&terminal.id())?),
                         pseudonym,
                         f,
                         reason_code("PRINT_FAILED")?,
-                    );
-                    append(&mut tx, &event).await?;
+                    ));
                 }
+                append_all(&mut tx, &events).await?;
                 if let Some(f) = facts.first() {
                     let event = audit::store::anomaly_opened_event(
                         when,

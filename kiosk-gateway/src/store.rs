@@ -10,14 +10,21 @@
 //! Writers: every transaction that appends an audit event serialises on the log's head row.
 //! On SQLite it must be begun with `BEGIN IMMEDIATE` (see [`Store::begin_write`]): a deferred
 //! transaction that read first cannot be upgraded while another writer holds the lock and
-//! would fail with `SQLITE_BUSY` instead of waiting.
+//! would fail with `SQLITE_BUSY` instead of waiting. SQLite writers of this process also take
+//! a turn on an in-process FIFO lock first ([`WriteTx`]): SQLite's own busy handler makes a
+//! blocked writer sleep and poll (1, 2, 5 … 100 ms), so under load writers idled while the lock
+//! was free and the tail latency grew to seconds. Other processes (the admin CLI) still meet
+//! the busy timeout.
 
+use std::ops::{Deref, DerefMut};
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::migrate::Migrator;
 use sqlx::{Any, AnyConnection, AnyPool, Row, Transaction};
+use tokio::sync::{Mutex, OwnedMutexGuard};
 
 use crate::error::GatewayError;
 
@@ -53,6 +60,43 @@ impl Backend {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    /// SQLite only: whose turn it is to write (see the module docs).
+    writer_turn: Arc<Mutex<()>>,
+}
+
+/// A write transaction, holding this process's writer turn on SQLite until it commits or is
+/// dropped. Derefs to the sqlx transaction, so `&mut tx` is a connection.
+pub struct WriteTx {
+    tx: Transaction<'static, Any>,
+    // Dropped after `tx`: the turn passes on only once the transaction has ended.
+    _turn: Option<OwnedMutexGuard<()>>,
+}
+
+impl WriteTx {
+    /// Commits, then passes the writer turn on.
+    pub async fn commit(self) -> Result<(), sqlx::Error> {
+        let WriteTx { tx, _turn } = self;
+        tx.commit().await
+    }
+
+    /// Rolls back, then passes the writer turn on.
+    pub async fn rollback(self) -> Result<(), sqlx::Error> {
+        let WriteTx { tx, _turn } = self;
+        tx.rollback().await
+    }
+}
+
+impl Deref for WriteTx {
+    type Target = Transaction<'static, Any>;
+    fn deref(&self) -> &Self::Target {
+        &self.tx
+    }
+}
+
+impl DerefMut for WriteTx {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.tx
+    }
 }
 
 impl Store {
@@ -107,7 +151,11 @@ impl Store {
         audit::store::migrate(&pool)
             .await
             .map_err(|e| GatewayError::Internal(format!("audit migrations: {e}")))?;
-        Ok(Store { pool, backend })
+        Ok(Store {
+            pool,
+            backend,
+            writer_turn: Arc::new(Mutex::new(())),
+        })
     }
 
     /// The connection pool.
@@ -121,10 +169,21 @@ impl Store {
     }
 
     /// Begins a transaction that will write (and so append audit events).
-    pub async fn begin_write(&self) -> Result<Transaction<'static, Any>, GatewayError> {
+    /// On SQLite the writer turn is taken before a pooled connection, so queued writers do not
+    /// hold connections that readers need.
+    pub async fn begin_write(&self) -> Result<WriteTx, GatewayError> {
         let tx = match self.backend {
-            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
-            Backend::Postgres => self.pool.begin().await?,
+            Backend::Sqlite => {
+                let turn = Arc::clone(&self.writer_turn).lock_owned().await;
+                WriteTx {
+                    tx: self.pool.begin_with("BEGIN IMMEDIATE").await?,
+                    _turn: Some(turn),
+                }
+            }
+            Backend::Postgres => WriteTx {
+                tx: self.pool.begin().await?,
+                _turn: None,
+            },
         };
         Ok(tx)
     }
@@ -587,9 +646,8 @@ pub struct DocumentRow {
     pub page_count: i64,
     /// Fee for this document.
     pub fee_yen: i64,
-    /// The PDF.
-    pub pdf: Vec<u8>,
-    /// SHA-256 of the PDF.
+    /// SHA-256 of the PDF (the bytes themselves are read only when they are sent again, see
+    /// [`IssuedDocument`]).
     pub pdf_sha256: Vec<u8>,
     /// SHA-256 of the printed content (as in the QR payload).
     pub content_digest: Vec<u8>,
@@ -597,6 +655,17 @@ pub struct DocumentRow {
     pub status: String,
     /// When issued (unix ms).
     pub issued_at: i64,
+}
+
+/// A document with its PDF: what is stored at release and streamed to the terminal. Kept
+/// apart from [`DocumentRow`] so that the calls that need only the record (print reports,
+/// deadline sweeps, verification) never read the ~130 KB of PDF per document.
+#[derive(Debug, Clone)]
+pub struct IssuedDocument {
+    /// The document's record.
+    pub record: DocumentRow,
+    /// The signed PDF.
+    pub pdf: Vec<u8>,
 }
 
 const ISSUANCE_COLUMNS: &str = "issuance_id, session_id, terminal_id, client_request_id,
@@ -625,7 +694,7 @@ fn issuance_from_row(row: &sqlx::any::AnyRow) -> Result<IssuanceRow, GatewayErro
 pub async fn insert_issuance(
     conn: &mut AnyConnection,
     issuance: &IssuanceRow,
-    documents: &[DocumentRow],
+    documents: &[IssuedDocument],
 ) -> Result<(), GatewayError> {
     sqlx::query(
         "INSERT INTO issuances (issuance_id, session_id, terminal_id, client_request_id,
@@ -648,7 +717,7 @@ pub async fn insert_issuance(
     .bind(issuance.created_at)
     .execute(&mut *conn)
     .await?;
-    for d in documents {
+    for IssuedDocument { record: d, pdf } in documents {
         sqlx::query(
             "INSERT INTO documents (serial, issuance_id, doc_index, cert_type, page_count,
                  fee_yen, pdf, pdf_sha256, content_digest, status, issued_at)
@@ -660,7 +729,7 @@ pub async fn insert_issuance(
         .bind(&d.cert_type)
         .bind(d.page_count)
         .bind(d.fee_yen)
-        .bind(&d.pdf)
+        .bind(pdf)
         .bind(&d.pdf_sha256)
         .bind(&d.content_digest)
         .bind(&d.status)
@@ -764,7 +833,7 @@ pub async fn void_documents(
 }
 
 const DOCUMENT_COLUMNS: &str = "serial, issuance_id, doc_index, cert_type, page_count, fee_yen,
-    pdf, pdf_sha256, content_digest, status, issued_at";
+    pdf_sha256, content_digest, status, issued_at";
 
 fn document_from_row(row: &sqlx::any::AnyRow) -> Result<DocumentRow, GatewayError> {
     Ok(DocumentRow {
@@ -774,15 +843,14 @@ fn document_from_row(row: &sqlx::any::AnyRow) -> Result<DocumentRow, GatewayErro
         cert_type: row.try_get(3)?,
         page_count: row.try_get(4)?,
         fee_yen: row.try_get(5)?,
-        pdf: row.try_get(6)?,
-        pdf_sha256: row.try_get(7)?,
-        content_digest: row.try_get(8)?,
-        status: row.try_get(9)?,
-        issued_at: row.try_get(10)?,
+        pdf_sha256: row.try_get(6)?,
+        content_digest: row.try_get(7)?,
+        status: row.try_get(8)?,
+        issued_at: row.try_get(9)?,
     })
 }
 
-/// The documents of an issuance, in order.
+/// The records of an issuance's documents, in order (without the PDFs).
 pub async fn documents(
     conn: &mut AnyConnection,
     issuance_id: &str,
@@ -795,6 +863,29 @@ pub async fn documents(
         .fetch_all(&mut *conn)
         .await?;
     rows.iter().map(document_from_row).collect()
+}
+
+/// The documents of an issuance with their PDFs, in order (an idempotent retry sends them
+/// again).
+pub async fn issued_documents(
+    conn: &mut AnyConnection,
+    issuance_id: &str,
+) -> Result<Vec<IssuedDocument>, GatewayError> {
+    let sql = format!(
+        "SELECT {DOCUMENT_COLUMNS}, pdf FROM documents WHERE issuance_id = $1 ORDER BY doc_index"
+    );
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(issuance_id)
+        .fetch_all(&mut *conn)
+        .await?;
+    rows.iter()
+        .map(|row| {
+            Ok(IssuedDocument {
+                record: document_from_row(row)?,
+                pdf: row.try_get(10)?,
+            })
+        })
+        .collect()
 }
 
 /// A document by serial (for VerifyService).

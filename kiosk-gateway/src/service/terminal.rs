@@ -12,7 +12,7 @@ use super::{remaining, terminal, timestamp};
 use crate::error::GatewayError;
 use crate::flow::{Flow, PrintResult};
 use crate::identity::RoleAnchors;
-use crate::store::IssuanceState;
+use crate::store::{self, IssuanceState};
 
 /// Largest piece of a PDF in one `DocumentChunk`.
 pub const CHUNK_SIZE: usize = 1 << 20;
@@ -194,12 +194,19 @@ impl TerminalService for TerminalApi {
             })),
         }));
         let mut total_bytes = 0u64;
-        for (index, document) in released.documents.iter().enumerate() {
+        for (
+            index,
+            store::IssuedDocument {
+                record: document,
+                pdf,
+            },
+        ) in released.documents.iter().enumerate()
+        {
             let cert_type = pb::CertificateType::from_str_name(&document.cert_type)
                 .unwrap_or(pb::CertificateType::Unspecified) as i32;
-            let size = document.pdf.len();
+            let size = pdf.len();
             let mut offset = 0usize;
-            for piece in document.pdf.chunks(CHUNK_SIZE) {
+            for piece in pdf.chunks(CHUNK_SIZE) {
                 out.push(Ok(pb::IssueResponse {
                     event: Some(pb::issue_response::Event::Chunk(pb::DocumentChunk {
                         serial: document.serial.clone(),
