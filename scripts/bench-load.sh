@@ -7,15 +7,29 @@
 # on loopback with mutual TLS. The gateway's clock is a rehearsal clock at a weekday 10:00 JST
 # so that service hours never refuse the run. Usage:
 #   bash scripts/bench-load.sh [ISSUANCES] [RATE]
+# PostgreSQL is reached over its Unix socket when one is found (BENCH_PG_SOCKET_DIR, default
+# /var/run/postgresql): sqlx does not set TCP_NODELAY, so over loopback TCP a statement sent in
+# two writes waits ~40 ms for a delayed ACK. BENCH_PG_SOCKET_DIR= (empty) forces TCP.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 issuances=${1:-2000}
 rate=${2:-150}
-cargo build --release -q -p kiosk-gateway -p kiosk-terminal --examples --bins
-bin=target/release
+# BENCH_BIN_DIR runs already-built binaries (kiosk-gateway, kiosk-terminal, examples/floor),
+# e.g. two builds side by side in one session.
+if [ -n "${BENCH_BIN_DIR:-}" ]; then
+  bin=$BENCH_BIN_DIR
+else
+  cargo build --release -q -p kiosk-gateway -p kiosk-terminal --examples --bins
+  bin=target/release
+fi
 pg_base=${KIOSK_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test}
 pg_server=${pg_base%/*}
-clock="2026-11-25T10:00:00+09:00"
+pg_socket=${BENCH_PG_SOCKET_DIR-/var/run/postgresql}
+# The next weekday's 10:00 JST: inside service hours, and after the development PKI (made at
+# the gateway's first start, valid from then) became valid.
+day=1
+while [ "$(TZ=Asia/Tokyo date -d "+$day day" +%u)" -gt 5 ]; do day=$((day + 1)); done
+clock="$(TZ=Asia/Tokyo date -d "+$day day" +%Y-%m-%d)T10:00:00+09:00"
 
 run() {
   local backend=$1 data port=17600 pid
@@ -24,8 +38,15 @@ run() {
     for db in bench_gw bench_reg; do
       psql "$pg_base" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" -c "CREATE DATABASE $db"
     done
-    export KIOSK_DATABASE_URL="$pg_server/bench_gw" KIOSK_REGISTER_URL="$pg_server/bench_reg"
-    db_url="$pg_server/bench_gw"
+    if [ -n "$pg_socket" ] && [ -S "$pg_socket/.s.PGSQL.5432" ]; then
+      gw_url="postgres://postgres@localhost/bench_gw?host=$pg_socket"
+      reg_url="postgres://postgres@localhost/bench_reg?host=$pg_socket"
+    else
+      gw_url="$pg_server/bench_gw" reg_url="$pg_server/bench_reg"
+    fi
+    export KIOSK_DATABASE_URL="$gw_url" KIOSK_REGISTER_URL="$reg_url"
+    db_url="$gw_url"
+    echo "postgres at $gw_url"
   else
     unset KIOSK_DATABASE_URL KIOSK_REGISTER_URL
     db_url="sqlite://$data/gateway.db"
