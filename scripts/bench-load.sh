@@ -31,6 +31,26 @@ day=1
 while [ "$(TZ=Asia/Tokyo date -d "+$day day" +%u)" -gt 5 ]; do day=$((day + 1)); done
 clock="$(TZ=Asia/Tokyo date -d "+$day day" +%Y-%m-%d)T10:00:00+09:00"
 
+# CPU time (user + system, clock ticks) of process $1 so far.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+
+# Runs the load command "$@" and says how much CPU the gateway ($pid) and the load generator
+# spent per issuance: where the time goes, independent of how busy the machine was. The
+# gateway's share includes the load's eligibility prepass (one login and menu per card).
+measured() {
+  local before after hz load_cpu TIMEFORMAT='%U %S'
+  hz=$(getconf CLK_TCK)
+  before=$(cpu_ticks "$pid")
+  # bash's `time` reports to the group's stderr (the file); the command's own goes to fd 4.
+  { time "$@" 2>&4; } 4>&2 2>"$data/time.txt"
+  load_cpu=$(tail -1 "$data/time.txt")
+  after=$(cpu_ticks "$pid")
+  awk -v g=$((after - before)) -v hz="$hz" -v n="$issuances" -v l="$load_cpu" 'BEGIN {
+    split(l, t, " ");
+    printf "CPU per issuance: gateway %.2f ms, load generator %.2f ms\n",
+      g / hz * 1000 / n, (t[1] + t[2]) * 1000 / n }'
+}
+
 run() {
   local backend=$1 data port=17600 pid
   data=$(mktemp -d)
@@ -62,9 +82,9 @@ run() {
   local load=(taskset -c 1 $bin/kiosk-terminal --gateway https://127.0.0.1:$port --pki "$data/pki"
     load --cards "$data/cards" --bindings "$data/bindings-131016.jsonl" --type RESIDENT_RECORD_ITEMS)
   echo "--- closed loop, 32 terminals"
-  "${load[@]}" --concurrency 32 --issuances "$issuances"
+  measured "${load[@]}" --concurrency 32 --issuances "$issuances"
   echo "--- open loop at $rate/s"
-  "${load[@]}" --concurrency 64 --issuances "$issuances" --rate "$rate"
+  measured "${load[@]}" --concurrency 64 --issuances "$issuances" --rate "$rate"
   kill -TERM $pid; wait $pid || true
   rm -rf "$data"
 }
