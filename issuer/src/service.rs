@@ -273,6 +273,29 @@ impl IssuerService for IssuerGrpc {
         }))
     }
 
+    async fn quote(
+        &self,
+        request: Request<pb::IssuerQuoteRequest>,
+    ) -> Result<Response<pb::IssuerQuoteResponse>, Status> {
+        let request = request.into_inner();
+        let issuer = self.issuer(&request.municipality_code)?;
+        let requester = ResidentRef::parse(&request.requester_ref)?;
+        let items = request
+            .items
+            .iter()
+            .map(item_from_wire)
+            .collect::<Result<Vec<_>, _>>()?;
+        // The gateway's clock decides, so the quote agrees with the Render that follows it.
+        let now = match request.as_of.as_ref() {
+            Some(as_of) => timestamp_from_wire(Some(as_of))?,
+            None => OffsetDateTime::now_utc(),
+        };
+        let lines = issuer.quote(&requester, &items, now).await?;
+        Ok(Response::new(pb::IssuerQuoteResponse {
+            fee_yen: lines.iter().map(|line| line.fee_yen).collect(),
+        }))
+    }
+
     async fn render(
         &self,
         request: Request<pb::RenderRequest>,

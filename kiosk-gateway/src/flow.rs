@@ -532,34 +532,32 @@ impl Flow {
         items: &[pb::RequestItem],
     ) -> Result<Vec<(pb::RequestItem, u32)>, GatewayError> {
         self.validate_items(items)?;
-        let menu = self.menu(terminal, session_id).await?;
-        let mut lines = Vec::new();
-        for (index, item) in items.iter().enumerate() {
-            let entry = menu
-                .entries
-                .iter()
-                .find(|e| e.r#type == item.r#type)
-                .ok_or_else(|| {
-                    GatewayError::refused("CERTIFICATE_TYPE_NOT_OFFERED", "type not offered")
-                })?;
-            if !entry.available {
-                let reason = kiosk_proto::reasons::find(&entry.unavailable_reason)
-                    .map(|r| r.name)
-                    .unwrap_or("NOT_PERMITTED_SUBJECT");
-                return Err(GatewayError::refused(
-                    reason,
-                    format!("item {index} unavailable"),
-                ));
-            }
-            if item.copies > entry.max_copies {
-                return Err(GatewayError::refused(
-                    "TOO_MANY_COPIES",
-                    format!("items[{index}].copies exceeds {}", entry.max_copies),
-                ));
-            }
-            lines.push((item.clone(), entry.fee_yen));
+        let mut conn = self.store.pool().acquire().await?;
+        let session = self.owned_session(&mut conn, terminal, session_id).await?;
+        drop(conn);
+        let (binding, _) = authenticated(&session)?;
+        let issuer = self
+            .issuers
+            .get(&binding.municipality_code)
+            .ok_or_else(|| GatewayError::refused("MUNICIPALITY_NOT_SERVED", "not served"))?;
+        // The issuer decides the order itself (eligibility, subjects, copies, options) on the
+        // current register, as Render will; pricing from a menu decided all seven types for
+        // the one or two that were asked for.
+        let quoted = issuer
+            .quote(pb::IssuerQuoteRequest {
+                municipality_code: binding.municipality_code.clone(),
+                requester_ref: binding.resident_ref.clone(),
+                items: items.to_vec(),
+                as_of: Some(timestamp(self.now_ms())),
+            })
+            .await
+            .map_err(issuer_status)?;
+        if quoted.fee_yen.len() != items.len() {
+            return Err(GatewayError::Internal(
+                "issuer priced another number of items".into(),
+            ));
         }
-        Ok(lines)
+        Ok(items.iter().cloned().zip(quoted.fee_yen).collect())
     }
 
     fn validate_items(&self, items: &[pb::RequestItem]) -> Result<(), GatewayError> {

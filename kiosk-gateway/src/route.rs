@@ -10,7 +10,8 @@ use std::time::Duration;
 use kiosk_proto::v1::issuer_service_client::IssuerServiceClient;
 use kiosk_proto::v1::issuer_service_server::IssuerService;
 use kiosk_proto::v1::{
-    IssuerMenuRequest, IssuerMenuResponse, RenderRequest, RenderResponse, VoidRequest, VoidResponse,
+    IssuerMenuRequest, IssuerMenuResponse, IssuerQuoteRequest, IssuerQuoteResponse, RenderRequest,
+    RenderResponse, VoidRequest, VoidResponse,
 };
 use tonic::transport::Channel;
 
@@ -22,6 +23,11 @@ pub trait IssuerLink: Send + Sync {
         &self,
         request: IssuerMenuRequest,
     ) -> Result<IssuerMenuResponse, tonic::Status>;
+    /// `IssuerService.Quote`.
+    async fn quote(
+        &self,
+        request: IssuerQuoteRequest,
+    ) -> Result<IssuerQuoteResponse, tonic::Status>;
     /// `IssuerService.Render`, bounded by `deadline`.
     async fn render(
         &self,
@@ -44,6 +50,17 @@ impl<S: IssuerService> IssuerLink for InProcess<S> {
         Ok(self
             .0
             .get_menu(tonic::Request::new(request))
+            .await?
+            .into_inner())
+    }
+
+    async fn quote(
+        &self,
+        request: IssuerQuoteRequest,
+    ) -> Result<IssuerQuoteResponse, tonic::Status> {
+        Ok(self
+            .0
+            .quote(tonic::Request::new(request))
             .await?
             .into_inner())
     }
@@ -89,6 +106,13 @@ impl IssuerLink for Remote {
         request: IssuerMenuRequest,
     ) -> Result<IssuerMenuResponse, tonic::Status> {
         Ok(self.client.clone().get_menu(request).await?.into_inner())
+    }
+
+    async fn quote(
+        &self,
+        request: IssuerQuoteRequest,
+    ) -> Result<IssuerQuoteResponse, tonic::Status> {
+        Ok(self.client.clone().quote(request).await?.into_inner())
     }
 
     async fn render(

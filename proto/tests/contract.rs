@@ -47,6 +47,8 @@ fn services_and_rpcs_have_the_contract_names() {
         "AuditService.ResolveAnomaly",
         "VerifyService.VerifyDocument",
         "IssuerService.GetMenu",
+        // Internal; added so a quote decides only the items asked for.
+        "IssuerService.Quote",
         "IssuerService.Render",
         "IssuerService.Void",
     ];

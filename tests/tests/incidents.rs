@@ -274,6 +274,13 @@ impl IssuerLink for QueueAdvancingIssuer {
         self.inner.get_menu(request).await
     }
 
+    async fn quote(
+        &self,
+        request: pb::IssuerQuoteRequest,
+    ) -> Result<pb::IssuerQuoteResponse, tonic::Status> {
+        self.inner.quote(request).await
+    }
+
     async fn render(
         &self,
         request: pb::RenderRequest,
@@ -389,6 +396,13 @@ impl IssuerLink for GatedIssuer {
         request: pb::IssuerMenuRequest,
     ) -> Result<pb::IssuerMenuResponse, tonic::Status> {
         self.inner.get_menu(request).await
+    }
+
+    async fn quote(
+        &self,
+        request: pb::IssuerQuoteRequest,
+    ) -> Result<pb::IssuerQuoteResponse, tonic::Status> {
+        self.inner.quote(request).await
     }
 
     async fn render(
