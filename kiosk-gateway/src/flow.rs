@@ -32,7 +32,7 @@ use tokio::sync::Semaphore;
 use crate::cardauth::CardVerifier;
 use crate::error::GatewayError;
 use crate::identity::TerminalIdentity;
-use crate::route::IssuerDirectory;
+use crate::route::{IssuerDirectory, IssuerLink};
 use crate::service::timestamp;
 use crate::store::{
     self, CardBinding, IssuanceRow, IssuanceState, SessionRow, SessionState, Store,
@@ -498,12 +498,13 @@ impl Flow {
         Ok(menu)
     }
 
-    /// The menu of an authenticated session, decided now.
-    pub async fn menu(
+    /// The card binding of an authenticated session of `terminal`, and its municipality's
+    /// issuer.
+    async fn session_issuer(
         &self,
         terminal: &TerminalIdentity,
         session_id: &str,
-    ) -> Result<pb::Menu, GatewayError> {
+    ) -> Result<(CardBinding, Arc<dyn IssuerLink>), GatewayError> {
         let mut conn = self.store.pool().acquire().await?;
         let session = self.owned_session(&mut conn, terminal, session_id).await?;
         drop(conn);
@@ -512,6 +513,16 @@ impl Flow {
             .issuers
             .get(&binding.municipality_code)
             .ok_or_else(|| GatewayError::refused("MUNICIPALITY_NOT_SERVED", "not served"))?;
+        Ok((binding, issuer))
+    }
+
+    /// The menu of an authenticated session, decided now.
+    pub async fn menu(
+        &self,
+        terminal: &TerminalIdentity,
+        session_id: &str,
+    ) -> Result<pb::Menu, GatewayError> {
+        let (binding, issuer) = self.session_issuer(terminal, session_id).await?;
         issuer
             .get_menu(pb::IssuerMenuRequest {
                 municipality_code: binding.municipality_code.clone(),
@@ -532,14 +543,7 @@ impl Flow {
         items: &[pb::RequestItem],
     ) -> Result<Vec<(pb::RequestItem, u32)>, GatewayError> {
         self.validate_items(items)?;
-        let mut conn = self.store.pool().acquire().await?;
-        let session = self.owned_session(&mut conn, terminal, session_id).await?;
-        drop(conn);
-        let (binding, _) = authenticated(&session)?;
-        let issuer = self
-            .issuers
-            .get(&binding.municipality_code)
-            .ok_or_else(|| GatewayError::refused("MUNICIPALITY_NOT_SERVED", "not served"))?;
+        let (binding, issuer) = self.session_issuer(terminal, session_id).await?;
         // The issuer decides the order itself (eligibility, subjects, copies, options) on the
         // current register, as Render will; pricing from a menu decided all seven types for
         // the one or two that were asked for.

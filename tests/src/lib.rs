@@ -413,3 +413,22 @@ pub fn pdf_text(pdf: &[u8]) -> String {
 pub fn page_subjects(pdf: &[u8]) -> Vec<(String, Vec<String>)> {
     provision::page_markers(pdf).expect("markers readable")
 }
+
+/// Defines one test per database from an async body taking `db: Db`: a module named `$name`
+/// with the tests `sqlite` and `postgres`. The calling file needs `Db` in scope.
+#[macro_export]
+macro_rules! on_both_databases {
+    ($name:ident, $body:expr) => {
+        mod $name {
+            use super::*;
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                ($body)(Db::Sqlite).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                ($body)(Db::Postgres).await
+            }
+        }
+    };
+}

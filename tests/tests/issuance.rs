@@ -11,25 +11,9 @@ use std::time::Duration;
 use kiosk_proto::reasons;
 use kiosk_proto::v1 as pb;
 use kiosk_tests::{
-    Db, TERMINAL_1, TERMINAL_2, fee, item, page_subjects, pdf_text, sign, spawn_app,
+    Db, TERMINAL_1, TERMINAL_2, fee, item, on_both_databases, page_subjects, pdf_text, sign,
+    spawn_app,
 };
-
-/// Defines one test per database from an async body taking `db: Db`.
-macro_rules! on_both_databases {
-    ($name:ident, $body:expr) => {
-        mod $name {
-            use super::*;
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                ($body)(Db::Sqlite).await
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                ($body)(Db::Postgres).await
-            }
-        }
-    };
-}
 
 fn reason(error: &kiosk_terminal::client::TerminalError) -> String {
     error.reason().to_owned()

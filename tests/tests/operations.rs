@@ -15,26 +15,9 @@ use kiosk_gateway::admin::{self, AdminError, Attribution, Change, TerminalAction
 use kiosk_gateway::server::{BUILD_COMMIT_HEADER, BUILD_VERSION_HEADER, build_identity};
 use kiosk_gateway::store::TerminalStatus;
 use kiosk_proto::v1 as pb;
-use kiosk_tests::{Db, TERMINAL_1, TERMINAL_2, TestApp, fee, item, spawn_app};
+use kiosk_tests::{Db, TERMINAL_1, TERMINAL_2, TestApp, fee, item, on_both_databases, spawn_app};
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_client::HealthClient;
-
-/// Defines one test per database from an async body taking `db: Db` (as in issuance.rs).
-macro_rules! on_both_databases {
-    ($name:ident, $body:expr) => {
-        mod $name {
-            use super::*;
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                ($body)(Db::Sqlite).await
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                ($body)(Db::Postgres).await
-            }
-        }
-    };
-}
 
 /// The second development terminal's id (certificate stem [`TERMINAL_2`]).
 const KIOSK_2: &str = "seven/131016-0042/k2";
