@@ -4,6 +4,11 @@
 //! With no file and no variables it describes the embedded default: everything under
 //! `.kiosk-data/` (SQLite databases, a development PKI, a synthetic register), listening on
 //! 127.0.0.1:7443, with the issuers in process.
+//!
+//! `serve` runs every issuer in process. Routing a municipality to a separate issuer process
+//! over mutual TLS exists as a library (`route::Remote`, used by the end-to-end tests) but not
+//! yet as configuration: there is no `issuer serve` binary to point at, and a setting that was
+//! accepted and ignored would be worse than none (an unknown key is refused).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -35,18 +40,6 @@ pub enum ConfigError {
     },
 }
 
-/// A remote issuer for one municipality.
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
-pub struct RemoteIssuer {
-    /// The 6-digit municipality code it serves.
-    pub municipality: String,
-    /// Its URL, e.g. `https://issuer-131016.internal:7444`.
-    pub endpoint: String,
-    /// The name in its server certificate.
-    pub server_name: String,
-}
-
 /// The whole configuration.
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, default)]
@@ -67,8 +60,6 @@ pub struct Config {
     pub municipalities: Vec<String>,
     /// Residents per municipality in the synthetic register created on first start.
     pub synthetic_residents: u32,
-    /// Issuers reached over mutual TLS instead of in process.
-    pub remote_issuers: Vec<RemoteIssuer>,
     /// TLS handshake limit, ms.
     pub handshake_timeout_ms: u64,
     /// Issuances rendered at once before OVERLOADED.
@@ -96,7 +87,6 @@ impl Default for Config {
             pki_dir: None,
             municipalities: vec!["131016".into()],
             synthetic_residents: 200,
-            remote_issuers: Vec::new(),
             handshake_timeout_ms: 5_000,
             max_concurrent_issuances: 64,
             print_window_secs: 300,
@@ -183,7 +173,7 @@ impl Config {
             crate::store::Backend::of_url(url)
                 .map_err(|_| invalid("database_url", "must start with sqlite: or postgres:"))?;
         }
-        if self.municipalities.is_empty() && self.remote_issuers.is_empty() {
+        if self.municipalities.is_empty() {
             return Err(invalid("municipalities", "at least one municipality"));
         }
         for code in &self.municipalities {
@@ -281,6 +271,20 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("gateway.toml");
         std::fs::write(&path, "listen = \"127.0.0.1:0\"\nlisten_port = 1\n").unwrap();
+        assert!(matches!(
+            Config::load(Some(&path), &FakeEnv(HashMap::new())),
+            Err(ConfigError::Parse(_))
+        ));
+    }
+
+    #[test]
+    fn remote_issuers_are_refused_rather_than_ignored() {
+        // `serve` cannot route to a separate issuer process yet (see the module docs).
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("gateway.toml");
+        let toml = "[[remote_issuers]]\nmunicipality = \"131016\"\n\
+                    endpoint = \"https://issuer:7444\"\nserver_name = \"issuer\"\n";
+        std::fs::write(&path, toml).unwrap();
         assert!(matches!(
             Config::load(Some(&path), &FakeEnv(HashMap::new())),
             Err(ConfigError::Parse(_))
