@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use audit::checkpoint::CheckpointSigner;
-use audit::event::Pseudonymizer;
+use audit::event::{Actor, Event, EventType, Fact, Ident, Pseudonymizer, UnixMillis};
 use card::testpki::{DevPki, files};
 use issuer::Issuer;
 use issuer::bindings::CardBinding;
@@ -270,16 +270,28 @@ pub async fn prepare(config: &Config) -> anyhow::Result<Embedded> {
         if known.is_some() {
             continue;
         }
+        let now_ms = time::OffsetDateTime::now_utc().unix_timestamp() * 1000;
         store::upsert_terminal(
             &mut tx,
             &terminal.id(),
             terminal.chain(),
             terminal.store(),
             TerminalStatus::Active,
-            time::OffsetDateTime::now_utc().unix_timestamp() * 1000,
+            now_ms,
         )
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
+        // A registration is a change of the terminal registry like an operator's: it commits
+        // with its event, here by the system (the deployment registered it, no person did).
+        let event = Event::new(
+            UnixMillis(now_ms),
+            EventType::TerminalChanged,
+            Actor::System,
+        )
+        .with_terminal(Ident::parse(&terminal.id())?)
+        .with_fact(Fact::Store(Ident::parse(terminal.store())?))
+        .with_fact(Fact::Chain(Ident::parse(terminal.chain())?));
+        audit::store::append(&mut tx, &event).await?;
     }
     tx.commit().await?;
 
@@ -456,7 +468,6 @@ pub fn page_markers(pdf: &[u8]) -> Result<Vec<(String, Vec<String>)>, String> {
 
 /// Records the STARTED audit event with this binary's build identity.
 pub async fn record_start(store: &Store) -> anyhow::Result<()> {
-    use audit::event::{Event, Ident, UnixMillis};
     let (version, commit) = crate::server::build_identity();
     let event = Event::started(
         UnixMillis::now(),

@@ -125,6 +125,15 @@ async fn events(app: &TestApp, ty: EventType) -> Vec<Event> {
         .collect()
 }
 
+/// The TERMINAL_CHANGED events an operator caused (start-up registration is the system's).
+async fn operator_terminal_changes(app: &TestApp) -> Vec<Event> {
+    events(app, EventType::TerminalChanged)
+        .await
+        .into_iter()
+        .filter(|e| e.actor().kind() == ActorKind::Operator)
+        .collect()
+}
+
 async fn log_size(app: &TestApp) -> u64 {
     let mut conn = app.flow.store().pool().acquire().await.unwrap();
     audit::store::tree_size(&mut conn).await.unwrap()
@@ -248,7 +257,7 @@ on_both_databases!(
         assert_eq!(status_of(&app, KIOSK_2).await, TerminalStatus::Active);
 
         // Exactly one event per change, naming the terminal, the operator and the reason.
-        let changes = events(&app, EventType::TerminalChanged).await;
+        let changes = operator_terminal_changes(&app).await;
         assert_eq!(changes.len(), 2, "{changes:?}");
         for (event, why) in changes.iter().zip([suspend, resume]) {
             assert_eq!(event.terminal().unwrap().as_str(), KIOSK_2);
@@ -322,13 +331,20 @@ on_both_databases!(retirement_is_final, |db| async move {
     let error = terminal.open_session().await.unwrap_err();
     assert_eq!(reason(&error), "TERMINAL_RETIRED");
 
-    // Starting the gateway again over the same databases keeps it retired.
+    // Starting the gateway again over the same databases keeps it retired, and registers
+    // nothing again.
+    let registered = events(&app, EventType::TerminalChanged).await.len();
     kiosk_gateway::provision::prepare(&app.config)
         .await
         .unwrap();
     assert_eq!(status_of(&app, KIOSK_2).await, TerminalStatus::Retired);
+    assert_eq!(
+        events(&app, EventType::TerminalChanged).await.len(),
+        registered,
+        "a restart wrote terminal events"
+    );
 
-    let changes = events(&app, EventType::TerminalChanged).await;
+    let changes = operator_terminal_changes(&app).await;
     assert_eq!(changes.len(), 1, "{changes:?}");
     assert_eq!(changes[0].terminal().unwrap().as_str(), KIOSK_2);
     assert_eq!(
@@ -338,6 +354,28 @@ on_both_databases!(retirement_is_final, |db| async move {
     assert_by_operator(&changes[0], why);
     assert_log_verifies(&app, &before).await;
 });
+
+on_both_databases!(
+    registering_the_terminals_at_start_is_in_the_log,
+    |db| async move {
+        let app = spawn_app(db).await;
+        let registered = events(&app, EventType::TerminalChanged).await;
+        let expected: Vec<String> = card::testpki::DevPkiSpec::fixture()
+            .terminals
+            .iter()
+            .map(|t| t.id())
+            .collect();
+        let named: Vec<String> = registered
+            .iter()
+            .map(|e| e.terminal().unwrap().as_str().to_owned())
+            .collect();
+        assert_eq!(named, expected, "one registration event per terminal");
+        for event in &registered {
+            assert_eq!(event.actor().kind(), ActorKind::System);
+            assert!(event.reason().is_none(), "a new terminal is active");
+        }
+    }
+);
 
 /// Issues one document in `session`, reporting it printed; returns the refusal reason if any.
 async fn try_issue(
