@@ -243,6 +243,22 @@ impl IssuerGrpc {
         IssuerServiceServer::new(self)
     }
 
+    /// The issuer, requester and items of an order (Quote and Render take the same ones).
+    fn order(
+        &self,
+        municipality_code: &str,
+        requester_ref: &str,
+        items: &[pb::RequestItem],
+    ) -> Result<(&Issuer, ResidentRef, Vec<RequestItem>), IssuerError> {
+        let issuer = self.issuer(municipality_code)?;
+        let requester = ResidentRef::parse(requester_ref)?;
+        let items = items
+            .iter()
+            .map(item_from_wire)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok((issuer, requester, items))
+    }
+
     fn issuer(&self, code: &str) -> Result<&Issuer, IssuerError> {
         let code = MunicipalityCode::parse(code)?;
         self.issuers
@@ -278,13 +294,11 @@ impl IssuerService for IssuerGrpc {
         request: Request<pb::IssuerQuoteRequest>,
     ) -> Result<Response<pb::IssuerQuoteResponse>, Status> {
         let request = request.into_inner();
-        let issuer = self.issuer(&request.municipality_code)?;
-        let requester = ResidentRef::parse(&request.requester_ref)?;
-        let items = request
-            .items
-            .iter()
-            .map(item_from_wire)
-            .collect::<Result<Vec<_>, _>>()?;
+        let (issuer, requester, items) = self.order(
+            &request.municipality_code,
+            &request.requester_ref,
+            &request.items,
+        )?;
         // The gateway's clock decides, so the quote agrees with the Render that follows it.
         let now = match request.as_of.as_ref() {
             Some(as_of) => timestamp_from_wire(Some(as_of))?,
@@ -301,14 +315,12 @@ impl IssuerService for IssuerGrpc {
         request: Request<pb::RenderRequest>,
     ) -> Result<Response<pb::RenderResponse>, Status> {
         let request = request.into_inner();
-        let issuer = self.issuer(&request.municipality_code)?;
+        let (issuer, requester, items) = self.order(
+            &request.municipality_code,
+            &request.requester_ref,
+            &request.items,
+        )?;
         let issuance_id = IssuanceId::parse(&request.issuance_id)?;
-        let requester = ResidentRef::parse(&request.requester_ref)?;
-        let items = request
-            .items
-            .iter()
-            .map(item_from_wire)
-            .collect::<Result<Vec<_>, _>>()?;
         let issued_at = timestamp_from_wire(request.issued_at.as_ref())?;
         let documents = issuer
             .render(&issuance_id, &requester, &items, issued_at)

@@ -28,10 +28,9 @@ use audit::event::{Event, Fact, Ident, MunicipalityCode, ReasonCode, ResolutionN
 
 use crate::error::GatewayError;
 use crate::identity::TerminalIdentity;
-use crate::store::{self, Backend, Municipality, Store, TerminalRow, TerminalStatus};
-
-/// The setting the flow reads for the global kill switch (`on` refuses issuing everywhere).
-pub const KILL_SWITCH_SETTING: &str = "kill_switch";
+use crate::store::{
+    self, Backend, KILL_SWITCH_SETTING, Municipality, Store, TerminalRow, TerminalStatus,
+};
 
 /// Why an operator command was refused or failed.
 #[derive(Debug, thiserror::Error)]
@@ -158,15 +157,6 @@ pub enum Change {
     Unchanged,
 }
 
-/// A terminal status as operators read it.
-pub fn status_name(status: TerminalStatus) -> &'static str {
-    match status {
-        TerminalStatus::Active => "active",
-        TerminalStatus::Suspended => "suspended",
-        TerminalStatus::Retired => "retired",
-    }
-}
-
 /// Opens the gateway database of a configuration for operator commands. Unlike
 /// [`Store::open`] it never creates a SQLite file: a command run against a mistyped path
 /// would otherwise report success on a fresh, empty database while the gateway runs on.
@@ -252,7 +242,7 @@ pub async fn change_terminal(
     )
     .await?;
     tx.commit().await?;
-    tracing::info!(terminal = %id, status = status_name(target), operator = %by.operator, "terminal changed");
+    tracing::info!(terminal = %id, status = target.as_str(), operator = %by.operator, "terminal changed");
     verdict
 }
 

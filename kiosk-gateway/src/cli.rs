@@ -201,7 +201,7 @@ async fn run_admin(config: &Config, command: AdminCommand) -> Result<String, Adm
             let by = attribution(&change.by)?;
             let store = admin::open_store(&config.database_url()).await?;
             let id = &change.terminal_id;
-            let status = admin::status_name(action.target());
+            let status = action.target().as_str();
             Ok(
                 match admin::change_terminal(&store, id, action, &by, UnixMillis::now()).await? {
                     Change::Applied { event_index } => {
@@ -253,7 +253,7 @@ fn terminal_table(rows: &[crate::store::TerminalRow]) -> String {
             row.terminal_id.clone(),
             row.chain.clone(),
             row.store.clone(),
-            admin::status_name(row.status).to_owned(),
+            row.status.as_str().to_owned(),
         ]);
     }
     let mut widths = [0usize; 4];

@@ -253,7 +253,11 @@ impl Flow {
         conn: &mut AnyConnection,
         municipality: Option<&str>,
     ) -> Result<bool, GatewayError> {
-        if store::setting(conn, "kill_switch").await?.as_deref() == Some("on") {
+        if store::setting(conn, store::KILL_SWITCH_SETTING)
+            .await?
+            .as_deref()
+            == Some("on")
+        {
             return Ok(true);
         }
         if let Some(code) = municipality

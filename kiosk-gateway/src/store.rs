@@ -200,6 +200,9 @@ fn clone_migrator(source: &Migrator) -> Migrator {
     migrator
 }
 
+/// The setting the flow reads for the global kill switch (`on` refuses issuing everywhere).
+pub const KILL_SWITCH_SETTING: &str = "kill_switch";
+
 /// A terminal's registration status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TerminalStatus {
@@ -212,7 +215,8 @@ pub enum TerminalStatus {
 }
 
 impl TerminalStatus {
-    fn as_str(self) -> &'static str {
+    /// The stored (and displayed) name: `active`, `suspended`, `retired`.
+    pub fn as_str(self) -> &'static str {
         match self {
             TerminalStatus::Active => "active",
             TerminalStatus::Suspended => "suspended",
