@@ -23,6 +23,9 @@ pub enum IssuerError {
     /// The request names a municipality this issuer does not serve.
     #[error("municipality not served by this issuer")]
     MunicipalityNotServed,
+    /// The caller's certificate does not name a gateway (only gateways call an issuer).
+    #[error("only a gateway may call the issuer")]
+    WrongClientRole,
     /// A register row holds a value the issuer does not understand.
     #[error("register row is corrupt: {what}")]
     Corrupt {
@@ -49,6 +52,7 @@ impl IssuerError {
             IssuerError::TooManyCopies => "TOO_MANY_COPIES",
             IssuerError::IssuanceConflict => "IDEMPOTENCY_KEY_REUSED",
             IssuerError::MunicipalityNotServed => "MUNICIPALITY_NOT_SERVED",
+            IssuerError::WrongClientRole => "WRONG_CLIENT_ROLE",
             IssuerError::Corrupt { .. }
             | IssuerError::Database(_)
             | IssuerError::Migrate(_)

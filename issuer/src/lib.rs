@@ -13,6 +13,8 @@
 //!   recorded in the issued-document registry in the same transaction), void.
 //! - [`service`]: the `kiosk.v1.IssuerService` server over the handle, the only place that
 //!   knows the wire types.
+//! - [`serve`]: `issuer serve`, the service as its own process over mutual TLS (gateways
+//!   only), with health and a graceful drain.
 //! - [`generator`] and [`bindings`]: the deterministic synthetic register and the card bindings
 //!   the gateway loads.
 //! - [`document`]: layout, PDF rendering and signing.
@@ -31,6 +33,7 @@ pub mod issuer;
 pub mod model;
 pub mod register;
 pub mod rules;
+pub mod serve;
 pub mod service;
 
 pub use error::IssuerError;

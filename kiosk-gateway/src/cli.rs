@@ -217,7 +217,12 @@ async fn run_admin(config: &Config, command: AdminCommand) -> Result<String, Adm
             let (change, on) = match command {
                 KillSwitchCommand::Status => {
                     let store = admin::open_store(&config.database_url()).await?;
-                    let status = admin::kill_switch_status(&store, &config.municipalities).await?;
+                    let codes: Vec<String> = config
+                        .all_municipalities()
+                        .into_iter()
+                        .map(|(code, _)| code)
+                        .collect();
+                    let status = admin::kill_switch_status(&store, &codes).await?;
                     return Ok(status.to_string());
                 }
                 KillSwitchCommand::On(change) => (change, true),
@@ -281,7 +286,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         config.data_dir.display()
     );
     let embedded = crate::provision::prepare(&config).await?;
-    let directory = embedded.in_process_directory(&config);
+    let directory = embedded.issuer_directory(&config)?;
     let clock: Arc<dyn crate::flow::Clock> = match config.rehearsal_clock_start()? {
         Some(start) => {
             println!("WARNING: rehearsal clock from {start} ms: not for production");
@@ -295,6 +300,12 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     println!("kiosk-gateway listening on https://{}", server.local_addr());
     println!("  gateway database: {}", config.database_url());
     println!("  register:         {}", config.register_url());
+    for remote in &config.remote_issuers {
+        println!(
+            "  issuer of {}:   {} (separate process, mutual TLS)",
+            remote.municipality, remote.endpoint
+        );
+    }
     println!("  PKI (TEST ONLY):  {}", config.pki_dir().display());
     println!(
         "  resident cards:   {}",

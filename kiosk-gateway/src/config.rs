@@ -5,10 +5,10 @@
 //! `.kiosk-data/` (SQLite databases, a development PKI, a synthetic register), listening on
 //! 127.0.0.1:7443, with the issuers in process.
 //!
-//! `serve` runs every issuer in process. Routing a municipality to a separate issuer process
-//! over mutual TLS exists as a library (`route::Remote`, used by the end-to-end tests) but not
-//! yet as configuration: there is no `issuer serve` binary to point at, and a setting that was
-//! accepted and ignored would be worse than none (an unknown key is refused).
+//! `municipalities` are served in process; each `[[remote_issuers]]` entry routes one
+//! municipality to a separate `issuer serve` process over mutual TLS (the gateway presents
+//! its internal client certificate and trusts the internal CA from its PKI directory). A
+//! municipality is in exactly one of the two lists.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -40,6 +40,36 @@ pub enum ConfigError {
     },
 }
 
+/// A municipality whose issuer runs as its own process (`issuer serve`).
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct RemoteIssuer {
+    /// The 6-digit municipality code.
+    pub municipality: String,
+    /// The issuer's address, `https://host:port`.
+    pub endpoint: String,
+    /// The name in the issuer's server certificate; default: the endpoint's host.
+    pub server_name: Option<String>,
+    /// The municipality's card bindings (JSON Lines from `issuer generate --bindings-out`),
+    /// imported on every start so the gateway knows whose cards route here.
+    pub bindings: PathBuf,
+    /// The municipality's name as kiosks and verifiers show it.
+    pub name: Option<String>,
+}
+
+impl RemoteIssuer {
+    /// The TLS server name to expect.
+    pub fn server_name(&self) -> String {
+        self.server_name.clone().unwrap_or_else(|| {
+            self.endpoint
+                .parse::<tonic::codegen::http::Uri>()
+                .ok()
+                .and_then(|uri| uri.host().map(|h| h.trim_matches(['[', ']']).to_owned()))
+                .unwrap_or_default()
+        })
+    }
+}
+
 /// The whole configuration.
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, default)]
@@ -58,6 +88,8 @@ pub struct Config {
     pub pki_dir: Option<PathBuf>,
     /// Municipalities served in process, with a synthetic register on first start.
     pub municipalities: Vec<String>,
+    /// Municipalities whose issuer is a separate process, reached over mutual TLS.
+    pub remote_issuers: Vec<RemoteIssuer>,
     /// Residents per municipality in the synthetic register created on first start.
     pub synthetic_residents: u32,
     /// TLS handshake limit, ms.
@@ -86,6 +118,7 @@ impl Default for Config {
             gateway_id: "gw-dev-01".into(),
             pki_dir: None,
             municipalities: vec!["131016".into()],
+            remote_issuers: Vec::new(),
             synthetic_residents: 200,
             handshake_timeout_ms: 5_000,
             max_concurrent_issuances: 64,
@@ -173,12 +206,52 @@ impl Config {
             crate::store::Backend::of_url(url)
                 .map_err(|_| invalid("database_url", "must start with sqlite: or postgres:"))?;
         }
-        if self.municipalities.is_empty() {
-            return Err(invalid("municipalities", "at least one municipality"));
+        if self.municipalities.is_empty() && self.remote_issuers.is_empty() {
+            return Err(invalid(
+                "municipalities",
+                "at least one municipality, in process or in remote_issuers",
+            ));
         }
         for code in &self.municipalities {
             audit::event::MunicipalityCode::parse(code)
                 .map_err(|_| invalid("municipalities", "6-digit codes with a valid check digit"))?;
+        }
+        let mut seen: Vec<&str> = self.municipalities.iter().map(String::as_str).collect();
+        seen.sort_unstable();
+        if seen.windows(2).any(|w| w[0] == w[1]) {
+            return Err(invalid("municipalities", "a code is listed twice"));
+        }
+        for remote in &self.remote_issuers {
+            audit::event::MunicipalityCode::parse(&remote.municipality).map_err(|_| {
+                invalid(
+                    "remote_issuers.municipality",
+                    "6-digit codes with a valid check digit",
+                )
+            })?;
+            if seen.contains(&remote.municipality.as_str()) {
+                return Err(invalid(
+                    "remote_issuers.municipality",
+                    "a municipality is served either in process (municipalities) or by one \
+                     remote issuer, not both; set municipalities = [] to serve none in process",
+                ));
+            }
+            seen.push(&remote.municipality);
+            let uri: tonic::codegen::http::Uri = remote
+                .endpoint
+                .parse()
+                .map_err(|_| invalid("remote_issuers.endpoint", "an https://host:port URL"))?;
+            if uri.scheme_str() != Some("https") || uri.host().is_none() {
+                return Err(invalid(
+                    "remote_issuers.endpoint",
+                    "an https://host:port URL (the issuer is only reached over mutual TLS)",
+                ));
+            }
+            if remote.server_name().is_empty() {
+                return Err(invalid(
+                    "remote_issuers.server_name",
+                    "a DNS name or address",
+                ));
+            }
         }
         if self.max_concurrent_issuances == 0 {
             return Err(invalid("max_concurrent_issuances", "at least 1"));
@@ -190,6 +263,25 @@ impl Config {
             return Err(invalid("rehearsal_clock_start", "an RFC 3339 instant"));
         }
         Ok(())
+    }
+
+    /// Every municipality this gateway routes, in process first, with its display name.
+    pub fn all_municipalities(&self) -> Vec<(String, String)> {
+        let in_process = self.municipalities.iter().map(|code| {
+            (
+                code.clone(),
+                crate::provision::municipality_name(code).to_owned(),
+            )
+        });
+        let remote = self.remote_issuers.iter().map(|r| {
+            (
+                r.municipality.clone(),
+                r.name.clone().unwrap_or_else(|| {
+                    crate::provision::municipality_name(&r.municipality).to_owned()
+                }),
+            )
+        });
+        in_process.chain(remote).collect()
     }
 
     /// The gateway database URL.
@@ -277,16 +369,66 @@ mod tests {
         ));
     }
 
-    #[test]
-    fn remote_issuers_are_refused_rather_than_ignored() {
-        // `serve` cannot route to a separate issuer process yet (see the module docs).
+    fn load_toml(toml: &str) -> Result<Config, ConfigError> {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("gateway.toml");
-        let toml = "[[remote_issuers]]\nmunicipality = \"131016\"\n\
-                    endpoint = \"https://issuer:7444\"\nserver_name = \"issuer\"\n";
         std::fs::write(&path, toml).unwrap();
+        Config::load(Some(&path), &FakeEnv(HashMap::new()))
+    }
+
+    #[test]
+    fn remote_issuers_are_read_and_checked() {
+        let config = load_toml(
+            "municipalities = [\"131016\"]\n\
+             [[remote_issuers]]\nmunicipality = \"271004\"\n\
+             endpoint = \"https://issuer-osaka.internal:7444\"\nbindings = \"b.jsonl\"\n",
+        )
+        .unwrap();
+        assert_eq!(config.remote_issuers.len(), 1);
+        assert_eq!(
+            config.remote_issuers[0].server_name(),
+            "issuer-osaka.internal"
+        );
+        let codes: Vec<String> = config
+            .all_municipalities()
+            .into_iter()
+            .map(|(code, _)| code)
+            .collect();
+        assert_eq!(codes, ["131016", "271004"]);
+
+        let field = |toml: &str| match load_toml(toml) {
+            Err(ConfigError::Invalid { field, .. }) => field,
+            other => panic!("expected a refusal, got {other:?}"),
+        };
+        // The default in-process municipality is 131016: routing it remotely too is refused.
+        assert_eq!(
+            field(
+                "[[remote_issuers]]\nmunicipality = \"131016\"\n\
+                 endpoint = \"https://i:7444\"\nbindings = \"b\"\n"
+            ),
+            "remote_issuers.municipality"
+        );
+        assert_eq!(
+            field(
+                "municipalities = []\n[[remote_issuers]]\nmunicipality = \"131016\"\n\
+                 endpoint = \"http://i:7444\"\nbindings = \"b\"\n"
+            ),
+            "remote_issuers.endpoint"
+        );
+        assert_eq!(
+            field(
+                "municipalities = []\n[[remote_issuers]]\nmunicipality = \"131017\"\n\
+                 endpoint = \"https://i:7444\"\nbindings = \"b\"\n"
+            ),
+            "remote_issuers.municipality"
+        );
+        assert_eq!(field("municipalities = []\n"), "municipalities");
+        // A typo in an entry is refused, not ignored.
         assert!(matches!(
-            Config::load(Some(&path), &FakeEnv(HashMap::new())),
+            load_toml(
+                "municipalities = []\n[[remote_issuers]]\nmunicipality = \"131016\"\n\
+                 endpoint = \"https://i:7444\"\nbindings = \"b\"\nservername = \"x\"\n"
+            ),
             Err(ConfigError::Parse(_))
         ));
     }

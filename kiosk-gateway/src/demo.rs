@@ -240,8 +240,8 @@ pub async fn run(out: &Path, residents: u32) -> anyhow::Result<String> {
     let embedded = provision::prepare(&config).await?;
     let prepared_in = started.elapsed();
 
-    let (issuer_addr, issuer_task) =
-        provision::start_issuer_server(&embedded.pki, embedded.issuers.clone()).await?;
+    let issuer_server = provision::start_issuer_server(&embedded).await?;
+    let issuer_addr = issuer_server.local_addr();
     let link = Arc::new(provision::remote_issuer_link(&embedded.pki, issuer_addr).await?);
     let mut directory = IssuerDirectory::new();
     for code in &config.municipalities {
@@ -484,7 +484,7 @@ pub async fn run(out: &Path, residents: u32) -> anyhow::Result<String> {
     server
         .shutdown(Duration::from_millis(0), Duration::from_secs(5))
         .await;
-    issuer_task.abort();
+    issuer_server.shutdown(Duration::from_secs(5)).await?;
     Ok(demo.report)
 }
 

@@ -207,22 +207,8 @@ pub async fn prepare(config: &Config) -> anyhow::Result<Embedded> {
             std::fs::write(&bindings_path, text)?;
         }
         let bindings: Vec<CardBinding> = issuer::bindings::read_file(&bindings_path)?;
-        let mut tx = store
-            .begin_write()
-            .await
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        import_municipality(&store, code, municipality_name(code), &bindings).await?;
         for b in &bindings {
-            store::bind_card(
-                &mut tx,
-                &b.card_issuer,
-                &b.card_serial_hex,
-                &store::CardBinding {
-                    municipality_code: b.municipality_code.clone(),
-                    resident_ref: b.resident_ref.clone(),
-                },
-            )
-            .await
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
             if let Some(file) = &b.card_file {
                 cards.push(ResidentCard {
                     card_file: cards_dir.join(file),
@@ -231,22 +217,6 @@ pub async fn prepare(config: &Config) -> anyhow::Result<Embedded> {
                 });
             }
         }
-        // A restart keeps an operator's kill switch (`kiosk-gateway admin kill-switch`).
-        let suspended = store::municipality(&mut tx, code)
-            .await
-            .map_err(|e| anyhow::anyhow!("{e}"))?
-            .is_some_and(|m| m.suspended);
-        store::upsert_municipality(
-            &mut tx,
-            &store::Municipality {
-                code: code.clone(),
-                name: municipality_name(code).to_owned(),
-                suspended,
-            },
-        )
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-        tx.commit().await?;
         for line in std::fs::read_to_string(&examples_path)?.lines() {
             if let Some((case, r)) = line.split_once(' ') {
                 examples
@@ -255,6 +225,16 @@ pub async fn prepare(config: &Config) -> anyhow::Result<Embedded> {
                     .push(r.to_owned());
             }
         }
+    }
+
+    for remote in &config.remote_issuers {
+        let bindings: Vec<CardBinding> = issuer::bindings::read_file(&remote.bindings)
+            .with_context(|| format!("card bindings of {}", remote.municipality))?;
+        let name = remote
+            .name
+            .clone()
+            .unwrap_or_else(|| municipality_name(&remote.municipality).to_owned());
+        import_municipality(&store, &remote.municipality, &name, &bindings).await?;
     }
 
     let mut tx = store
@@ -323,7 +303,75 @@ pub async fn prepare(config: &Config) -> anyhow::Result<Embedded> {
     })
 }
 
+/// Binds a municipality's cards to its residents and records the municipality, in one
+/// transaction, keeping an operator's kill switch across restarts. Every binding must name
+/// this municipality: a card routed to the wrong issuer would be refused there at best.
+async fn import_municipality(
+    store: &Store,
+    code: &str,
+    name: &str,
+    bindings: &[CardBinding],
+) -> anyhow::Result<()> {
+    if let Some(stray) = bindings.iter().find(|b| b.municipality_code != code) {
+        anyhow::bail!(
+            "the card bindings of {code} hold a card of municipality {}",
+            stray.municipality_code
+        );
+    }
+    let mut tx = store
+        .begin_write()
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    for b in bindings {
+        store::bind_card(
+            &mut tx,
+            &b.card_issuer,
+            &b.card_serial_hex,
+            &store::CardBinding {
+                municipality_code: b.municipality_code.clone(),
+                resident_ref: b.resident_ref.clone(),
+            },
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    }
+    // A restart keeps an operator's kill switch (`kiosk-gateway admin kill-switch`).
+    let suspended = store::municipality(&mut tx, code)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?
+        .is_some_and(|m| m.suspended);
+    store::upsert_municipality(
+        &mut tx,
+        &store::Municipality {
+            code: code.to_owned(),
+            name: name.to_owned(),
+            suspended,
+        },
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    tx.commit().await?;
+    Ok(())
+}
+
 impl Embedded {
+    /// The configured routes: the in-process municipalities to the issuers in this process,
+    /// each `[[remote_issuers]]` entry to its issuer process over mutual TLS. Remote links
+    /// connect lazily, so the gateway starts while an issuer is down and that municipality's
+    /// requests answer ISSUER_UNAVAILABLE until it is back.
+    pub fn issuer_directory(&self, config: &Config) -> anyhow::Result<IssuerDirectory> {
+        let mut directory = self.in_process_directory(config);
+        for remote in &config.remote_issuers {
+            let link = remote_issuer_endpoint(&self.pki, &remote.endpoint, &remote.server_name())
+                .with_context(|| format!("remote issuer of {}", remote.municipality))?;
+            directory.insert(
+                &remote.municipality,
+                Arc::new(crate::route::Remote::new(link.connect_lazy())),
+            );
+        }
+        Ok(directory)
+    }
+
     /// Every configured municipality routed to the in-process issuers.
     pub fn in_process_directory(&self, config: &Config) -> IssuerDirectory {
         let mut directory = IssuerDirectory::new();
@@ -365,8 +413,11 @@ impl Embedded {
             ..FlowSettings::default()
         };
         let mut signing_certs = HashMap::new();
-        for code in &config.municipalities {
-            signing_certs.insert(code.clone(), pki.cert_der(&format!("municipality-{code}"))?);
+        for (code, _) in config.all_municipalities() {
+            let cert = pki
+                .cert_der(&format!("municipality-{code}"))
+                .with_context(|| format!("the document-signing certificate of {code}"))?;
+            signing_certs.insert(code, cert);
         }
         let checks = DocumentChecks {
             page_markers,
@@ -404,7 +455,7 @@ impl Embedded {
         let mut trusted = TrustedKeys::new();
         let mut municipalities = HashMap::new();
         let municipality_ca = pki.cert_der(files::MUNICIPALITY_CA)?;
-        for code in &config.municipalities {
+        for (code, name) in config.all_municipalities() {
             let der = pki.cert_der(&format!("municipality-{code}"))?;
             // TrustedKeys only extracts the key: the chain is checked here, once, at start.
             check_signing_chain(&der, &municipality_ca)
@@ -413,9 +464,9 @@ impl Embedded {
                 .add_certificate_der(&der, None)
                 .map_err(|e| anyhow::anyhow!("municipality {code} key: {e}"))?;
             municipalities.insert(
-                code.clone(),
+                code,
                 verify::Municipality {
-                    name: municipality_name(code).to_owned(),
+                    name,
                     signer_cert_der: der,
                 },
             );
@@ -485,45 +536,35 @@ pub async fn record_start(store: &Store) -> anyhow::Result<()> {
 }
 
 /// Serves the in-process issuers as a separate `IssuerService` on loopback with mutual TLS
-/// (the issuer certificate, clients from the internal CA): the two-process topology in one
-/// process. Returns the bound address and a handle that stops it when dropped.
+/// (the issuer certificate, gateway clients from the internal CA), with the same server as
+/// `issuer serve`: the two-process topology in one process. It stops when dropped.
 pub async fn start_issuer_server(
-    pki: &DevPki,
-    issuers: Arc<IssuerGrpc>,
-) -> anyhow::Result<(std::net::SocketAddr, tokio::task::JoinHandle<()>)> {
-    use tonic::transport::{Certificate, Identity, ServerTlsConfig};
-    let tls = ServerTlsConfig::new()
-        .identity(Identity::from_pem(
-            read_pem(&pki.cert_path(files::ISSUER))?,
-            read_pem(&pki.key_path(files::ISSUER))?,
-        ))
-        .client_ca_root(Certificate::from_pem(read_pem(
-            &pki.cert_path(files::INTERNAL_CA),
-        )?))
-        .timeout(Duration::from_secs(5));
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
-    let addr = listener.local_addr()?;
-    let service = kiosk_proto::v1::issuer_service_server::IssuerServiceServer::from_arc(issuers)
-        .max_decoding_message_size(crate::server::MAX_REQUEST_BYTES)
-        .max_encoding_message_size(64 << 20);
-    let server = tonic::transport::Server::builder()
-        .tls_config(tls)?
-        .add_service(service);
-    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
-    let task = tokio::spawn(async move {
-        if let Err(error) = server.serve_with_incoming(incoming).await {
-            tracing::error!(%error, "issuer server stopped");
-        }
-    });
-    Ok((addr, task))
+    embedded: &Embedded,
+) -> anyhow::Result<issuer::serve::RunningIssuer> {
+    let pki = &embedded.pki;
+    let tls = issuer::serve::IssuerTls {
+        cert_pem: read_pem(&pki.cert_path(files::ISSUER))?,
+        key_pem: read_pem(&pki.key_path(files::ISSUER))?,
+        client_ca_pem: read_pem(&pki.cert_path(files::INTERNAL_CA))?,
+        handshake_timeout: Duration::from_secs(5),
+    };
+    issuer::serve::serve(
+        embedded.issuers.clone(),
+        embedded.register.clone(),
+        &tls,
+        std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+    )
+    .await
 }
 
-/// A link to an issuer process at `addr` over mutual TLS with the gateway's internal client
-/// certificate.
-pub async fn remote_issuer_link(
+/// The endpoint of an issuer process at `url` (`https://host:port`), over mutual TLS with the
+/// gateway's internal client certificate, expecting `server_name` in the issuer's certificate
+/// under the internal CA.
+pub fn remote_issuer_endpoint(
     pki: &DevPki,
-    addr: std::net::SocketAddr,
-) -> anyhow::Result<crate::route::Remote> {
+    url: &str,
+    server_name: &str,
+) -> anyhow::Result<tonic::transport::Endpoint> {
     use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
     let tls = ClientTlsConfig::new()
         .ca_certificate(Certificate::from_pem(read_pem(
@@ -533,10 +574,20 @@ pub async fn remote_issuer_link(
             read_pem(&pki.cert_path(files::GATEWAY_INTERNAL))?,
             read_pem(&pki.key_path(files::GATEWAY_INTERNAL))?,
         ))
-        .domain_name("localhost");
-    let channel = Endpoint::from_shared(format!("https://{addr}"))?
+        .domain_name(server_name);
+    Ok(Endpoint::from_shared(url.to_owned())?
         .tls_config(tls)?
         .connect_timeout(Duration::from_secs(5))
+        .tcp_nodelay(true))
+}
+
+/// A link to an issuer process at `addr` over mutual TLS with the gateway's internal client
+/// certificate, connected now.
+pub async fn remote_issuer_link(
+    pki: &DevPki,
+    addr: std::net::SocketAddr,
+) -> anyhow::Result<crate::route::Remote> {
+    let channel = remote_issuer_endpoint(pki, &format!("https://{addr}"), "localhost")?
         .connect()
         .await?;
     Ok(crate::route::Remote::new(channel))

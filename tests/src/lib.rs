@@ -165,16 +165,9 @@ pub struct TestApp {
     pub tls: Arc<ReloadableServerConfig>,
     /// The flow, for sweeps and direct checks.
     pub flow: Arc<Flow>,
-    issuer_task: Option<tokio::task::JoinHandle<()>>,
+    /// The separate issuer server when routing remotely (stops when dropped).
+    _issuer_server: Option<issuer::serve::RunningIssuer>,
     _databases: Vec<PgDatabase>,
-}
-
-impl Drop for TestApp {
-    fn drop(&mut self) {
-        if let Some(task) = self.issuer_task.take() {
-            task.abort();
-        }
-    }
 }
 
 /// Spawns an app with default options on `db`.
@@ -210,13 +203,13 @@ async fn try_spawn(options: AppOptions) -> anyhow::Result<TestApp> {
         databases.push(register);
     }
     let embedded = provision::prepare(&config).await?;
-    let mut issuer_task = None;
+    let mut issuer_server = None;
     let directory = match (options.directory, options.remote_issuer) {
         (Some(make), _) => make(&embedded),
         (None, true) => {
-            let (addr, task) =
-                provision::start_issuer_server(&embedded.pki, embedded.issuers.clone()).await?;
-            issuer_task = Some(task);
+            let server = provision::start_issuer_server(&embedded).await?;
+            let addr = server.local_addr();
+            issuer_server = Some(server);
             let link = Arc::new(provision::remote_issuer_link(&embedded.pki, addr).await?);
             let mut directory = IssuerDirectory::new();
             for code in &config.municipalities {
@@ -243,7 +236,7 @@ async fn try_spawn(options: AppOptions) -> anyhow::Result<TestApp> {
         clock,
         tls,
         flow,
-        issuer_task,
+        _issuer_server: issuer_server,
         _databases: databases,
     })
 }

@@ -1,16 +1,21 @@
 //! The issuer command line: generate a synthetic register (with card bindings and card
-//! files) and serve `kiosk.v1.IssuerService` is the gateway's job in the all-in-one mode;
-//! this binary covers the register side.
+//! files), and serve one municipality's `kiosk.v1.IssuerService` to gateways over mutual TLS
+//! (the gateway's `[[remote_issuers]]` points at it; in the all-in-one mode the gateway runs
+//! the same service in its own process).
 //!
 //! ```text
 //! issuer generate --seed 1 --residents 1000000 --municipality 131016 --name 千代田区 \
 //!     --db sqlite://register.db --bindings-out bindings.jsonl \
 //!     [--pki DIR --cards-out DIR --cards 100]
+//! issuer serve --db sqlite://register.db --municipality 131016 --listen 0.0.0.0:7444 \
+//!     --pki DIR | --tls-cert F --tls-key F --client-ca F --signing-cert F --signing-key F
 //! ```
 
 use std::io::{BufWriter, Write};
-use std::path::PathBuf;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -33,6 +38,137 @@ struct Cli {
 enum Command {
     /// Generate a deterministic synthetic register.
     Generate(GenerateArgs),
+    /// Serve one municipality's IssuerService to gateways over mutual TLS until SIGTERM.
+    Serve(ServeArgs),
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// The register's database URL (sqlite://FILE or postgres://...).
+    #[arg(long, env = "KIOSK_ISSUER_DB")]
+    db: String,
+    /// The 6-digit municipality code this process issues for.
+    #[arg(long)]
+    municipality: String,
+    /// Where to listen; port 0 picks a free port (the bound address is printed).
+    #[arg(long, default_value = "127.0.0.1:7444")]
+    listen: SocketAddr,
+    /// A PKI directory in the development layout (`<stem>.crt.pem`, `<stem>.key.pem`): the
+    /// defaults for every file below are `issuer`, `internal-ca` and
+    /// `municipality-<code>` in it.
+    #[arg(long)]
+    pki: Option<PathBuf>,
+    /// The server certificate chain (PEM).
+    #[arg(long)]
+    tls_cert: Option<PathBuf>,
+    /// The server key (PEM).
+    #[arg(long)]
+    tls_key: Option<PathBuf>,
+    /// The CA of the gateways' client certificates (PEM).
+    #[arg(long)]
+    client_ca: Option<PathBuf>,
+    /// The document-signing certificate chain (PEM).
+    #[arg(long)]
+    signing_cert: Option<PathBuf>,
+    /// The document-signing key (PEM).
+    #[arg(long)]
+    signing_key: Option<PathBuf>,
+    /// TLS handshake limit, ms.
+    #[arg(long, default_value_t = 5_000)]
+    handshake_timeout_ms: u64,
+    /// How long renders in flight may finish after SIGTERM, ms.
+    #[arg(long, default_value_t = 10_000)]
+    drain_ms: u64,
+}
+
+/// The file given explicitly, or `<pki>/<stem>.<kind>.pem`.
+fn pki_file(
+    explicit: &Option<PathBuf>,
+    pki: &Option<PathBuf>,
+    stem: &str,
+    kind: &str,
+    flag: &str,
+) -> anyhow::Result<PathBuf> {
+    match (explicit, pki) {
+        (Some(path), _) => Ok(path.clone()),
+        (None, Some(dir)) => Ok(dir.join(format!("{stem}.{kind}.pem"))),
+        (None, None) => anyhow::bail!("{flag} is needed (or --pki DIR)"),
+    }
+}
+
+fn read_file(path: &Path) -> anyhow::Result<Vec<u8>> {
+    std::fs::read(path).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))
+}
+
+async fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
+    let municipality = issuer::MunicipalityCode::parse(&args.municipality)
+        .map_err(|_| anyhow::anyhow!("--municipality: 6 digits with a valid check digit"))?;
+    let code = municipality.as_str().to_owned();
+    let signing_stem = format!("municipality-{code}");
+    let file = |explicit: &Option<PathBuf>, stem: &str, kind: &str, flag: &str| {
+        pki_file(explicit, &args.pki, stem, kind, flag).and_then(|p| read_file(&p))
+    };
+    let options = issuer::serve::ServeOptions {
+        database_url: args.db.clone(),
+        municipality,
+        listen: args.listen,
+        tls: issuer::serve::IssuerTls {
+            cert_pem: file(&args.tls_cert, "issuer", "crt", "--tls-cert")?,
+            key_pem: file(&args.tls_key, "issuer", "key", "--tls-key")?,
+            client_ca_pem: file(&args.client_ca, "internal-ca", "crt", "--client-ca")?,
+            handshake_timeout: Duration::from_millis(args.handshake_timeout_ms),
+        },
+        signing_chain_pem: String::from_utf8(file(
+            &args.signing_cert,
+            &signing_stem,
+            "crt",
+            "--signing-cert",
+        )?)?,
+        signing_key_pem: String::from_utf8(file(
+            &args.signing_key,
+            &signing_stem,
+            "key",
+            "--signing-key",
+        )?)?,
+    };
+    let server = issuer::serve::start(options).await?;
+    println!("issuer {code} listening on https://{}", server.local_addr());
+    std::io::stdout().flush()?;
+    tracing::info!(municipality = %code, addr = %server.local_addr(), "issuer serving");
+    shutdown_signal().await;
+    tracing::info!("draining");
+    server.shutdown(Duration::from_millis(args.drain_ms)).await
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+/// JSON logs on stderr filtered by `RUST_LOG` (default `info`); no personal data is logged
+/// by the issuer (its errors name reasons and kinds, never register values).
+fn init_logging() {
+    // rustls needs one process-wide provider when more than one could be compiled in.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .json()
+        .flatten_event(true)
+        .with_writer(std::io::stderr)
+        .with_env_filter(filter)
+        .try_init();
 }
 
 #[derive(clap::Args)]
@@ -175,6 +311,10 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Generate(args) => runtime.block_on(run_generate(args)),
+        Command::Serve(args) => {
+            init_logging();
+            runtime.block_on(run_serve(args))
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

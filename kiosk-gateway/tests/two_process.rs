@@ -1,0 +1,383 @@
+//! The two-process topology through the real binaries: `issuer serve` runs one
+//! municipality's issuer as its own process with its own register (SQLite or PostgreSQL),
+//! and `kiosk-gateway serve` routes that municipality to it over mutual TLS
+//! (`[[remote_issuers]]`) while serving another municipality in process. A terminal issues
+//! from both, a verifier checks the remote municipality's document, a certificate that is not
+//! a gateway's is refused by the issuer, and when the issuer process stops its municipality
+//! answers ISSUER_UNAVAILABLE while the other keeps issuing.
+#![allow(
+    clippy::unwrap_used,
+    reason = "a failed unwrap in a test is a failed assertion"
+)]
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use card::softcard::SoftCard;
+use kiosk_proto::reasons;
+use kiosk_proto::v1 as pb;
+use kiosk_terminal::client::{Terminal, TerminalTls};
+use kiosk_tests::{PgDatabase, TERMINAL_1, fee, item, page_subjects, pdf_text, sign};
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+const REMOTE: &str = "271004";
+const LOCAL: &str = "131016";
+
+/// The `issuer` binary. Cargo hands an integration test the binaries of its own package
+/// only; `issuer` is built into the same directory by any workspace test run (the issuer's
+/// own integration tests need it), which is how scripts/test.sh runs this.
+fn issuer_binary() -> PathBuf {
+    let gateway = Path::new(env!("CARGO_BIN_EXE_kiosk-gateway"));
+    let issuer = gateway.with_file_name(format!("issuer{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        issuer.exists(),
+        "{} is missing: run the workspace tests (bash scripts/test.sh) or \
+         `cargo build -p issuer --bin issuer` first",
+        issuer.display()
+    );
+    issuer
+}
+
+/// A child process that is killed if the test ends early, with its stderr in a file.
+struct Process {
+    child: tokio::process::Child,
+    log: PathBuf,
+}
+
+impl Process {
+    /// Starts `command` and waits for the stdout line containing `listening on https://`;
+    /// returns the process and the address after it.
+    async fn spawn(mut command: tokio::process::Command, log: PathBuf) -> (Process, String) {
+        command
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .env("RUST_LOG", "warn")
+            .kill_on_drop(true);
+        let mut child = command.spawn().unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let mut process = Process { child, log };
+        let addr = tokio::time::timeout(Duration::from_secs(180), async {
+            while let Some(line) = lines.next_line().await.unwrap() {
+                if let Some((_, addr)) = line.split_once("listening on https://") {
+                    return Some(addr.trim().to_owned());
+                }
+            }
+            None
+        })
+        .await
+        .unwrap_or(None);
+        let Some(addr) = addr else {
+            let _ = process.child.start_kill();
+            panic!("no listening line; stderr:\n{}", process.stderr());
+        };
+        // Keep draining stdout so the child never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        (process, addr)
+    }
+
+    fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// SIGTERM, then the exit status: a graceful drain exits 0.
+    async fn terminate(mut self) {
+        let pid = self.child.id().unwrap().to_string();
+        let sent = std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+        let status = tokio::time::timeout(Duration::from_secs(30), self.child.wait())
+            .await
+            .expect("exits within 30 s of SIGTERM")
+            .unwrap();
+        assert!(status.success(), "{status}; stderr:\n{}", self.stderr());
+    }
+}
+
+/// The resident refs `issuer generate` printed as examples of blocking cases.
+fn example_refs(stdout: &str) -> Vec<String> {
+    stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("example "))
+        .filter_map(|l| l.split_once(": ").map(|(_, r)| r.trim().to_owned()))
+        .collect()
+}
+
+/// The residents with a card file who are not printed examples of a blocking case, in
+/// bindings order, with their cards.
+fn cards_of(bindings: &Path, cards_dir: &Path, excluded: &[String]) -> Vec<(String, SoftCard)> {
+    issuer::bindings::read_file(bindings)
+        .unwrap()
+        .into_iter()
+        .filter(|b| !excluded.contains(&b.resident_ref))
+        .filter_map(|b| {
+            let file = b.card_file.as_ref()?;
+            Some((
+                b.resident_ref.clone(),
+                SoftCard::load(&cards_dir.join(file)).unwrap(),
+            ))
+        })
+        .collect()
+}
+
+async fn login(terminal: &Terminal, card: SoftCard) -> Result<(String, pb::Menu), String> {
+    let opened = terminal.open_session().await.map_err(|e| e.to_string())?;
+    let for_card = opened.clone();
+    let proof = tokio::task::spawn_blocking(move || sign(card, &for_card))
+        .await
+        .unwrap()
+        .unwrap();
+    match terminal
+        .authenticate(&opened.session_id, proof.certificate, proof.signature)
+        .await
+    {
+        Ok(menu) => Ok((opened.session_id, menu)),
+        Err(error) => Err(error.reason().to_owned()),
+    }
+}
+
+/// Logs in the first resident of `cards` whose menu offers a 住民票の写し (a printed example
+/// list does not name every blocked resident), issues one, checks that every page names the
+/// resident, reports it printed; returns the resident and the PDF.
+async fn issue_resident_record(
+    terminal: &Terminal,
+    cards: Vec<(String, SoftCard)>,
+) -> (String, Vec<u8>) {
+    for (resident, card) in cards {
+        let (session, menu) = login(terminal, card).await.unwrap();
+        assert_eq!(menu.members[0].subject_ref, resident);
+        let offered = menu
+            .entries
+            .iter()
+            .any(|e| e.available && e.r#type == pb::CertificateType::ResidentRecord as i32);
+        if !offered {
+            terminal.close_session(&session).await.unwrap();
+            continue;
+        }
+        let items = vec![item(pb::CertificateType::ResidentRecord)];
+        let total = fee(&menu, &items);
+        let key = format!("two-process-{}", &session[2..18]);
+        let issued = terminal
+            .issue(&session, &key, items, total, Duration::from_secs(60))
+            .await
+            .unwrap();
+        assert_eq!(issued.documents.len(), 1);
+        let pdf = issued.documents[0].pdf.clone();
+        for (issuance, subjects) in page_subjects(&pdf) {
+            assert_eq!(issuance, issued.header.issuance_id);
+            assert_eq!(subjects, std::slice::from_ref(&resident));
+        }
+        let printed = terminal
+            .report_print(
+                &session,
+                &issued.header.issuance_id,
+                pb::PrintOutcome::Printed,
+                total,
+                "",
+            )
+            .await
+            .unwrap();
+        assert_eq!(printed.refund_due_yen, 0);
+        terminal.close_session(&session).await.unwrap();
+        return (resident, pdf);
+    }
+    panic!("no resident with a card is offered a 住民票の写し");
+}
+
+async fn remote_issuer_through_the_binaries(register_url: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let pki = root.join("pki");
+    let bindings = root.join(format!("bindings-{REMOTE}.jsonl"));
+    let cards = root.join("remote-cards");
+
+    // The remote municipality's register, bindings and cards, as its operator would make them.
+    let generated = tokio::process::Command::new(issuer_binary())
+        .args(["generate", "--seed", "11", "--residents", "40"])
+        .args([
+            "--municipality",
+            REMOTE,
+            "--name",
+            "大阪市",
+            "--prefecture",
+            "大阪府",
+        ])
+        .args(["--db", register_url, "--cards", "40"])
+        .arg("--bindings-out")
+        .arg(&bindings)
+        .arg("--pki")
+        .arg(&pki)
+        .arg("--cards-out")
+        .arg(&cards)
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8(generated.stdout).unwrap();
+    assert!(
+        generated.status.success(),
+        "{}",
+        String::from_utf8_lossy(&generated.stderr)
+    );
+
+    let mut command = tokio::process::Command::new(issuer_binary());
+    command
+        .args(["serve", "--db", register_url, "--municipality", REMOTE])
+        .args(["--listen", "127.0.0.1:0"])
+        .arg("--pki")
+        .arg(&pki);
+    let (issuer, issuer_addr) = Process::spawn(command, root.join("issuer.log")).await;
+
+    let start = kiosk_gateway::demo::office_hours_at(
+        time::OffsetDateTime::now_utc().unix_timestamp() * 1000,
+    );
+    let start = time::OffsetDateTime::from_unix_timestamp(start / 1000)
+        .unwrap()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let data = root.join("gateway");
+    let config = root.join("gateway.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "data_dir = {data:?}\npki_dir = {pki:?}\nlisten = \"127.0.0.1:0\"\n\
+             municipalities = [\"{LOCAL}\"]\nsynthetic_residents = 12\n\
+             rehearsal_clock_start = \"{start}\"\ndrain_ms = 0\n\
+             [[remote_issuers]]\nmunicipality = \"{REMOTE}\"\n\
+             endpoint = \"https://{issuer_addr}\"\nserver_name = \"localhost\"\n\
+             bindings = {bindings:?}\nname = \"大阪市\"\n"
+        ),
+    )
+    .unwrap();
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_kiosk-gateway"));
+    command
+        .arg("serve")
+        .arg("--config")
+        .arg(&config)
+        .env_remove("KIOSK_CONFIG")
+        .env_remove("KIOSK_DATA_DIR")
+        .env_remove("KIOSK_DATABASE_URL")
+        .env_remove("KIOSK_REGISTER_URL")
+        .env_remove("KIOSK_LISTEN");
+    let (gateway, gateway_addr) = Process::spawn(command, root.join("gateway.log")).await;
+
+    let tls = TerminalTls::from_pki_dir(&pki, TERMINAL_1, "localhost").unwrap();
+    let channel = kiosk_terminal::client::connect(&format!("https://{gateway_addr}"), &tls)
+        .await
+        .unwrap();
+    let terminal = Terminal::new(channel.clone());
+
+    // A resident of the remote municipality: routed to the issuer process.
+    let excluded = example_refs(&stdout);
+    let (resident, pdf) =
+        issue_resident_record(&terminal, cards_of(&bindings, &cards, &excluded)).await;
+    assert!(
+        pdf_text(&pdf).contains("大阪市"),
+        "the remote issuer rendered it"
+    );
+
+    // The gateway's verifier knows the remote municipality's signing key.
+    let mut verifier = pb::verify_service_client::VerifyServiceClient::new(
+        tonic::transport::Endpoint::from_shared(format!("https://{gateway_addr}"))
+            .unwrap()
+            .tls_config(
+                tonic::transport::ClientTlsConfig::new()
+                    .ca_certificate(tonic::transport::Certificate::from_pem(&tls.server_ca_pem))
+                    .domain_name("localhost"),
+            )
+            .unwrap()
+            .connect()
+            .await
+            .unwrap(),
+    )
+    .max_encoding_message_size(16 << 20);
+    let verdict = verifier
+        .verify_document(pb::VerifyDocumentRequest {
+            document: Some(pb::verify_document_request::Document::Pdf(pdf)),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(verdict.validity, pb::Validity::Valid as i32, "{verdict:?}");
+    assert!(verdict.pdf_signature_valid);
+    let summary = verdict.summary.unwrap();
+    assert_eq!(summary.municipality_code, REMOTE);
+    assert_eq!(summary.municipality_name, "大阪市");
+
+    // A resident of the in-process municipality, through the same gateway.
+    let local_examples: Vec<String> =
+        std::fs::read_to_string(data.join(format!("examples-{LOCAL}.txt")))
+            .unwrap()
+            .lines()
+            .filter_map(|l| l.split_once(' ').map(|(_, r)| r.to_owned()))
+            .collect();
+    let local_bindings = data.join(format!("bindings-{LOCAL}.jsonl"));
+    let local_cards = || cards_of(&local_bindings, &data.join("cards"), &local_examples);
+    let (_, local_pdf) = issue_resident_record(&terminal, local_cards()).await;
+    assert!(pdf_text(&local_pdf).contains("千代田区"));
+
+    // Only gateways may call the issuer: the issuer's own certificate (same internal CA,
+    // client-auth capable) is refused by role.
+    let read = |name: &str| std::fs::read(pki.join(name)).unwrap();
+    let impostor = tonic::transport::Endpoint::from_shared(format!("https://{issuer_addr}"))
+        .unwrap()
+        .tls_config(
+            tonic::transport::ClientTlsConfig::new()
+                .ca_certificate(tonic::transport::Certificate::from_pem(read(
+                    "internal-ca.crt.pem",
+                )))
+                .identity(tonic::transport::Identity::from_pem(
+                    read("issuer.crt.pem"),
+                    read("issuer.key.pem"),
+                ))
+                .domain_name("localhost"),
+        )
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let refused = pb::issuer_service_client::IssuerServiceClient::new(impostor)
+        .get_menu(pb::IssuerMenuRequest {
+            municipality_code: REMOTE.into(),
+            resident_ref: resident.clone(),
+            as_of: None,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::PermissionDenied);
+    assert_eq!(
+        reasons::reason_of(&refused).map(|r| r.name),
+        Some("WRONG_CLIENT_ROLE")
+    );
+
+    // The issuer process stops (a graceful drain exits 0): its municipality is unavailable,
+    // the other one is not.
+    issuer.terminate().await;
+    let (_, card) = cards_of(&bindings, &cards, &excluded).remove(0);
+    assert_eq!(
+        login(&terminal, card).await.unwrap_err(),
+        "ISSUER_UNAVAILABLE"
+    );
+    let (_, local_card) = local_cards().remove(0);
+    let (session, _) = login(&terminal, local_card).await.unwrap();
+    terminal.close_session(&session).await.unwrap();
+
+    drop(terminal);
+    drop(verifier);
+    drop(channel);
+    gateway.terminate().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn remote_issuer_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("register.db").display());
+    remote_issuer_through_the_binaries(&url).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn remote_issuer_on_postgres() {
+    let db = PgDatabase::create("two_process").await.unwrap();
+    remote_issuer_through_the_binaries(db.url()).await;
+}
