@@ -36,11 +36,21 @@ struct Session {
     transcript: String,
 }
 
-/// Runs `kiosk-terminal issue --card <card> --out <out> <extra>` against `app` on a new
-/// pseudo-terminal and answers its prompts with `steps` (see `tests/pty_session.py`).
+/// Where the terminal finds the card.
+enum CardIn<'a> {
+    /// A software card file (`--card`).
+    File(&'a Path),
+    /// A PC/SC reader (`--reader`).
+    #[cfg_attr(not(feature = "pcsc"), allow(dead_code))]
+    Reader(&'a str),
+}
+
+/// Runs `kiosk-terminal issue --card <card> --out <out> <extra>` (or `--reader <name>`)
+/// against `app` on a new pseudo-terminal and answers its prompts with `steps` (see
+/// `tests/pty_session.py`).
 async fn issue_on_a_terminal(
     app: &TestApp,
-    card: &Path,
+    card: CardIn<'_>,
     out: &Path,
     extra: &[&str],
     steps: serde_json::Value,
@@ -58,8 +68,10 @@ async fn issue_on_a_terminal(
         .arg("--server-name")
         .arg("localhost")
         .arg("issue")
-        .arg("--card")
-        .arg(card)
+        .args(match card {
+            CardIn::File(path) => ["--card".as_ref(), path.as_os_str()],
+            CardIn::Reader(name) => ["--reader".as_ref(), name.as_ref()],
+        })
         .arg("--out")
         .arg(out)
         .args(extra)
@@ -148,7 +160,7 @@ async fn a_resident_types_the_pin_picks_from_the_menu_and_the_documents_are_prin
 
     let session = issue_on_a_terminal(
         &app,
-        &card,
+        CardIn::File(&card),
         &out,
         &[],
         json!([
@@ -285,7 +297,7 @@ async fn a_wrong_pin_shows_the_tries_left_and_issues_nothing() {
     // The item is chosen on the command line, so only the PIN stands between it and an issue.
     let session = issue_on_a_terminal(
         &app,
-        &card,
+        CardIn::File(&card),
         &out,
         &["--type", "RESIDENT_RECORD"],
         json!([type_pin(&wrong)]),
@@ -333,4 +345,77 @@ async fn a_wrong_pin_shows_the_tries_left_and_issues_nothing() {
         .await
         .unwrap();
     assert_eq!(issuances, 0, "the gateway recorded an issuance");
+}
+
+/// The same person at a kiosk with a real card reader: the card sits in a PC/SC reader served
+/// by a private pcscd with the vpcd driver and `card-emulator` (card::testing::PcscStack), and
+/// the terminal reaches it only through libpcsclite. A wrong PIN first, then the right one.
+#[cfg(feature = "pcsc")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_card_in_a_pcsc_reader_signs_the_login() {
+    let app = spawn_app(Db::Sqlite).await;
+    let resident = app.examples("Family")[0].clone();
+    let card = app.embedded.card_of(&resident).unwrap().card_file.clone();
+    let out = app.dir.path().join("printed");
+    // The card package's emulator, built into the same directory by any workspace test run
+    // (the card's own PC/SC tests need it); cargo names only this package's binaries.
+    let emulator = Path::new(env!("CARGO_BIN_EXE_kiosk-terminal"))
+        .with_file_name(format!("card-emulator{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        emulator.exists(),
+        "{} is missing: run the workspace tests (bash scripts/test.sh) or \
+         `cargo build -p card --bin card-emulator` first",
+        emulator.display()
+    );
+    let (stack, inserted) = tokio::task::spawn_blocking(move || {
+        let stack = card::testing::PcscStack::start().unwrap();
+        let inserted = stack.insert_card(&emulator, &card, 0).unwrap();
+        (stack, inserted)
+    })
+    .await
+    .unwrap();
+    let reader = stack.reader(0);
+
+    let wrong: String = TEST_CARD_PIN
+        .chars()
+        .rev()
+        .collect::<String>()
+        .replace('1', "9");
+    assert_ne!(wrong, TEST_CARD_PIN);
+    let refused = issue_on_a_terminal(
+        &app,
+        CardIn::Reader(&reader),
+        &out,
+        &["--type", "RESIDENT_RECORD"],
+        json!([type_pin(&wrong)]),
+    )
+    .await;
+    assert_ne!(refused.status, 0, "{}", refused.transcript);
+    assert!(
+        refused.transcript.contains("PIN_WRONG") && refused.transcript.contains("2 tries left"),
+        "the card behind the reader counts the try:\n{}",
+        refused.transcript
+    );
+
+    let session = issue_on_a_terminal(
+        &app,
+        CardIn::Reader(&reader),
+        &out,
+        &["--type", "RESIDENT_RECORD"],
+        json!([type_pin(TEST_CARD_PIN)]),
+    )
+    .await;
+    let transcript = &session.transcript;
+    assert_eq!(session.status, 0, "the command failed:\n{transcript}");
+    assert!(
+        transcript.contains("report: ISSUANCE_STATE_PRINTED"),
+        "{transcript}"
+    );
+    let pdfs = files_in(&out);
+    assert_eq!(pdfs.len(), 1, "{pdfs:?}\n{transcript}");
+    for (_, subjects) in page_subjects(&std::fs::read(&pdfs[0]).unwrap()) {
+        assert_eq!(subjects, std::slice::from_ref(&resident));
+    }
+    drop(inserted);
+    drop(stack);
 }
