@@ -295,6 +295,13 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         None => Arc::new(SystemClock),
     };
     let parts = embedded.server_parts(&config, clock, directory)?;
+    let refresher = crate::revocation::Refresher::new(
+        embedded.client_crls(&config),
+        config.card_crl_file(),
+        parts.tls.clone(),
+        parts.card_verifier.clone(),
+    )?
+    .spawn(Duration::from_secs(config.crl_refresh_secs));
     crate::provision::record_start(&embedded.store).await?;
     let server = crate::server::start(parts, config.listen).await?;
     println!("kiosk-gateway listening on https://{}", server.local_addr());
@@ -314,7 +321,20 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     println!(
         "  terminals:        seven/131016-0042/k1, seven/131016-0042/k2, lawson/271004-0007/k1"
     );
+    if config.client_crl_files.is_empty() {
+        println!("  client CRLs:      minted from the development PKI (TEST ONLY)");
+    } else {
+        for file in &config.client_crl_files {
+            println!("  client CRL:       {}", file.display());
+        }
+    }
+    println!(
+        "  card CRL:         {} (re-read every {} s and on SIGHUP)",
+        config.card_crl_file().display(),
+        config.crl_refresh_secs
+    );
     shutdown_signal().await;
+    refresher.abort();
     println!("draining");
     server
         .shutdown(

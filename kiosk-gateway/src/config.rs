@@ -88,6 +88,15 @@ pub struct Config {
     pub pki_dir: Option<PathBuf>,
     /// Municipalities served in process, with a synthetic register on first start.
     pub municipalities: Vec<String>,
+    /// One CRL file (DER or PEM) per client CA (terminal CA, auditor CA), kept current by an
+    /// outside fetcher; re-read every `crl_refresh_secs` and on SIGHUP. Empty: CRLs minted
+    /// from the development PKI (TEST ONLY).
+    pub client_crl_files: Vec<PathBuf>,
+    /// The JPKI authentication CA's CRL (DER or PEM); default
+    /// `<pki_dir>/jpki-auth-ca.crl.der`. Re-read like the client CRLs.
+    pub card_crl_file: Option<PathBuf>,
+    /// How often the CRL files are re-read, seconds.
+    pub crl_refresh_secs: u64,
     /// Municipalities whose issuer is a separate process, reached over mutual TLS.
     pub remote_issuers: Vec<RemoteIssuer>,
     /// Residents per municipality in the synthetic register created on first start.
@@ -119,6 +128,9 @@ impl Default for Config {
             pki_dir: None,
             municipalities: vec!["131016".into()],
             remote_issuers: Vec::new(),
+            client_crl_files: Vec::new(),
+            card_crl_file: None,
+            crl_refresh_secs: 60,
             synthetic_residents: 200,
             handshake_timeout_ms: 5_000,
             max_concurrent_issuances: 64,
@@ -256,6 +268,9 @@ impl Config {
         if self.max_concurrent_issuances == 0 {
             return Err(invalid("max_concurrent_issuances", "at least 1"));
         }
+        if self.crl_refresh_secs == 0 {
+            return Err(invalid("crl_refresh_secs", "at least 1"));
+        }
         if self.print_window_secs == 0 {
             return Err(invalid("print_window_secs", "at least 1"));
         }
@@ -303,6 +318,13 @@ impl Config {
         self.pki_dir
             .clone()
             .unwrap_or_else(|| self.data_dir.join("pki"))
+    }
+
+    /// The card CRL file.
+    pub fn card_crl_file(&self) -> PathBuf {
+        self.card_crl_file
+            .clone()
+            .unwrap_or_else(|| self.pki_dir().join(card::testpki::files::JPKI_AUTH_CRL_DER))
     }
 
     /// The rehearsal clock's start in unix ms, if one is configured.

@@ -12,11 +12,13 @@
 //! A certificate whose URI claims another role than its CA grants is refused.
 
 use std::fmt;
+use std::sync::Arc;
 
 use x509_parser::extensions::GeneralName;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
 use crate::error::GatewayError;
+use crate::tls::{ClientRevocation, RevocationStatus};
 
 /// A store terminal, as named by its certificate.
 ///
@@ -81,11 +83,12 @@ pub enum Caller {
     Auditor(String),
 }
 
-/// The subject names of the CAs that grant each role.
+/// The subject names of the CAs that grant each role, and the client CRLs in force.
 #[derive(Debug, Clone)]
 pub struct RoleAnchors {
     terminal_ca_subject: Vec<u8>,
     auditor_ca_subject: Vec<u8>,
+    revocation: Option<Arc<ClientRevocation>>,
 }
 
 impl RoleAnchors {
@@ -101,7 +104,15 @@ impl RoleAnchors {
         Ok(RoleAnchors {
             terminal_ca_subject,
             auditor_ca_subject,
+            revocation: None,
         })
+    }
+
+    /// Also refuses, on every request, certificates that `revocation` lists as revoked or
+    /// whose CRL went stale since the connection's handshake.
+    pub fn with_revocation(mut self, revocation: Arc<ClientRevocation>) -> Self {
+        self.revocation = Some(revocation);
+        self
     }
 
     /// The caller named by a verified leaf certificate (DER).
@@ -109,6 +120,26 @@ impl RoleAnchors {
         let unknown = || GatewayError::refused("TERMINAL_UNKNOWN", "client certificate not usable");
         let (_, cert) = X509Certificate::from_der(leaf).map_err(|_| unknown())?;
         let issuer = cert.issuer().as_raw();
+        if let Some(revocation) = &self.revocation {
+            let now = time::OffsetDateTime::now_utc().unix_timestamp();
+            match revocation.status(issuer, cert.tbs_certificate.raw_serial(), now) {
+                RevocationStatus::Good => {}
+                // The contract has no separate reason for a revoked client certificate: to the
+                // kiosk it is a terminal the service no longer knows.
+                RevocationStatus::Revoked => {
+                    return Err(GatewayError::refused(
+                        "TERMINAL_UNKNOWN",
+                        "client certificate revoked",
+                    ));
+                }
+                RevocationStatus::Unknown => {
+                    return Err(GatewayError::refused(
+                        "REVOCATION_UNAVAILABLE",
+                        "client revocation list stale or missing",
+                    ));
+                }
+            }
+        }
         let uris: Vec<&str> = match cert.subject_alternative_name() {
             Ok(Some(san)) => san
                 .value

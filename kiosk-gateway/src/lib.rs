@@ -19,6 +19,7 @@ pub mod flow;
 pub mod identity;
 pub mod logging;
 pub mod provision;
+pub mod revocation;
 pub mod route;
 pub mod server;
 pub mod service;

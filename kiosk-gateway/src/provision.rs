@@ -381,6 +381,15 @@ impl Embedded {
         directory
     }
 
+    /// Where the client CRLs come from: the configured files, or the development PKI.
+    pub fn client_crls(&self, config: &Config) -> crate::revocation::ClientCrls {
+        if config.client_crl_files.is_empty() {
+            crate::revocation::ClientCrls::Development(self.pki.clone())
+        } else {
+            crate::revocation::ClientCrls::Files(config.client_crl_files.clone())
+        }
+    }
+
     /// The card file of a resident, if one was minted.
     pub fn card_of(&self, resident_ref: &str) -> Option<&ResidentCard> {
         self.cards.iter().find(|c| c.resident_ref == resident_ref)
@@ -395,9 +404,9 @@ impl Embedded {
     ) -> anyhow::Result<ServerParts> {
         let pki = &self.pki;
         let auth_ca = pki.cert_der(files::JPKI_AUTH_CA)?;
-        let cards = Arc::new(
-            CardVerifier::new(auth_ca, &pki.crl_der()?).map_err(|e| anyhow::anyhow!("{e}"))?,
-        );
+        let card_crl = crate::revocation::read_crl(&config.card_crl_file())?;
+        let cards =
+            Arc::new(CardVerifier::new(auth_ca, &card_crl).map_err(|e| anyhow::anyhow!("{e}"))?);
         let pseudonyms =
             Pseudonymizer::new(&secret_file(&self.data_dir.join("keys/pseudonym.key"), 32)?)
                 .map_err(|e| anyhow::anyhow!("pseudonym key: {e}"))?;
@@ -429,7 +438,7 @@ impl Embedded {
         let flow = Arc::new(Flow::new(
             checks,
             self.store.clone(),
-            cards,
+            cards.clone(),
             directory,
             pseudonyms,
             settings,
@@ -438,10 +447,7 @@ impl Embedded {
 
         let terminal_ca = read_pem(&pki.cert_path(files::TERMINAL_CA))?;
         let auditor_ca = read_pem(&pki.cert_path(files::AUDITOR_CA))?;
-        let anchors = Arc::new(
-            RoleAnchors::new(&pem_to_der(&terminal_ca)?, &pem_to_der(&auditor_ca)?)
-                .map_err(|e| anyhow::anyhow!("{e}"))?,
-        );
+
         let material = ServerTlsMaterial::from_pem(
             &read_pem(&pki.cert_path(files::GATEWAY))?,
             &read_pem(&pki.key_path(files::GATEWAY))?,
@@ -449,8 +455,13 @@ impl Embedded {
         )?;
         let tls = Arc::new(ReloadableServerConfig::new(
             material,
-            dev_client_crls(pki)?,
+            self.client_crls(config).load()?,
         )?);
+        let anchors = Arc::new(
+            RoleAnchors::new(&pem_to_der(&terminal_ca)?, &pem_to_der(&auditor_ca)?)
+                .map_err(|e| anyhow::anyhow!("{e}"))?
+                .with_revocation(tls.revocation()),
+        );
 
         let mut trusted = TrustedKeys::new();
         let mut municipalities = HashMap::new();
@@ -474,6 +485,7 @@ impl Embedded {
         let verify = VerifyApi::new(self.store.clone(), Arc::new(trusted), municipalities);
         Ok(ServerParts {
             flow,
+            card_verifier: cards,
             anchors,
             tls,
             handshake_timeout: config.handshake_timeout(),

@@ -38,6 +38,8 @@ pub const MAX_REQUEST_BYTES: usize = 1 << 20;
 pub struct ServerParts {
     /// The issuance flow.
     pub flow: Arc<Flow>,
+    /// The card verifier inside the flow, whose CRL `serve` keeps current.
+    pub card_verifier: Arc<crate::cardauth::CardVerifier>,
     /// The CAs that grant caller roles.
     pub anchors: Arc<RoleAnchors>,
     /// TLS with a replaceable CRL.

@@ -10,7 +10,12 @@
 //!
 //! Client certificates are optional at the TLS layer (`VerifyService` needs none); every
 //! service that needs one checks the caller's role itself (see `identity`).
+//!
+//! The handshake is not the only check: an HTTP/2 connection lives for hours, so a terminal
+//! revoked after it connected would keep issuing. [`ClientRevocation`] holds the same lists
+//! as a lookup that `identity::RoleAnchors` consults on every request.
 
+use std::collections::HashSet;
 use std::io;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -74,11 +79,89 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
+/// One client CA's CRL, as a lookup.
+#[derive(Debug)]
+struct RevocationList {
+    /// The CRL issuer's name (DER), compared with a certificate's issuer name.
+    issuer: Vec<u8>,
+    /// nextUpdate, unix seconds; a CRL without one is stale at once (as webpki treats it).
+    next_update: Option<i64>,
+    /// Revoked serial numbers, as their DER INTEGER content bytes.
+    revoked: HashSet<Vec<u8>>,
+}
+
+/// What the current client CRLs say of a certificate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RevocationStatus {
+    /// Listed by a current CRL of its issuer as not revoked.
+    Good,
+    /// Revoked.
+    Revoked,
+    /// Its issuer's CRL is past nextUpdate, or there is none: status unknown, refused.
+    Unknown,
+}
+
+/// The client CRLs currently in force, for the per-request check.
+#[derive(Debug)]
+pub struct ClientRevocation {
+    lists: RwLock<Arc<Vec<RevocationList>>>,
+}
+
+impl ClientRevocation {
+    fn parse(crls: &[CertificateRevocationListDer<'_>]) -> Result<Vec<RevocationList>, TlsError> {
+        crls.iter()
+            .map(|der| {
+                use x509_parser::prelude::FromDer;
+                let (_, crl) =
+                    x509_parser::revocation_list::CertificateRevocationList::from_der(der)
+                        .map_err(|e| TlsError::Material(format!("client CRL: {e}")))?;
+                Ok(RevocationList {
+                    issuer: crl.issuer().as_raw().to_vec(),
+                    next_update: crl.next_update().map(|t| t.timestamp()),
+                    revoked: crl
+                        .iter_revoked_certificates()
+                        .map(|r| r.raw_serial().to_vec())
+                        .collect(),
+                })
+            })
+            .collect()
+    }
+
+    fn replace(&self, lists: Vec<RevocationList>) {
+        let lists = Arc::new(lists);
+        match self.lists.write() {
+            Ok(mut current) => *current = lists,
+            Err(poisoned) => *poisoned.into_inner() = lists,
+        }
+    }
+
+    /// The status of the certificate with `issuer` name and `serial` (DER content bytes) at
+    /// `now` (unix seconds).
+    pub fn status(&self, issuer: &[u8], serial: &[u8], now: i64) -> RevocationStatus {
+        let lists = match self.lists.read() {
+            Ok(lists) => lists.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        };
+        let Some(list) = lists.iter().find(|l| l.issuer == issuer) else {
+            return RevocationStatus::Unknown;
+        };
+        if list.revoked.contains(serial) {
+            RevocationStatus::Revoked
+        } else if list.next_update.is_none_or(|next| now >= next) {
+            RevocationStatus::Unknown
+        } else {
+            RevocationStatus::Good
+        }
+    }
+}
+
 /// A server configuration whose CRLs can be replaced while connections keep being accepted.
-/// A connection uses the configuration current at its handshake.
+/// A connection uses the configuration current at its handshake; [`ClientRevocation`]
+/// carries the same lists to every request.
 pub struct ReloadableServerConfig {
     material: ServerTlsMaterial,
     current: RwLock<Arc<rustls::ServerConfig>>,
+    revocation: Arc<ClientRevocation>,
 }
 
 impl ReloadableServerConfig {
@@ -87,11 +170,20 @@ impl ReloadableServerConfig {
         material: ServerTlsMaterial,
         crls: Vec<CertificateRevocationListDer<'static>>,
     ) -> Result<Self, TlsError> {
+        let lists = ClientRevocation::parse(&crls)?;
         let config = build_config(&material, crls)?;
         Ok(ReloadableServerConfig {
             material,
             current: RwLock::new(Arc::new(config)),
+            revocation: Arc::new(ClientRevocation {
+                lists: RwLock::new(Arc::new(lists)),
+            }),
         })
+    }
+
+    /// The lists in force, for the per-request check.
+    pub fn revocation(&self) -> Arc<ClientRevocation> {
+        self.revocation.clone()
     }
 
     /// Replaces the CRLs. On error the previous configuration stays in force.
@@ -99,11 +191,13 @@ impl ReloadableServerConfig {
         &self,
         crls: Vec<CertificateRevocationListDer<'static>>,
     ) -> Result<(), TlsError> {
+        let lists = ClientRevocation::parse(&crls)?;
         let config = Arc::new(build_config(&self.material, crls)?);
         match self.current.write() {
             Ok(mut current) => *current = config,
             Err(poisoned) => *poisoned.into_inner() = config,
         }
+        self.revocation.replace(lists);
         Ok(())
     }
 

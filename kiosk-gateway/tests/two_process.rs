@@ -10,8 +10,9 @@
     reason = "a failed unwrap in a test is a failed assertion"
 )]
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::Duration;
 
 use card::softcard::SoftCard;
@@ -19,7 +20,8 @@ use kiosk_proto::reasons;
 use kiosk_proto::v1 as pb;
 use kiosk_terminal::client::{Terminal, TerminalTls};
 use kiosk_tests::{PgDatabase, TERMINAL_1, fee, item, page_subjects, pdf_text, sign};
-use tokio::io::{AsyncBufReadExt, BufReader};
+
+use common::{Process, gateway_command, office_hours_rfc3339};
 
 const REMOTE: &str = "271004";
 const LOCAL: &str = "131016";
@@ -37,63 +39,6 @@ fn issuer_binary() -> PathBuf {
         issuer.display()
     );
     issuer
-}
-
-/// A child process that is killed if the test ends early, with its stderr in a file.
-struct Process {
-    child: tokio::process::Child,
-    log: PathBuf,
-}
-
-impl Process {
-    /// Starts `command` and waits for the stdout line containing `listening on https://`;
-    /// returns the process and the address after it.
-    async fn spawn(mut command: tokio::process::Command, log: PathBuf) -> (Process, String) {
-        command
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .env("RUST_LOG", "warn")
-            .kill_on_drop(true);
-        let mut child = command.spawn().unwrap();
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let mut process = Process { child, log };
-        let addr = tokio::time::timeout(Duration::from_secs(180), async {
-            while let Some(line) = lines.next_line().await.unwrap() {
-                if let Some((_, addr)) = line.split_once("listening on https://") {
-                    return Some(addr.trim().to_owned());
-                }
-            }
-            None
-        })
-        .await
-        .unwrap_or(None);
-        let Some(addr) = addr else {
-            let _ = process.child.start_kill();
-            panic!("no listening line; stderr:\n{}", process.stderr());
-        };
-        // Keep draining stdout so the child never blocks on a full pipe.
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        (process, addr)
-    }
-
-    fn stderr(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// SIGTERM, then the exit status: a graceful drain exits 0.
-    async fn terminate(mut self) {
-        let pid = self.child.id().unwrap().to_string();
-        let sent = std::process::Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap();
-        assert!(sent.success());
-        let status = tokio::time::timeout(Duration::from_secs(30), self.child.wait())
-            .await
-            .expect("exits within 30 s of SIGTERM")
-            .unwrap();
-        assert!(status.success(), "{status}; stderr:\n{}", self.stderr());
-    }
 }
 
 /// The resident refs `issuer generate` printed as examples of blocking cases.
@@ -229,13 +174,7 @@ async fn remote_issuer_through_the_binaries(register_url: &str) {
         .arg(&pki);
     let (issuer, issuer_addr) = Process::spawn(command, root.join("issuer.log")).await;
 
-    let start = kiosk_gateway::demo::office_hours_at(
-        time::OffsetDateTime::now_utc().unix_timestamp() * 1000,
-    );
-    let start = time::OffsetDateTime::from_unix_timestamp(start / 1000)
-        .unwrap()
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap();
+    let start = office_hours_rfc3339();
     let data = root.join("gateway");
     let config = root.join("gateway.toml");
     std::fs::write(
@@ -250,16 +189,7 @@ async fn remote_issuer_through_the_binaries(register_url: &str) {
         ),
     )
     .unwrap();
-    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_kiosk-gateway"));
-    command
-        .arg("serve")
-        .arg("--config")
-        .arg(&config)
-        .env_remove("KIOSK_CONFIG")
-        .env_remove("KIOSK_DATA_DIR")
-        .env_remove("KIOSK_DATABASE_URL")
-        .env_remove("KIOSK_REGISTER_URL")
-        .env_remove("KIOSK_LISTEN");
+    let command = gateway_command(&config);
     let (gateway, gateway_addr) = Process::spawn(command, root.join("gateway.log")).await;
 
     let tls = TerminalTls::from_pki_dir(&pki, TERMINAL_1, "localhost").unwrap();
