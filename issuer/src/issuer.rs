@@ -25,8 +25,8 @@ use crate::model::{
     MunicipalityCode, RenderedDocument, RequestItem, ResidentRef,
 };
 use crate::register::{
-    Koseki, KosekiMember, Municipality, Register, Resident, ResidentStatus, ServiceWindow,
-    SupportMeasure, read,
+    Koseki, KosekiMember, Municipality, PendingChange, Register, Resident, ResidentStatus,
+    ServiceWindow, SupportMeasure, read,
 };
 use crate::rules::{self, Reason};
 
@@ -113,6 +113,13 @@ struct Context {
     /// Active support measures on the requester, the household and the 戸籍's members, read
     /// once per decision; a person absent here has none.
     support_measures: Vec<(ResidentRef, SupportMeasure)>,
+    /// Changes not reflected yet on the people of `pending_people` and the 戸籍
+    /// `pending_koseki`, read once per decision: a menu judges seven types over them.
+    pending: Vec<(Option<String>, Option<String>, PendingChange)>,
+    /// Whose pending changes `pending` holds.
+    pending_people: Vec<ResidentRef>,
+    /// Which 戸籍's pending changes `pending` holds.
+    pending_koseki: Option<String>,
 }
 
 impl Context {
@@ -126,11 +133,10 @@ impl Context {
         let municipality = read::municipality(conn, code)
             .await?
             .ok_or(IssuerError::MunicipalityNotServed)?;
-        let requester = read::resident(conn, requester)
+        let (requester, household) = read::resident_with_household(conn, requester)
             .await?
-            .filter(|r| r.municipality_code == code)
+            .filter(|(r, _)| r.municipality_code == code)
             .ok_or(IssuerError::Refused(Reason::ResidentNotFound))?;
-        let household = read::household_members(conn, &requester.household_id).await?;
         let koseki = match &requester.koseki_id {
             Some(id) => match read::koseki(conn, id).await? {
                 Some(k) if k.current => {
@@ -142,9 +148,9 @@ impl Context {
             None => None,
         };
         let windows = read::service_windows(conn, code).await?;
-        let suspended = read::service_switch(conn, code).await?.suspended;
-        let in_maintenance = read::in_maintenance(conn, code, unix_ms(now)).await?;
-        let closed = read::closed_date(conn, code, in_jst(now).date()).await?;
+        let (switch, in_maintenance, closed) =
+            read::service_state(conn, code, unix_ms(now), in_jst(now).date()).await?;
+        let suspended = switch.suspended;
         let fees = read::fees(conn, code, in_jst(now).date()).await?;
         let mut people: Vec<&ResidentRef> = vec![&requester.id];
         people.extend(household.iter().map(|r| &r.id));
@@ -154,7 +160,14 @@ impl Context {
         people.sort();
         people.dedup();
         let support_measures = read::support_measures(conn, &people).await?;
+        let koseki_id = koseki.as_ref().map(|(k, _)| k.id.as_str());
+        let pending = read::pending_for_people(conn, &people, koseki_id).await?;
+        let pending_people = people.into_iter().cloned().collect();
+        let pending_koseki = koseki_id.map(str::to_owned);
         Ok(Context {
+            pending,
+            pending_people,
+            pending_koseki,
             municipality,
             requester,
             household,
@@ -181,6 +194,41 @@ impl Context {
             .iter()
             .find(|(p, _)| p == person)
             .map(|(_, measure)| *measure)
+    }
+
+    /// The changes not reflected yet on resident `id`, from those read with the context (or
+    /// read now, in the same transaction, for someone outside it).
+    async fn pending_for_resident(
+        &self,
+        conn: &mut AnyConnection,
+        id: &ResidentRef,
+    ) -> Result<Vec<PendingChange>, IssuerError> {
+        if !self.pending_people.contains(id) {
+            return read::pending_for_resident(conn, id).await;
+        }
+        Ok(self
+            .pending
+            .iter()
+            .filter(|(resident, _, _)| resident.as_deref() == Some(id.as_str()))
+            .map(|(_, _, change)| change.clone())
+            .collect())
+    }
+
+    /// The changes not reflected yet on 戸籍 `koseki_id` (see [`Context::pending_for_resident`]).
+    async fn pending_for_koseki(
+        &self,
+        conn: &mut AnyConnection,
+        koseki_id: &str,
+    ) -> Result<Vec<PendingChange>, IssuerError> {
+        if self.pending_koseki.as_deref() != Some(koseki_id) {
+            return read::pending_for_koseki(conn, koseki_id).await;
+        }
+        Ok(self
+            .pending
+            .iter()
+            .filter(|(_, koseki, _)| koseki.as_deref() == Some(koseki_id))
+            .map(|(_, _, change)| change.clone())
+            .collect())
     }
 
     fn window(&self, ty: CertificateType) -> Option<&ServiceWindow> {
@@ -323,7 +371,7 @@ async fn decide(
             for person in &people {
                 measures.push(ctx.support_measure(&person.id));
                 check(rules::pending_changes(
-                    &read::pending_for_resident(conn, &person.id).await?,
+                    &ctx.pending_for_resident(conn, &person.id).await?,
                 ))?;
             }
             check(rules::support_measure(ty, None, &measures))?;
@@ -348,7 +396,7 @@ async fn decide(
         }
         CertificateType::SealRegistration => {
             check(rules::pending_changes(
-                &read::pending_for_resident(conn, &requester.id).await?,
+                &ctx.pending_for_resident(conn, &requester.id).await?,
             ))?;
             let seal = read::live_seal(conn, &requester.id).await?;
             check(rules::live_seal(seal.as_ref()))?;
@@ -378,7 +426,7 @@ async fn decide(
                 .as_ref()
                 .ok_or(refuse(Reason::CertificateTypeNotOffered))?;
             check(rules::pending_changes(
-                &read::pending_for_koseki(conn, &koseki.id).await?,
+                &ctx.pending_for_koseki(conn, &koseki.id).await?,
             ))?;
             if ty == CertificateType::KosekiFuhyo {
                 let mut measures = Vec::new();
@@ -688,12 +736,31 @@ impl Issuer {
         // Declared before `tx`, so dropped after it: the turn passes on once the tx has ended.
         let _turn = self.register.writer_turn().await;
         let mut tx = self.register.begin().await?;
-        if let Some(row) =
-            sqlx::query("SELECT request_digest FROM render_requests WHERE issuance_id = $1")
-                .bind(issuance_id.as_str())
-                .fetch_optional(&mut *tx)
-                .await?
-        {
+        // Claim the issuance id first: the usual Render is new, and then this one statement
+        // both checks and records it (a refusal or failure below rolls it back). A repeated
+        // Render finds the claim and answers from the registry. Under PostgreSQL a concurrent
+        // claim of the same id ends in a serialization failure or unique violation, which
+        // `render` retries into the repeated-Render path.
+        let claimed = sqlx::query(
+            "INSERT INTO render_requests (issuance_id, municipality_code, requester_ref, \
+             request_digest, rendered_at) VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (issuance_id) DO NOTHING",
+        )
+        .bind(issuance_id.as_str())
+        .bind(self.municipality.as_str())
+        .bind(requester.as_str())
+        .bind(request_digest.to_vec())
+        .bind(unix_ms(OffsetDateTime::now_utc()))
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        if !claimed {
+            let row =
+                sqlx::query("SELECT request_digest FROM render_requests WHERE issuance_id = $1")
+                    .bind(issuance_id.as_str())
+                    .fetch_one(&mut *tx)
+                    .await?;
             let stored: Vec<u8> = row.try_get("request_digest")?;
             if stored != request_digest {
                 return Err(IssuerError::IssuanceConflict);
@@ -767,40 +834,43 @@ impl Issuer {
             }
         }
 
-        let now_ms = unix_ms(OffsetDateTime::now_utc());
-        sqlx::query(
-            "INSERT INTO render_requests (issuance_id, municipality_code, requester_ref, \
-             request_digest, rendered_at) VALUES ($1, $2, $3, $4, $5)",
-        )
-        .bind(issuance_id.as_str())
-        .bind(self.municipality.as_str())
-        .bind(requester.as_str())
-        .bind(request_digest.to_vec())
-        .bind(now_ms)
-        .execute(&mut *tx)
-        .await?;
-        for (position, doc) in documents.iter().enumerate() {
-            sqlx::query(
+        // The registry entries in multi-row inserts (small chunks: SQLite binds `$N` by a
+        // linear search, see `audit::store::append_batch`).
+        for (chunk_index, chunk) in documents.chunks(16).enumerate() {
+            let mut sql = String::from(
                 "INSERT INTO issued_documents (serial, issuance_id, position, municipality_code, \
                  certificate_type, requester_ref, page_subjects, page_count, content_digest, \
-                 pdf_sha256, pdf, fee_yen, issued_at, status) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 'issued')",
-            )
-            .bind(&doc.serial)
-            .bind(issuance_id.as_str())
-            .bind(i64::try_from(position).unwrap_or(i64::MAX))
-            .bind(self.municipality.as_str())
-            .bind(doc.ty.code())
-            .bind(requester.as_str())
-            .bind(encode_pages(&doc.pages))
-            .bind(i64::try_from(doc.pages.len()).unwrap_or(i64::MAX))
-            .bind(doc.content_digest.to_vec())
-            .bind(doc.pdf_sha256.to_vec())
-            .bind(doc.pdf.clone())
-            .bind(i64::from(doc.fee_yen))
-            .bind(unix_ms(issued_at))
-            .execute(&mut *tx)
-            .await?;
+                 pdf_sha256, pdf, fee_yen, issued_at, status) VALUES ",
+            );
+            for row in 0..chunk.len() {
+                sql.push_str(if row == 0 { "(" } else { ",(" });
+                for col in 0..13 {
+                    if col > 0 {
+                        sql.push(',');
+                    }
+                    sql.push_str(&format!("${}", row * 13 + col + 1));
+                }
+                sql.push_str(",'issued')");
+            }
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for (offset, doc) in chunk.iter().enumerate() {
+                let position = chunk_index * 16 + offset;
+                query = query
+                    .bind(doc.serial.as_str())
+                    .bind(issuance_id.as_str())
+                    .bind(i64::try_from(position).unwrap_or(i64::MAX))
+                    .bind(self.municipality.as_str())
+                    .bind(doc.ty.code())
+                    .bind(requester.as_str())
+                    .bind(encode_pages(&doc.pages))
+                    .bind(i64::try_from(doc.pages.len()).unwrap_or(i64::MAX))
+                    .bind(doc.content_digest.to_vec())
+                    .bind(doc.pdf_sha256.to_vec())
+                    .bind(doc.pdf.as_slice())
+                    .bind(i64::from(doc.fee_yen))
+                    .bind(unix_ms(issued_at));
+            }
+            query.execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(documents)

@@ -647,6 +647,33 @@ pub mod read {
         row.as_ref().map(resident_from_row).transpose()
     }
 
+    /// The resident `id` (in any status) and everyone linked to their household, ordered as
+    /// [`household_members`], in one query: every decision reads both.
+    pub async fn resident_with_household(
+        conn: &mut AnyConnection,
+        id: &ResidentRef,
+    ) -> Result<Option<(Resident, Vec<Resident>)>, IssuerError> {
+        let sql = format!(
+            "SELECT {RESIDENT_COLUMNS} FROM residents \
+             WHERE household_id = (SELECT household_id FROM residents WHERE id = $1) \
+             ORDER BY CASE WHEN relationship = '世帯主' THEN 0 ELSE 1 END, birth_date, id"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(id.as_str())
+            .fetch_all(&mut *conn)
+            .await?;
+        let household = rows
+            .iter()
+            .map(resident_from_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        // The resident's own household row is among them (household_id is NOT NULL).
+        Ok(household
+            .iter()
+            .find(|r| r.id == *id)
+            .cloned()
+            .map(|resident| (resident, household)))
+    }
+
     /// Everyone linked to household `household_id` (in any status), head first, then by id.
     pub async fn household_members(
         conn: &mut AnyConnection,
@@ -848,6 +875,52 @@ pub mod read {
             .collect()
     }
 
+    /// The changes not reflected yet that were filed for any of `ids` or for 戸籍 `koseki_id`,
+    /// in one query: each as (resident, 戸籍, change). A decision reads them once rather than
+    /// once per certificate type and person.
+    pub async fn pending_for_people(
+        conn: &mut AnyConnection,
+        ids: &[&ResidentRef],
+        koseki_id: Option<&str>,
+    ) -> Result<Vec<(Option<String>, Option<String>, PendingChange)>, IssuerError> {
+        if ids.is_empty() && koseki_id.is_none() {
+            return Ok(Vec::new());
+        }
+        let mut conditions = Vec::new();
+        if !ids.is_empty() {
+            let placeholders: Vec<String> = (1..=ids.len()).map(|n| format!("${n}")).collect();
+            conditions.push(format!("resident_id IN ({})", placeholders.join(", ")));
+        }
+        if koseki_id.is_some() {
+            conditions.push(format!("koseki_id = ${}", ids.len() + 1));
+        }
+        let sql = format!(
+            "SELECT id, kind, resident_id, koseki_id FROM pending_changes \
+             WHERE reflected_at IS NULL AND ({})",
+            conditions.join(" OR ")
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for id in ids {
+            query = query.bind(id.as_str());
+        }
+        if let Some(koseki_id) = koseki_id {
+            query = query.bind(koseki_id);
+        }
+        let rows = query.fetch_all(&mut *conn).await?;
+        rows.iter()
+            .map(|row| {
+                Ok((
+                    opt_text(row, "resident_id")?,
+                    opt_text(row, "koseki_id")?,
+                    PendingChange {
+                        id: text(row, "id")?,
+                        kind: text(row, "kind")?,
+                    },
+                ))
+            })
+            .collect()
+    }
+
     /// Changes filed for resident `id` and not reflected yet.
     pub async fn pending_for_resident(
         conn: &mut AnyConnection,
@@ -1014,6 +1087,38 @@ pub mod read {
         .fetch_one(&mut *conn)
         .await?;
         Ok(int(&row, "n")? > 0)
+    }
+
+    /// The municipality's kill switch, whether a maintenance window covers `at_ms`, and the
+    /// configured closure on `on`, in one statement (three round trips folded into one; the
+    /// same reads as [`service_switch`], [`in_maintenance`] and [`closed_date`]).
+    pub async fn service_state(
+        conn: &mut AnyConnection,
+        municipality: &str,
+        at_ms: i64,
+        on: Date,
+    ) -> Result<(ServiceSwitch, bool, Option<ClosedDate>), IssuerError> {
+        let row = sqlx::query(
+            "SELECT (SELECT suspended FROM service_switch WHERE municipality_code = $1) \
+                 AS suspended, \
+             (SELECT COUNT(*) FROM maintenance_windows WHERE municipality_code = $1 \
+                 AND starts_at <= $2 AND ends_at > $2) AS maintenance, \
+             (SELECT weekday_types_only FROM service_closed_dates \
+                 WHERE municipality_code = $1 AND closed_on = $3) AS weekday_types_only",
+        )
+        .bind(municipality)
+        .bind(at_ms)
+        .bind(format_date(on))
+        .fetch_one(&mut *conn)
+        .await?;
+        let suspended = row.try_get::<Option<i64>, _>("suspended")?.unwrap_or(0) != 0;
+        let maintenance = row.try_get::<Option<i64>, _>("maintenance")?.unwrap_or(0) > 0;
+        let closed = row
+            .try_get::<Option<i64>, _>("weekday_types_only")?
+            .map(|flag| ClosedDate {
+                weekday_types_only: flag != 0,
+            });
+        Ok((ServiceSwitch { suspended }, maintenance, closed))
     }
 
     /// The kill switch.
