@@ -247,49 +247,6 @@ impl Flow {
         self.pseudonyms.pseudonymize(resident_ref.as_bytes())
     }
 
-    /// Whether issuing is suspended globally or for `municipality`.
-    async fn suspended(
-        &self,
-        conn: &mut AnyConnection,
-        municipality: Option<&str>,
-    ) -> Result<bool, GatewayError> {
-        if store::setting(conn, store::KILL_SWITCH_SETTING)
-            .await?
-            .as_deref()
-            == Some("on")
-        {
-            return Ok(true);
-        }
-        if let Some(code) = municipality
-            && let Some(m) = store::municipality(conn, code).await?
-        {
-            return Ok(m.suspended);
-        }
-        Ok(false)
-    }
-
-    async fn check_terminal(
-        &self,
-        conn: &mut AnyConnection,
-        terminal: &TerminalIdentity,
-    ) -> Result<(), GatewayError> {
-        match store::terminal_status(conn, &terminal.id()).await? {
-            Some(store::TerminalStatus::Active) => Ok(()),
-            Some(store::TerminalStatus::Suspended) => Err(GatewayError::refused(
-                "TERMINAL_SUSPENDED",
-                "terminal is suspended",
-            )),
-            Some(store::TerminalStatus::Retired) => Err(GatewayError::refused(
-                "TERMINAL_RETIRED",
-                "terminal is retired",
-            )),
-            None => Err(GatewayError::refused(
-                "TERMINAL_UNKNOWN",
-                "terminal is not registered",
-            )),
-        }
-    }
-
     /// Opens a session for `terminal` with a fresh single-use challenge.
     pub async fn open_session(
         &self,
@@ -319,12 +276,9 @@ impl Flow {
             created_at: now,
         };
         let mut tx = self.store.begin_write().await?;
-        self.check_terminal(&mut tx, terminal).await?;
-        let closed_reason = if self.suspended(&mut tx, None).await? {
-            Some("SERVICE_SUSPENDED")
-        } else {
-            None
-        };
+        let (status, kill_switch) = store::terminal_gate(&mut tx, &terminal_id).await?;
+        check_terminal(status)?;
+        let closed_reason = kill_switch.then_some("SERVICE_SUSPENDED");
         store::insert_session(&mut tx, &row).await?;
         let event =
             Event::session_opened(UnixMillis(now), ident(&terminal_id)?, ident(&session_id)?)
@@ -352,10 +306,19 @@ impl Flow {
         terminal: &TerminalIdentity,
         session_id: &str,
     ) -> Result<SessionRow, GatewayError> {
+        let session = store::session(conn, session_id).await?;
+        self.check_owned(terminal, session)
+    }
+
+    /// `session` if it exists, belongs to `terminal` and has not expired (see
+    /// [`Flow::owned_session`]).
+    fn check_owned(
+        &self,
+        terminal: &TerminalIdentity,
+        session: Option<SessionRow>,
+    ) -> Result<SessionRow, GatewayError> {
         let not_found = || GatewayError::refused("SESSION_NOT_FOUND", "no such session");
-        let session = store::session(conn, session_id)
-            .await?
-            .ok_or_else(not_found)?;
+        let session = session.ok_or_else(not_found)?;
         if session.terminal_id != terminal.id() {
             return Err(not_found());
         }
@@ -438,19 +401,18 @@ impl Flow {
             }
         };
         let mut conn = self.store.pool().acquire().await?;
-        let binding = store::card_binding(&mut conn, verified.issuer(), verified.serial()).await?;
-        let Some(binding) = binding else {
-            drop(conn);
+        let binding =
+            store::card_binding_served(&mut conn, verified.issuer(), verified.serial()).await?;
+        drop(conn);
+        let Some((binding, served)) = binding else {
             self.record_auth_failure(terminal, session_id, "CARD_UNKNOWN")
                 .await?;
             return Err(GatewayError::refused("CARD_UNKNOWN", "card is not bound"));
         };
-        let served = store::municipality(&mut conn, &binding.municipality_code).await?;
-        drop(conn);
         let Some(issuer) = self
             .issuers
             .get(&binding.municipality_code)
-            .filter(|_| served.is_some())
+            .filter(|_| served)
         else {
             self.record_auth_failure(terminal, session_id, "MUNICIPALITY_NOT_SERVED")
                 .await?;
@@ -476,13 +438,16 @@ impl Flow {
 
         let pseudonym = self.pseudonym(&binding.resident_ref);
         let mut tx = self.store.begin_write().await?;
-        if !store::consume_challenge(&mut tx, session_id).await? {
+        // One compare-and-set: the challenge is single-use under concurrent calls, and a
+        // session closed meanwhile is not authenticated behind the terminal's back.
+        if !store::consume_challenge_and_authenticate(&mut tx, session_id, &binding, &allowed)
+            .await?
+        {
             return Err(GatewayError::refused(
                 "CHALLENGE_USED",
                 "challenge already used",
             ));
         }
-        store::authenticate_session(&mut tx, session_id, &binding, &allowed).await?;
         let now = UnixMillis(self.now_ms());
         let terminal_ident = ident(&terminal.id())?;
         let passed =
@@ -605,6 +570,25 @@ impl Flow {
         } else {
             Err(GatewayError::InvalidFields(violations))
         }
+    }
+}
+
+/// Refuses a terminal that is not registered and active.
+fn check_terminal(status: Option<store::TerminalStatus>) -> Result<(), GatewayError> {
+    match status {
+        Some(store::TerminalStatus::Active) => Ok(()),
+        Some(store::TerminalStatus::Suspended) => Err(GatewayError::refused(
+            "TERMINAL_SUSPENDED",
+            "terminal is suspended",
+        )),
+        Some(store::TerminalStatus::Retired) => Err(GatewayError::refused(
+            "TERMINAL_RETIRED",
+            "terminal is retired",
+        )),
+        None => Err(GatewayError::refused(
+            "TERMINAL_UNKNOWN",
+            "terminal is not registered",
+        )),
     }
 }
 
@@ -801,19 +785,36 @@ impl Flow {
         let terminal_id = terminal.id();
 
         let mut conn = self.store.pool().acquire().await?;
-        if let Some(existing) =
-            store::issuance_by_request(&mut conn, &terminal_id, client_request_id).await?
-        {
-            return self
-                .replay(&mut conn, existing, session_id, &order_digest)
-                .await;
-        }
-        let session = self.owned_session(&mut conn, terminal, session_id).await?;
-        let suspended_now = {
-            let code = session.municipality_code.clone();
-            self.suspended(&mut conn, code.as_deref()).await?
-        };
+        // The idempotency key, the session and the kill switches in one statement.
+        let (session, suspended_now) =
+            match store::issue_lookup(&mut conn, session_id, &terminal_id, client_request_id)
+                .await?
+            {
+                Some(store::IssueLookup {
+                    existing: Some(existing),
+                    ..
+                }) => {
+                    return self
+                        .replay(&mut conn, existing, session_id, &order_digest)
+                        .await;
+                }
+                Some(lookup) => (Some(lookup.session), lookup.suspended),
+                None => {
+                    // No such session: a key recorded under it cannot be this request's, but
+                    // the answer stays what it was (a reused key is named as such).
+                    if let Some(existing) =
+                        store::issuance_by_request(&mut conn, &terminal_id, client_request_id)
+                            .await?
+                    {
+                        return self
+                            .replay(&mut conn, existing, session_id, &order_digest)
+                            .await;
+                    }
+                    (None, false)
+                }
+            };
         drop(conn);
+        let session = self.check_owned(terminal, session)?;
         let (binding, allowed) = authenticated(&session)?;
         let pseudonym = self.pseudonym(&binding.resident_ref);
         let allowed: BTreeSet<&str> = allowed.iter().map(String::as_str).collect();
@@ -1098,15 +1099,43 @@ impl Flow {
         collected_yen: u32,
     ) -> Result<PrintReport, GatewayError> {
         let mut tx = self.store.begin_write().await?;
+        let now = self.now_ms();
+        let when = UnixMillis(now);
+        let collected = i64::from(collected_yen);
+        if result == PrintResult::Printed
+            && let Some(issuance) = store::mark_printed(
+                &mut tx,
+                issuance_id,
+                &terminal.id(),
+                session_id,
+                collected,
+                now,
+            )
+            .await?
+        {
+            // The common report: released, in time, printed. The state moved in the same
+            // statement that read the issuance; its events commit with it.
+            let documents = store::documents(&mut tx, issuance_id).await?;
+            let pseudonym = self.pseudonym(&issuance.resident_ref);
+            let events: Vec<Event> = self
+                .facts(terminal, &issuance, &documents)?
+                .iter()
+                .map(|f| Event::print_reported(when, pseudonym, f, result.audit()))
+                .collect();
+            append_all(&mut tx, &events).await?;
+            tx.commit().await?;
+            return Ok(PrintReport {
+                state: IssuanceState::Printed,
+                refund_due_yen: issuance.refund_due_yen.unwrap_or(0),
+                voided_serials: Vec::new(),
+            });
+        }
         let issuance = store::issuance(&mut tx, issuance_id)
             .await?
             .filter(|i| i.terminal_id == terminal.id() && i.session_id == session_id)
             .ok_or_else(|| GatewayError::refused("ISSUANCE_NOT_FOUND", "no such issuance"))?;
         let documents = store::documents(&mut tx, issuance_id).await?;
         let pseudonym = self.pseudonym(&issuance.resident_ref);
-        let now = self.now_ms();
-        let when = UnixMillis(now);
-        let collected = i64::from(collected_yen);
         let serials = || {
             documents
                 .iter()
@@ -1290,11 +1319,16 @@ impl Flow {
         session_id: &str,
     ) -> Result<(), GatewayError> {
         let mut tx = self.store.begin_write().await?;
-        let session = store::session(&mut tx, session_id)
-            .await?
-            .filter(|s| s.terminal_id == terminal.id())
-            .ok_or_else(|| GatewayError::refused("SESSION_NOT_FOUND", "no such session"))?;
-        if store::close_session(&mut tx, &session.session_id).await? {
+        let terminal_id = terminal.id();
+        let closed_now = store::close_owned_session(&mut tx, session_id, &terminal_id).await?;
+        if !closed_now {
+            // Already closed (idempotent) or not this terminal's: only the latter is refused.
+            store::session(&mut tx, session_id)
+                .await?
+                .filter(|s| s.terminal_id == terminal_id)
+                .ok_or_else(|| GatewayError::refused("SESSION_NOT_FOUND", "no such session"))?;
+        }
+        if closed_now {
             let terminal_ident = ident(&terminal.id())?;
             let event = Event::new(
                 UnixMillis(self.now_ms()),

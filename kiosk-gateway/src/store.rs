@@ -274,6 +274,29 @@ pub async fn terminal_status(
     }
 }
 
+/// What an OpenSession checks, read in one statement: the terminal's status (if registered)
+/// and whether the global kill switch is on. One round trip instead of two on the hottest
+/// write transaction.
+pub async fn terminal_gate(
+    conn: &mut AnyConnection,
+    terminal_id: &str,
+) -> Result<(Option<TerminalStatus>, bool), GatewayError> {
+    let row = sqlx::query(
+        "SELECT (SELECT status FROM terminals WHERE terminal_id = $1),
+                (SELECT value FROM settings WHERE name = $2)",
+    )
+    .bind(terminal_id)
+    .bind(KILL_SWITCH_SETTING)
+    .fetch_one(&mut *conn)
+    .await?;
+    let status = match row.try_get::<Option<String>, _>(0)? {
+        Some(status) => Some(TerminalStatus::parse(&status)?),
+        None => None,
+    };
+    let kill_switch = row.try_get::<Option<String>, _>(1)?.as_deref() == Some("on");
+    Ok((status, kill_switch))
+}
+
 /// A served municipality.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Municipality {
@@ -404,6 +427,34 @@ pub async fn card_binding(
     })
 }
 
+/// The binding of a card certificate, if any, and whether its municipality is served here,
+/// in one statement.
+pub async fn card_binding_served(
+    conn: &mut AnyConnection,
+    cert_issuer: &str,
+    cert_serial: &str,
+) -> Result<Option<(CardBinding, bool)>, GatewayError> {
+    let row = sqlx::query(
+        "SELECT b.municipality_code, b.resident_ref, m.code FROM card_bindings b
+         LEFT JOIN municipalities m ON m.code = b.municipality_code
+         WHERE b.cert_issuer = $1 AND b.cert_serial = $2",
+    )
+    .bind(cert_issuer)
+    .bind(cert_serial)
+    .fetch_optional(&mut *conn)
+    .await?;
+    Ok(match row {
+        Some(row) => Some((
+            CardBinding {
+                municipality_code: row.try_get(0)?,
+                resident_ref: row.try_get(1)?,
+            },
+            row.try_get::<Option<String>, _>(2)?.is_some(),
+        )),
+        None => None,
+    })
+}
+
 /// A session's place in the flow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SessionState {
@@ -485,21 +536,13 @@ pub async fn insert_session(conn: &mut AnyConnection, s: &SessionRow) -> Result<
     Ok(())
 }
 
-/// A session by id.
-pub async fn session(
-    conn: &mut AnyConnection,
-    session_id: &str,
-) -> Result<Option<SessionRow>, GatewayError> {
-    let row = sqlx::query(
-        "SELECT session_id, terminal_id, challenge, challenge_expires_at, challenge_used, state,
-                municipality_code, resident_ref, allowed_subjects, expires_at, created_at
-         FROM sessions WHERE session_id = $1",
-    )
-    .bind(session_id)
-    .fetch_optional(&mut *conn)
-    .await?;
-    let Some(row) = row else { return Ok(None) };
-    Ok(Some(SessionRow {
+const SESSION_COLUMNS: &str = "s.session_id, s.terminal_id, s.challenge,
+    s.challenge_expires_at, s.challenge_used, s.state, s.municipality_code, s.resident_ref,
+    s.allowed_subjects, s.expires_at, s.created_at";
+
+/// The session in columns `0..11` of `row` (as selected by [`SESSION_COLUMNS`]).
+fn session_from_row(row: &sqlx::any::AnyRow) -> Result<SessionRow, GatewayError> {
+    Ok(SessionRow {
         session_id: row.try_get(0)?,
         terminal_id: row.try_get(1)?,
         challenge: row.try_get(2)?,
@@ -516,6 +559,77 @@ pub async fn session(
             .collect(),
         expires_at: row.try_get(9)?,
         created_at: row.try_get(10)?,
+    })
+}
+
+/// A session by id.
+pub async fn session(
+    conn: &mut AnyConnection,
+    session_id: &str,
+) -> Result<Option<SessionRow>, GatewayError> {
+    let sql = format!("SELECT {SESSION_COLUMNS} FROM sessions s WHERE s.session_id = $1");
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(session_id)
+        .fetch_optional(&mut *conn)
+        .await?;
+    row.as_ref().map(session_from_row).transpose()
+}
+
+/// What an Issue reads before it renders, in one statement.
+#[derive(Debug, Clone)]
+pub struct IssueLookup {
+    /// The session named by the request (not yet checked against the terminal).
+    pub session: SessionRow,
+    /// Whether issuing is suspended: the global kill switch, or the session's municipality's.
+    pub suspended: bool,
+    /// The issuance this terminal already recorded under the request's idempotency key.
+    pub existing: Option<IssuanceRow>,
+}
+
+/// The session `session_id`, whether issuing is suspended for its municipality, and the
+/// issuance `terminal_id` recorded under `client_request_id`, in one statement: each is a
+/// round trip to the database (on SQLite, to sqlx's worker thread), and an Issue needs all
+/// three. `None` when there is no such session.
+pub async fn issue_lookup(
+    conn: &mut AnyConnection,
+    session_id: &str,
+    terminal_id: &str,
+    client_request_id: &str,
+) -> Result<Option<IssueLookup>, GatewayError> {
+    // The issuance columns are the `i.` ones, after the session's 11 and the two switches.
+    let issuance_columns = ISSUANCE_COLUMNS
+        .split(',')
+        .map(|c| format!("i.{}", c.trim()))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let sql = format!(
+        "SELECT {SESSION_COLUMNS},
+                (SELECT value FROM settings WHERE name = $4), m.suspended, {issuance_columns}
+         FROM sessions s
+         LEFT JOIN municipalities m ON m.code = s.municipality_code
+         LEFT JOIN issuances i ON i.terminal_id = $2 AND i.client_request_id = $3
+         WHERE s.session_id = $1"
+    );
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(session_id)
+        .bind(terminal_id)
+        .bind(client_request_id)
+        .bind(KILL_SWITCH_SETTING)
+        .fetch_optional(&mut *conn)
+        .await?;
+    let Some(row) = row else { return Ok(None) };
+    let session = session_from_row(&row)?;
+    let kill_switch = row.try_get::<Option<String>, _>(11)?.as_deref() == Some("on");
+    let municipality_suspended = row.try_get::<Option<i64>, _>(12)?.unwrap_or(0) != 0;
+    let existing = if row.try_get::<Option<String>, _>(13)?.is_some() {
+        Some(issuance_from_row_at(&row, 13)?)
+    } else {
+        None
+    };
+    Ok(Some(IssueLookup {
+        session,
+        suspended: kill_switch || municipality_suspended,
+        existing,
     }))
 }
 
@@ -553,6 +667,48 @@ pub async fn authenticate_session(
     .execute(&mut *conn)
     .await?;
     Ok(())
+}
+
+/// Consumes the session's challenge and records its authenticated resident and the
+/// subjects its menu offered, in one compare-and-set: false when the challenge was already
+/// used or the session is no longer open (a concurrent Authenticate or Close won).
+pub async fn consume_challenge_and_authenticate(
+    conn: &mut AnyConnection,
+    session_id: &str,
+    binding: &CardBinding,
+    allowed_subjects: &[String],
+) -> Result<bool, GatewayError> {
+    let done = sqlx::query(
+        "UPDATE sessions SET challenge_used = 1, state = 'authenticated',
+             municipality_code = $2, resident_ref = $3, allowed_subjects = $4
+         WHERE session_id = $1 AND challenge_used = 0 AND state = 'open'",
+    )
+    .bind(session_id)
+    .bind(&binding.municipality_code)
+    .bind(&binding.resident_ref)
+    .bind(allowed_subjects.join(" "))
+    .execute(&mut *conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Closes a session of `terminal_id`. Returns false when there is no such open session of
+/// that terminal (already closed, another terminal's, or unknown: the caller tells them apart
+/// on that rare path).
+pub async fn close_owned_session(
+    conn: &mut AnyConnection,
+    session_id: &str,
+    terminal_id: &str,
+) -> Result<bool, GatewayError> {
+    let done = sqlx::query(
+        "UPDATE sessions SET state = 'closed'
+         WHERE session_id = $1 AND terminal_id = $2 AND state <> 'closed'",
+    )
+    .bind(session_id)
+    .bind(terminal_id)
+    .execute(&mut *conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
 }
 
 /// Closes a session. Returns false when it was already closed.
@@ -677,20 +833,25 @@ const ISSUANCE_COLUMNS: &str = "issuance_id, session_id, terminal_id, client_req
     refund_due_yen, print_deadline, created_at";
 
 fn issuance_from_row(row: &sqlx::any::AnyRow) -> Result<IssuanceRow, GatewayError> {
+    issuance_from_row_at(row, 0)
+}
+
+/// The issuance in the 13 columns of `row` from `at` (as selected by [`ISSUANCE_COLUMNS`]).
+fn issuance_from_row_at(row: &sqlx::any::AnyRow, at: usize) -> Result<IssuanceRow, GatewayError> {
     Ok(IssuanceRow {
-        issuance_id: row.try_get(0)?,
-        session_id: row.try_get(1)?,
-        terminal_id: row.try_get(2)?,
-        client_request_id: row.try_get(3)?,
-        request_digest: row.try_get(4)?,
-        municipality_code: row.try_get(5)?,
-        resident_ref: row.try_get(6)?,
-        state: IssuanceState::parse(&row.try_get::<String, _>(7)?)?,
-        total_fee_yen: row.try_get(8)?,
-        collected_yen: row.try_get(9)?,
-        refund_due_yen: row.try_get(10)?,
-        print_deadline: row.try_get(11)?,
-        created_at: row.try_get(12)?,
+        issuance_id: row.try_get(at)?,
+        session_id: row.try_get(at + 1)?,
+        terminal_id: row.try_get(at + 2)?,
+        client_request_id: row.try_get(at + 3)?,
+        request_digest: row.try_get(at + 4)?,
+        municipality_code: row.try_get(at + 5)?,
+        resident_ref: row.try_get(at + 6)?,
+        state: IssuanceState::parse(&row.try_get::<String, _>(at + 7)?)?,
+        total_fee_yen: row.try_get(at + 8)?,
+        collected_yen: row.try_get(at + 9)?,
+        refund_due_yen: row.try_get(at + 10)?,
+        print_deadline: row.try_get(at + 11)?,
+        created_at: row.try_get(at + 12)?,
     })
 }
 
@@ -721,27 +882,51 @@ pub async fn insert_issuance(
     .bind(issuance.created_at)
     .execute(&mut *conn)
     .await?;
-    for IssuedDocument { record: d, pdf } in documents {
-        sqlx::query(
+    // One multi-row insert per chunk rather than one statement per document. Chunks stay
+    // small because SQLite resolves `$N` parameters by a linear search (see
+    // `audit::store::append_batch`).
+    for chunk in documents.chunks(32) {
+        let mut sql = String::from(
             "INSERT INTO documents (serial, issuance_id, doc_index, cert_type, page_count,
-                 fee_yen, pdf, pdf_sha256, content_digest, status, issued_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-        )
-        .bind(&d.serial)
-        .bind(&d.issuance_id)
-        .bind(d.doc_index)
-        .bind(&d.cert_type)
-        .bind(d.page_count)
-        .bind(d.fee_yen)
-        .bind(pdf)
-        .bind(&d.pdf_sha256)
-        .bind(&d.content_digest)
-        .bind(&d.status)
-        .bind(d.issued_at)
-        .execute(&mut *conn)
-        .await?;
+                 fee_yen, pdf, pdf_sha256, content_digest, status, issued_at) VALUES ",
+        );
+        push_placeholders(&mut sql, chunk.len(), 11);
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for IssuedDocument { record: d, pdf } in chunk {
+            q = q
+                .bind(&d.serial)
+                .bind(&d.issuance_id)
+                .bind(d.doc_index)
+                .bind(&d.cert_type)
+                .bind(d.page_count)
+                .bind(d.fee_yen)
+                .bind(pdf)
+                .bind(&d.pdf_sha256)
+                .bind(&d.content_digest)
+                .bind(&d.status)
+                .bind(d.issued_at);
+        }
+        q.execute(&mut *conn).await?;
     }
     Ok(())
+}
+
+/// Appends `rows` groups of `cols` numbered placeholders: `($1,$2),($3,$4)`.
+fn push_placeholders(sql: &mut String, rows: usize, cols: usize) {
+    use std::fmt::Write as _;
+    for r in 0..rows {
+        sql.push_str(if r == 0 { "(" } else { ",(" });
+        for c in 0..cols {
+            // Writing to a String cannot fail.
+            let _ = write!(
+                sql,
+                "{}${}",
+                if c == 0 { "" } else { "," },
+                r * cols + c + 1
+            );
+        }
+        sql.push(')');
+    }
 }
 
 /// The issuance a terminal recorded under an idempotency key, if any.
@@ -815,6 +1000,36 @@ pub async fn transition_issuance(
     .execute(&mut *conn)
     .await?;
     Ok(done.rows_affected() == 1)
+}
+
+/// Moves a released issuance of `terminal_id`'s session `session_id` to printed, if its print
+/// deadline has not passed at `now_ms`, and returns it as it is now: the common print report
+/// in one statement (compare-and-set plus read). `None` when any condition fails; the caller
+/// then reads the issuance and decides as before.
+pub async fn mark_printed(
+    conn: &mut AnyConnection,
+    issuance_id: &str,
+    terminal_id: &str,
+    session_id: &str,
+    collected_yen: i64,
+    now_ms: i64,
+) -> Result<Option<IssuanceRow>, GatewayError> {
+    let sql = format!(
+        "UPDATE issuances SET state = 'printed', collected_yen = $4,
+             refund_due_yen = CASE WHEN $4 > total_fee_yen THEN $4 - total_fee_yen ELSE 0 END
+         WHERE issuance_id = $1 AND terminal_id = $2 AND session_id = $3
+             AND state = 'released' AND print_deadline >= $5
+         RETURNING {ISSUANCE_COLUMNS}"
+    );
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(issuance_id)
+        .bind(terminal_id)
+        .bind(session_id)
+        .bind(collected_yen)
+        .bind(now_ms)
+        .fetch_optional(&mut *conn)
+        .await?;
+    row.as_ref().map(issuance_from_row).transpose()
 }
 
 /// Voids every document of an issuance; returns their serials.
