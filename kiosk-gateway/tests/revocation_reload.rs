@@ -13,10 +13,10 @@ use std::path::Path;
 
 use card::softcard::SoftCard;
 use card::testpki::{DevPki, files};
-use common::{Process, gateway_command, office_hours_rfc3339};
+use common::{Process, gateway_command, login, office_hours_rfc3339};
 use kiosk_gateway::provision::dev_crl;
-use kiosk_terminal::client::{Terminal, TerminalError, TerminalTls};
-use kiosk_tests::{TERMINAL_1, TERMINAL_2, sign};
+use kiosk_terminal::client::{Terminal, TerminalTls};
+use kiosk_tests::{TERMINAL_1, TERMINAL_2};
 use time::{Duration as Span, OffsetDateTime};
 
 /// The serial number of a certificate file of the PKI.
@@ -69,21 +69,7 @@ async fn login_reason(addr: &str, pki: &Path, card: SoftCard) -> Option<String> 
     let channel = kiosk_terminal::client::connect(&format!("https://{addr}"), &tls)
         .await
         .unwrap();
-    let terminal = Terminal::new(channel);
-    let opened = terminal.open_session().await.unwrap();
-    let for_card = opened.clone();
-    let proof = tokio::task::spawn_blocking(move || sign(card, &for_card))
-        .await
-        .unwrap()
-        .unwrap();
-    match terminal
-        .authenticate(&opened.session_id, proof.certificate, proof.signature)
-        .await
-    {
-        Ok(_) => None,
-        Err(TerminalError::Refused { reason, .. }) => Some(reason),
-        Err(other) => panic!("{other}"),
-    }
+    login(&Terminal::new(channel), card).await.err()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -164,6 +150,12 @@ async fn revocation_lists_are_replaced_while_serving() {
         "revoked terminal"
     );
     assert!(accepted(&addr, &pki_dir, TERMINAL_2).await);
+    // Terminal 1's open connection is refused on its next request, terminal 2's is not.
+    assert_eq!(
+        connected_1.open_session().await.unwrap_err().reason(),
+        "TERMINAL_UNKNOWN"
+    );
+    connected_2.open_session().await.unwrap();
     assert_eq!(
         login_reason(&addr, &pki_dir, card().unwrap())
             .await

@@ -19,9 +19,9 @@ use card::softcard::SoftCard;
 use kiosk_proto::reasons;
 use kiosk_proto::v1 as pb;
 use kiosk_terminal::client::{Terminal, TerminalTls};
-use kiosk_tests::{PgDatabase, TERMINAL_1, fee, item, page_subjects, pdf_text, sign};
+use kiosk_tests::{PgDatabase, TERMINAL_1, fee, item, page_subjects, pdf_text};
 
-use common::{Process, gateway_command, office_hours_rfc3339};
+use common::{Process, gateway_command, login, office_hours_rfc3339};
 
 const REMOTE: &str = "271004";
 const LOCAL: &str = "131016";
@@ -65,22 +65,6 @@ fn cards_of(bindings: &Path, cards_dir: &Path, excluded: &[String]) -> Vec<(Stri
             ))
         })
         .collect()
-}
-
-async fn login(terminal: &Terminal, card: SoftCard) -> Result<(String, pb::Menu), String> {
-    let opened = terminal.open_session().await.map_err(|e| e.to_string())?;
-    let for_card = opened.clone();
-    let proof = tokio::task::spawn_blocking(move || sign(card, &for_card))
-        .await
-        .unwrap()
-        .unwrap();
-    match terminal
-        .authenticate(&opened.session_id, proof.certificate, proof.signature)
-        .await
-    {
-        Ok(menu) => Ok((opened.session_id, menu)),
-        Err(error) => Err(error.reason().to_owned()),
-    }
 }
 
 /// Logs in the first resident of `cards` whose menu offers a 住民票の写し (a printed example

@@ -147,6 +147,16 @@ fn tries_left(card: &Path) -> u8 {
         .tries_left
 }
 
+/// Every digit of the right PIN, one up: a PIN of the right form that is surely wrong.
+fn wrong_pin() -> String {
+    let wrong: String = TEST_CARD_PIN
+        .chars()
+        .map(|c| char::from_digit((c.to_digit(10).unwrap() + 1) % 10, 10).unwrap())
+        .collect();
+    assert_ne!(wrong, TEST_CARD_PIN);
+    wrong
+}
+
 fn without_spaces(s: &str) -> String {
     s.chars().filter(|c| !c.is_whitespace()).collect()
 }
@@ -287,12 +297,7 @@ async fn a_wrong_pin_shows_the_tries_left_and_issues_nothing() {
     let resident = app.examples("Family")[0].clone();
     let card = app.embedded.card_of(&resident).unwrap().card_file.clone();
     let out = app.dir.path().join("printed");
-    // Every digit of the right PIN, one up: a PIN of the right form that is surely wrong.
-    let wrong: String = TEST_CARD_PIN
-        .chars()
-        .map(|c| char::from_digit((c.to_digit(10).unwrap() + 1) % 10, 10).unwrap())
-        .collect();
-    assert_ne!(wrong, TEST_CARD_PIN);
+    let wrong = wrong_pin();
 
     // The item is chosen on the command line, so only the PIN stands between it and an issue.
     let session = issue_on_a_terminal(
@@ -376,12 +381,7 @@ async fn a_card_in_a_pcsc_reader_signs_the_login() {
     .unwrap();
     let reader = stack.reader(0);
 
-    let wrong: String = TEST_CARD_PIN
-        .chars()
-        .rev()
-        .collect::<String>()
-        .replace('1', "9");
-    assert_ne!(wrong, TEST_CARD_PIN);
+    let wrong = wrong_pin();
     let refused = issue_on_a_terminal(
         &app,
         CardIn::Reader(&reader),

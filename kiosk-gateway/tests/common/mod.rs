@@ -7,6 +7,10 @@
 )]
 
 use std::path::PathBuf;
+
+use card::softcard::SoftCard;
+use kiosk_proto::v1 as pb;
+use kiosk_terminal::client::Terminal;
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -134,4 +138,25 @@ pub fn gateway_command(config: &std::path::Path) -> tokio::process::Command {
         }
     }
     command
+}
+
+/// Opens a session and logs `card` in with its PIN (1234). The session and menu, or the
+/// contract reason of the refusal.
+pub async fn login(terminal: &Terminal, card: SoftCard) -> Result<(String, pb::Menu), String> {
+    let opened = terminal
+        .open_session()
+        .await
+        .map_err(|e| e.reason().to_owned())?;
+    let for_card = opened.clone();
+    let proof = tokio::task::spawn_blocking(move || kiosk_tests::sign(card, &for_card))
+        .await
+        .unwrap()
+        .unwrap();
+    match terminal
+        .authenticate(&opened.session_id, proof.certificate, proof.signature)
+        .await
+    {
+        Ok(menu) => Ok((opened.session_id, menu)),
+        Err(error) => Err(error.reason().to_owned()),
+    }
 }
