@@ -4,7 +4,7 @@
 //! (`[[remote_issuers]]`) while serving another municipality in process. A terminal issues
 //! from both, a verifier checks the remote municipality's document, a certificate that is not
 //! a gateway's is refused by the issuer, and when the issuer process stops its municipality
-//! answers ISSUER_UNAVAILABLE while the other keeps issuing.
+//! answers ISSUER_UNAVAILABLE while the other keeps issuing, until it is back.
 #![allow(
     clippy::unwrap_used,
     reason = "a failed unwrap in a test is a failed assertion"
@@ -276,6 +276,18 @@ async fn remote_issuer_through_the_binaries(register_url: &str) {
     let (_, local_card) = local_cards().remove(0);
     let (session, _) = login(&terminal, local_card).await.unwrap();
     terminal.close_session(&session).await.unwrap();
+
+    // The issuer comes back on its address: the gateway reconnects by itself, no restart.
+    let mut command = tokio::process::Command::new(issuer_binary());
+    command
+        .args(["serve", "--db", register_url, "--municipality", REMOTE])
+        .args(["--listen", &issuer_addr])
+        .arg("--pki")
+        .arg(&pki);
+    let (issuer, _) = Process::spawn(command, root.join("issuer-again.log")).await;
+    let (again, _) = issue_resident_record(&terminal, cards_of(&bindings, &cards, &excluded)).await;
+    assert_eq!(again, resident);
+    issuer.terminate().await;
 
     drop(terminal);
     drop(verifier);
