@@ -148,6 +148,18 @@ pub struct DocumentChecks {
     pub signing_certs: std::collections::HashMap<String, Vec<u8>>,
 }
 
+/// What a retried Issue brings to [`Flow::replay`].
+struct Retry<'a> {
+    session_id: &'a str,
+    /// The retry's order digest, compared with the recorded one.
+    digest: &'a [u8],
+    /// The retry's items (equal to the recorded order's when the digests match).
+    items: &'a [pb::RequestItem],
+    /// The subjects the session's menu offered, for the page-marker check.
+    allowed: &'a [String],
+    deadline: Option<Duration>,
+}
+
 /// The gateway's flow over its store, card verifier and issuers.
 pub struct Flow {
     checks: DocumentChecks,
@@ -792,11 +804,17 @@ impl Flow {
             {
                 Some(store::IssueLookup {
                     existing: Some(existing),
+                    session,
                     ..
                 }) => {
-                    return self
-                        .replay(&mut conn, existing, session_id, &order_digest)
-                        .await;
+                    let retry = Retry {
+                        session_id,
+                        digest: &order_digest,
+                        items,
+                        allowed: &session.allowed_subjects,
+                        deadline,
+                    };
+                    return self.replay(conn, existing, retry).await;
                 }
                 Some(lookup) => (Some(lookup.session), lookup.suspended),
                 None => {
@@ -806,18 +824,23 @@ impl Flow {
                         store::issuance_by_request(&mut conn, &terminal_id, client_request_id)
                             .await?
                     {
-                        return self
-                            .replay(&mut conn, existing, session_id, &order_digest)
-                            .await;
+                        let retry = Retry {
+                            session_id,
+                            digest: &order_digest,
+                            items,
+                            allowed: &[],
+                            deadline,
+                        };
+                        return self.replay(conn, existing, retry).await;
                     }
                     (None, false)
                 }
             };
         drop(conn);
         let session = self.check_owned(terminal, session)?;
-        let (binding, allowed) = authenticated(&session)?;
+        let (binding, allowed_subjects) = authenticated(&session)?;
         let pseudonym = self.pseudonym(&binding.resident_ref);
-        let allowed: BTreeSet<&str> = allowed.iter().map(String::as_str).collect();
+        let allowed: BTreeSet<&str> = allowed_subjects.iter().map(String::as_str).collect();
         for (index, item) in items.iter().enumerate() {
             if item
                 .subject_refs
@@ -909,20 +932,14 @@ impl Flow {
             let cert_type = pb::CertificateType::try_from(doc.r#type)
                 .map(|t| t.as_str_name())
                 .unwrap_or("CERTIFICATE_TYPE_UNSPECIFIED");
-            // The signature first: the markers read next are then the municipality's own.
-            let signed = self
-                .checks
-                .signing_certs
-                .get(&binding.municipality_code)
-                .is_some_and(|cert| (self.checks.pdf_signature)(&doc.pdf, cert));
-            let subjects_ok = match (self.checks.page_markers)(&doc.pdf) {
-                Ok(pages) => {
-                    pages.len() == doc.page_count as usize
-                        && check_page_subjects(&issuance_id, &pages, &allowed).is_ok()
-                }
-                Err(_) => false,
-            };
-            if !signed || !subjects_ok || pdf_sha256 != doc.pdf_sha256 {
+            let checked = self.document_passes(
+                &binding.municipality_code,
+                &issuance_id,
+                &doc.pdf,
+                doc.page_count,
+                &allowed,
+            );
+            if !checked || pdf_sha256 != doc.pdf_sha256 {
                 problem = Some("SUBJECT_MISMATCH");
             }
             total += i64::from(doc.fee_yen);
@@ -1030,9 +1047,14 @@ impl Flow {
             if let Some(existing) =
                 store::issuance_by_request(&mut conn, &terminal_id, client_request_id).await?
             {
-                return self
-                    .replay(&mut conn, existing, session_id, &issuance.request_digest)
-                    .await;
+                let retry = Retry {
+                    session_id,
+                    digest: &issuance.request_digest,
+                    items,
+                    allowed: allowed_subjects,
+                    deadline,
+                };
+                return self.replay(conn, existing, retry).await;
             }
             return Err(error.into());
         }
@@ -1043,25 +1065,138 @@ impl Flow {
         })
     }
 
+    /// Whether a released document passes the gateway's own checks: the municipality's PDF
+    /// signature first (so the markers read next are the municipality's own), then every
+    /// page's marker against the issuance and the allowed subjects.
+    fn document_passes(
+        &self,
+        municipality: &str,
+        issuance_id: &str,
+        pdf: &[u8],
+        page_count: u32,
+        allowed: &BTreeSet<&str>,
+    ) -> bool {
+        let signed = self
+            .checks
+            .signing_certs
+            .get(municipality)
+            .is_some_and(|cert| (self.checks.pdf_signature)(pdf, cert));
+        signed
+            && match (self.checks.page_markers)(pdf) {
+                Ok(pages) => {
+                    pages.len() == page_count as usize
+                        && check_page_subjects(issuance_id, &pages, allowed).is_ok()
+                }
+                Err(_) => false,
+            }
+    }
+
+    /// Answers a retry of a recorded issuance with the documents it released.
+    ///
+    /// The gateway keeps each document's record and SHA-256, not its bytes: the issuer's
+    /// registry holds the PDFs (written in the transaction that decided them), and a repeated
+    /// Render with the same issuance id, order and issue time returns them without rendering
+    /// anything. Each one must match this issuance's own record (serial and SHA-256, in
+    /// order) and pass the release checks again; otherwise nothing is sent.
     async fn replay(
         &self,
-        conn: &mut AnyConnection,
+        mut conn: sqlx::pool::PoolConnection<sqlx::Any>,
         existing: IssuanceRow,
-        session_id: &str,
-        digest: &[u8],
+        retry: Retry<'_>,
     ) -> Result<ReleasedIssuance, GatewayError> {
-        if existing.request_digest != digest || existing.session_id != session_id {
+        if existing.request_digest != retry.digest || existing.session_id != retry.session_id {
             return Err(GatewayError::refused(
                 "IDEMPOTENCY_KEY_REUSED",
                 "client_request_id was used for another order",
             ));
         }
-        let documents = store::issued_documents(conn, &existing.issuance_id).await?;
-        if documents.is_empty() {
+        let records = store::documents(&mut conn, &existing.issuance_id).await?;
+        drop(conn);
+        if records.is_empty() {
             // Voided before release: the retry gets the same refusal, never a new render.
             return Err(GatewayError::refused(
                 "SUBJECT_MISMATCH",
                 "issuance was voided before release",
+            ));
+        }
+        let issuer = self
+            .issuers
+            .get(&existing.municipality_code)
+            .ok_or_else(|| GatewayError::refused("MUNICIPALITY_NOT_SERVED", "not served"))?;
+        let budget = retry
+            .deadline
+            .map(|d| d.min(self.settings.render_timeout))
+            .unwrap_or(self.settings.render_timeout);
+        let recorded = issuer
+            .render(
+                pb::RenderRequest {
+                    issuance_id: existing.issuance_id.clone(),
+                    municipality_code: existing.municipality_code.clone(),
+                    requester_ref: existing.resident_ref.clone(),
+                    items: retry.items.to_vec(),
+                    issued_at: Some(timestamp(existing.created_at)),
+                },
+                budget,
+            )
+            .await
+            .map_err(issuer_status)?;
+        // Serials this issuance never released: an issuer that no longer held the order (a
+        // registry restored from an older backup, say) rendered it again. Those documents
+        // are never sent, so they are voided rather than left valid at the issuer.
+        let strangers: Vec<String> = recorded
+            .documents
+            .iter()
+            .filter(|d| !records.iter().any(|r| r.serial == d.serial))
+            .map(|d| d.serial.clone())
+            .collect();
+        if !strangers.is_empty() {
+            tracing::error!(
+                issuance = %existing.issuance_id,
+                "the issuer rendered a recorded issuance again: nothing sent"
+            );
+            self.void_at_issuer(&existing.municipality_code, strangers, "REPLAY_MISMATCH")
+                .await;
+            return Err(GatewayError::refused(
+                "SUBJECT_MISMATCH",
+                "recorded documents could not be checked",
+            ));
+        }
+        let allowed: BTreeSet<&str> = retry.allowed.iter().map(String::as_str).collect();
+        let mut documents = Vec::with_capacity(records.len());
+        let same_count = recorded.documents.len() == records.len();
+        for (record, doc) in records.into_iter().zip(recorded.documents) {
+            let same = record.serial == doc.serial
+                && digest(&SHA256, &doc.pdf).as_ref() == record.pdf_sha256.as_slice()
+                && self.document_passes(
+                    &existing.municipality_code,
+                    &existing.issuance_id,
+                    &doc.pdf,
+                    doc.page_count,
+                    &allowed,
+                );
+            if !same {
+                tracing::error!(
+                    issuance = %existing.issuance_id,
+                    "the issuer's copy differs from the released documents: nothing sent"
+                );
+                return Err(GatewayError::refused(
+                    "SUBJECT_MISMATCH",
+                    "recorded documents could not be checked",
+                ));
+            }
+            documents.push(store::IssuedDocument {
+                record,
+                pdf: doc.pdf,
+            });
+        }
+        if !same_count {
+            tracing::error!(
+                issuance = %existing.issuance_id,
+                "the issuer returned another number of documents: nothing sent"
+            );
+            return Err(GatewayError::refused(
+                "SUBJECT_MISMATCH",
+                "recorded documents could not be checked",
             ));
         }
         Ok(ReleasedIssuance {

@@ -806,8 +806,7 @@ pub struct DocumentRow {
     pub page_count: i64,
     /// Fee for this document.
     pub fee_yen: i64,
-    /// SHA-256 of the PDF (the bytes themselves are read only when they are sent again, see
-    /// [`IssuedDocument`]).
+    /// SHA-256 of the PDF: what an idempotent retry checks the issuer's copy against.
     pub pdf_sha256: Vec<u8>,
     /// SHA-256 of the printed content (as in the QR payload).
     pub content_digest: Vec<u8>,
@@ -817,9 +816,8 @@ pub struct DocumentRow {
     pub issued_at: i64,
 }
 
-/// A document with its PDF: what is stored at release and streamed to the terminal. Kept
-/// apart from [`DocumentRow`] so that the calls that need only the record (print reports,
-/// deadline sweeps, verification) never read the ~130 KB of PDF per document.
+/// A document with its PDF: what is released and streamed to the terminal. Only the record
+/// is stored here ([`insert_issuance`]); the ~130 KB of PDF per document is the issuer's.
 #[derive(Debug, Clone)]
 pub struct IssuedDocument {
     /// The document's record.
@@ -855,7 +853,10 @@ fn issuance_from_row_at(row: &sqlx::any::AnyRow, at: usize) -> Result<IssuanceRo
     })
 }
 
-/// Stores an issuance and its documents.
+/// Stores an issuance and its documents' records. The PDF bytes are not stored here: the
+/// issuer's registry keeps them (recorded in the transaction that decided them), and an
+/// idempotent retry fetches them from there and checks them against `pdf_sha256` (see
+/// `Flow::replay`). The `pdf` column stays for the schema's sake and holds an empty value.
 pub async fn insert_issuance(
     conn: &mut AnyConnection,
     issuance: &IssuanceRow,
@@ -892,7 +893,7 @@ pub async fn insert_issuance(
         );
         push_placeholders(&mut sql, chunk.len(), 11);
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for IssuedDocument { record: d, pdf } in chunk {
+        for IssuedDocument { record: d, .. } in chunk {
             q = q
                 .bind(&d.serial)
                 .bind(&d.issuance_id)
@@ -900,7 +901,7 @@ pub async fn insert_issuance(
                 .bind(&d.cert_type)
                 .bind(d.page_count)
                 .bind(d.fee_yen)
-                .bind(pdf)
+                .bind(&[] as &[u8])
                 .bind(&d.pdf_sha256)
                 .bind(&d.content_digest)
                 .bind(&d.status)
@@ -1082,29 +1083,6 @@ pub async fn documents(
         .fetch_all(&mut *conn)
         .await?;
     rows.iter().map(document_from_row).collect()
-}
-
-/// The documents of an issuance with their PDFs, in order (an idempotent retry sends them
-/// again).
-pub async fn issued_documents(
-    conn: &mut AnyConnection,
-    issuance_id: &str,
-) -> Result<Vec<IssuedDocument>, GatewayError> {
-    let sql = format!(
-        "SELECT {DOCUMENT_COLUMNS}, pdf FROM documents WHERE issuance_id = $1 ORDER BY doc_index"
-    );
-    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(issuance_id)
-        .fetch_all(&mut *conn)
-        .await?;
-    rows.iter()
-        .map(|row| {
-            Ok(IssuedDocument {
-                record: document_from_row(row)?,
-                pdf: row.try_get(10)?,
-            })
-        })
-        .collect()
 }
 
 /// A document by serial (for VerifyService).
