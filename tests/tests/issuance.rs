@@ -705,3 +705,66 @@ on_both_databases!(the_audit_log_proves_what_happened, |db| async move {
         "PROOF_RANGE_INVALID"
     );
 });
+
+on_both_databases!(
+    a_retry_never_sends_documents_other_than_those_released,
+    |db| async move {
+        // The gateway keeps each released document's SHA-256, not its bytes; a retry fetches
+        // the bytes from the issuer's registry. If the registry's copy were someone else's
+        // document, the retry must send nothing.
+        let app = spawn_app(db).await;
+        let terminal = app.terminal(TERMINAL_1).await;
+        let (first, second) = (
+            app.examples("Family")[0].clone(),
+            app.examples("FormerSurname")[0].clone(),
+        );
+        let items = vec![item(pb::CertificateType::ResidentRecordItems)];
+        let (session_a, menu_a) = app.login(&terminal, &first).await.unwrap();
+        let mine = issue_one(
+            &terminal,
+            &session_a,
+            &menu_a,
+            items.clone(),
+            "mine-0000000000001",
+        )
+        .await
+        .unwrap();
+        let (session_b, menu_b) = app.login(&terminal, &second).await.unwrap();
+        let theirs = issue_one(
+            &terminal,
+            &session_b,
+            &menu_b,
+            items.clone(),
+            "theirs-00000000001",
+        )
+        .await
+        .unwrap();
+        assert_ne!(mine.documents[0].pdf, theirs.documents[0].pdf);
+        // Untouched, the retry returns exactly what was released.
+        let again = issue_one(
+            &terminal,
+            &session_a,
+            &menu_a,
+            items.clone(),
+            "mine-0000000000001",
+        )
+        .await
+        .unwrap();
+        assert!(again.header.replayed);
+        assert_eq!(again.documents, mine.documents);
+        // The registry's copy of the first resident's document replaced by the second's.
+        let mut conn = app.embedded.register.pool().acquire().await.unwrap();
+        let done = sqlx::query("UPDATE issued_documents SET pdf = $1 WHERE serial = $2")
+            .bind(theirs.documents[0].pdf.clone())
+            .bind(mine.documents[0].serial.clone())
+            .execute(&mut *conn)
+            .await
+            .unwrap();
+        assert_eq!(done.rows_affected(), 1);
+        drop(conn);
+        let error = issue_one(&terminal, &session_a, &menu_a, items, "mine-0000000000001")
+            .await
+            .unwrap_err();
+        assert_eq!(reason(&error), "SUBJECT_MISMATCH");
+    }
+);
