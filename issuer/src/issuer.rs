@@ -102,7 +102,11 @@ struct Context {
     municipality: Municipality,
     requester: Resident,
     household: Vec<Resident>,
+    /// The requester's current 戸籍 and its members, without their 身分事項 and 附票.
     koseki: Option<(Koseki, Vec<KosekiMember>)>,
+    /// The same members with their 身分事項 and 附票, read (in the same transaction) the first
+    /// time a koseki certificate is decided.
+    koseki_in_full: tokio::sync::OnceCell<Vec<KosekiMember>>,
     windows: Vec<ServiceWindow>,
     suspended: bool,
     in_maintenance: bool,
@@ -140,7 +144,9 @@ impl Context {
         let koseki = match &requester.koseki_id {
             Some(id) => match read::koseki(conn, id).await? {
                 Some(k) if k.current => {
-                    let members = read::koseki_members(conn, id).await?;
+                    // Without 身分事項 and 附票: only koseki certificates print them, and
+                    // they are read when one is decided (`Context::koseki_members_in_full`).
+                    let members = read::koseki_members_without_details(conn, id).await?;
                     Some((k, members))
                 }
                 _ => None,
@@ -165,6 +171,7 @@ impl Context {
         let pending_people = people.into_iter().cloned().collect();
         let pending_koseki = koseki_id.map(str::to_owned);
         Ok(Context {
+            koseki_in_full: tokio::sync::OnceCell::new(),
             pending,
             pending_people,
             pending_koseki,
@@ -229,6 +236,25 @@ impl Context {
             .filter(|(_, koseki, _)| koseki.as_deref() == Some(koseki_id))
             .map(|(_, _, change)| change.clone())
             .collect())
+    }
+
+    /// The 戸籍's members with their 身分事項 and 附票 (see `koseki_in_full`).
+    async fn koseki_members_in_full(
+        &self,
+        conn: &mut AnyConnection,
+    ) -> Result<&[KosekiMember], IssuerError> {
+        let Some((koseki, members)) = &self.koseki else {
+            return Ok(&[]);
+        };
+        let full = self
+            .koseki_in_full
+            .get_or_try_init(|| async {
+                let mut full = members.clone();
+                read::koseki_member_details(conn, &koseki.id, &mut full).await?;
+                Ok::<_, IssuerError>(full)
+            })
+            .await?;
+        Ok(full)
     }
 
     fn window(&self, ty: CertificateType) -> Option<&ServiceWindow> {
@@ -421,13 +447,14 @@ async fn decide(
         CertificateType::KosekiFull
         | CertificateType::KosekiIndividual
         | CertificateType::KosekiFuhyo => {
-            let (koseki, members) = ctx
+            let (koseki, _) = ctx
                 .koseki
                 .as_ref()
                 .ok_or(refuse(Reason::CertificateTypeNotOffered))?;
             check(rules::pending_changes(
                 &ctx.pending_for_koseki(conn, &koseki.id).await?,
             ))?;
+            let members = ctx.koseki_members_in_full(conn).await?;
             if ty == CertificateType::KosekiFuhyo {
                 let mut measures = Vec::new();
                 for m in members.iter().filter(|m| m.present) {

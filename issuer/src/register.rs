@@ -799,6 +799,17 @@ pub mod read {
         conn: &mut AnyConnection,
         koseki_id: &str,
     ) -> Result<Vec<KosekiMember>, IssuerError> {
+        let mut members = koseki_members_without_details(conn, koseki_id).await?;
+        koseki_member_details(conn, koseki_id, &mut members).await?;
+        Ok(members)
+    }
+
+    /// The members of 戸籍 `koseki_id` without their 身分事項 and 附票 (`events` and `fuhyo`
+    /// empty): what eligibility needs; only koseki certificates print the rest.
+    pub async fn koseki_members_without_details(
+        conn: &mut AnyConnection,
+        koseki_id: &str,
+    ) -> Result<Vec<KosekiMember>, IssuerError> {
         let rows = sqlx::query(
             "SELECT member_no, person_ref, family_name, given_name, birth_date, sex, \
              father_name, mother_name, parent_relationship, role, status \
@@ -807,7 +818,7 @@ pub mod read {
         .bind(koseki_id)
         .fetch_all(&mut *conn)
         .await?;
-        let mut members = rows
+        let members = rows
             .iter()
             .map(|row| {
                 Ok(KosekiMember {
@@ -827,6 +838,16 @@ pub mod read {
                 })
             })
             .collect::<Result<Vec<_>, IssuerError>>()?;
+        Ok(members)
+    }
+
+    /// Fills in the 身分事項 and 附票 of `members` (as read by
+    /// [`koseki_members_without_details`] for 戸籍 `koseki_id`).
+    pub async fn koseki_member_details(
+        conn: &mut AnyConnection,
+        koseki_id: &str,
+        members: &mut [KosekiMember],
+    ) -> Result<(), IssuerError> {
         let events = sqlx::query(
             "SELECT member_no, kind, event_date, place, detail FROM koseki_events \
              WHERE koseki_id = $1 ORDER BY member_no, seq",
@@ -861,7 +882,7 @@ pub mod read {
                 });
             }
         }
-        Ok(members)
+        Ok(())
     }
 
     fn pending_from_rows(rows: &[AnyRow]) -> Result<Vec<PendingChange>, IssuerError> {
