@@ -177,14 +177,16 @@ fn pdffonts_shows_an_embedded_subset() {
 /// Rasterises the QR area of a page with pdftoppm (cropped: rqrr fails on the busy page) and
 /// decodes it.
 fn decode_qr(pdf: &str, page: usize) -> String {
-    // rqrr needs ~5 px per module; a phone camera needs far less care.
-    let dpi = 300.0f32;
+    // rqrr needs ~5 px per module and at 300 dpi (~5.6 px) missed about one page in 40
+    // (the payload's ECDSA signature differs each run, and so does the pattern); at 600 dpi
+    // it has twice the margin. A phone camera needs far less care.
+    let dpi = 600.0f32;
     let px = |pt: f32| ((pt * dpi / 72.0).round() as i64).to_string();
     // The white quiet-zone square of the QR (render.rs: ML, PAGE_H - 98, QR_SIZE).
     let (x, y, w) = (48.0 + 0.5, 841.89 - 98.0 + 0.5, 78.0 - 1.0);
     let page = page.to_string();
     let out = Command::new("pdftoppm")
-        .args(["-r", "300", "-gray", "-f", &page, "-l", &page])
+        .args(["-r", &dpi.to_string(), "-gray", "-f", &page, "-l", &page])
         .args(["-x", &px(x), "-y", &px(y), "-W", &px(w), "-H", &px(w)])
         .arg(pdf)
         .output()
