@@ -856,7 +856,7 @@ fn issuance_from_row_at(row: &sqlx::any::AnyRow, at: usize) -> Result<IssuanceRo
 /// Stores an issuance and its documents' records. The PDF bytes are not stored here: the
 /// issuer's registry keeps them (recorded in the transaction that decided them), and an
 /// idempotent retry fetches them from there and checks them against `pdf_sha256` (see
-/// `Flow::replay`). The `pdf` column stays for the schema's sake and holds an empty value.
+/// `Flow::replay`).
 pub async fn insert_issuance(
     conn: &mut AnyConnection,
     issuance: &IssuanceRow,
@@ -889,9 +889,9 @@ pub async fn insert_issuance(
     for chunk in documents.chunks(32) {
         let mut sql = String::from(
             "INSERT INTO documents (serial, issuance_id, doc_index, cert_type, page_count,
-                 fee_yen, pdf, pdf_sha256, content_digest, status, issued_at) VALUES ",
+                 fee_yen, pdf_sha256, content_digest, status, issued_at) VALUES ",
         );
-        push_placeholders(&mut sql, chunk.len(), 11);
+        push_placeholders(&mut sql, chunk.len(), 10);
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
         for IssuedDocument { record: d, .. } in chunk {
             q = q
@@ -901,7 +901,6 @@ pub async fn insert_issuance(
                 .bind(&d.cert_type)
                 .bind(d.page_count)
                 .bind(d.fee_yen)
-                .bind(&[] as &[u8])
                 .bind(&d.pdf_sha256)
                 .bind(&d.content_digest)
                 .bind(&d.status)
