@@ -7,6 +7,10 @@
 # on loopback with mutual TLS. The gateway's clock is a rehearsal clock at a weekday 10:00 JST
 # so that service hours never refuse the run. Usage:
 #   bash scripts/bench-load.sh [ISSUANCES] [RATE]
+# BENCH_TOPOLOGY=two-process runs the issuer as its own process (`issuer serve`, pinned to core
+# 1 with the load generator, its register on the same backend) and the gateway routes to it
+# over mutual TLS ([[remote_issuers]]), as a municipality would deploy it; the default
+# all-in-one runs the issuer inside the gateway.
 # PostgreSQL is reached over its Unix socket when one is found (BENCH_PG_SOCKET_DIR, default
 # /var/run/postgresql): sqlx does not set TCP_NODELAY, so over loopback TCP a statement sent in
 # two writes waits ~40 ms for a delayed ACK. BENCH_PG_SOCKET_DIR= (empty) forces TCP.
@@ -14,12 +18,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 issuances=${1:-2000}
 rate=${2:-150}
+topology=${BENCH_TOPOLOGY:-all-in-one}
+case $topology in all-in-one|two-process) ;; *) echo "BENCH_TOPOLOGY: all-in-one or two-process"; exit 64;; esac
 # BENCH_BIN_DIR runs already-built binaries (kiosk-gateway, kiosk-terminal, examples/floor),
 # e.g. two builds side by side in one session.
 if [ -n "${BENCH_BIN_DIR:-}" ]; then
   bin=$BENCH_BIN_DIR
 else
-  cargo build --release -q -p kiosk-gateway -p kiosk-terminal --examples --bins
+  cargo build --release -q -p kiosk-gateway -p kiosk-terminal -p issuer --examples --bins
   bin=target/release
 fi
 pg_base=${KIOSK_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test}
@@ -71,13 +77,29 @@ run() {
     unset KIOSK_DATABASE_URL KIOSK_REGISTER_URL
     db_url="sqlite://$data/gateway.db"
   fi
+  local config=() issuer_pid=
+  if [ "$topology" = two-process ]; then
+    local reg=${KIOSK_REGISTER_URL:-sqlite://$data/register.db}
+    $bin/issuer generate --seed 1 --residents 300 --municipality 131016 --name 千代田区 \
+      --db "$reg" --bindings-out "$data/bindings-131016.jsonl" --pki "$data/pki" \
+      --cards-out "$data/cards" --cards 300 >"$data/generate.out"
+    RUST_LOG=warn taskset -c 1 $bin/issuer serve --db "$reg" --municipality 131016 \
+      --listen 127.0.0.1:$((port + 1)) --pki "$data/pki" >"$data/issuer.out" 2>"$data/issuer.err" &
+    issuer_pid=$!
+    for _ in $(seq 1 240); do grep -q listening "$data/issuer.out" 2>/dev/null && break; sleep 0.5; done
+    grep -q listening "$data/issuer.out" || { cat "$data/issuer.err"; exit 1; }
+    printf '%s\n' 'municipalities = []' '[[remote_issuers]]' 'municipality = "131016"' \
+      "endpoint = \"https://127.0.0.1:$((port + 1))\"" 'server_name = "localhost"' \
+      "bindings = \"$data/bindings-131016.jsonl\"" >"$data/gateway.toml"
+    config=(--config "$data/gateway.toml")
+  fi
   KIOSK_DATA_DIR=$data KIOSK_LISTEN=127.0.0.1:$port KIOSK_SYNTHETIC_RESIDENTS=300 \
     KIOSK_REHEARSAL_CLOCK_START=$clock RUST_LOG=warn \
-    taskset -c 0 $bin/kiosk-gateway serve >"$data/serve.out" 2>"$data/serve.err" &
+    taskset -c 0 $bin/kiosk-gateway serve "${config[@]}" >"$data/serve.out" 2>"$data/serve.err" &
   pid=$!
   for _ in $(seq 1 240); do grep -q listening "$data/serve.out" 2>/dev/null && break; sleep 0.5; done
   grep -q listening "$data/serve.out" || { cat "$data/serve.err"; exit 1; }
-  echo "=== $backend"
+  echo "=== $backend ($topology)"
   taskset -c 1 $bin/examples/floor "$data/pki" "$db_url" 300
   local load=(taskset -c 1 $bin/kiosk-terminal --gateway https://127.0.0.1:$port --pki "$data/pki"
     load --cards "$data/cards" --bindings "$data/bindings-131016.jsonl" --type RESIDENT_RECORD_ITEMS)
@@ -85,6 +107,12 @@ run() {
   measured "${load[@]}" --concurrency 32 --issuances "$issuances"
   echo "--- open loop at $rate/s"
   measured "${load[@]}" --concurrency 64 --issuances "$issuances" --rate "$rate"
+  if [ -n "$issuer_pid" ]; then
+    # The issuer's CPU per issuance, like the gateway's (it ran only for these two loads).
+    awk -v t="$(cpu_ticks "$issuer_pid")" -v hz="$(getconf CLK_TCK)" -v n=$((2 * issuances)) \
+      'BEGIN { printf "issuer process CPU per issuance (both loads): %.2f ms\n", t / hz * 1000 / n }'
+    kill -TERM "$issuer_pid"; wait "$issuer_pid" || true
+  fi
   kill -TERM $pid; wait $pid || true
   rm -rf "$data"
 }
