@@ -280,7 +280,9 @@ pub async fn append_batch(
     Ok(appended)
 }
 
-fn push_placeholders(sql: &mut String, rows: usize, cols: usize) {
+/// Appends `rows` groups of `cols` numbered placeholders, `($1,$2),($3,$4)`, for a
+/// multi-row `INSERT … VALUES` (the gateway's stores use it too).
+pub fn push_placeholders(sql: &mut String, rows: usize, cols: usize) {
     use std::fmt::Write as _;
     for r in 0..rows {
         sql.push_str(if r == 0 { "(" } else { ",(" });

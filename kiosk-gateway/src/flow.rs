@@ -626,6 +626,15 @@ fn authenticated(session: &SessionRow) -> Result<(CardBinding, &[String]), Gatew
 
 /// Maps an issuer's status to the gateway's error, keeping the issuer's contract reason
 /// (eligibility reasons reach the kiosk as the issuer decided them).
+/// Logs why a retry's recorded documents were not sent, and refuses the retry.
+fn replay_refused(issuance_id: &str, why: &'static str) -> GatewayError {
+    tracing::error!(issuance = %issuance_id, why, "recorded documents not sent");
+    GatewayError::refused(
+        "SUBJECT_MISMATCH",
+        "recorded documents could not be checked",
+    )
+}
+
 fn issuer_status(status: tonic::Status) -> GatewayError {
     if status.code() == tonic::Code::DeadlineExceeded {
         return GatewayError::refused("TIMED_OUT", "issuer did not answer in time");
@@ -1150,15 +1159,11 @@ impl Flow {
             .map(|d| d.serial.clone())
             .collect();
         if !strangers.is_empty() {
-            tracing::error!(
-                issuance = %existing.issuance_id,
-                "the issuer rendered a recorded issuance again: nothing sent"
-            );
             self.void_at_issuer(&existing.municipality_code, strangers, "REPLAY_MISMATCH")
                 .await;
-            return Err(GatewayError::refused(
-                "SUBJECT_MISMATCH",
-                "recorded documents could not be checked",
+            return Err(replay_refused(
+                &existing.issuance_id,
+                "the issuer rendered a recorded issuance again",
             ));
         }
         let allowed: BTreeSet<&str> = retry.allowed.iter().map(String::as_str).collect();
@@ -1175,13 +1180,9 @@ impl Flow {
                     &allowed,
                 );
             if !same {
-                tracing::error!(
-                    issuance = %existing.issuance_id,
-                    "the issuer's copy differs from the released documents: nothing sent"
-                );
-                return Err(GatewayError::refused(
-                    "SUBJECT_MISMATCH",
-                    "recorded documents could not be checked",
+                return Err(replay_refused(
+                    &existing.issuance_id,
+                    "the issuer's copy differs from the released documents",
                 ));
             }
             documents.push(store::IssuedDocument {
@@ -1190,13 +1191,9 @@ impl Flow {
             });
         }
         if !same_count {
-            tracing::error!(
-                issuance = %existing.issuance_id,
-                "the issuer returned another number of documents: nothing sent"
-            );
-            return Err(GatewayError::refused(
-                "SUBJECT_MISMATCH",
-                "recorded documents could not be checked",
+            return Err(replay_refused(
+                &existing.issuance_id,
+                "the issuer returned another number of documents",
             ));
         }
         Ok(ReleasedIssuance {

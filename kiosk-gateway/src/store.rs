@@ -648,27 +648,6 @@ pub async fn consume_challenge(
     Ok(done.rows_affected() == 1)
 }
 
-/// Records the authenticated resident of a session and the subjects its menu offered.
-pub async fn authenticate_session(
-    conn: &mut AnyConnection,
-    session_id: &str,
-    binding: &CardBinding,
-    allowed_subjects: &[String],
-) -> Result<(), GatewayError> {
-    sqlx::query(
-        "UPDATE sessions SET state = 'authenticated', municipality_code = $2, resident_ref = $3,
-             allowed_subjects = $4
-         WHERE session_id = $1 AND state = 'open'",
-    )
-    .bind(session_id)
-    .bind(&binding.municipality_code)
-    .bind(&binding.resident_ref)
-    .bind(allowed_subjects.join(" "))
-    .execute(&mut *conn)
-    .await?;
-    Ok(())
-}
-
 /// Consumes the session's challenge and records its authenticated resident and the
 /// subjects its menu offered, in one compare-and-set: false when the challenge was already
 /// used or the session is no longer open (a concurrent Authenticate or Close won).
@@ -891,7 +870,7 @@ pub async fn insert_issuance(
             "INSERT INTO documents (serial, issuance_id, doc_index, cert_type, page_count,
                  fee_yen, pdf_sha256, content_digest, status, issued_at) VALUES ",
         );
-        push_placeholders(&mut sql, chunk.len(), 10);
+        audit::store::push_placeholders(&mut sql, chunk.len(), 10);
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
         for IssuedDocument { record: d, .. } in chunk {
             q = q
@@ -909,24 +888,6 @@ pub async fn insert_issuance(
         q.execute(&mut *conn).await?;
     }
     Ok(())
-}
-
-/// Appends `rows` groups of `cols` numbered placeholders: `($1,$2),($3,$4)`.
-fn push_placeholders(sql: &mut String, rows: usize, cols: usize) {
-    use std::fmt::Write as _;
-    for r in 0..rows {
-        sql.push_str(if r == 0 { "(" } else { ",(" });
-        for c in 0..cols {
-            // Writing to a String cannot fail.
-            let _ = write!(
-                sql,
-                "{}${}",
-                if c == 0 { "" } else { "," },
-                r * cols + c + 1
-            );
-        }
-        sql.push(')');
-    }
 }
 
 /// The issuance a terminal recorded under an idempotency key, if any.
