@@ -294,14 +294,8 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         }
         None => Arc::new(SystemClock),
     };
-    let parts = embedded.server_parts(&config, clock, directory)?;
-    let refresher = crate::revocation::Refresher::new(
-        embedded.client_crls(&config),
-        config.card_crl_file(),
-        parts.tls.clone(),
-        parts.card_verifier.clone(),
-    )?
-    .spawn(Duration::from_secs(config.crl_refresh_secs));
+    let mut parts = embedded.server_parts(&config, clock, directory)?;
+    parts.revocation_refresh = Some(Duration::from_secs(config.crl_refresh_secs));
     crate::provision::record_start(&embedded.store).await?;
     let server = crate::server::start(parts, config.listen).await?;
     println!("kiosk-gateway listening on https://{}", server.local_addr());
@@ -334,7 +328,6 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         config.crl_refresh_secs
     );
     shutdown_signal().await;
-    refresher.abort();
     println!("draining");
     server
         .shutdown(

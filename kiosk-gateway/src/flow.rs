@@ -732,6 +732,23 @@ fn audit_type(cert_type: &str) -> Result<audit::event::CertificateType, GatewayE
 impl Flow {
     /// The audit facts of an issuance, one per certificate type it holds (settlement groups
     /// by type, so each type's count and fees travel in their own event).
+    /// The PRINT_REPORTED events of an issuance, one per certificate type.
+    fn print_reported(
+        &self,
+        terminal: &TerminalIdentity,
+        issuance: &IssuanceRow,
+        documents: &[store::DocumentRow],
+        when: UnixMillis,
+        result: PrintResult,
+    ) -> Result<Vec<Event>, GatewayError> {
+        let pseudonym = self.pseudonym(&issuance.resident_ref);
+        Ok(self
+            .facts(terminal, issuance, documents)?
+            .iter()
+            .map(|f| Event::print_reported(when, pseudonym, f, result.audit()))
+            .collect())
+    }
+
     fn facts<'a>(
         &self,
         terminal: &TerminalIdentity,
@@ -1248,12 +1265,7 @@ impl Flow {
             // The common report: released, in time, printed. The state moved in the same
             // statement that read the issuance; its events commit with it.
             let documents = store::documents(&mut tx, issuance_id).await?;
-            let pseudonym = self.pseudonym(&issuance.resident_ref);
-            let events: Vec<Event> = self
-                .facts(terminal, &issuance, &documents)?
-                .iter()
-                .map(|f| Event::print_reported(when, pseudonym, f, result.audit()))
-                .collect();
+            let events = self.print_reported(terminal, &issuance, &documents, when, result)?;
             append_all(&mut tx, &events).await?;
             tx.commit().await?;
             return Ok(PrintReport {
@@ -1295,11 +1307,7 @@ impl Flow {
                     Some(refund),
                 )
                 .await?;
-                let events: Vec<Event> = self
-                    .facts(terminal, &issuance, &documents)?
-                    .iter()
-                    .map(|f| Event::print_reported(when, pseudonym, f, result.audit()))
-                    .collect();
+                let events = self.print_reported(terminal, &issuance, &documents, when, result)?;
                 append_all(&mut tx, &events).await?;
                 tx.commit().await?;
                 Ok(PrintReport {

@@ -453,10 +453,20 @@ impl Embedded {
             &read_pem(&pki.key_path(files::GATEWAY))?,
             &[&terminal_ca, &auditor_ca],
         )?;
+        let client_crls = self.client_crls(config);
+        let installed_client = client_crls.load()?;
         let tls = Arc::new(ReloadableServerConfig::new(
             material,
-            self.client_crls(config).load()?,
+            installed_client.clone(),
         )?);
+        let revocation = crate::revocation::Refresher::new(
+            client_crls,
+            config.card_crl_file(),
+            tls.clone(),
+            cards.clone(),
+            &installed_client,
+            card_crl,
+        );
         let anchors = Arc::new(
             RoleAnchors::new(&pem_to_der(&terminal_ca)?, &pem_to_der(&auditor_ca)?)
                 .map_err(|e| anyhow::anyhow!("{e}"))?
@@ -485,7 +495,8 @@ impl Embedded {
         let verify = VerifyApi::new(self.store.clone(), Arc::new(trusted), municipalities);
         Ok(ServerParts {
             flow,
-            card_verifier: cards,
+            revocation,
+            revocation_refresh: None,
             anchors,
             tls,
             handshake_timeout: config.handshake_timeout(),

@@ -79,24 +79,26 @@ pub struct Refreshed {
 }
 
 impl Refresher {
-    /// A refresher for lists that were installed from these sources at start.
+    /// A refresher for `tls` and `cards`, which were built with `installed_client` and
+    /// `installed_card` read from these sources. It records those very bytes, not a second
+    /// read: a file replaced between the two reads would otherwise count as installed.
     pub fn new(
         client: ClientCrls,
         card_file: PathBuf,
         tls: Arc<ReloadableServerConfig>,
         cards: Arc<CardVerifier>,
-    ) -> anyhow::Result<Refresher> {
-        let installed_client = client.load()?.iter().map(|c| c.to_vec()).collect();
-        let installed_card = read_crl(&card_file)?;
-        Ok(Refresher {
+        installed_client: &[CertificateRevocationListDer<'_>],
+        installed_card: Vec<u8>,
+    ) -> Refresher {
+        Refresher {
             client,
             card_file,
             tls,
             cards,
-            installed_client,
+            installed_client: installed_client.iter().map(|c| c.to_vec()).collect(),
             installed_card,
             client_loaded_at: Instant::now(),
-        })
+        }
     }
 
     /// Re-reads the sources and installs what changed. On an error nothing of that list is

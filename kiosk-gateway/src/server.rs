@@ -38,8 +38,11 @@ pub const MAX_REQUEST_BYTES: usize = 1 << 20;
 pub struct ServerParts {
     /// The issuance flow.
     pub flow: Arc<Flow>,
-    /// The card verifier inside the flow, whose CRL `serve` keeps current.
-    pub card_verifier: Arc<crate::cardauth::CardVerifier>,
+    /// Re-reads the CRL sources and installs what changed (`crate::revocation`).
+    pub revocation: crate::revocation::Refresher,
+    /// How often to run `revocation` (and on SIGHUP); `None` leaves the lists as built.
+    /// `serve` sets it; the demo and tests replace lists themselves when they mean to.
+    pub revocation_refresh: Option<Duration>,
     /// The CAs that grant caller roles.
     pub anchors: Arc<RoleAnchors>,
     /// TLS with a replaceable CRL.
@@ -60,6 +63,7 @@ pub struct RunningServer {
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<Result<(), tonic::transport::Error>>,
     sweeper: JoinHandle<()>,
+    refresher: Option<JoinHandle<()>>,
     health: tonic_health::server::HealthReporter,
 }
 
@@ -179,6 +183,9 @@ pub async fn start(parts: ServerParts, listen: SocketAddr) -> std::io::Result<Ru
             .await
     });
 
+    let refresher = parts
+        .revocation_refresh
+        .map(|every| parts.revocation.spawn(every));
     let flow = parts.flow;
     let interval = parts.sweep_interval;
     let watcher = health.clone();
@@ -222,6 +229,7 @@ pub async fn start(parts: ServerParts, listen: SocketAddr) -> std::io::Result<Ru
         stop: Some(stop),
         task,
         sweeper,
+        refresher,
         health,
     })
 }
@@ -251,6 +259,9 @@ impl RunningServer {
         self.set_not_serving().await;
         tokio::time::sleep(drain).await;
         self.sweeper.abort();
+        if let Some(refresher) = &self.refresher {
+            refresher.abort();
+        }
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
