@@ -32,6 +32,9 @@ reasons! {
     INVALID_FIELD, Some(Code::InvalidArgument),
         "入力内容に誤りがあります。最初からやり直してください。",
         "The request is invalid. Please start again.";
+    REQUEST_TOO_LARGE, Some(Code::ResourceExhausted),
+        "送信されたデータが大きすぎます。最初からやり直してください。",
+        "The request is too large. Please start again.";
     TERMINAL_UNKNOWN, Some(Code::Unauthenticated),
         "この端末は登録されていません。店員にお知らせください。",
         "This terminal is not registered. Please tell the store staff.";
@@ -232,10 +235,37 @@ pub struct FieldViolation {
     pub description: String,
 }
 
+/// Most field violations one status carries. Validators stop at their first violations, and
+/// this cap holds whatever a caller passes: 100,000 empty items once drew 200,001 violations,
+/// a 9.5 MB trailer that a default gRPC client cannot read (issue 10).
+pub const MAX_VIOLATIONS: usize = 8;
+
+/// Longest field path or description carried in a violation, in bytes.
+pub const MAX_VIOLATION_TEXT: usize = 200;
+
+/// Longest status message carried, in bytes.
+pub const MAX_DETAIL: usize = 500;
+
+/// `text` cut to at most `max` bytes at a character boundary.
+pub fn clip(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
 /// Builds the `tonic::Status` of a reason in the contract's shape: the reason's code,
 /// `ErrorInfo` (domain `kiosk.v1`), `LocalizedMessage` in ja-JP and en-US, and `BadRequest`
 /// when fields are named. `detail` becomes the status message: write it for the vendor's
 /// developer and keep personal data out of it.
+///
+/// The answer stays small whatever the request was: at most [`MAX_VIOLATIONS`] violations,
+/// each text clipped to [`MAX_VIOLATION_TEXT`] bytes and the message to [`MAX_DETAIL`], so the
+/// details stay under 4 KiB.
 ///
 /// A reason without a code (terminal-side) is sent as `INTERNAL`: the server never sends one.
 pub fn status(reason: &Reason, detail: &str, violations: &[FieldViolation]) -> tonic::Status {
@@ -252,12 +282,18 @@ pub fn status(reason: &Reason, detail: &str, violations: &[FieldViolation]) -> t
     if !violations.is_empty() {
         let violations: Vec<tonic_types::FieldViolation> = violations
             .iter()
-            .map(|v| tonic_types::FieldViolation::new(v.field.clone(), v.description.clone()))
+            .take(MAX_VIOLATIONS)
+            .map(|v| {
+                tonic_types::FieldViolation::new(
+                    clip(&v.field, MAX_VIOLATION_TEXT),
+                    clip(&v.description, MAX_VIOLATION_TEXT),
+                )
+            })
             .collect();
         details.push(ErrorDetail::from(tonic_types::BadRequest::new(violations)));
     }
     let code = reason.code.unwrap_or(Code::Internal);
-    tonic::Status::with_error_details_vec(code, detail, details)
+    tonic::Status::with_error_details_vec(code, clip(detail, MAX_DETAIL), details)
 }
 
 /// The reason named in a status's `ErrorInfo`, if it carries one from this contract.
