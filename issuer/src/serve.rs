@@ -201,9 +201,14 @@ pub async fn serve(
     health
         .set_serving::<IssuerServiceServer<IssuerGrpc>>()
         .await;
-    let service = IssuerServiceServer::from_arc(service)
-        .max_decoding_message_size(MAX_REQUEST_BYTES)
-        .max_encoding_message_size(MAX_RESPONSE_BYTES);
+    // ContractErrors: requests tonic cannot decode, or over the size limit, are refused in the
+    // contract's shape (INVALID_FIELD, REQUEST_TOO_LARGE) rather than a bare INTERNAL. Inside
+    // the role check, which runs first and answers in the contract's shape already.
+    let service = kiosk_proto::refusals::ContractErrors::new(
+        IssuerServiceServer::from_arc(service)
+            .max_decoding_message_size(MAX_REQUEST_BYTES)
+            .max_encoding_message_size(MAX_RESPONSE_BYTES),
+    );
     let service = tonic::service::interceptor::InterceptedService::new(service, require_gateway);
 
     let listener = tokio::net::TcpListener::bind(listen).await?;

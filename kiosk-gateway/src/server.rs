@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use audit::checkpoint::CheckpointSigner;
+use kiosk_proto::refusals::ContractErrors;
 use kiosk_proto::v1::audit_service_server::AuditServiceServer;
 use kiosk_proto::v1::terminal_service_server::TerminalServiceServer;
 use kiosk_proto::v1::verify_service_server::VerifyServiceServer;
@@ -153,18 +154,25 @@ pub async fn start(parts: ServerParts, listen: SocketAddr) -> std::io::Result<Ru
         .build_v1()
         .map_err(|e| std::io::Error::other(format!("reflection: {e}")))?;
 
-    let terminal =
+    // ContractErrors: requests tonic cannot decode, or over the size limit, are refused in
+    // the contract's shape (INVALID_FIELD, REQUEST_TOO_LARGE) rather than a bare INTERNAL.
+    let terminal = ContractErrors::new(
         TerminalServiceServer::new(TerminalApi::new(parts.flow.clone(), parts.anchors.clone()))
-            .max_decoding_message_size(MAX_REQUEST_BYTES);
-    let audit = AuditServiceServer::new(AuditApi::new(
-        parts.flow.store().clone(),
-        parts.anchors.clone(),
-        parts.checkpoint_signer.clone(),
-    ))
-    .max_decoding_message_size(MAX_REQUEST_BYTES);
+            .max_decoding_message_size(MAX_REQUEST_BYTES),
+    );
+    let audit = ContractErrors::new(
+        AuditServiceServer::new(AuditApi::new(
+            parts.flow.store().clone(),
+            parts.anchors.clone(),
+            parts.checkpoint_signer.clone(),
+        ))
+        .max_decoding_message_size(MAX_REQUEST_BYTES),
+    );
     health.set_serving::<AuditServiceServer<AuditApi>>().await;
-    let verify = VerifyServiceServer::new(parts.verify)
-        .max_decoding_message_size(verify::MAX_PDF_BYTES + 4096);
+    let verify = ContractErrors::new(
+        VerifyServiceServer::new(parts.verify)
+            .max_decoding_message_size(verify::MAX_PDF_BYTES + 4096),
+    );
     health.set_serving::<VerifyServiceServer<VerifyApi>>().await;
 
     let incoming = tls::incoming(listener, parts.tls, parts.handshake_timeout);

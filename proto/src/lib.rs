@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 
 pub mod reasons;
+pub mod refusals;
 
 /// The generated messages and services of package `kiosk.v1`.
 #[allow(missing_docs, clippy::all, clippy::pedantic)]
