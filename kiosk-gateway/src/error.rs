@@ -70,8 +70,10 @@ impl From<GatewayError> for tonic::Status {
                 &violations,
             ),
             GatewayError::Internal(cause) => {
-                // The cause may name a table or a peer; it stays in the log.
-                tracing::error!(%cause, "internal error");
+                // The cause may name a table or a peer; it stays in the log, clipped: a driver
+                // error can quote a whole statement (40,000 filter variables made a 700 KB
+                // log line, issue 10).
+                tracing::error!(cause = reasons::clip(&cause, 2048), "internal error");
                 reasons::status(reasons::named("INTERNAL_ERROR"), "internal error", &[])
             }
         }

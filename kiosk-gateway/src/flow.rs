@@ -545,43 +545,10 @@ impl Flow {
         Ok(items.iter().cloned().zip(quoted.fee_yen).collect())
     }
 
+    /// The order's shape (see `service::validate::order_items`): bounded work and a bounded
+    /// answer however many items came.
     fn validate_items(&self, items: &[pb::RequestItem]) -> Result<(), GatewayError> {
-        let mut violations = Vec::new();
-        if items.is_empty() || items.len() > self.settings.max_items {
-            violations.push(kiosk_proto::reasons::FieldViolation {
-                field: "items".into(),
-                description: format!("1 to {} items", self.settings.max_items),
-            });
-        }
-        for (index, item) in items.iter().enumerate() {
-            if pb::CertificateType::try_from(item.r#type)
-                .ok()
-                .filter(|t| *t != pb::CertificateType::Unspecified)
-                .is_none()
-            {
-                violations.push(kiosk_proto::reasons::FieldViolation {
-                    field: format!("items[{index}].type"),
-                    description: "a certificate type is required".into(),
-                });
-            }
-            if item.copies == 0 {
-                violations.push(kiosk_proto::reasons::FieldViolation {
-                    field: format!("items[{index}].copies"),
-                    description: "at least one copy".into(),
-                });
-            }
-            if item.subject_refs.len() > 32 {
-                violations.push(kiosk_proto::reasons::FieldViolation {
-                    field: format!("items[{index}].subject_refs"),
-                    description: "at most 32 subjects".into(),
-                });
-            }
-        }
-        if violations.is_empty() {
-            Ok(())
-        } else {
-            Err(GatewayError::InvalidFields(violations))
-        }
+        crate::service::validate::order_items(items, self.settings.max_items)
     }
 }
 

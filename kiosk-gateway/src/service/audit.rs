@@ -5,15 +5,14 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use audit::checkpoint::CheckpointSigner;
-use audit::event::{Actor, Event, EventType, Ident, MunicipalityCode, ResolutionNote, UnixMillis};
-use audit::settlement::{Grouping, Period};
+use audit::event::{Actor, Event, Ident, UnixMillis};
 use audit::store::{self as log, EventFilter, StoreError};
 use futures::Stream;
 use kiosk_proto::v1 as pb;
 use kiosk_proto::v1::audit_service_server::AuditService;
 use tonic::{Request, Response, Status};
 
-use super::{auditor, timestamp};
+use super::{auditor, timestamp, validate};
 use crate::error::GatewayError;
 use crate::identity::RoleAnchors;
 use crate::store::Store;
@@ -63,11 +62,6 @@ fn store_error(error: StoreError) -> GatewayError {
         }
         other => GatewayError::Internal(format!("audit log: {other}")),
     }
-}
-
-fn millis(t: &Option<prost_types::Timestamp>) -> Option<UnixMillis> {
-    t.as_ref()
-        .map(|t| UnixMillis(t.seconds * 1000 + i64::from(t.nanos) / 1_000_000))
 }
 
 /// The wire form of a stored event.
@@ -160,41 +154,7 @@ impl AuditService for AuditApi {
         request: Request<pb::ListEventsRequest>,
     ) -> Result<Response<Self::ListEventsStream>, Status> {
         self.record_read(&request, "ListEvents").await?;
-        let m = request.into_inner();
-        let mut types = Vec::new();
-        for (i, t) in m.types.iter().enumerate() {
-            let name = pb::AuditEventType::try_from(*t)
-                .ok()
-                .filter(|t| *t != pb::AuditEventType::Unspecified)
-                .map(|t| t.as_str_name())
-                .ok_or_else(|| {
-                    GatewayError::invalid_field(format!("types[{i}]"), "unknown type")
-                })?;
-            types.push(
-                EventType::parse(name)
-                    .map_err(|_| GatewayError::invalid_field(format!("types[{i}]"), "unknown"))?,
-            );
-        }
-        let filter = EventFilter {
-            from: millis(&m.from),
-            to: millis(&m.to),
-            types,
-            terminal: (!m.terminal_id.is_empty())
-                .then(|| Ident::parse(&m.terminal_id))
-                .transpose()
-                .map_err(|_| GatewayError::invalid_field("terminal_id", "not an identifier"))?,
-            municipality: (!m.municipality_code.is_empty())
-                .then(|| MunicipalityCode::parse(&m.municipality_code))
-                .transpose()
-                .map_err(|_| GatewayError::invalid_field("municipality_code", "6-digit code"))?,
-            start_index: m.start_index,
-            limit: (m.limit > 0).then_some(u64::from(m.limit)),
-        };
-        if let (Some(from), Some(to)) = (filter.from, filter.to)
-            && from > to
-        {
-            return Err(GatewayError::invalid_field("to", "before from").into());
-        }
+        let filter = validate::list_events(request.get_ref())?;
         let mut conn = self.connection().await?;
         let events = log::list_events(&mut conn, &filter)
             .await
@@ -266,23 +226,7 @@ impl AuditService for AuditApi {
         request: Request<pb::GetSettlementRequest>,
     ) -> Result<Response<pb::GetSettlementResponse>, Status> {
         self.record_read(&request, "GetSettlement").await?;
-        let m = request.into_inner();
-        let from =
-            millis(&m.from).ok_or_else(|| GatewayError::invalid_field("from", "required"))?;
-        let to = millis(&m.to).ok_or_else(|| GatewayError::invalid_field("to", "required"))?;
-        let period = match pb::SettlementPeriod::try_from(m.period) {
-            Ok(pb::SettlementPeriod::Day) => Period::Day,
-            Ok(pb::SettlementPeriod::Month) => Period::Month,
-            _ => return Err(GatewayError::invalid_field("period", "DAY or MONTH").into()),
-        };
-        let grouping = match pb::SettlementGrouping::try_from(m.grouping) {
-            Ok(pb::SettlementGrouping::Chain) => Grouping::Chain,
-            Ok(pb::SettlementGrouping::Store) => Grouping::Store,
-            Ok(pb::SettlementGrouping::Terminal) => Grouping::Terminal,
-            Ok(pb::SettlementGrouping::Municipality) => Grouping::Municipality,
-            Ok(pb::SettlementGrouping::CertificateType) => Grouping::CertificateType,
-            _ => return Err(GatewayError::invalid_field("grouping", "required").into()),
-        };
+        let (from, to, period, grouping) = validate::settlement(request.get_ref())?;
         let filter = EventFilter {
             from: Some(from),
             to: Some(to),
@@ -334,12 +278,7 @@ impl AuditService for AuditApi {
         request: Request<pb::ResolveAnomalyRequest>,
     ) -> Result<Response<pb::ResolveAnomalyResponse>, Status> {
         let name = auditor(&self.anchors, &request)?;
-        let m = request.into_inner();
-        let id = Ident::parse(&m.anomaly_id)
-            .map_err(|_| GatewayError::invalid_field("anomaly_id", "not an identifier"))?;
-        let note = ResolutionNote::parse(&m.resolution).map_err(|_| {
-            GatewayError::invalid_field("resolution", "1 to 500 characters, no personal data")
-        })?;
+        let (id, note) = validate::resolve_anomaly(request.get_ref())?;
         let who = Ident::parse(&name).map_err(|e| GatewayError::Internal(e.to_string()))?;
         let mut tx = self.store.begin_write().await?;
         let anomaly =

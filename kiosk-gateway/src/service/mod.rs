@@ -5,6 +5,7 @@
 
 pub mod audit;
 pub mod terminal;
+pub mod validate;
 pub mod verify;
 
 use std::sync::Arc;

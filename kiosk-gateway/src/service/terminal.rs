@@ -8,9 +8,8 @@ use kiosk_proto::v1 as pb;
 use kiosk_proto::v1::terminal_service_server::TerminalService;
 use tonic::{Request, Response, Status};
 
-use super::{remaining, terminal, timestamp};
-use crate::error::GatewayError;
-use crate::flow::{Flow, PrintResult};
+use super::{remaining, terminal, timestamp, validate};
+use crate::flow::Flow;
 use crate::identity::RoleAnchors;
 use crate::store::{self, IssuanceState};
 
@@ -28,16 +27,6 @@ impl TerminalApi {
     pub fn new(flow: Arc<Flow>, anchors: Arc<RoleAnchors>) -> Self {
         TerminalApi { flow, anchors }
     }
-}
-
-fn require(field: &str, value: &str) -> Result<(), GatewayError> {
-    if value.is_empty() || value.len() > 64 {
-        return Err(GatewayError::invalid_field(
-            field,
-            "required, at most 64 characters",
-        ));
-    }
-    Ok(())
 }
 
 fn issuance_state(state: IssuanceState) -> pb::IssuanceState {
@@ -59,6 +48,7 @@ impl TerminalService for TerminalApi {
         request: Request<pb::OpenSessionRequest>,
     ) -> Result<Response<pb::OpenSessionResponse>, Status> {
         let terminal = terminal(&self.anchors, &request)?;
+        validate::open_session(request.get_ref())?;
         let opened = self.flow.open_session(&terminal).await?;
         let service_status = match opened.closed_reason {
             None => pb::ServiceStatus {
@@ -99,14 +89,7 @@ impl TerminalService for TerminalApi {
     ) -> Result<Response<pb::AuthenticateResponse>, Status> {
         let terminal = terminal(&self.anchors, &request)?;
         let message = request.into_inner();
-        require("session_id", &message.session_id)?;
-        if message.signature.len() < 256 || message.signature.len() > 512 {
-            return Err(GatewayError::invalid_field(
-                "signature",
-                "an RSA signature of 256 to 512 bytes",
-            )
-            .into());
-        }
+        validate::authenticate(&message)?;
         let menu = self
             .flow
             .authenticate(
@@ -125,7 +108,7 @@ impl TerminalService for TerminalApi {
     ) -> Result<Response<pb::GetMenuResponse>, Status> {
         let terminal = terminal(&self.anchors, &request)?;
         let message = request.into_inner();
-        require("session_id", &message.session_id)?;
+        validate::get_menu(&message)?;
         let menu = self.flow.menu(&terminal, &message.session_id).await?;
         Ok(Response::new(pb::GetMenuResponse { menu: Some(menu) }))
     }
@@ -136,7 +119,7 @@ impl TerminalService for TerminalApi {
     ) -> Result<Response<pb::QuoteResponse>, Status> {
         let terminal = terminal(&self.anchors, &request)?;
         let message = request.into_inner();
-        require("session_id", &message.session_id)?;
+        validate::quote(&message, self.flow.settings().max_items)?;
         let priced = self
             .flow
             .quote(&terminal, &message.session_id, &message.items)
@@ -169,7 +152,7 @@ impl TerminalService for TerminalApi {
         let terminal = terminal(&self.anchors, &request)?;
         let deadline = remaining(&request);
         let message = request.into_inner();
-        require("session_id", &message.session_id)?;
+        validate::issue(&message, self.flow.settings().max_items)?;
         let released = self
             .flow
             .issue(
@@ -239,23 +222,7 @@ impl TerminalService for TerminalApi {
     ) -> Result<Response<pb::ReportPrintResponse>, Status> {
         let terminal = terminal(&self.anchors, &request)?;
         let message = request.into_inner();
-        require("session_id", &message.session_id)?;
-        require("issuance_id", &message.issuance_id)?;
-        if message.failure_detail.chars().count() > 200 {
-            return Err(
-                GatewayError::invalid_field("failure_detail", "at most 200 characters").into(),
-            );
-        }
-        let result = match pb::PrintOutcome::try_from(message.outcome) {
-            Ok(pb::PrintOutcome::Printed) => PrintResult::Printed,
-            Ok(pb::PrintOutcome::Failed) => PrintResult::Failed,
-            Ok(pb::PrintOutcome::PartlyPrinted) => PrintResult::PartlyPrinted,
-            _ => {
-                return Err(
-                    GatewayError::invalid_field("outcome", "an outcome is required").into(),
-                );
-            }
-        };
+        let result = validate::report_print(&message)?;
         let report = self
             .flow
             .report_print(
@@ -279,7 +246,7 @@ impl TerminalService for TerminalApi {
     ) -> Result<Response<pb::CloseSessionResponse>, Status> {
         let terminal = terminal(&self.anchors, &request)?;
         let message = request.into_inner();
-        require("session_id", &message.session_id)?;
+        validate::close_session(&message)?;
         self.flow
             .close_session(&terminal, &message.session_id)
             .await?;

@@ -13,7 +13,7 @@ use kiosk_proto::v1 as pb;
 use kiosk_proto::v1::verify_service_server::VerifyService;
 use tonic::{Request, Response, Status};
 
-use super::timestamp;
+use super::{timestamp, validate};
 use crate::error::GatewayError;
 use crate::store::{self, Store};
 
@@ -74,20 +74,16 @@ impl VerifyService for VerifyApi {
         &self,
         request: Request<pb::VerifyDocumentRequest>,
     ) -> Result<Response<pb::VerifyDocumentResponse>, Status> {
+        validate::verify_document(request.get_ref(), MAX_PDF_BYTES)?;
         let (payload, pdf) = match request.into_inner().document {
             Some(pb::verify_document_request::Document::QrPayload(payload)) => (payload, None),
             Some(pb::verify_document_request::Document::Pdf(pdf)) => {
-                if pdf.len() > MAX_PDF_BYTES {
-                    return Err(GatewayError::invalid_field("pdf", "at most 8 MiB").into());
-                }
                 let markers = read_page_markers(&pdf).map_err(|_| unreadable())?;
                 let first = markers.first().ok_or_else(unreadable)?;
                 (first.qr_payload.clone(), Some(pdf))
             }
             None => {
-                return Err(
-                    GatewayError::invalid_field("document", "a QR payload or a PDF").into(),
-                );
+                return Err(GatewayError::invalid_field("document", "a QR payload or a PDF").into());
             }
         };
         let (fields, _, _) = qr::parse_unverified(&payload).map_err(|_| unreadable())?;
