@@ -6,6 +6,7 @@ set -euo pipefail
 debian_packages=(
   pkg-config libpcsclite-dev pcscd vsmartcard-vpcd opensc   # the real PC/SC stack (card tests)
   poppler-utils                                              # pdftotext, pdffonts, pdfsig, pdftoppm
+  faketime                                                   # scripts/test-at-night.sh
 )
 python_packages=(grpcio-tools==1.85.1 pyHanko==0.38.0 cryptography)
 

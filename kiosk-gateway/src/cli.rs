@@ -2,7 +2,6 @@
 //! into here, so every path is testable as a library function.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 use audit::event::UnixMillis;
@@ -10,7 +9,6 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::admin::{self, AdminError, Attribution, Change, TerminalAction};
 use crate::config::{Config, ProcessEnvironment};
-use crate::flow::SystemClock;
 
 /// The certificate-issuance gateway for convenience-store kiosks.
 #[derive(Debug, Parser)]
@@ -187,6 +185,13 @@ async fn admin(config: Option<PathBuf>, command: AdminCommand) -> u8 {
 async fn run_admin(config: &Config, command: AdminCommand) -> Result<String, AdminError> {
     // The attribution is checked before the database is opened: bad input touches nothing.
     let attribution = |by: &ChangedBy| Attribution::parse(&by.operator, &by.reason);
+    // The deployment's clock, as `serve` builds it from the same configuration.
+    let now = || -> Result<UnixMillis, AdminError> {
+        let clock = config
+            .clock()
+            .map_err(|e| AdminError::Audit(format!("rehearsal_clock_start: {e}")))?;
+        Ok(clock.now())
+    };
     match command {
         AdminCommand::Terminal { command } => {
             let (change, action) = match command {
@@ -203,7 +208,7 @@ async fn run_admin(config: &Config, command: AdminCommand) -> Result<String, Adm
             let id = &change.terminal_id;
             let status = action.target().as_str();
             Ok(
-                match admin::change_terminal(&store, id, action, &by, UnixMillis::now()).await? {
+                match admin::change_terminal(&store, id, action, &by, now()?).await? {
                     Change::Applied { event_index } => {
                         format!("terminal {id}: {status} (audit event {event_index})\n")
                     }
@@ -237,9 +242,7 @@ async fn run_admin(config: &Config, command: AdminCommand) -> Result<String, Adm
             let state = if on { "on" } else { "off" };
             let municipality = change.municipality.as_deref();
             Ok(
-                match admin::set_kill_switch(&store, municipality, on, &by, UnixMillis::now())
-                    .await?
-                {
+                match admin::set_kill_switch(&store, municipality, on, &by, now()?).await? {
                     Change::Applied { event_index } => {
                         format!("{scope}: {state} (audit event {event_index})\n")
                     }
@@ -285,18 +288,15 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         "preparing the deployment under {}",
         config.data_dir.display()
     );
-    let embedded = crate::provision::prepare(&config).await?;
+    let clock = config.clock()?;
+    if let Some(start) = config.rehearsal_clock_start()? {
+        println!("WARNING: rehearsal clock from {start} ms: not for production");
+    }
+    let embedded = crate::provision::prepare(&config, clock.as_ref()).await?;
     let directory = embedded.issuer_directory(&config)?;
-    let clock: Arc<dyn crate::flow::Clock> = match config.rehearsal_clock_start()? {
-        Some(start) => {
-            println!("WARNING: rehearsal clock from {start} ms: not for production");
-            Arc::new(crate::demo::OffsetClock::starting_at(start))
-        }
-        None => Arc::new(SystemClock),
-    };
-    let mut parts = embedded.server_parts(&config, clock, directory)?;
+    let mut parts = embedded.server_parts(&config, clock.clone(), directory)?;
     parts.revocation_refresh = Some(Duration::from_secs(config.crl_refresh_secs));
-    crate::provision::record_start(&embedded.store).await?;
+    crate::provision::record_start(&embedded.store, clock.as_ref()).await?;
     let server = crate::server::start(parts, config.listen).await?;
     println!("kiosk-gateway listening on https://{}", server.local_addr());
     println!("  gateway database: {}", config.database_url());

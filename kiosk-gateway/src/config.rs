@@ -111,9 +111,11 @@ pub struct Config {
     pub drain_ms: u64,
     /// Grace period for open connections after the drain, ms.
     pub grace_ms: u64,
-    /// Rehearsals and benchmarks only: run the flow's clock from this RFC 3339 instant (e.g.
-    /// `2026-11-25T10:00:00+09:00`) so service hours can be exercised at any time of day.
-    /// Never set in production: issue times and deadlines follow this clock.
+    /// Rehearsals and benchmarks only: run the deployment's clock from this RFC 3339 instant
+    /// (e.g. `2026-11-25T10:00:00+09:00`) so service hours can be exercised at any time of
+    /// day. Never set in production: everything the gateway judges by time follows this clock
+    /// (sessions, deadlines, certificate and CRL validity at the handshake and at login, audit
+    /// event times; see `crate::clock`), so CRL files must be current by it.
     pub rehearsal_clock_start: Option<String>,
 }
 
@@ -336,6 +338,15 @@ impl Config {
                     .map(|t| (t.unix_timestamp_nanos() / 1_000_000) as i64)
             })
             .transpose()
+    }
+
+    /// The deployment's clock: the system clock, or the rehearsal clock when one is
+    /// configured. Every process of a deployment (serve, admin) builds it the same way.
+    pub fn clock(&self) -> Result<std::sync::Arc<dyn crate::clock::Clock>, time::error::Parse> {
+        Ok(match self.rehearsal_clock_start()? {
+            Some(start) => std::sync::Arc::new(crate::clock::OffsetClock::starting_at(start)),
+            None => std::sync::Arc::new(crate::clock::SystemClock),
+        })
     }
 
     /// The TLS handshake limit.

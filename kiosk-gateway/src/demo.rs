@@ -25,70 +25,10 @@ use kiosk_terminal::client::{Terminal, TerminalError, TerminalTls, connect};
 use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
 
 use crate::config::Config;
-use crate::flow::{Clock, SystemClock};
 use crate::provision::{self, Embedded};
 use crate::route::IssuerDirectory;
 
-/// A clock running at real speed from a chosen start.
-pub struct OffsetClock {
-    offset_ms: i64,
-}
-
-impl OffsetClock {
-    /// Real time if it is now a weekday between 9:00 and 16:00 JST (outside 12/29–1/3),
-    /// otherwise the next such weekday at 10:00 JST.
-    pub fn office_hours() -> Self {
-        let real = SystemClock.now_ms();
-        OffsetClock {
-            offset_ms: office_hours_at(real) - real,
-        }
-    }
-
-    /// Real speed from `start_ms` on.
-    pub fn starting_at(start_ms: i64) -> Self {
-        OffsetClock {
-            offset_ms: start_ms - SystemClock.now_ms(),
-        }
-    }
-
-    /// Whether this clock is shifted from real time.
-    pub fn shifted(&self) -> bool {
-        self.offset_ms != 0
-    }
-}
-
-impl Clock for OffsetClock {
-    fn now_ms(&self) -> i64 {
-        SystemClock.now_ms() + self.offset_ms
-    }
-}
-
-/// The first instant at or after `now_ms` that is within weekday office hours in JST.
-pub fn office_hours_at(now_ms: i64) -> i64 {
-    const HOUR: i64 = 3_600_000;
-    const DAY: i64 = 24 * HOUR;
-    let jst = now_ms + 9 * HOUR;
-    let day_start = jst.div_euclid(DAY) * DAY;
-    let in_hours = |day: i64, ms_of_day: i64| {
-        let date = time::OffsetDateTime::from_unix_timestamp(day / 1000)
-            .map(|t| t.date())
-            .ok();
-        let Some(date) = date else { return false };
-        let weekday = date.weekday().number_days_from_monday() < 5;
-        let holiday = matches!((date.month() as u8, date.day()), (12, 29..=31) | (1, 1..=3));
-        weekday && !holiday && (9 * HOUR..16 * HOUR).contains(&ms_of_day)
-    };
-    if in_hours(day_start, jst - day_start) {
-        return now_ms;
-    }
-    // The first 10:00 JST, today or later, on a day with office hours (two weeks always
-    // contain one: the longest closure is 12/29 to 1/3 plus a weekend).
-    (0..14)
-        .map(|n| day_start + n * DAY)
-        .find(|&day| day + 10 * HOUR >= jst && in_hours(day, 10 * HOUR))
-        .map(|day| day + 10 * HOUR - 9 * HOUR)
-        .unwrap_or(now_ms)
-}
+pub use crate::clock::{OffsetClock, office_hours_at};
 
 struct Demo {
     embedded: Embedded,
@@ -237,7 +177,8 @@ pub async fn run(out: &Path, residents: u32) -> anyhow::Result<String> {
         ..Config::default()
     };
     let started = std::time::Instant::now();
-    let embedded = provision::prepare(&config).await?;
+    let clock = Arc::new(OffsetClock::office_hours());
+    let embedded = provision::prepare(&config, clock.as_ref()).await?;
     let prepared_in = started.elapsed();
 
     let issuer_server = provision::start_issuer_server(&embedded).await?;
@@ -247,10 +188,9 @@ pub async fn run(out: &Path, residents: u32) -> anyhow::Result<String> {
     for code in &config.municipalities {
         directory.insert(code, link.clone());
     }
-    let clock = Arc::new(OffsetClock::office_hours());
     let shifted = clock.shifted();
-    let parts = embedded.server_parts(&config, clock, directory)?;
-    provision::record_start(&embedded.store).await?;
+    let parts = embedded.server_parts(&config, clock.clone(), directory)?;
+    provision::record_start(&embedded.store, clock.as_ref()).await?;
     let server = crate::server::start(parts, config.listen).await?;
     let url = format!("https://{}", server.local_addr());
     let tls = TerminalTls::from_pki_dir(
@@ -486,21 +426,4 @@ pub async fn run(out: &Path, residents: u32) -> anyhow::Result<String> {
         .await;
     issuer_server.shutdown(Duration::from_secs(5)).await?;
     Ok(demo.report)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn office_hours_moves_night_to_the_next_weekday_morning() {
-        // 2026-11-24T15:00Z is Wednesday 00:00 JST: next is Wednesday 10:00 JST (01:00Z).
-        assert_eq!(office_hours_at(1_795_532_400_000), 1_795_568_400_000);
-        // 2026-11-24T02:00Z is Tuesday 11:00 JST, within hours: unchanged.
-        assert_eq!(office_hours_at(1_795_485_600_000), 1_795_485_600_000);
-        // 2026-11-28T03:00Z is Saturday 12:00 JST: next is Monday 11-30 10:00 JST.
-        assert_eq!(office_hours_at(1_795_834_800_000), 1_796_000_400_000);
-        // 2026-12-30T01:00Z is in the year-end closure: next is Monday 2027-01-04 10:00 JST.
-        assert_eq!(office_hours_at(1_798_592_400_000), 1_799_024_400_000);
-    }
 }

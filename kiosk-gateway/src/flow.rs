@@ -38,20 +38,7 @@ use crate::store::{
     self, CardBinding, IssuanceRow, IssuanceState, SessionRow, SessionState, Store,
 };
 
-/// The wall clock, replaceable in tests that need time to pass.
-pub trait Clock: Send + Sync {
-    /// Milliseconds since the Unix epoch.
-    fn now_ms(&self) -> i64;
-}
-
-/// The system clock.
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now_ms(&self) -> i64 {
-        UnixMillis::now().0
-    }
-}
+pub use crate::clock::{Clock, SystemClock};
 
 /// Timings and limits of the flow.
 #[derive(Debug, Clone)]
@@ -240,6 +227,11 @@ impl Flow {
     /// The settings.
     pub fn settings(&self) -> &FlowSettings {
         &self.settings
+    }
+
+    /// The deployment clock the flow judges by.
+    pub fn clock(&self) -> Arc<dyn Clock> {
+        self.clock.clone()
     }
 
     /// The current time in unix ms.

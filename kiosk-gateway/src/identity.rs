@@ -121,8 +121,7 @@ impl RoleAnchors {
         let (_, cert) = X509Certificate::from_der(leaf).map_err(|_| unknown())?;
         let issuer = cert.issuer().as_raw();
         if let Some(revocation) = &self.revocation {
-            let now = time::OffsetDateTime::now_utc().unix_timestamp();
-            match revocation.status(issuer, cert.tbs_certificate.raw_serial(), now) {
+            match revocation.status_now(issuer, cert.tbs_certificate.raw_serial()) {
                 RevocationStatus::Good => {}
                 // The contract has no separate reason for a revoked client certificate: to the
                 // kiosk it is a terminal the service no longer knows.

@@ -142,9 +142,13 @@ pub fn dev_crl(
     Ok(params.signed_by(&issuer)?.der().to_vec())
 }
 
-/// The development CRLs of the client CAs (terminal, auditor), revoking nothing, valid a week.
-pub fn dev_client_crls(pki: &DevPki) -> anyhow::Result<Vec<CertificateRevocationListDer<'static>>> {
-    let now = time::OffsetDateTime::now_utc();
+/// The development CRLs of the client CAs (terminal, auditor), revoking nothing, valid a week
+/// from now by the deployment's `clock`.
+pub fn dev_client_crls(
+    pki: &DevPki,
+    clock: &dyn Clock,
+) -> anyhow::Result<Vec<CertificateRevocationListDer<'static>>> {
+    let now = clock.now_utc();
     let (from, to) = (
         now - time::Duration::minutes(5),
         now + time::Duration::days(7),
@@ -155,8 +159,9 @@ pub fn dev_client_crls(pki: &DevPki) -> anyhow::Result<Vec<CertificateRevocation
     ])
 }
 
-/// Prepares (or reopens) the embedded deployment described by `config`.
-pub async fn prepare(config: &Config) -> anyhow::Result<Embedded> {
+/// Prepares (or reopens) the embedded deployment described by `config`, dating what it
+/// creates by the deployment's `clock`.
+pub async fn prepare(config: &Config, clock: &dyn Clock) -> anyhow::Result<Embedded> {
     let data_dir = config.data_dir.clone();
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("creating {}", data_dir.display()))?;
@@ -171,7 +176,7 @@ pub async fn prepare(config: &Config) -> anyhow::Result<Embedded> {
     let cards_dir = data_dir.join("cards");
     let mut cards = Vec::new();
     let mut examples: HashMap<String, Vec<String>> = HashMap::new();
-    let today = time::OffsetDateTime::now_utc().date();
+    let today = clock.now_utc().date();
 
     for code in &config.municipalities {
         let bindings_path = data_dir.join(format!("bindings-{code}.jsonl"));
@@ -250,7 +255,7 @@ pub async fn prepare(config: &Config) -> anyhow::Result<Embedded> {
         if known.is_some() {
             continue;
         }
-        let now_ms = time::OffsetDateTime::now_utc().unix_timestamp() * 1000;
+        let now_ms = clock.now_ms();
         store::upsert_terminal(
             &mut tx,
             &terminal.id(),
@@ -381,10 +386,15 @@ impl Embedded {
         directory
     }
 
-    /// Where the client CRLs come from: the configured files, or the development PKI.
-    pub fn client_crls(&self, config: &Config) -> crate::revocation::ClientCrls {
+    /// Where the client CRLs come from: the configured files, or the development PKI (minted
+    /// current by `clock`).
+    pub fn client_crls(
+        &self,
+        config: &Config,
+        clock: Arc<dyn Clock>,
+    ) -> crate::revocation::ClientCrls {
         if config.client_crl_files.is_empty() {
-            crate::revocation::ClientCrls::Development(self.pki.clone())
+            crate::revocation::ClientCrls::Development(self.pki.clone(), clock)
         } else {
             crate::revocation::ClientCrls::Files(config.client_crl_files.clone())
         }
@@ -442,7 +452,7 @@ impl Embedded {
             directory,
             pseudonyms,
             settings,
-            clock,
+            clock.clone(),
         ));
 
         let terminal_ca = read_pem(&pki.cert_path(files::TERMINAL_CA))?;
@@ -453,11 +463,12 @@ impl Embedded {
             &read_pem(&pki.key_path(files::GATEWAY))?,
             &[&terminal_ca, &auditor_ca],
         )?;
-        let client_crls = self.client_crls(config);
+        let client_crls = self.client_crls(config, clock.clone());
         let installed_client = client_crls.load()?;
         let tls = Arc::new(ReloadableServerConfig::new(
             material,
             installed_client.clone(),
+            clock.clone(),
         )?);
         let revocation = crate::revocation::Refresher::new(
             client_crls,
@@ -479,7 +490,7 @@ impl Embedded {
         for (code, name) in config.all_municipalities() {
             let der = pki.cert_der(&format!("municipality-{code}"))?;
             // TrustedKeys only extracts the key: the chain is checked here, once, at start.
-            check_signing_chain(&der, &municipality_ca)
+            check_signing_chain(&der, &municipality_ca, clock.as_ref())
                 .with_context(|| format!("municipality {code} signing certificate"))?;
             trusted
                 .add_certificate_der(&der, None)
@@ -507,13 +518,19 @@ impl Embedded {
     }
 }
 
-/// Checks that a document-signing certificate chains to the municipality CA now.
-pub fn check_signing_chain(cert_der: &[u8], ca_der: &[u8]) -> anyhow::Result<()> {
+/// Checks that a document-signing certificate chains to the municipality CA now, by the
+/// deployment's `clock`.
+pub fn check_signing_chain(
+    cert_der: &[u8],
+    ca_der: &[u8],
+    clock: &dyn Clock,
+) -> anyhow::Result<()> {
     let ca = rustls_pki_types::CertificateDer::from(ca_der);
     let anchor = webpki::anchor_from_trusted_cert(&ca)?;
     let cert = rustls_pki_types::CertificateDer::from(cert_der);
     let end_entity = webpki::EndEntityCert::try_from(&cert)?;
-    let now = rustls_pki_types::UnixTime::now();
+    let secs = u64::try_from(clock.now_ms().div_euclid(1000)).unwrap_or(0);
+    let now = rustls_pki_types::UnixTime::since_unix_epoch(Duration::from_secs(secs));
     end_entity.verify_for_usage(
         &[webpki::ring::ECDSA_P256_SHA256],
         &[anchor],
@@ -540,11 +557,12 @@ pub fn page_markers(pdf: &[u8]) -> Result<Vec<(String, Vec<String>)>, String> {
         .collect())
 }
 
-/// Records the STARTED audit event with this binary's build identity.
-pub async fn record_start(store: &Store) -> anyhow::Result<()> {
+/// Records the STARTED audit event with this binary's build identity, at the deployment's
+/// `clock`.
+pub async fn record_start(store: &Store, clock: &dyn Clock) -> anyhow::Result<()> {
     let (version, commit) = crate::server::build_identity();
     let event = Event::started(
-        UnixMillis::now(),
+        clock.now(),
         Ident::parse("kiosk-gateway")?,
         Ident::parse(version)?,
         Ident::parse(commit)?,

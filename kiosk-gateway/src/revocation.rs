@@ -20,6 +20,7 @@ use rustls_pki_types::CertificateRevocationListDer;
 use rustls_pki_types::pem::PemObject;
 
 use crate::cardauth::CardVerifier;
+use crate::clock::Clock;
 use crate::tls::ReloadableServerConfig;
 
 /// How often the development CRLs (valid a week) are minted again.
@@ -29,8 +30,9 @@ const DEVELOPMENT_REMINT: Duration = Duration::from_secs(24 * 3600);
 pub enum ClientCrls {
     /// Files kept current by an outside fetcher, one per client CA, DER or PEM.
     Files(Vec<PathBuf>),
-    /// Minted from the development PKI's CA keys (TEST ONLY).
-    Development(DevPki),
+    /// Minted from the development PKI's CA keys (TEST ONLY), current by the deployment's
+    /// clock.
+    Development(DevPki, Arc<dyn Clock>),
 }
 
 /// Reads a CRL file, DER or PEM.
@@ -53,7 +55,9 @@ impl ClientCrls {
                 .iter()
                 .map(|p| read_crl(p).map(CertificateRevocationListDer::from))
                 .collect(),
-            ClientCrls::Development(pki) => crate::provision::dev_client_crls(pki),
+            ClientCrls::Development(pki, clock) => {
+                crate::provision::dev_client_crls(pki, clock.as_ref())
+            }
         }
     }
 }
@@ -108,7 +112,7 @@ impl Refresher {
         let mut errors = Vec::new();
         let client_due = match &self.client {
             ClientCrls::Files(_) => true,
-            ClientCrls::Development(_) => self.client_loaded_at.elapsed() >= DEVELOPMENT_REMINT,
+            ClientCrls::Development(..) => self.client_loaded_at.elapsed() >= DEVELOPMENT_REMINT,
         };
         if client_due {
             match self.client.load() {

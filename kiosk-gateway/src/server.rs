@@ -165,6 +165,7 @@ pub async fn start(parts: ServerParts, listen: SocketAddr) -> std::io::Result<Ru
             parts.flow.store().clone(),
             parts.anchors.clone(),
             parts.checkpoint_signer.clone(),
+            parts.flow.clock(),
         ))
         .max_decoding_message_size(MAX_REQUEST_BYTES),
     );

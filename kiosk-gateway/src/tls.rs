@@ -28,6 +28,8 @@ use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 use tokio_stream::wrappers::ReceiverStream;
 
+use crate::clock::{Clock, TlsTime};
+
 /// Why a TLS configuration could not be built.
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
@@ -102,9 +104,18 @@ pub enum RevocationStatus {
 }
 
 /// The client CRLs currently in force, for the per-request check.
-#[derive(Debug)]
 pub struct ClientRevocation {
     lists: RwLock<Arc<Vec<RevocationList>>>,
+    /// The deployment clock: the per-request check judges freshness as the handshake does.
+    clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for ClientRevocation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientRevocation")
+            .field("lists", &self.lists)
+            .finish_non_exhaustive()
+    }
 }
 
 impl ClientRevocation {
@@ -135,6 +146,12 @@ impl ClientRevocation {
         }
     }
 
+    /// The status of the certificate with `issuer` name and `serial` (DER content bytes) now,
+    /// by the deployment clock.
+    pub fn status_now(&self, issuer: &[u8], serial: &[u8]) -> RevocationStatus {
+        self.status(issuer, serial, self.clock.now_ms().div_euclid(1000))
+    }
+
     /// The status of the certificate with `issuer` name and `serial` (DER content bytes) at
     /// `now` (unix seconds).
     pub fn status(&self, issuer: &[u8], serial: &[u8], now: i64) -> RevocationStatus {
@@ -160,23 +177,29 @@ impl ClientRevocation {
 /// carries the same lists to every request.
 pub struct ReloadableServerConfig {
     material: ServerTlsMaterial,
+    time: TlsTime,
     current: RwLock<Arc<rustls::ServerConfig>>,
     revocation: Arc<ClientRevocation>,
 }
 
 impl ReloadableServerConfig {
-    /// Builds the configuration with these CRLs (one per client CA; DER).
+    /// Builds the configuration with these CRLs (one per client CA; DER), judging
+    /// certificates and CRLs by `clock`.
     pub fn new(
         material: ServerTlsMaterial,
         crls: Vec<CertificateRevocationListDer<'static>>,
+        clock: Arc<dyn Clock>,
     ) -> Result<Self, TlsError> {
         let lists = ClientRevocation::parse(&crls)?;
-        let config = build_config(&material, crls)?;
+        let time = TlsTime(clock.clone());
+        let config = build_config(&material, crls, &time)?;
         Ok(ReloadableServerConfig {
             material,
+            time,
             current: RwLock::new(Arc::new(config)),
             revocation: Arc::new(ClientRevocation {
                 lists: RwLock::new(Arc::new(lists)),
+                clock,
             }),
         })
     }
@@ -192,7 +215,7 @@ impl ReloadableServerConfig {
         crls: Vec<CertificateRevocationListDer<'static>>,
     ) -> Result<(), TlsError> {
         let lists = ClientRevocation::parse(&crls)?;
-        let config = Arc::new(build_config(&self.material, crls)?);
+        let config = Arc::new(build_config(&self.material, crls, &self.time)?);
         match self.current.write() {
             Ok(mut current) => *current = config,
             Err(poisoned) => *poisoned.into_inner() = config,
@@ -213,6 +236,7 @@ impl ReloadableServerConfig {
 fn build_config(
     material: &ServerTlsMaterial,
     crls: Vec<CertificateRevocationListDer<'static>>,
+    time: &TlsTime,
 ) -> Result<rustls::ServerConfig, TlsError> {
     let mut roots = RootCertStore::empty();
     for root in &material.client_roots {
@@ -227,7 +251,9 @@ fn build_config(
         .allow_unauthenticated()
         .build()
         .map_err(|e| TlsError::Material(format!("client verifier: {e}")))?;
-    let mut config = rustls::ServerConfig::builder_with_provider(provider())
+    // The handshake reads the deployment clock, not the system's: a client CRL is fresh or
+    // stale by the same clock that judges it on every later request (`ClientRevocation`).
+    let mut config = rustls::ServerConfig::builder_with_details(provider(), Arc::new(time.clone()))
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .with_client_cert_verifier(verifier)
         .with_single_cert(material.chain.clone(), material.key.clone_key())?;

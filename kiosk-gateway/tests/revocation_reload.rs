@@ -13,7 +13,7 @@ use std::path::Path;
 
 use card::softcard::SoftCard;
 use card::testpki::{DevPki, files};
-use common::{Process, gateway_command, login, office_hours_rfc3339};
+use common::{Process, gateway_command, login, office_hours_start, rfc3339};
 use kiosk_gateway::provision::dev_crl;
 use kiosk_terminal::client::{Terminal, TerminalTls};
 use kiosk_tests::{TERMINAL_1, TERMINAL_2};
@@ -29,9 +29,10 @@ fn serial_of(pki: &DevPki, stem: &str) -> u64 {
         .fold(0u64, |n, b| (n << 8) | u64::from(*b))
 }
 
-/// A CRL of `ca` revoking `serials`, current now, or stale (expired yesterday).
-fn crl(pki: &DevPki, ca: &str, serials: &[u64], stale: bool) -> Vec<u8> {
-    let now = OffsetDateTime::now_utc();
+/// A CRL of `ca` revoking `serials`, current at `now` (the gateway's clock), or stale
+/// (expired the day before). Dated by the real clock instead, a list would be stale to a
+/// gateway whose rehearsal clock runs days ahead (every weekend night).
+fn crl(pki: &DevPki, ca: &str, serials: &[u64], now: OffsetDateTime, stale: bool) -> Vec<u8> {
     let (this, next) = if stale {
         (now - Span::days(2), now - Span::days(1))
     } else {
@@ -78,13 +79,23 @@ async fn revocation_lists_are_replaced_while_serving() {
     let root = dir.path();
     let pki_dir = root.join("pki");
     let pki = DevPki::ensure(&pki_dir).unwrap();
+    // The gateway's clock starts here; every CRL below is dated by it.
+    let start = office_hours_start();
     let crl_dir = root.join("crl");
     std::fs::create_dir_all(&crl_dir).unwrap();
     let terminal_crl = crl_dir.join("terminal-ca.crl");
     let auditor_crl = crl_dir.join("auditor-ca.crl");
     let card_crl = crl_dir.join("jpki-auth-ca.crl");
-    std::fs::write(&terminal_crl, crl(&pki, files::TERMINAL_CA, &[], false)).unwrap();
-    std::fs::write(&auditor_crl, crl(&pki, files::AUDITOR_CA, &[], false)).unwrap();
+    std::fs::write(
+        &terminal_crl,
+        crl(&pki, files::TERMINAL_CA, &[], start, false),
+    )
+    .unwrap();
+    std::fs::write(
+        &auditor_crl,
+        crl(&pki, files::AUDITOR_CA, &[], start, false),
+    )
+    .unwrap();
     // The card CRL as the PKI ships it, PEM: either form is read.
     std::fs::copy(pki_dir.join(files::JPKI_AUTH_CRL_PEM), &card_crl).unwrap();
 
@@ -99,7 +110,7 @@ async fn revocation_lists_are_replaced_while_serving() {
              card_crl_file = {card_crl:?}\n\
              # Only SIGHUP replaces the lists during this test.\n\
              crl_refresh_secs = 3600\n",
-            office_hours_rfc3339()
+            rfc3339(start)
         ),
     )
     .unwrap();
@@ -131,12 +142,18 @@ async fn revocation_lists_are_replaced_while_serving() {
     let terminal_1 = serial_of(&pki, TERMINAL_1);
     std::fs::write(
         &terminal_crl,
-        crl(&pki, files::TERMINAL_CA, &[terminal_1], false),
+        crl(&pki, files::TERMINAL_CA, &[terminal_1], start, false),
     )
     .unwrap();
     std::fs::write(
         &card_crl,
-        crl(&pki, files::JPKI_AUTH_CA, &[resident.card_serial], false),
+        crl(
+            &pki,
+            files::JPKI_AUTH_CA,
+            &[resident.card_serial],
+            start,
+            false,
+        ),
     )
     .unwrap();
     gateway.signal("-HUP");
@@ -171,7 +188,11 @@ async fn revocation_lists_are_replaced_while_serving() {
     assert!(accepted(&addr, &pki_dir, TERMINAL_2).await);
 
     // A stale list (nextUpdate passed) is installed and refuses every terminal: fail closed.
-    std::fs::write(&terminal_crl, crl(&pki, files::TERMINAL_CA, &[], true)).unwrap();
+    std::fs::write(
+        &terminal_crl,
+        crl(&pki, files::TERMINAL_CA, &[], start, true),
+    )
+    .unwrap();
     gateway.signal("-HUP");
     gateway.wait_for_log("revocation lists replaced").await;
     assert!(!accepted(&addr, &pki_dir, TERMINAL_2).await, "stale CRL");

@@ -202,7 +202,8 @@ async fn try_spawn(options: AppOptions) -> anyhow::Result<TestApp> {
         databases.push(gateway);
         databases.push(register);
     }
-    let embedded = provision::prepare(&config).await?;
+    let clock = Arc::new(TestClock::office_hours());
+    let embedded = provision::prepare(&config, clock.as_ref()).await?;
     let mut issuer_server = None;
     let directory = match (options.directory, options.remote_issuer) {
         (Some(make), _) => make(&embedded),
@@ -219,7 +220,6 @@ async fn try_spawn(options: AppOptions) -> anyhow::Result<TestApp> {
         }
         (None, false) => embedded.in_process_directory(&config),
     };
-    let clock = Arc::new(TestClock::office_hours());
     let mut parts = embedded.server_parts(&config, clock.clone(), directory)?;
     // Tests sweep deadlines themselves, when they choose.
     parts.sweep_interval = Duration::from_secs(3600);

@@ -334,7 +334,7 @@ on_both_databases!(retirement_is_final, |db| async move {
     // Starting the gateway again over the same databases keeps it retired, and registers
     // nothing again.
     let registered = events(&app, EventType::TerminalChanged).await.len();
-    kiosk_gateway::provision::prepare(&app.config)
+    kiosk_gateway::provision::prepare(&app.config, app.clock.as_ref())
         .await
         .unwrap();
     assert_eq!(status_of(&app, KIOSK_2).await, TerminalStatus::Retired);
@@ -461,7 +461,7 @@ on_both_databases!(
             try_issue(&terminal, &session, &menu, "kill-switch-000004").await,
             Err("SERVICE_SUSPENDED".to_owned())
         );
-        kiosk_gateway::provision::prepare(&app.config)
+        kiosk_gateway::provision::prepare(&app.config, app.clock.as_ref())
             .await
             .unwrap();
         let status = admin::kill_switch_status(store, &app.config.municipalities)

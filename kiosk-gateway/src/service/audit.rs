@@ -5,7 +5,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use audit::checkpoint::CheckpointSigner;
-use audit::event::{Actor, Event, Ident, UnixMillis};
+use audit::event::{Actor, Event, Ident};
 use audit::store::{self as log, EventFilter, StoreError};
 use futures::Stream;
 use kiosk_proto::v1 as pb;
@@ -13,6 +13,7 @@ use kiosk_proto::v1::audit_service_server::AuditService;
 use tonic::{Request, Response, Status};
 
 use super::{auditor, timestamp, validate};
+use crate::clock::Clock;
 use crate::error::GatewayError;
 use crate::identity::RoleAnchors;
 use crate::store::Store;
@@ -22,15 +23,23 @@ pub struct AuditApi {
     store: Store,
     anchors: Arc<RoleAnchors>,
     signer: Arc<CheckpointSigner>,
+    /// The deployment clock: auditor reads and resolutions are dated as every other event.
+    clock: Arc<dyn Clock>,
 }
 
 impl AuditApi {
-    /// The service over `store`, signing checkpoints with `signer`.
-    pub fn new(store: Store, anchors: Arc<RoleAnchors>, signer: Arc<CheckpointSigner>) -> Self {
+    /// The service over `store`, signing checkpoints with `signer`, dating events by `clock`.
+    pub fn new(
+        store: Store,
+        anchors: Arc<RoleAnchors>,
+        signer: Arc<CheckpointSigner>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
         AuditApi {
             store,
             anchors,
             signer,
+            clock,
         }
     }
 
@@ -43,7 +52,7 @@ impl AuditApi {
         let who = Ident::parse(&name).map_err(|e| GatewayError::Internal(e.to_string()))?;
         let what = Ident::parse(read).map_err(|e| GatewayError::Internal(e.to_string()))?;
         let mut tx = self.store.begin_write().await?;
-        log::append(&mut tx, &Event::auditor_read(UnixMillis::now(), who, what))
+        log::append(&mut tx, &Event::auditor_read(self.clock.now(), who, what))
             .await
             .map_err(store_error)?;
         tx.commit().await?;
@@ -282,7 +291,7 @@ impl AuditService for AuditApi {
         let who = Ident::parse(&name).map_err(|e| GatewayError::Internal(e.to_string()))?;
         let mut tx = self.store.begin_write().await?;
         let anomaly =
-            log::resolve_anomaly(&mut tx, UnixMillis::now(), &id, Actor::Auditor(who), note)
+            log::resolve_anomaly(&mut tx, self.clock.now(), &id, Actor::Auditor(who), note)
                 .await
                 .map_err(store_error)?;
         tx.commit().await.map_err(GatewayError::from)?;

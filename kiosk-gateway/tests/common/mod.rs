@@ -115,16 +115,26 @@ impl Process {
     }
 }
 
-/// An RFC 3339 instant within weekday office hours (JST), now or soon, for
-/// `rehearsal_clock_start`: every certificate type is then within its service window.
-pub fn office_hours_rfc3339() -> String {
-    let start = kiosk_gateway::demo::office_hours_at(
+/// An instant within weekday office hours (JST), now or soon, for `rehearsal_clock_start`:
+/// every certificate type is then within its service window. Fixtures a test writes for the
+/// gateway (CRLs) are dated relative to it, since the gateway judges everything by that clock.
+pub fn office_hours_start() -> time::OffsetDateTime {
+    let start = kiosk_gateway::clock::office_hours_at(
         time::OffsetDateTime::now_utc().unix_timestamp() * 1000,
     );
-    time::OffsetDateTime::from_unix_timestamp(start / 1000)
-        .unwrap()
+    time::OffsetDateTime::from_unix_timestamp(start / 1000).unwrap()
+}
+
+/// `instant` as RFC 3339, the form of `rehearsal_clock_start`.
+pub fn rfc3339(instant: time::OffsetDateTime) -> String {
+    instant
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap()
+}
+
+/// [`office_hours_start`] as RFC 3339.
+pub fn office_hours_rfc3339() -> String {
+    rfc3339(office_hours_start())
 }
 
 /// A `kiosk-gateway serve --config <config>` command that takes nothing from the

@@ -1,0 +1,153 @@
+//! One clock per deployment.
+//!
+//! Everything the gateway judges by time reads the same [`Clock`]: sessions, challenges and
+//! print deadlines (the flow), card certificate validity and the card CRL's freshness
+//! (`cardauth`, through the flow), client certificates and client CRLs at the TLS handshake
+//! ([`TlsTime`]) and on every request (`tls::ClientRevocation`), the development CRLs minted
+//! at start, and the time of every audit event (STARTED, auditor reads, anomaly resolutions,
+//! operator commands).
+//!
+//! Two clocks judging one deployment disagree exactly when it matters: a rehearsal clock
+//! (weekday office hours, [`OffsetClock`]) ran the flow 57 hours ahead of the wall clock at a
+//! weekend, and a CRL written one real day ahead was stale by the flow's clock while fresh by
+//! the handshake's. In production the clock is [`SystemClock`].
+
+use std::sync::Arc;
+
+use audit::event::UnixMillis;
+use rustls_pki_types::UnixTime;
+
+/// The wall clock of a deployment, replaceable in rehearsals and tests.
+pub trait Clock: Send + Sync {
+    /// Milliseconds since the Unix epoch.
+    fn now_ms(&self) -> i64;
+
+    /// The same instant as an audit timestamp.
+    fn now(&self) -> UnixMillis {
+        UnixMillis(self.now_ms())
+    }
+
+    /// The same instant as a calendar time (UTC), for certificates and CRLs.
+    fn now_utc(&self) -> time::OffsetDateTime {
+        let nanos = i128::from(self.now_ms()) * 1_000_000;
+        time::OffsetDateTime::from_unix_timestamp_nanos(nanos)
+            .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
+    }
+}
+
+/// The system clock: production.
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now_ms(&self) -> i64 {
+        UnixMillis::now().0
+    }
+}
+
+/// A clock running at real speed from a chosen start (rehearsals, benchmarks, the demo).
+pub struct OffsetClock {
+    offset_ms: i64,
+}
+
+impl OffsetClock {
+    /// Real time if it is now a weekday between 9:00 and 16:00 JST (outside 12/29–1/3),
+    /// otherwise the next such weekday at 10:00 JST.
+    pub fn office_hours() -> Self {
+        let real = SystemClock.now_ms();
+        OffsetClock {
+            offset_ms: office_hours_at(real) - real,
+        }
+    }
+
+    /// Real speed from `start_ms` on.
+    pub fn starting_at(start_ms: i64) -> Self {
+        OffsetClock {
+            offset_ms: start_ms - SystemClock.now_ms(),
+        }
+    }
+
+    /// Whether this clock is shifted from real time.
+    pub fn shifted(&self) -> bool {
+        self.offset_ms != 0
+    }
+}
+
+impl Clock for OffsetClock {
+    fn now_ms(&self) -> i64 {
+        SystemClock.now_ms() + self.offset_ms
+    }
+}
+
+/// The first instant at or after `now_ms` that is within weekday office hours in JST.
+pub fn office_hours_at(now_ms: i64) -> i64 {
+    const HOUR: i64 = 3_600_000;
+    const DAY: i64 = 24 * HOUR;
+    let jst = now_ms + 9 * HOUR;
+    let day_start = jst.div_euclid(DAY) * DAY;
+    let in_hours = |day: i64, ms_of_day: i64| {
+        let date = time::OffsetDateTime::from_unix_timestamp(day / 1000)
+            .map(|t| t.date())
+            .ok();
+        let Some(date) = date else { return false };
+        let weekday = date.weekday().number_days_from_monday() < 5;
+        let holiday = matches!((date.month() as u8, date.day()), (12, 29..=31) | (1, 1..=3));
+        weekday && !holiday && (9 * HOUR..16 * HOUR).contains(&ms_of_day)
+    };
+    if in_hours(day_start, jst - day_start) {
+        return now_ms;
+    }
+    // The first 10:00 JST, today or later, on a day with office hours (two weeks always
+    // contain one: the longest closure is 12/29 to 1/3 plus a weekend).
+    (0..14)
+        .map(|n| day_start + n * DAY)
+        .find(|&day| day + 10 * HOUR >= jst && in_hours(day, 10 * HOUR))
+        .map(|day| day + 10 * HOUR - 9 * HOUR)
+        .unwrap_or(now_ms)
+}
+
+/// The deployment clock as rustls's time source, so the handshake judges client
+/// certificates and CRLs at the same instant as everything else.
+#[derive(Clone)]
+pub struct TlsTime(pub Arc<dyn Clock>);
+
+impl std::fmt::Debug for TlsTime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("TlsTime").field(&self.0.now_ms()).finish()
+    }
+}
+
+impl rustls::time_provider::TimeProvider for TlsTime {
+    fn current_time(&self) -> Option<UnixTime> {
+        let secs = u64::try_from(self.0.now_ms().div_euclid(1000)).ok()?;
+        Some(UnixTime::since_unix_epoch(std::time::Duration::from_secs(
+            secs,
+        )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn office_hours_start_on_the_next_weekday_morning() {
+        // 2026-11-26 (Thu) 00:00 JST → 10:00 JST the same day.
+        assert_eq!(office_hours_at(1_795_532_400_000), 1_795_568_400_000);
+        // Within hours: unchanged.
+        assert_eq!(office_hours_at(1_795_485_600_000), 1_795_485_600_000);
+        // Saturday 2026-11-28 night → Monday 10:00 JST.
+        assert_eq!(office_hours_at(1_795_834_800_000), 1_796_000_400_000);
+        // 2026-12-29 → 2027-01-04 (Mon) 10:00 JST.
+        assert_eq!(office_hours_at(1_798_592_400_000), 1_799_024_400_000);
+    }
+
+    #[test]
+    fn calendar_time_and_tls_time_are_the_clock_instant() {
+        let clock: Arc<dyn Clock> = Arc::new(OffsetClock::starting_at(1_796_000_400_123));
+        let utc = clock.now_utc().unix_timestamp();
+        assert!((1_796_000_400..1_796_000_460).contains(&utc), "{utc}");
+        let tls =
+            rustls::time_provider::TimeProvider::current_time(&TlsTime(clock)).map(|t| t.as_secs());
+        assert!(tls.is_some_and(|s| (1_796_000_400..1_796_000_460).contains(&s)));
+    }
+}
