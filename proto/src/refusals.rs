@@ -128,8 +128,13 @@ fn undecodable(message: &str) -> FieldViolation {
     let mut fields = Vec::new();
     let mut description = rest;
     while let Some((segment, tail)) = description.split_once(": ") {
+        // prost spells fields named after Rust keywords as raw identifiers (`r#type`).
         match segment.split_once('.') {
-            Some((message, field)) if is_name(message) && is_name(field) => {
+            Some((message, field)) if is_name(message) => {
+                let field = field.strip_prefix("r#").unwrap_or(field);
+                if !is_name(field) {
+                    break;
+                }
                 fields.push(field);
                 description = tail;
             }
@@ -163,6 +168,15 @@ mod tests {
             violation.description,
             "not a valid protobuf encoding: invalid string value: data is not UTF-8 encoded"
         );
+    }
+
+    #[test]
+    fn a_field_named_after_a_keyword_loses_its_raw_prefix() {
+        let violation = undecodable(
+            "failed to decode Protobuf message: RequestItem.r#type: QuoteRequest.items: \
+             invalid wire type: LengthDelimited (expected Varint)",
+        );
+        assert_eq!(violation.field, "items.type");
     }
 
     #[test]
