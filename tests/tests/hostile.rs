@@ -8,11 +8,23 @@
     reason = "a failed unwrap in a test is a failed assertion"
 )]
 
+#[path = "hostile/audit_cases.rs"]
+mod audit_cases;
+#[path = "hostile/context.rs"]
+mod context;
+#[path = "hostile/order_cases.rs"]
+mod order_cases;
 #[path = "hostile/raw.rs"]
 mod raw;
+#[path = "hostile/table.rs"]
+mod table;
+#[path = "hostile/terminal_cases.rs"]
+mod terminal_cases;
+#[path = "hostile/wire_cases.rs"]
+mod wire_cases;
 
 use kiosk_proto::v1 as pb;
-use kiosk_tests::{Db, TERMINAL_1, spawn_app};
+use kiosk_tests::{Db, TERMINAL_1, TestApp, spawn_app};
 use prost::Message;
 use raw::{Answer, frame, wire};
 use tonic::Code;
@@ -279,4 +291,134 @@ async fn issue10_audit_times_that_overflow_milliseconds_are_refused() {
         Some(&["to"]),
         "GetSettlement to",
     );
+}
+
+/// Every case of the table, TerminalService first.
+fn every_case(app: &TestApp) -> Vec<table::Case> {
+    let mut cases = terminal_cases::open_session_cases();
+    cases.extend(terminal_cases::authenticate_cases(app));
+    cases.extend(terminal_cases::session_state_cases());
+    cases.extend(terminal_cases::identifier_cases());
+    cases.extend(order_cases::quote_cases());
+    cases.extend(order_cases::issue_cases());
+    cases.extend(order_cases::report_cases());
+    cases.extend(db_touching_audit_cases());
+    cases.extend(wire_cases::framing_cases());
+    cases.extend(wire_cases::protobuf_cases());
+    cases.extend(wire_cases::verify_cases());
+    cases
+}
+
+/// The AuditService cases: every one reads or writes the log through SQL.
+fn db_touching_audit_cases() -> Vec<table::Case> {
+    let mut cases = audit_cases::list_events_cases();
+    cases.extend(audit_cases::proof_cases());
+    cases.extend(audit_cases::settlement_cases());
+    cases.extend(audit_cases::anomaly_cases());
+    cases
+}
+
+/// The latest checkpoint, as an auditor sees it.
+async fn checkpoint(app: &TestApp) -> pb::GetCheckpointResponse {
+    let mut auditor = app.auditor().await;
+    auditor
+        .get_checkpoint(pb::GetCheckpointRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+}
+
+/// After a hostile run: every service reports SERVING, and the audit log is intact: the new
+/// checkpoint verifies, is consistent with `before`, and re-hashing the stored events gives
+/// its root with no finding.
+async fn assert_still_sound(app: &TestApp, before: &pb::GetCheckpointResponse) {
+    use tonic_health::pb::health_check_response::ServingStatus;
+    let mut health = tonic_health::pb::health_client::HealthClient::new(app.channel(None).await);
+    for service in [
+        "",
+        "kiosk.v1.TerminalService",
+        "kiosk.v1.AuditService",
+        "kiosk.v1.VerifyService",
+    ] {
+        let status = health
+            .check(tonic_health::pb::HealthCheckRequest {
+                service: service.into(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .status;
+        assert_eq!(
+            status,
+            ServingStatus::Serving as i32,
+            "health of {service:?}"
+        );
+    }
+    let after = checkpoint(app).await;
+    assert!(after.tree_size > before.tree_size);
+    let verifier = audit::checkpoint::CheckpointVerifier::new(
+        &after.origin,
+        after.public_key.clone().try_into().unwrap(),
+    )
+    .unwrap();
+    let old = verifier.verify(&before.signed_note).unwrap();
+    let new = verifier.verify(&after.signed_note).unwrap();
+    let mut auditor = app.auditor().await;
+    let proof = auditor
+        .get_consistency_proof(pb::GetConsistencyProofRequest {
+            first_tree_size: before.tree_size,
+            second_tree_size: after.tree_size,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let hashes: Vec<audit::merkle::Hash> = proof
+        .hashes
+        .iter()
+        .map(|h| audit::merkle::Hash::from_slice(h).unwrap())
+        .collect();
+    audit::verify::check_consistency(old.checkpoint(), new.checkpoint(), &hashes).unwrap();
+    let mut conn = app.flow.store().pool().acquire().await.unwrap();
+    let (_, findings) = audit::verify::verify_store(&mut conn, new.checkpoint())
+        .await
+        .unwrap();
+    assert!(
+        findings.is_empty(),
+        "the audit log has findings: {findings:?}"
+    );
+}
+
+/// Runs `cases` against `app` and fails with every mismatch at once.
+async fn run_table(app: &TestApp, cases: &[table::Case]) {
+    let before = checkpoint(app).await;
+    let mut ctx = context::prepare(app).await;
+    let failures = table::run(app, &mut ctx, cases).await;
+    assert!(
+        failures.is_empty(),
+        "{} of {} hostile cases got another answer:\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n")
+    );
+    assert_still_sound(app, &before).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_hostile_input_gets_its_exact_answer_on_sqlite() {
+    let app = spawn_app(Db::Sqlite).await;
+    let cases = every_case(&app);
+    assert!(
+        cases.len() >= 200,
+        "only {} kinds of hostile input",
+        cases.len()
+    );
+    run_table(&app, &cases).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_identifiers_and_audit_filters_on_postgres() {
+    let app = spawn_app(Db::Postgres).await;
+    let mut cases = terminal_cases::identifier_cases();
+    cases.extend(db_touching_audit_cases());
+    run_table(&app, &cases).await;
 }

@@ -42,6 +42,20 @@ impl Answer {
             .unwrap_or_default()
     }
 
+    /// The descriptions the status's BadRequest gives.
+    pub fn descriptions(&self) -> Vec<String> {
+        self.status
+            .get_error_details()
+            .bad_request()
+            .map(|b| {
+                b.field_violations
+                    .iter()
+                    .map(|v| v.description.clone())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     /// Whether both kiosk texts travel with the status, equal to the reason's.
     pub fn has_kiosk_texts(&self) -> bool {
         let Some(reason) = self.reason() else {
@@ -182,10 +196,5 @@ pub mod wire {
         let mut out = key(field, 0);
         out.extend(varint(value));
         out
-    }
-
-    /// Concatenates encoded fields.
-    pub fn cat(parts: &[Vec<u8>]) -> Vec<u8> {
-        parts.concat()
     }
 }

@@ -1,0 +1,226 @@
+//! What the hostile cases refer to, prepared once per app through the ordinary clients:
+//! sessions in every state, issuances in every state, anomalies open and resolved, a real
+//! document, and card certificates that fail each check.
+
+use std::time::Duration;
+
+use kiosk_proto::v1 as pb;
+use kiosk_terminal::client::Terminal;
+use kiosk_tests::{TERMINAL_1, TERMINAL_2, TestApp, fee, item};
+
+/// Everything the cases need, by role.
+pub struct Ctx {
+    /// TERMINAL_1's authenticated session (a family resident).
+    pub authed: String,
+    /// The menu of `authed`.
+    pub menu: pb::Menu,
+    /// TERMINAL_1's session that was opened and never authenticated.
+    pub open: String,
+    /// TERMINAL_1's closed session.
+    pub closed: String,
+    /// TERMINAL_2's authenticated session.
+    pub other_terminal: String,
+    /// A resident reference that `authed`'s menu does not offer.
+    pub stranger: String,
+    /// In `authed`: released, no print report yet.
+    pub released: String,
+    /// The idempotency key and fee of `released` (one RESIDENT_RECORD).
+    pub released_key: String,
+    /// In `authed`: reported PRINTED.
+    pub printed: String,
+    /// In `authed`: reported FAILED, hence voided with an anomaly.
+    pub voided: String,
+    /// The fee of one RESIDENT_RECORD.
+    pub fee: u32,
+    /// The QR payload and the PDF of `released`'s document.
+    pub qr: String,
+    /// The PDF of `released`'s document.
+    pub pdf: Vec<u8>,
+    /// An open anomaly and a resolved one.
+    pub anomaly_open: String,
+    /// A resolved anomaly.
+    pub anomaly_resolved: String,
+    /// The log's size when the context was made.
+    pub tree_size: u64,
+    /// A family resident's card certificate (valid, bound).
+    pub card_cert: Vec<u8>,
+    /// The session opened for the current case, when it asked for one.
+    pub fresh: Option<pb::OpenSessionResponse>,
+}
+
+/// Issues one RESIDENT_RECORD in `session` under `key`.
+async fn issue_one(
+    terminal: &Terminal,
+    session: &str,
+    menu: &pb::Menu,
+    key: &str,
+) -> kiosk_terminal::client::Issued {
+    let items = vec![item(pb::CertificateType::ResidentRecord)];
+    let total = fee(menu, &items);
+    terminal
+        .issue(session, key, items, total, Duration::from_secs(60))
+        .await
+        .expect("setup issuance")
+}
+
+/// Prepares the context on `app`.
+pub async fn prepare(app: &TestApp) -> Ctx {
+    let t1 = app.terminal(TERMINAL_1).await;
+    let t2 = app.terminal(TERMINAL_2).await;
+    let families = app.examples("Family");
+    let (authed, menu) = app.login(&t1, &families[0]).await.expect("login");
+    let neighbour = app
+        .residents()
+        .into_iter()
+        .find(|r| r != &families[0])
+        .expect("a second resident");
+    let (other_terminal, _) = app.login(&t2, &neighbour).await.expect("login");
+    let open = t1.open_session().await.expect("open").session_id;
+    let (closed, _) = app.login(&t1, &families[0]).await.expect("login");
+    t1.close_session(&closed).await.expect("close");
+    let stranger = app
+        .residents()
+        .into_iter()
+        .find(|r| !menu.members.iter().any(|m| &m.subject_ref == r))
+        .expect("a resident outside the family");
+
+    let released_key = "hostile-ctx-released-01".to_owned();
+    let released = issue_one(&t1, &authed, &menu, &released_key).await;
+    let printed = issue_one(&t1, &authed, &menu, "hostile-ctx-printed-001").await;
+    let voided = issue_one(&t1, &authed, &menu, "hostile-ctx-voided-0001").await;
+    let partly = issue_one(&t1, &authed, &menu, "hostile-ctx-partly-0001").await;
+    let fee = released.header.total_fee_yen;
+    for (issued, outcome) in [
+        (&printed, pb::PrintOutcome::Printed),
+        (&voided, pb::PrintOutcome::Failed),
+        (&partly, pb::PrintOutcome::PartlyPrinted),
+    ] {
+        t1.report_print(&authed, &issued.header.issuance_id, outcome, fee, "")
+            .await
+            .expect("setup print report");
+    }
+
+    let mut auditor = app.auditor().await;
+    let anomalies = auditor
+        .list_anomalies(pb::ListAnomaliesRequest {
+            include_resolved: false,
+        })
+        .await
+        .expect("anomalies")
+        .into_inner()
+        .anomalies;
+    assert!(anomalies.len() >= 2, "two print failures, two anomalies");
+    let anomaly_resolved = anomalies[0].anomaly_id.clone();
+    auditor
+        .resolve_anomaly(pb::ResolveAnomalyRequest {
+            anomaly_id: anomaly_resolved.clone(),
+            resolution: "refunded at the counter".into(),
+        })
+        .await
+        .expect("resolve");
+    let tree_size = auditor
+        .get_checkpoint(pb::GetCheckpointRequest {})
+        .await
+        .expect("checkpoint")
+        .into_inner()
+        .tree_size;
+
+    let pdf = released.documents[0].pdf.clone();
+    let qr = issuer::document::markers::read_page_markers(&pdf).expect("markers")[0]
+        .qr_payload
+        .clone();
+    let card = app.card(&families[0]);
+    let opened = t1.open_session().await.expect("open");
+    let card_cert = kiosk_tests::sign(card, &opened).expect("sign").certificate;
+    t1.close_session(&opened.session_id).await.expect("close");
+    Ctx {
+        authed,
+        menu,
+        open,
+        closed,
+        other_terminal,
+        stranger,
+        released: released.header.issuance_id.clone(),
+        released_key,
+        printed: printed.header.issuance_id.clone(),
+        voided: voided.header.issuance_id.clone(),
+        fee,
+        qr,
+        pdf,
+        anomaly_open: anomalies[1].anomaly_id.clone(),
+        anomaly_resolved,
+        tree_size,
+        card_cert,
+        fresh: None,
+    }
+}
+
+impl Ctx {
+    /// The session opened for this case.
+    pub fn fresh(&self) -> &pb::OpenSessionResponse {
+        self.fresh.as_ref().expect("the case was marked fresh()")
+    }
+
+    /// The `max_copies` of RESIDENT_RECORD on the menu.
+    pub fn max_copies(&self) -> u32 {
+        self.menu
+            .entries
+            .iter()
+            .find(|e| e.r#type == pb::CertificateType::ResidentRecord as i32)
+            .map(|e| e.max_copies)
+            .expect("RESIDENT_RECORD on the menu")
+    }
+}
+
+/// Card certificates that fail one check each, signed by the development card CA (or not).
+pub mod cards {
+    use kiosk_tests::TestApp;
+    use rcgen::{CertificateParams, DnType, Issuer, KeyPair, KeyUsagePurpose, SerialNumber};
+    use time::{Duration, OffsetDateTime};
+
+    /// How a minted card certificate differs from a good one.
+    #[derive(Debug, Clone, Copy)]
+    pub enum Flaw {
+        /// Expired a month ago.
+        Expired,
+        /// Valid from next year.
+        NotYetValid,
+        /// Key usage without digitalSignature.
+        KeyUsage,
+        /// A P-256 key where cards hold RSA: only the signature check can tell.
+        EcKey,
+        /// Self-signed: chains to no trusted CA.
+        SelfSigned,
+    }
+
+    /// A DER card certificate with `flaw`.
+    pub fn mint(app: &TestApp, flaw: Flaw) -> Vec<u8> {
+        let pki = app.pki_dir();
+        let ca_pem = std::fs::read_to_string(pki.join("jpki-auth-ca.crt.pem")).expect("CA");
+        let ca_key =
+            KeyPair::from_pem(&std::fs::read_to_string(pki.join("jpki-auth-ca.key.pem")).unwrap())
+                .unwrap();
+        let ca = Issuer::from_ca_cert_pem(&ca_pem, ca_key).unwrap();
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "TEST CARD HOSTILE");
+        params.serial_number = Some(SerialNumber::from(0x7a5e_0001_u64));
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        let now = OffsetDateTime::now_utc();
+        params.not_before = now - Duration::days(365);
+        params.not_after = now + Duration::days(3650);
+        match flaw {
+            Flaw::Expired => params.not_after = now - Duration::days(30),
+            Flaw::NotYetValid => params.not_before = now + Duration::days(365),
+            Flaw::KeyUsage => params.key_usages = vec![KeyUsagePurpose::KeyEncipherment],
+            Flaw::EcKey | Flaw::SelfSigned => {}
+        }
+        let cert = match flaw {
+            Flaw::SelfSigned => params.self_signed(&key),
+            _ => params.signed_by(&key, &ca),
+        };
+        cert.unwrap().der().to_vec()
+    }
+}
