@@ -59,10 +59,12 @@ where
         let answer = self.inner.call(request);
         Box::pin(async move {
             let response = answer.await?;
-            Ok(match transport_refusal(&response) {
-                Some(status) => contract_answer(&status).into_http(),
-                None => response,
-            })
+            Ok(
+                match answered_status(&response).and_then(|s| contract_answer(&s)) {
+                    Some(status) => status.into_http(),
+                    None => response,
+                },
+            )
         })
     }
 }
@@ -71,41 +73,40 @@ impl<S: NamedService> NamedService for ContractErrors<S> {
     const NAME: &'static str = S::NAME;
 }
 
-/// The status of a trailers-only error that tonic made itself, if `response` is one.
-fn transport_refusal<R>(response: &http::Response<R>) -> Option<Status> {
+/// The status of a trailers-only answer (one sent before any message), if `response` is one.
+fn answered_status<R>(response: &http::Response<R>) -> Option<Status> {
     // tonic keeps the status of a trailers-only answer in the extensions; the headers are the
     // fallback for a layer in between that dropped them.
-    let status = match response.extensions().get::<Status>() {
-        Some(status) => status.clone(),
-        None => Status::from_header_map(response.headers())?,
-    };
-    let from_tonic = status.details().is_empty()
-        && matches!(
-            status.code(),
-            Code::Internal | Code::OutOfRange | Code::ResourceExhausted
-        );
-    from_tonic.then_some(status)
+    match response.extensions().get::<Status>() {
+        Some(status) => Some(status.clone()),
+        None => Status::from_header_map(response.headers()),
+    }
 }
 
-/// The contract's answer for a refusal tonic made: OUT_OF_RANGE and RESOURCE_EXHAUSTED are its
-/// size limits (message and decompressed message), INTERNAL anything it could not decode.
-fn contract_answer(status: &Status) -> Status {
-    if status.code() == Code::Internal {
-        let violation = undecodable(status.message());
-        reasons::status(
+/// The contract's answer for `status` if tonic made it itself, `None` for any other status.
+///
+/// tonic's own refusals carry no details: INTERNAL for anything it could not decode,
+/// OUT_OF_RANGE and RESOURCE_EXHAUSTED for its size limits (message and decompressed
+/// message). A status with details was built by a handler and is already the contract's.
+pub fn contract_answer(status: &Status) -> Option<Status> {
+    if !status.details().is_empty() {
+        return None;
+    }
+    match status.code() {
+        Code::Internal => Some(reasons::status(
             reasons::named("INVALID_FIELD"),
             "the request could not be decoded",
-            &[violation],
-        )
-    } else {
-        reasons::status(
+            &[undecodable(status.message())],
+        )),
+        Code::OutOfRange | Code::ResourceExhausted => Some(reasons::status(
             reasons::named("REQUEST_TOO_LARGE"),
             &format!(
                 "the request is larger than this service accepts: {}",
                 status.message()
             ),
             &[],
-        )
+        )),
+        _ => None,
     }
 }
 
@@ -192,13 +193,13 @@ mod tests {
 
     #[test]
     fn tonic_refusals_become_contract_statuses_and_others_pass() {
-        let decoded = contract_answer(&Status::internal("Missing request message."));
+        let decoded = contract_answer(&Status::internal("Missing request message.")).unwrap();
         assert_eq!(decoded.code(), Code::InvalidArgument);
         assert_eq!(
             reasons::reason_of(&decoded).map(|r| r.name),
             Some("INVALID_FIELD")
         );
-        let large = contract_answer(&Status::out_of_range("too large"));
+        let large = contract_answer(&Status::out_of_range("too large")).unwrap();
         assert_eq!(large.code(), Code::ResourceExhausted);
         assert_eq!(
             reasons::reason_of(&large).map(|r| r.name),
@@ -212,9 +213,14 @@ mod tests {
             ours,
         ] {
             let response: http::Response<()> = kept.into_http();
-            assert!(transport_refusal(&response).is_none());
+            let status = answered_status(&response).unwrap();
+            assert!(contract_answer(&status).is_none(), "{status:?}");
         }
         let response: http::Response<()> = Status::internal("bad").into_http();
-        assert!(transport_refusal(&response).is_some());
+        assert!(
+            answered_status(&response)
+                .and_then(|s| contract_answer(&s))
+                .is_some()
+        );
     }
 }

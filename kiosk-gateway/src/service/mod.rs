@@ -4,6 +4,7 @@
 //! `From<GatewayError> for tonic::Status`.
 
 pub mod audit;
+pub mod fuzzing;
 pub mod terminal;
 pub mod validate;
 pub mod verify;
