@@ -177,7 +177,7 @@ pub fn order_items(items: &[pb::RequestItem], max_items: usize) -> Result<(), Ga
         // are the same for 11 items and for 100,000.
         return Err(GatewayError::invalid_field(
             "items",
-            &format!("1 to {max_items} items"),
+            format!("1 to {max_items} items"),
         ));
     }
     let mut violations = Violations::default();
@@ -286,7 +286,7 @@ pub fn list_events(m: &pb::ListEventsRequest) -> Result<EventFilter, GatewayErro
     if m.types.len() > MAX_EVENT_TYPES {
         return Err(GatewayError::invalid_field(
             "types",
-            &format!("at most {MAX_EVENT_TYPES} types"),
+            format!("at most {MAX_EVENT_TYPES} types"),
         ));
     }
     let mut types = Vec::with_capacity(m.types.len());

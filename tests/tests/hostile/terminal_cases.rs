@@ -52,6 +52,9 @@ pub fn unknown_ids() -> Vec<(&'static str, String)> {
     ]
 }
 
+/// Picks the card certificate an Authenticate case sends.
+type CertOf = Arc<dyn Fn(&Ctx) -> Vec<u8> + Send + Sync>;
+
 /// Builds a request with a given identifier; the number makes keys unique per case.
 type WithId = Arc<dyn Fn(&Ctx, &str, usize) -> Vec<u8> + Send + Sync>;
 
@@ -304,28 +307,23 @@ pub fn open_session_cases() -> Vec<Case> {
 /// Authenticate: signatures, certificates and session states. Each gets its own session: a
 /// refused card burns the challenge.
 pub fn authenticate_cases(app: &kiosk_tests::TestApp) -> Vec<Case> {
-    let auth =
-        |name: &str, cert: Arc<dyn Fn(&Ctx) -> Vec<u8> + Send + Sync>, signature: Vec<u8>| {
-            Case::new(
-                format!("Authenticate: {name}"),
-                AUTHENTICATE,
-                Caller::T1,
-                msg(move |c| pb::AuthenticateRequest {
-                    session_id: c.fresh().session_id.clone(),
-                    card_certificate: cert(c),
-                    signature: signature.clone(),
-                }),
-            )
-            .fresh()
-        };
-    let good: Arc<dyn Fn(&Ctx) -> Vec<u8> + Send + Sync> = Arc::new(|c| c.card_cert.clone());
-    let fixed = |der: Vec<u8>| -> Arc<dyn Fn(&Ctx) -> Vec<u8> + Send + Sync> {
-        Arc::new(move |_| der.clone())
+    let auth = |name: &str, cert: CertOf, signature: Vec<u8>| {
+        Case::new(
+            format!("Authenticate: {name}"),
+            AUTHENTICATE,
+            Caller::T1,
+            msg(move |c| pb::AuthenticateRequest {
+                session_id: c.fresh().session_id.clone(),
+                card_certificate: cert(c),
+                signature: signature.clone(),
+            }),
+        )
+        .fresh()
     };
-    let truncated: Arc<dyn Fn(&Ctx) -> Vec<u8> + Send + Sync> =
-        Arc::new(|c| c.card_cert[..c.card_cert.len() / 2].to_vec());
-    let trailing: Arc<dyn Fn(&Ctx) -> Vec<u8> + Send + Sync> =
-        Arc::new(|c| [c.card_cert.clone(), vec![0]].concat());
+    let good: CertOf = Arc::new(|c| c.card_cert.clone());
+    let fixed = |der: Vec<u8>| -> CertOf { Arc::new(move |_| der.clone()) };
+    let truncated: CertOf = Arc::new(|c| c.card_cert[..c.card_cert.len() / 2].to_vec());
+    let trailing: CertOf = Arc::new(|c| [c.card_cert.clone(), vec![0]].concat());
     let terminal_cert = pem_der(
         &app.pki_dir()
             .join(format!("{}.crt.pem", kiosk_tests::TERMINAL_1)),

@@ -65,7 +65,7 @@ pub fn framing_cases() -> Vec<Case> {
             OPEN_SESSION,
             Caller::T1,
             &[("grpc-encoding", "x-rot13")],
-            |m| frame(m),
+            frame,
         )
         .bare(Code::Unimplemented),
         framed(
@@ -183,6 +183,9 @@ pub fn framing_cases() -> Vec<Case> {
     ]
 }
 
+/// Protobuf bytes of a request, written by hand from the context.
+type Encode = Box<dyn Fn(&Ctx) -> Vec<u8> + Send + Sync>;
+
 /// A GetMenu request of the authenticated session, after `prefix`.
 fn menu_after(prefix: Vec<u8>) -> impl Fn(&Ctx) -> Vec<u8> + Send + Sync {
     move |c| [prefix.clone(), wire::len(1, c.authed.as_bytes())].concat()
@@ -199,7 +202,7 @@ fn groups(depth: usize) -> Vec<u8> {
 
 /// Protobuf encoding, on GetMenu.
 pub fn protobuf_cases() -> Vec<Case> {
-    let menu = |name: &str, build: Box<dyn Fn(&Ctx) -> Vec<u8> + Send + Sync>| {
+    let menu = |name: &str, build: Encode| {
         Case::new(
             format!("protobuf: {name}"),
             GET_MENU,
