@@ -83,7 +83,9 @@ impl VerifyService for VerifyApi {
                 (first.qr_payload.clone(), Some(pdf))
             }
             None => {
-                return Err(GatewayError::invalid_field("document", "a QR payload or a PDF").into());
+                return Err(
+                    GatewayError::invalid_field("document", "a QR payload or a PDF").into(),
+                );
             }
         };
         let (fields, _, _) = qr::parse_unverified(&payload).map_err(|_| unreadable())?;
