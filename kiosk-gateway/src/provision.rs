@@ -428,6 +428,7 @@ impl Embedded {
         let settings = FlowSettings {
             gateway_id: self.gateway_id.clone(),
             max_concurrent_issuances: config.max_concurrent_issuances,
+            max_open_sessions_per_terminal: config.max_open_sessions_per_terminal,
             print_window: Duration::from_secs(config.print_window_secs),
             ..FlowSettings::default()
         };
@@ -512,6 +513,7 @@ impl Embedded {
             tls,
             handshake_timeout: config.handshake_timeout(),
             sweep_interval: Duration::from_secs(5),
+            reconcile_interval: Duration::from_secs(config.reconcile_interval_secs),
             checkpoint_signer: Arc::new(signer),
             verify,
         })
