@@ -3,7 +3,7 @@
 //!
 //! Nothing here is for production: card keys come from a small pool of committed RSA-2048
 //! test keys (ring cannot generate RSA keys), so several test cards share a key, and every
-//! private key is written to disk unencrypted.
+//! private key is written to disk unencrypted (owner only: files 0600, directories 0700).
 //!
 //! Layout of a generated directory (file stems are constants in [`files`]):
 //!
@@ -49,6 +49,7 @@ use rcgen::{
 };
 use time::OffsetDateTime;
 
+use crate::private_file;
 use crate::softcard::{CardFile, CardKind, SideFile};
 
 /// The committed RSA-2048 test keys (PKCS#8 PEM), generated once with
@@ -588,8 +589,14 @@ fn key_pool() -> Result<&'static [KeyPair], PkiError> {
     .map_err(|e| PkiError::KeyPool(e.clone()))
 }
 
+/// Writes a certificate, CRL or README: public, so the default mode.
 fn write(path: &Path, contents: impl AsRef<[u8]>) -> Result<(), PkiError> {
     std::fs::write(path, contents).map_err(io(path))
+}
+
+/// Writes a private key (mode 0600, replacing any file there in one step).
+fn write_private(path: &Path, contents: impl AsRef<[u8]>) -> Result<(), PkiError> {
+    private_file::write_replacing(path, contents.as_ref()).map_err(io(path))
 }
 
 fn read(path: &Path) -> Result<String, PkiError> {
@@ -611,10 +618,11 @@ pub struct DevPki {
 }
 
 impl DevPki {
-    /// Generates every certificate, key, CRL and card file of `spec` into `dir` (created if
-    /// missing; existing files are overwritten).
+    /// Generates every certificate, key, CRL and card file of `spec` into `dir` (created
+    /// with mode 0700 if missing; existing files are overwritten).
     pub fn generate(dir: &Path, spec: &DevPkiSpec) -> Result<Self, PkiError> {
-        std::fs::create_dir_all(dir.join(files::CARDS_DIR)).map_err(io(dir))?;
+        let cards_dir = dir.join(files::CARDS_DIR);
+        private_file::create_dir(&cards_dir).map_err(io(&cards_dir))?;
         write(&dir.join(files::README), README_TEXT)?;
         let descriptions = spec.describe();
         let mut cas: Vec<(String, Issuer<'static, KeyPair>, String)> = Vec::new();
@@ -623,7 +631,7 @@ impl DevPki {
             let params = d.params(spec.not_before, spec.not_after)?;
             let cert = params.self_signed(&key)?;
             write(&dir.join(format!("{}.crt.pem", d.stem)), cert.pem())?;
-            write(
+            write_private(
                 &dir.join(format!("{}.key.pem", d.stem)),
                 key.serialize_pem(),
             )?;
@@ -640,7 +648,7 @@ impl DevPki {
                 .params(spec.not_before, spec.not_after)?
                 .signed_by(&key, &ca(&d.issuer)?.1)?;
             write(&dir.join(format!("{}.crt.pem", d.stem)), cert.pem())?;
-            write(
+            write_private(
                 &dir.join(format!("{}.key.pem", d.stem)),
                 key.serialize_pem(),
             )?;
@@ -886,7 +894,8 @@ impl CardMinter {
         })
     }
 
-    /// Mints and saves `<dir>/<name>.toml`; returns its path.
+    /// Mints and saves `<dir>/<name>.toml` (mode 0600; `dir` is created with mode 0700 if
+    /// missing); returns its path.
     pub fn mint_to(
         &self,
         dir: &Path,
@@ -897,7 +906,7 @@ impl CardMinter {
         if name.is_empty() || name.contains(['/', '\\']) || name.starts_with('.') {
             return Err(PkiError::InvalidName(name.to_owned()));
         }
-        std::fs::create_dir_all(dir).map_err(io(dir))?;
+        private_file::create_dir(dir).map_err(io(dir))?;
         let path = dir.join(format!("{name}.toml"));
         self.mint(serial, pin)?.save(&path)?;
         Ok(path)

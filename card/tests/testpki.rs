@@ -1,10 +1,11 @@
 //! The committed test PKI (card/testdata/pki) is valid and is exactly what the generator
-//! describes; a freshly generated one passes the same checks; minted cards chain and sign.
+//! describes; a freshly generated one passes the same checks; minted cards chain and sign;
+//! private files are their owner's alone.
 // Helpers outside #[test] functions panic on purpose: a panic is a failed assertion.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeSet;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use card::softcard::{CardFile, CardKind, SoftCard, SoftTransport};
 use card::testpki::{CertDescription, DevPki, DevPkiSpec, Eku, KeyUse, Name, TerminalName, files};
@@ -373,5 +374,73 @@ fn minted_cards_chain_log_in_and_can_be_revoked() {
         let proof = login::authenticate(&mut verified, b"challenge", &context).unwrap();
         login::verify_signature(&proof.certificate, &context, b"challenge", &proof.signature)
             .unwrap();
+    }
+}
+
+/// The card files in `dir`.
+fn card_files(dir: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect()
+}
+
+#[cfg(unix)]
+fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+#[cfg(unix)]
+#[test]
+fn private_keys_and_card_files_are_their_owners_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki_dir = dir.path().join("deployment/pki");
+    let pki = DevPki::generate(
+        &pki_dir,
+        &DevPkiSpec::development(::time::OffsetDateTime::now_utc()),
+    )
+    .unwrap();
+    let cards = dir.path().join("deployment/cards");
+    let pin = Pin::parse("1234").unwrap();
+    let minter = pki.card_minter().unwrap();
+    minter.mint_to(&cards, "r1", 77, &pin).unwrap();
+    // A card saved again (the terminal persists retry counters) stays private.
+    let card = cards.join("r1.toml");
+    CardFile::load(&card).unwrap().save(&card).unwrap();
+
+    for d in [&pki_dir, &pki_dir.join(files::CARDS_DIR), &cards] {
+        assert_eq!(mode(d), 0o700, "{}", d.display());
+    }
+    let mut private = vec![card];
+    private.extend(card_files(&pki_dir.join(files::CARDS_DIR)));
+    for entry in std::fs::read_dir(&pki_dir).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_str().unwrap().to_owned();
+        if name.ends_with(".key.pem") {
+            private.push(path);
+        } else if path.is_file() {
+            // Certificates, CRLs and the README are public.
+            assert!(name.ends_with(".crt.pem") || name.contains(".crl.") || name == files::README);
+        }
+    }
+    assert!(private.len() > 15, "{private:?}");
+    for file in &private {
+        assert_eq!(mode(file), 0o600, "{}", file.display());
+    }
+    // Every CA key is among them.
+    for ca in [
+        files::JPKI_AUTH_CA,
+        files::TERMINAL_CA,
+        files::MUNICIPALITY_CA,
+    ] {
+        assert!(private.contains(&pki.key_path(ca)), "{ca}");
+    }
+    // No temporary file survives a write.
+    for d in [&pki_dir, &pki_dir.join(files::CARDS_DIR), &cards] {
+        for entry in std::fs::read_dir(d).unwrap() {
+            let name = entry.unwrap().file_name().into_string().unwrap();
+            assert!(!name.ends_with(".tmp"), "{name} left in {}", d.display());
+        }
     }
 }
