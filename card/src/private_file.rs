@@ -71,6 +71,36 @@ pub(crate) fn write_replacing(path: &Path, contents: &[u8]) -> io::Result<()> {
     written
 }
 
+/// Writes `contents` to `path` (mode 0600) unless a file is already there; returns whether
+/// this call wrote it. Concurrent writers of one path agree on a single winner: the file is
+/// synced, then hard-linked into place, which fails when the name exists, where a rename
+/// would silently replace what another writer put there and someone may already have read.
+pub(crate) fn write_new(path: &Path, contents: &[u8]) -> io::Result<bool> {
+    let (temp, mut file) = temp_sibling(path)?;
+    let linked = file
+        .write_all(contents)
+        .and_then(|()| file.sync_all())
+        .and_then(|()| std::fs::hard_link(&temp, path));
+    let _ = std::fs::remove_file(&temp);
+    match linked {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Opens (creating it with mode 0600 if missing) a file that serves only as a lock.
+pub(crate) fn open_lock(path: &Path) -> io::Result<File> {
+    let mut options = OpenOptions::new();
+    options.write(true).create(true).truncate(false);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    options.open(path)
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(
@@ -87,14 +117,16 @@ mod tests {
     }
 
     #[test]
-    fn replacing_writes_a_private_file_and_leaves_no_temporary_one() {
+    fn the_first_new_write_wins_and_replacing_replaces() {
         let dir = tempfile::tempdir().unwrap();
         let keys = dir.path().join("a/b");
         create_dir(&keys).unwrap();
         let path = keys.join("key");
-        write_replacing(&path, b"first").unwrap();
-        write_replacing(&path, b"second").unwrap();
-        assert_eq!(std::fs::read(&path).unwrap(), b"second");
+        assert!(write_new(&path, b"first").unwrap());
+        assert!(!write_new(&path, b"second").unwrap());
+        assert_eq!(std::fs::read(&path).unwrap(), b"first");
+        write_replacing(&path, b"third").unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"third");
         // Only the file itself: no temporary sibling survives either write.
         assert_eq!(std::fs::read_dir(&keys).unwrap().count(), 1);
         #[cfg(unix)]
