@@ -767,8 +767,6 @@ fn authenticated(session: &SessionRow) -> Result<(CardBinding, &[String]), Gatew
     }
 }
 
-/// Maps an issuer's status to the gateway's error, keeping the issuer's contract reason
-/// (eligibility reasons reach the kiosk as the issuer decided them).
 /// Logs why a retry's recorded documents were not sent, and refuses the retry.
 fn replay_refused(issuance_id: &str, why: &'static str) -> GatewayError {
     tracing::error!(issuance = %issuance_id, why, "recorded documents not sent");
@@ -778,6 +776,8 @@ fn replay_refused(issuance_id: &str, why: &'static str) -> GatewayError {
     )
 }
 
+/// Maps an issuer's status to the gateway's error, keeping the issuer's contract reason
+/// (eligibility reasons reach the kiosk as the issuer decided them).
 fn issuer_status(status: tonic::Status) -> GatewayError {
     if status.code() == tonic::Code::DeadlineExceeded {
         return GatewayError::refused("TIMED_OUT", "issuer did not answer in time");
