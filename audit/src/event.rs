@@ -130,6 +130,8 @@ name_enum! {
         SessionClosed = "SESSION_CLOSED",
         /// An issuance was refused; the reason code says why.
         IssuanceRefused = "ISSUANCE_REFUSED",
+        /// Reconciliation voided documents signed for an issuance the gateway never recorded.
+        OrphansVoided = "ORPHANS_VOIDED",
     }
 }
 
@@ -814,6 +816,24 @@ impl Event {
             .with_reason(reason)
     }
 
+    /// Reconciliation voided `count` documents of `certificate_type` that an issuer of
+    /// `municipality` signed for `issuance`, which the gateway never recorded.
+    pub fn orphans_voided(
+        time: UnixMillis,
+        municipality: MunicipalityCode,
+        issuance: Ident,
+        certificate_type: CertificateType,
+        count: u32,
+        reason: ReasonCode,
+    ) -> Self {
+        Self::new(time, EventType::OrphansVoided, Actor::System)
+            .with_municipality(municipality)
+            .with_issuance(issuance)
+            .with_reason(reason)
+            .with_fact(Fact::CertificateType(certificate_type))
+            .with_fact(Fact::DocumentCount(count))
+    }
+
     /// No print report arrived before the deadline.
     pub fn deadline_passed(time: UnixMillis, resident: Pseudonym, facts: &IssuanceFacts) -> Self {
         Self::new(time, EventType::DeadlinePassed, Actor::System)
@@ -1293,7 +1313,15 @@ mod tests {
             Event::started(t, id("kiosk-gateway"), id("0.1.0"), id("39cbc0f")),
             Event::auditor_read(t, id("aud"), id("ListEvents")),
             Event::session_closed(t, id("T-1"), id("s-1")),
-            Event::issuance_refused(t, id("T-1"), id("s-1"), p, reason),
+            Event::issuance_refused(t, id("T-1"), id("s-1"), p, reason.clone()),
+            Event::orphans_voided(
+                t,
+                MunicipalityCode::parse("131016").unwrap(),
+                id("i-1"),
+                CertificateType::ResidentRecord,
+                2,
+                reason,
+            ),
         ];
         let mut types: Vec<EventType> = all.iter().map(Event::event_type).collect();
         types.sort();

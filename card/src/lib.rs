@@ -19,6 +19,7 @@ pub mod login;
 #[cfg(feature = "pcsc")]
 pub mod pcsc;
 pub mod pin;
+mod private_file;
 pub mod softcard;
 #[cfg(feature = "pcsc")]
 pub mod testing;

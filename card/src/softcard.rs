@@ -143,13 +143,11 @@ impl CardFile {
     }
 
     /// Saves the card file atomically (write a sibling, then rename), so a crash never
-    /// leaves half a card and the retry counter is never lost.
+    /// leaves half a card and the retry counter is never lost. The file holds private keys
+    /// and PINs: it is created readable by its owner only (mode 0600).
     pub fn save(&self, path: &Path) -> Result<(), CardFileError> {
         let text = self.to_toml()?;
-        let mut tmp = path.as_os_str().to_owned();
-        tmp.push(".tmp");
-        std::fs::write(&tmp, text)?;
-        std::fs::rename(&tmp, path)?;
+        crate::private_file::write_replacing(path, text.as_bytes())?;
         Ok(())
     }
 }

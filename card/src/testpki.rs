@@ -1,9 +1,19 @@
 //! TEST ONLY: the development and test PKI — every certificate the system needs, and the
 //! resident card files that go with it.
 //!
-//! Nothing here is for production: card keys come from a small pool of committed RSA-2048
-//! test keys (ring cannot generate RSA keys), so several test cards share a key, and every
-//! private key is written to disk unencrypted.
+//! Nothing here is for production: every private key is written to disk unencrypted (owner
+//! only: files 0600, directories 0700).
+//!
+//! **Card keys.** Every card of a PKI has its own RSA-2048 key pairs, distinct from every
+//! other card's (both sides of a My Number card included): the login verifies the card's
+//! signature against the public key of the certificate the terminal presents, so two cards
+//! with one key would be indistinguishable (issue 10). ring cannot generate RSA keys, so the
+//! keys are generated with the `rsa` crate on first need and kept in a per-user cache
+//! ([`KeyCache`], `$KIOSK_KEY_CACHE` or `~/.cache/kiosk-devkit/card-keys`); the PKI
+//! directory counts the cache indices it has handed out (`card-keys.next`, updated under a
+//! lock), so minters in several processes of one deployment — the gateway, `issuer
+//! generate` — never take an index twice. Different deployments do use the same cached
+//! keys, under different CAs.
 //!
 //! Layout of a generated directory (file stems are constants in [`files`]):
 //!
@@ -21,7 +31,8 @@
 //! | `auditor-ca`, `auditor` | auditor CA and one auditor client certificate | P-256 | auditor-ca |
 //! | `municipality-ca` | document-signing CA | P-256 | self |
 //! | `municipality-<code>` | per-municipality document-signing certificate | P-256 | municipality-ca |
-//! | `cards/*.toml` | software card files ([`crate::softcard::CardFile`]) | RSA-2048 pool | jpki-auth-ca |
+//! | `cards/*.toml` | software card files ([`crate::softcard::CardFile`]) | RSA-2048, one per card side | jpki-auth-ca (signature side: jpki-sign-ca) |
+//! | `card-keys.next`, `card-keys.lock` | the next card key index of this PKI, and its lock | | |
 //!
 //! Each certificate is `<stem>.crt.pem` with its PKCS#8 key in `<stem>.key.pem`.
 //!
@@ -38,31 +49,23 @@
 //! `KeyUsage::client_auth()`, which accepts a missing EKU, is the right check); the gateway
 //! maps (issuer, serial) to a resident.
 
+use std::collections::VecDeque;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
 
 use rcgen::{
     BasicConstraints, CertificateParams, CertificateRevocationListParams, DistinguishedName,
     DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyIdMethod, KeyPair, KeyUsagePurpose,
-    PKCS_ECDSA_P256_SHA256, PKCS_RSA_SHA256, RevocationReason, RevokedCertParams, SanType,
-    SerialNumber,
+    PKCS_ECDSA_P256_SHA256, RevocationReason, RevokedCertParams, SanType, SerialNumber,
 };
 use time::OffsetDateTime;
 
+use crate::private_file;
 use crate::softcard::{CardFile, CardKind, SideFile};
 
-/// The committed RSA-2048 test keys (PKCS#8 PEM), generated once with
-/// `openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048`. TEST ONLY.
-pub const KEY_POOL_PEM: [&str; 8] = [
-    include_str!("../testdata/keys/card-rsa-0.pem"),
-    include_str!("../testdata/keys/card-rsa-1.pem"),
-    include_str!("../testdata/keys/card-rsa-2.pem"),
-    include_str!("../testdata/keys/card-rsa-3.pem"),
-    include_str!("../testdata/keys/card-rsa-4.pem"),
-    include_str!("../testdata/keys/card-rsa-5.pem"),
-    include_str!("../testdata/keys/card-rsa-6.pem"),
-    include_str!("../testdata/keys/card-rsa-7.pem"),
-];
+mod keys;
+
+pub use keys::{CardKey, GENERATE_LOCK, KEY_CACHE_ENV, KeyCache};
 
 /// File stems and names in a generated PKI directory.
 pub mod files {
@@ -96,6 +99,10 @@ pub mod files {
     pub const CARDS_DIR: &str = "cards";
     /// The TEST ONLY marker written into every generated directory.
     pub const README: &str = "README.md";
+    /// The next card key index of this PKI (decimal): every index below it is taken.
+    pub const CARD_KEYS_NEXT: &str = "card-keys.next";
+    /// The lock held while [`CARD_KEYS_NEXT`] is read and advanced.
+    pub const CARD_KEYS_LOCK: &str = "card-keys.lock";
 }
 
 /// Failures of the test PKI.
@@ -118,9 +125,27 @@ pub enum PkiError {
     /// A name does not fit the naming rules.
     #[error("invalid name: {0}")]
     InvalidName(String),
-    /// A committed pool key does not parse (the crate itself is broken).
-    #[error("RSA key pool: {0}")]
-    KeyPool(String),
+    /// The card key cache cannot be located.
+    #[error("card key cache: {0}")]
+    KeyCache(String),
+    /// The card key cache directory is open to other users.
+    #[error(
+        "card key cache {0} is open to other users, who could read or plant keys: make it \
+         mode 0700"
+    )]
+    KeyCacheExposed(PathBuf),
+    /// Generating a card key failed.
+    #[error("card key generation: {0}")]
+    KeyGeneration(String),
+    /// A file of the card key cache is not an RSA PKCS#8 key.
+    #[error("cached card key {0} is not an RSA PKCS#8 key: delete it to have it generated again")]
+    CachedKey(PathBuf),
+    /// The directory holds a PKI of the time when cards shared a pool of eight keys.
+    #[error(
+        "{0} holds a development PKI whose cards share keys (made before issue 10): delete it, \
+         and the data directory whose cards it signed, to mint a new deployment"
+    )]
+    SharedKeyPool(PathBuf),
     /// A file in the directory is not what the generator writes.
     #[error("unexpected content in {0}")]
     Unexpected(PathBuf),
@@ -571,25 +596,14 @@ impl CertDescription {
     }
 }
 
-/// The committed RSA test keys, parsed once per process (parsing RSA keys is the slow part
-/// of minting).
-fn key_pool() -> Result<&'static [KeyPair], PkiError> {
-    static POOL: OnceLock<Result<Vec<KeyPair>, String>> = OnceLock::new();
-    POOL.get_or_init(|| {
-        KEY_POOL_PEM
-            .iter()
-            .map(|pem| {
-                KeyPair::from_pkcs8_pem_and_sign_algo(pem, &PKCS_RSA_SHA256)
-                    .map_err(|e| e.to_string())
-            })
-            .collect()
-    })
-    .as_deref()
-    .map_err(|e| PkiError::KeyPool(e.clone()))
-}
-
+/// Writes a certificate, CRL or README: public, so the default mode.
 fn write(path: &Path, contents: impl AsRef<[u8]>) -> Result<(), PkiError> {
     std::fs::write(path, contents).map_err(io(path))
+}
+
+/// Writes a private key (mode 0600, replacing any file there in one step).
+fn write_private(path: &Path, contents: impl AsRef<[u8]>) -> Result<(), PkiError> {
+    private_file::write_replacing(path, contents.as_ref()).map_err(io(path))
 }
 
 fn read(path: &Path) -> Result<String, PkiError> {
@@ -598,11 +612,183 @@ fn read(path: &Path) -> Result<String, PkiError> {
 
 const README_TEXT: &str = "# TEST ONLY — not a real PKI\n\n\
 Generated by `card::testpki` (binary `card-testpki`). Every private key here is a test key,\n\
+unencrypted. Never trust these certificates outside tests and demos.\n\n\
+Certificates: `<stem>.crt.pem`, keys: `<stem>.key.pem` (PKCS#8, mode 0600). The\n\
+user-authentication CA's CRL: `jpki-auth-ca.crl.der` / `.pem`. Card files: `cards/*.toml`\n\
+(keys and PINs in clear text, mode 0600).\n\
+Every card of this PKI has its own RSA-2048 key pairs, taken from the per-user key cache\n\
+($KIOSK_KEY_CACHE, else $XDG_CACHE_HOME/kiosk-devkit/card-keys or\n\
+~/.cache/kiosk-devkit/card-keys): `card-keys.next` is the next cache index this PKI hands\n\
+out, advanced under the lock `card-keys.lock`, so no index serves two of its cards.\n\
+Terminal identity: SAN URI `urn:kiosk:terminal:<chain>/<store>/<terminal>`.\n";
+
+/// The marker of PKIs made while cards shared a pool of eight committed keys: recognised
+/// so that opening one says why it is refused.
+const SHARED_POOL_README_TEXT: &str = "# TEST ONLY — not a real PKI\n\n\
+Generated by `card::testpki` (binary `card-testpki`). Every private key here is a test key,\n\
 unencrypted and public. The card keys come from a pool of eight committed RSA-2048 keys, so\n\
 several cards share a key. Never trust these certificates outside tests and demos.\n\n\
 Certificates: `<stem>.crt.pem`, keys: `<stem>.key.pem` (PKCS#8). The user-authentication CA's\n\
 CRL: `jpki-auth-ca.crl.der` / `.pem`. Card files: `cards/*.toml` (PINs in clear text).\n\
 Terminal identity: SAN URI `urn:kiosk:terminal:<chain>/<store>/<terminal>`.\n";
+
+/// Takes `n` card key indices that no card of the PKI in `pki_dir` has had, and advances
+/// its counter past them. The counter only grows, and is read and written under an
+/// exclusive lock, so minters of one deployment in several processes (the gateway and
+/// `issuer generate` share a PKI) get disjoint ranges. The lock is released when the file
+/// closes, also if the process dies.
+fn reserve_key_indices(pki_dir: &Path, n: u64) -> Result<Range<u64>, PkiError> {
+    let lock_path = pki_dir.join(files::CARD_KEYS_LOCK);
+    let lock = private_file::open_lock(&lock_path).map_err(io(&lock_path))?;
+    lock.lock().map_err(io(&lock_path))?;
+    // A missing counter is an error, not zero: starting again at zero would hand out the
+    // keys of cards already minted. `DevPki::generate` creates it.
+    let next_path = pki_dir.join(files::CARD_KEYS_NEXT);
+    let first: u64 = read(&next_path)?
+        .trim()
+        .parse()
+        .map_err(|_| PkiError::Unexpected(next_path.clone()))?;
+    let end = first
+        .checked_add(n)
+        .ok_or_else(|| PkiError::Unexpected(next_path.clone()))?;
+    write_private(&next_path, format!("{end}\n"))?;
+    Ok(first..end)
+}
+
+/// The CAs of a PKI being generated: stem, signer, certificate PEM.
+type Cas = Vec<(String, Issuer<'static, KeyPair>, String)>;
+
+/// A CA that signs card certificates: its signer and its certificate, which the card
+/// file carries next to the card's own.
+struct CardCa<'a> {
+    issuer: &'a Issuer<'static, KeyPair>,
+    pem: &'a str,
+}
+
+impl CardCa<'_> {
+    /// One side of a card file: `key`, a certificate for it, the CA, the PIN.
+    fn side(
+        &self,
+        params: CertificateParams,
+        key: &CardKey,
+        pin: &str,
+        tries_left: u8,
+    ) -> Result<SideFile, PkiError> {
+        let cert = params.signed_by(&key.key_pair()?, self.issuer)?;
+        Ok(SideFile {
+            pin: pin.to_owned(),
+            tries_left,
+            key: Some(key.pem().to_owned()),
+            certificate: Some(cert.pem()),
+            ca_certificate: Some(self.pem.to_owned()),
+        })
+    }
+}
+
+fn find_ca<'a>(cas: &'a Cas, stem: &str) -> Result<CardCa<'a>, PkiError> {
+    cas.iter()
+        .find(|(s, _, _)| s == stem)
+        .map(|(_, issuer, pem)| CardCa { issuer, pem })
+        .ok_or_else(|| PkiError::InvalidName(stem.to_owned()))
+}
+
+/// Self-signs and writes every CA of `descriptions`.
+fn write_cas(
+    dir: &Path,
+    spec: &DevPkiSpec,
+    descriptions: &[CertDescription],
+) -> Result<Cas, PkiError> {
+    let mut cas = Cas::new();
+    for d in descriptions.iter().filter(|d| d.is_ca) {
+        let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)?;
+        let params = d.params(spec.not_before, spec.not_after)?;
+        let cert = params.self_signed(&key)?;
+        write(&dir.join(format!("{}.crt.pem", d.stem)), cert.pem())?;
+        write_private(
+            &dir.join(format!("{}.key.pem", d.stem)),
+            key.serialize_pem(),
+        )?;
+        cas.push((d.stem.clone(), Issuer::new(params, key), cert.pem()));
+    }
+    Ok(cas)
+}
+
+/// Issues and writes every ECDSA end-entity certificate of `descriptions`.
+fn write_end_entities(
+    dir: &Path,
+    spec: &DevPkiSpec,
+    descriptions: &[CertDescription],
+    cas: &Cas,
+) -> Result<(), PkiError> {
+    for d in descriptions.iter().filter(|d| !d.is_ca && !d.rsa) {
+        let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)?;
+        let cert = d
+            .params(spec.not_before, spec.not_after)?
+            .signed_by(&key, find_ca(cas, &d.issuer)?.issuer)?;
+        write(&dir.join(format!("{}.crt.pem", d.stem)), cert.pem())?;
+        write_private(
+            &dir.join(format!("{}.key.pem", d.stem)),
+            key.serialize_pem(),
+        )?;
+    }
+    Ok(())
+}
+
+/// Writes the card files of `spec`. A My Number card gets two keys of its own, one per
+/// side, so that OpenSC sees the four certificates of a real card; a 住基カード one.
+fn write_fixture_cards(
+    dir: &Path,
+    spec: &DevPkiSpec,
+    descriptions: &[CertDescription],
+    cas: &Cas,
+    cache: &KeyCache,
+) -> Result<(), PkiError> {
+    let auth_ca = find_ca(cas, files::JPKI_AUTH_CA)?;
+    let sign_ca = find_ca(cas, files::JPKI_SIGN_CA)?;
+    let sides = |card: &FixtureCard| match card.kind {
+        CardKind::MyNumber => 2,
+        CardKind::Juki => 1,
+    };
+    let needed = spec.cards.iter().map(sides).sum();
+    let mut keys = VecDeque::from(cache.keys(reserve_key_indices(dir, needed)?)?);
+    let mut next_key = || {
+        keys.pop_front()
+            .ok_or_else(|| PkiError::KeyGeneration("fewer keys than card sides".into()))
+    };
+    let (auth_tries, sign_tries) = (
+        crate::softcard::AUTH_PIN_MAX_TRIES,
+        crate::softcard::SIGN_PIN_MAX_TRIES,
+    );
+    for (card, d) in spec.cards.iter().zip(descriptions.iter().filter(|d| d.rsa)) {
+        let params = d.params(spec.not_before, spec.not_after)?;
+        let file = match card.kind {
+            CardKind::MyNumber => {
+                let auth = auth_ca.side(params.clone(), &next_key()?, &card.pin, auth_tries)?;
+                let mut sign_params = params;
+                sign_params
+                    .key_usages
+                    .push(KeyUsagePurpose::ContentCommitment);
+                CardFile {
+                    kind: CardKind::MyNumber,
+                    auth: Some(auth),
+                    sign: sign_ca.side(
+                        sign_params,
+                        &next_key()?,
+                        DEFAULT_SIGN_PASSWORD,
+                        sign_tries,
+                    )?,
+                }
+            }
+            CardKind::Juki => CardFile {
+                kind: CardKind::Juki,
+                auth: None,
+                sign: sign_ca.side(params, &next_key()?, DEFAULT_SIGN_PASSWORD, sign_tries)?,
+            },
+        };
+        file.save(&dir.join(format!("{}.toml", d.stem)))?;
+    }
+    Ok(())
+}
 
 /// A generated development/test PKI on disk.
 #[derive(Debug, Clone)]
@@ -611,100 +797,38 @@ pub struct DevPki {
 }
 
 impl DevPki {
-    /// Generates every certificate, key, CRL and card file of `spec` into `dir` (created if
-    /// missing; existing files are overwritten).
+    /// Generates every certificate, key, CRL and card file of `spec` into `dir` (created
+    /// with mode 0700 if missing; existing files are overwritten), with card keys from the
+    /// cache the environment names ([`KeyCache::from_env`]).
     pub fn generate(dir: &Path, spec: &DevPkiSpec) -> Result<Self, PkiError> {
-        std::fs::create_dir_all(dir.join(files::CARDS_DIR)).map_err(io(dir))?;
+        Self::generate_with(dir, spec, &KeyCache::from_env()?)
+    }
+
+    /// [`DevPki::generate`] with card keys from `cache`.
+    pub fn generate_with(
+        dir: &Path,
+        spec: &DevPkiSpec,
+        cache: &KeyCache,
+    ) -> Result<Self, PkiError> {
+        let cards_dir = dir.join(files::CARDS_DIR);
+        private_file::create_dir(&cards_dir).map_err(io(&cards_dir))?;
         write(&dir.join(files::README), README_TEXT)?;
+        // Regenerating over an older PKI keeps its counter: indices only ever grow.
+        let next_path = dir.join(files::CARD_KEYS_NEXT);
+        if !next_path.exists() {
+            write_private(&next_path, "0\n")?;
+        }
         let descriptions = spec.describe();
-        let mut cas: Vec<(String, Issuer<'static, KeyPair>, String)> = Vec::new();
-        for d in descriptions.iter().filter(|d| d.is_ca) {
-            let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)?;
-            let params = d.params(spec.not_before, spec.not_after)?;
-            let cert = params.self_signed(&key)?;
-            write(&dir.join(format!("{}.crt.pem", d.stem)), cert.pem())?;
-            write(
-                &dir.join(format!("{}.key.pem", d.stem)),
-                key.serialize_pem(),
-            )?;
-            cas.push((d.stem.clone(), Issuer::new(params, key), cert.pem()));
-        }
-        let ca = |stem: &str| {
-            cas.iter()
-                .find(|(s, _, _)| s == stem)
-                .ok_or_else(|| PkiError::InvalidName(stem.to_owned()))
-        };
-        for d in descriptions.iter().filter(|d| !d.is_ca && !d.rsa) {
-            let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)?;
-            let cert = d
-                .params(spec.not_before, spec.not_after)?
-                .signed_by(&key, &ca(&d.issuer)?.1)?;
-            write(&dir.join(format!("{}.crt.pem", d.stem)), cert.pem())?;
-            write(
-                &dir.join(format!("{}.key.pem", d.stem)),
-                key.serialize_pem(),
-            )?;
-        }
-        let (_, auth_issuer, auth_ca_pem) = ca(files::JPKI_AUTH_CA)?;
-        let (_, sign_issuer, sign_ca_pem) = ca(files::JPKI_SIGN_CA)?;
-        let pool = key_pool()?;
-        for (card, d) in spec.cards.iter().zip(descriptions.iter().filter(|d| d.rsa)) {
-            let key_index = card_key_index(card.serial);
-            let key = &pool[key_index];
-            let cert = d.params(spec.not_before, spec.not_after)?;
-            let file = match card.kind {
-                CardKind::MyNumber => {
-                    let auth = cert.signed_by(key, auth_issuer)?;
-                    // The signature side: its own certificate from the pool's next key,
-                    // so OpenSC sees the four certificates of a real card.
-                    let sign_key_index = (key_index + 1) % pool.len();
-                    let mut sign_params = cert.clone();
-                    sign_params
-                        .key_usages
-                        .push(KeyUsagePurpose::ContentCommitment);
-                    let sign = sign_params.signed_by(&pool[sign_key_index], sign_issuer)?;
-                    CardFile {
-                        kind: CardKind::MyNumber,
-                        auth: Some(SideFile {
-                            pin: card.pin.clone(),
-                            tries_left: crate::softcard::AUTH_PIN_MAX_TRIES,
-                            key: Some(KEY_POOL_PEM[key_index].to_owned()),
-                            certificate: Some(auth.pem()),
-                            ca_certificate: Some(auth_ca_pem.clone()),
-                        }),
-                        sign: SideFile {
-                            pin: DEFAULT_SIGN_PASSWORD.into(),
-                            tries_left: crate::softcard::SIGN_PIN_MAX_TRIES,
-                            key: Some(KEY_POOL_PEM[sign_key_index].to_owned()),
-                            certificate: Some(sign.pem()),
-                            ca_certificate: Some(sign_ca_pem.clone()),
-                        },
-                    }
-                }
-                CardKind::Juki => {
-                    let sign = cert.signed_by(key, sign_issuer)?;
-                    CardFile {
-                        kind: CardKind::Juki,
-                        auth: None,
-                        sign: SideFile {
-                            pin: DEFAULT_SIGN_PASSWORD.into(),
-                            tries_left: crate::softcard::SIGN_PIN_MAX_TRIES,
-                            key: Some(KEY_POOL_PEM[key_index].to_owned()),
-                            certificate: Some(sign.pem()),
-                            ca_certificate: Some(sign_ca_pem.clone()),
-                        },
-                    }
-                }
-            };
-            file.save(&dir.join(format!("{}.toml", d.stem)))?;
-        }
+        let cas = write_cas(dir, spec, &descriptions)?;
+        write_end_entities(dir, spec, &descriptions, &cas)?;
+        write_fixture_cards(dir, spec, &descriptions, &cas, cache)?;
         let crl = crl_params(
             spec.crl_this_update,
             spec.crl_next_update,
             1,
             &spec.revoked_serials(),
         )
-        .signed_by(auth_issuer)?;
+        .signed_by(find_ca(&cas, files::JPKI_AUTH_CA)?.issuer)?;
         write(&dir.join(files::JPKI_AUTH_CRL_DER), crl.der().as_ref())?;
         write(&dir.join(files::JPKI_AUTH_CRL_PEM), crl.pem()?)?;
         Ok(Self {
@@ -713,9 +837,14 @@ impl DevPki {
     }
 
     /// Opens a directory a previous [`DevPki::generate`] wrote (checks the marker file).
+    /// A PKI from the time cards shared keys is refused with [`PkiError::SharedKeyPool`].
     pub fn open(dir: &Path) -> Result<Self, PkiError> {
         let marker = dir.join(files::README);
-        if read(&marker)? != README_TEXT {
+        let text = read(&marker)?;
+        if text == SHARED_POOL_README_TEXT {
+            return Err(PkiError::SharedKeyPool(dir.to_owned()));
+        }
+        if text != README_TEXT {
             return Err(PkiError::Unexpected(marker));
         }
         Ok(Self {
@@ -766,18 +895,20 @@ impl DevPki {
         std::fs::read(&path).map_err(io(&path))
     }
 
-    /// A minter of resident cards under this PKI's user-authentication CA.
+    /// A minter of resident cards under this PKI's user-authentication CA, with card keys
+    /// from the cache the environment names ([`KeyCache::from_env`]).
     pub fn card_minter(&self) -> Result<CardMinter, PkiError> {
-        CardMinter::open(self)
+        CardMinter::open(self, KeyCache::from_env()?)
+    }
+
+    /// [`DevPki::card_minter`] with card keys from `cache`.
+    pub fn card_minter_with(&self, cache: KeyCache) -> Result<CardMinter, PkiError> {
+        CardMinter::open(self, cache)
     }
 }
 
 /// The signature password of generated cards (PocketSign's mock-card default).
 pub const DEFAULT_SIGN_PASSWORD: &str = "ABC123";
-
-fn card_key_index(serial: u64) -> usize {
-    (serial % KEY_POOL_PEM.len() as u64) as usize
-}
 
 fn crl_params(
     this_update: OffsetDateTime,
@@ -803,23 +934,32 @@ fn crl_params(
     }
 }
 
-/// Mints resident card files under a PKI's user-authentication CA, fast: the RSA keys come
-/// from the parsed pool, so each card costs one ECDSA signature and some encoding.
+/// Mints resident card files under a PKI's user-authentication CA. Each card gets a key no
+/// other card of the PKI has had: the minter takes key indices from the PKI's counter
+/// ([`CardMinter::reserve`], one at a time if nothing was reserved) and the keys from the
+/// cache, so a card costs one ECDSA signature and some encoding once the cache is warm.
 pub struct CardMinter {
     issuer: Issuer<'static, KeyPair>,
     ca_pem: String,
     not_before: OffsetDateTime,
     not_after: OffsetDateTime,
+    pki_dir: PathBuf,
+    cache: KeyCache,
+    /// Keys whose indices this minter took from the counter and has not used yet.
+    reserved: VecDeque<CardKey>,
 }
 
 impl std::fmt::Debug for CardMinter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CardMinter").finish_non_exhaustive()
+        f.debug_struct("CardMinter")
+            .field("pki_dir", &self.pki_dir)
+            .field("reserved", &self.reserved.len())
+            .finish_non_exhaustive()
     }
 }
 
 impl CardMinter {
-    fn open(pki: &DevPki) -> Result<Self, PkiError> {
+    fn open(pki: &DevPki, cache: KeyCache) -> Result<Self, PkiError> {
         let ca_path = pki.cert_path(files::JPKI_AUTH_CA);
         let ca_pem = read(&ca_path)?;
         let key = KeyPair::from_pem(&read(&pki.key_path(files::JPKI_AUTH_CA))?)?;
@@ -833,21 +973,40 @@ impl CardMinter {
         let not_before = validity.not_before.to_datetime();
         let not_after = validity.not_after.to_datetime();
         let issuer = Issuer::from_ca_cert_pem(&ca_pem, key)?;
-        key_pool()?;
         Ok(Self {
             issuer,
             ca_pem,
             not_before,
             not_after,
+            pki_dir: pki.dir().to_owned(),
+            cache,
+            reserved: VecDeque::new(),
         })
     }
 
+    /// Takes keys for the next `n` cards: `n` indices from the PKI's counter, their keys
+    /// generated in parallel where the cache lacks them. Reserving a batch before minting
+    /// it turns `n` generations in a row into one parallel run and `n` counter updates into
+    /// one. Indices reserved and never minted are skipped, never handed out again.
+    pub fn reserve(&mut self, n: usize) -> Result<(), PkiError> {
+        let n = u64::try_from(n).map_err(|_| PkiError::InvalidName(format!("{n} cards")))?;
+        let indices = reserve_key_indices(&self.pki_dir, n)?;
+        self.reserved.extend(self.cache.keys(indices)?);
+        Ok(())
+    }
+
     /// A My Number card file for certificate serial `serial` with user-authentication PIN
-    /// `pin` (3 tries). The signature side has only its password (no key or certificate),
-    /// which keeps minting cheap; the login never uses it.
-    pub fn mint(&self, serial: u64, pin: &crate::pin::Pin) -> Result<CardFile, PkiError> {
-        let pool = key_pool()?;
-        let key_index = card_key_index(serial);
+    /// `pin` (3 tries), with the next reserved key. The signature side has only its
+    /// password (no key or certificate), which keeps minting cheap; the login never uses
+    /// it.
+    pub fn mint(&mut self, serial: u64, pin: &crate::pin::Pin) -> Result<CardFile, PkiError> {
+        if self.reserved.is_empty() {
+            self.reserve(1)?;
+        }
+        let key = self
+            .reserved
+            .pop_front()
+            .ok_or_else(|| PkiError::KeyGeneration("no key reserved".into()))?;
         let d = CertDescription {
             stem: String::new(),
             issuer: files::JPKI_AUTH_CA.into(),
@@ -861,21 +1020,17 @@ impl CardMinter {
             eku: vec![],
             sans: vec![],
         };
-        let cert = d
-            .params(self.not_before, self.not_after)?
-            .signed_by(&pool[key_index], &self.issuer)?;
-        let pin = std::str::from_utf8(pin.expose())
-            .map_err(|_| PkiError::InvalidName("PIN".into()))?
-            .to_owned();
+        let pin =
+            std::str::from_utf8(pin.expose()).map_err(|_| PkiError::InvalidName("PIN".into()))?;
+        let ca = CardCa {
+            issuer: &self.issuer,
+            pem: &self.ca_pem,
+        };
+        let params = d.params(self.not_before, self.not_after)?;
+        let auth = ca.side(params, &key, pin, crate::softcard::AUTH_PIN_MAX_TRIES)?;
         Ok(CardFile {
             kind: CardKind::MyNumber,
-            auth: Some(SideFile {
-                pin,
-                tries_left: crate::softcard::AUTH_PIN_MAX_TRIES,
-                key: Some(KEY_POOL_PEM[key_index].to_owned()),
-                certificate: Some(cert.pem()),
-                ca_certificate: Some(self.ca_pem.clone()),
-            }),
+            auth: Some(auth),
             sign: SideFile {
                 pin: DEFAULT_SIGN_PASSWORD.into(),
                 tries_left: crate::softcard::SIGN_PIN_MAX_TRIES,
@@ -886,9 +1041,10 @@ impl CardMinter {
         })
     }
 
-    /// Mints and saves `<dir>/<name>.toml`; returns its path.
+    /// Mints and saves `<dir>/<name>.toml` (mode 0600; `dir` is created with mode 0700 if
+    /// missing); returns its path.
     pub fn mint_to(
-        &self,
+        &mut self,
         dir: &Path,
         name: &str,
         serial: u64,
@@ -897,7 +1053,7 @@ impl CardMinter {
         if name.is_empty() || name.contains(['/', '\\']) || name.starts_with('.') {
             return Err(PkiError::InvalidName(name.to_owned()));
         }
-        std::fs::create_dir_all(dir).map_err(io(dir))?;
+        private_file::create_dir(dir).map_err(io(dir))?;
         let path = dir.join(format!("{name}.toml"));
         self.mint(serial, pin)?.save(&path)?;
         Ok(path)

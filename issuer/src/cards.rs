@@ -1,5 +1,6 @@
 //! Resident card files for the generated register, minted with the card crate's test PKI
-//! (`card::testpki`). TEST ONLY: the cards share a small pool of committed RSA keys.
+//! (`card::testpki`). TEST ONLY: the keys are test keys from a per-user cache, but each card
+//! of a PKI has its own (issue 10).
 
 use std::path::Path;
 
@@ -55,8 +56,11 @@ pub fn mint_cards(
     out_dir: &Path,
     bindings: &mut [CardBinding],
 ) -> Result<usize, CardsError> {
-    let minter = pki.card_minter()?;
+    let mut minter = pki.card_minter()?;
     let pin = card::Pin::parse(TEST_CARD_PIN).map_err(|_| CardsError::Pin)?;
+    // Every card its own key, reserved as one batch so that keys missing from the cache are
+    // generated in parallel.
+    minter.reserve(bindings.len())?;
     for binding in bindings.iter_mut() {
         let name = &binding.resident_ref;
         minter.mint_to(out_dir, name, binding.card_serial, &pin)?;

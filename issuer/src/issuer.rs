@@ -73,10 +73,30 @@ pub struct Issuer {
 /// The status of a document in the issued-document registry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DocumentStatus {
+    /// Rendered and signed, not yet recorded by the gateway: never released while pending.
+    Pending,
     /// Issued and valid.
     Issued,
     /// Voided (print failure, refund, or operator action).
     Voided,
+}
+
+/// What [`Issuer::confirm`] found of an issuance's documents.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Confirmed {
+    /// Serials issued (now or before).
+    pub issued: Vec<String>,
+    /// Serials already void.
+    pub voided: Vec<String>,
+}
+
+/// An issuance with documents still pending (see [`Issuer::pending_before`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingIssuance {
+    /// The gateway's issuance id.
+    pub issuance_id: String,
+    /// Its pending documents: serial and type, in order.
+    pub documents: Vec<(String, CertificateType)>,
 }
 
 /// One priced line of an order.
@@ -877,7 +897,8 @@ impl Issuer {
                     }
                     sql.push_str(&format!("${}", row * 13 + col + 1));
                 }
-                sql.push_str(",'issued')");
+                // Pending until the gateway records the issuance (`Issuer::confirm`).
+                sql.push_str(",'pending')");
             }
             let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
             for (offset, doc) in chunk.iter().enumerate() {
@@ -965,7 +986,7 @@ impl Issuer {
         for serial in serials {
             sqlx::query(
                 "UPDATE issued_documents SET status = 'voided', voided_at = $2, void_reason = $3 \
-                 WHERE serial = $1 AND status = 'issued' AND municipality_code = $4",
+                 WHERE serial = $1 AND status IN ('issued', 'pending') AND municipality_code = $4",
             )
             .bind(serial)
             .bind(now_ms)
@@ -1000,6 +1021,7 @@ impl Issuer {
         match row {
             None => Ok(None),
             Some(row) => match row.try_get::<String, _>("status")?.as_str() {
+                "pending" => Ok(Some(DocumentStatus::Pending)),
                 "issued" => Ok(Some(DocumentStatus::Issued)),
                 "voided" => Ok(Some(DocumentStatus::Voided)),
                 _ => Err(IssuerError::Corrupt {
@@ -1007,6 +1029,113 @@ impl Issuer {
                 }),
             },
         }
+    }
+
+    /// Marks the pending documents of `issuance_id` issued: the gateway has recorded the
+    /// issuance. Idempotent. Returns the serials now issued and those already void (voided
+    /// by a reconciliation that judged the issuance lost: they must not be released).
+    pub async fn confirm(&self, issuance_id: &IssuanceId) -> Result<Confirmed, IssuerError> {
+        let _turn = self.register.writer_turn().await;
+        // READ COMMITTED on PostgreSQL: the conditional update waits for a concurrent
+        // VoidPending of the same rows and then sees its outcome, instead of failing.
+        let mut tx = self.register.pool().begin().await?;
+        sqlx::query(
+            "UPDATE issued_documents SET status = 'issued' \
+             WHERE issuance_id = $1 AND municipality_code = $2 AND status = 'pending'",
+        )
+        .bind(issuance_id.as_str())
+        .bind(self.municipality.as_str())
+        .execute(&mut *tx)
+        .await?;
+        let rows = sqlx::query(
+            "SELECT serial, status FROM issued_documents \
+             WHERE issuance_id = $1 AND municipality_code = $2 ORDER BY position",
+        )
+        .bind(issuance_id.as_str())
+        .bind(self.municipality.as_str())
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        let mut confirmed = Confirmed::default();
+        for row in &rows {
+            let serial: String = row.try_get("serial")?;
+            match row.try_get::<String, _>("status")?.as_str() {
+                "issued" => confirmed.issued.push(serial),
+                _ => confirmed.voided.push(serial),
+            }
+        }
+        Ok(confirmed)
+    }
+
+    /// Issuances with documents still pending whose issue time is before `issued_before`,
+    /// oldest first, at most `limit` of them.
+    pub async fn pending_before(
+        &self,
+        issued_before: OffsetDateTime,
+        limit: u32,
+    ) -> Result<Vec<PendingIssuance>, IssuerError> {
+        let rows = sqlx::query(
+            "SELECT issuance_id, serial, certificate_type FROM issued_documents \
+             WHERE status = 'pending' AND issued_at < $1 AND municipality_code = $2 \
+             AND issuance_id IN (SELECT issuance_id FROM issued_documents \
+                 WHERE status = 'pending' AND issued_at < $1 AND municipality_code = $2 \
+                 GROUP BY issuance_id ORDER BY MIN(issued_at), issuance_id LIMIT $3) \
+             ORDER BY issued_at, issuance_id, position",
+        )
+        .bind(unix_ms(issued_before))
+        .bind(self.municipality.as_str())
+        .bind(i64::from(limit))
+        .fetch_all(self.register.pool())
+        .await?;
+        let mut pending: Vec<PendingIssuance> = Vec::new();
+        for row in &rows {
+            let issuance_id: String = row.try_get("issuance_id")?;
+            let code: String = row.try_get("certificate_type")?;
+            let ty = CertificateType::from_code(&code).ok_or(IssuerError::Corrupt {
+                what: "certificate type",
+            })?;
+            let document = (row.try_get::<String, _>("serial")?, ty);
+            match pending.last_mut() {
+                Some(last) if last.issuance_id == issuance_id => last.documents.push(document),
+                _ => pending.push(PendingIssuance {
+                    issuance_id,
+                    documents: vec![document],
+                }),
+            }
+        }
+        Ok(pending)
+    }
+
+    /// Voids the documents of `issuance_id` that are still pending and were issued before
+    /// `issued_before`: a conditional update, so an issuance confirmed meanwhile (or one too
+    /// young to judge, still in flight on some gateway) is left alone. Returns the serials
+    /// this call voided.
+    pub async fn void_pending(
+        &self,
+        issuance_id: &IssuanceId,
+        issued_before: OffsetDateTime,
+        reason: &str,
+    ) -> Result<Vec<String>, IssuerError> {
+        let now_ms = unix_ms(OffsetDateTime::now_utc());
+        let _turn = self.register.writer_turn().await;
+        // READ COMMITTED, as in `confirm`: of the two, whichever commits first decides.
+        let mut tx = self.register.pool().begin().await?;
+        let rows = sqlx::query(
+            "UPDATE issued_documents SET status = 'voided', voided_at = $3, void_reason = $4 \
+             WHERE issuance_id = $1 AND municipality_code = $2 AND status = 'pending' \
+             AND issued_at < $5 RETURNING serial",
+        )
+        .bind(issuance_id.as_str())
+        .bind(self.municipality.as_str())
+        .bind(now_ms)
+        .bind(reason)
+        .bind(unix_ms(issued_before))
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        rows.iter()
+            .map(|row| Ok(row.try_get::<String, _>("serial")?))
+            .collect()
     }
 
     /// Counts of documents by status, for operators and tests.

@@ -37,7 +37,10 @@ pub mod serve;
 pub mod service;
 
 pub use error::IssuerError;
-pub use issuer::{CertificateRenderer, DocumentStatus, Issuer, QuoteLine, RenderOutput};
+pub use issuer::{
+    CertificateRenderer, Confirmed, DocumentStatus, Issuer, PendingIssuance, QuoteLine,
+    RenderOutput,
+};
 pub use model::{
     CertificateOptions, CertificateType, IssuanceId, Member, MemberRelation, Menu, MenuEntry,
     MunicipalityCode, RenderedDocument, RequestItem, ResidentRef,

@@ -210,8 +210,16 @@ pub fn document_to_wire(doc: &RenderedDocument) -> pb::RenderedDocument {
 }
 
 fn timestamp_from_wire(ts: Option<&prost_types::Timestamp>) -> Result<OffsetDateTime, IssuerError> {
-    let invalid = IssuerError::InvalidField { field: "issued_at" };
-    let ts = ts.ok_or(IssuerError::InvalidField { field: "issued_at" })?;
+    instant_from_wire(ts, "issued_at")
+}
+
+/// A required timestamp field as a calendar time; out of range or missing is `field` invalid.
+fn instant_from_wire(
+    ts: Option<&prost_types::Timestamp>,
+    field: &'static str,
+) -> Result<OffsetDateTime, IssuerError> {
+    let invalid = IssuerError::InvalidField { field };
+    let ts = ts.ok_or(IssuerError::InvalidField { field })?;
     if !(0..1_000_000_000).contains(&ts.nanos) {
         return Err(invalid);
     }
@@ -354,4 +362,64 @@ impl IssuerService for IssuerGrpc {
             voided_serials: voided,
         }))
     }
+
+    async fn confirm(
+        &self,
+        request: Request<pb::ConfirmRequest>,
+    ) -> Result<Response<pb::ConfirmResponse>, Status> {
+        let request = request.into_inner();
+        let issuer = self.issuer(&request.municipality_code)?;
+        let issuance_id = IssuanceId::parse(&request.issuance_id)?;
+        let confirmed = issuer.confirm(&issuance_id).await?;
+        Ok(Response::new(pb::ConfirmResponse {
+            issued_serials: confirmed.issued,
+            voided_serials: confirmed.voided,
+        }))
+    }
+
+    async fn list_pending(
+        &self,
+        request: Request<pb::ListPendingRequest>,
+    ) -> Result<Response<pb::ListPendingResponse>, Status> {
+        let request = request.into_inner();
+        let issuer = self.issuer(&request.municipality_code)?;
+        let before = instant_from_wire(request.issued_before.as_ref(), "issued_before")?;
+        if !(1..=MAX_PENDING_LISTED).contains(&request.limit) {
+            return Err(IssuerError::InvalidField { field: "limit" }.into());
+        }
+        let pending = issuer.pending_before(before, request.limit).await?;
+        Ok(Response::new(pb::ListPendingResponse {
+            issuances: pending
+                .into_iter()
+                .map(|p| pb::PendingIssuance {
+                    issuance_id: p.issuance_id,
+                    types: p
+                        .documents
+                        .iter()
+                        .map(|(_, ty)| type_to_wire(*ty) as i32)
+                        .collect(),
+                    serials: p.documents.into_iter().map(|(serial, _)| serial).collect(),
+                })
+                .collect(),
+        }))
+    }
+
+    async fn void_pending(
+        &self,
+        request: Request<pb::VoidPendingRequest>,
+    ) -> Result<Response<pb::VoidResponse>, Status> {
+        let request = request.into_inner();
+        let issuer = self.issuer(&request.municipality_code)?;
+        let issuance_id = IssuanceId::parse(&request.issuance_id)?;
+        let before = instant_from_wire(request.issued_before.as_ref(), "issued_before")?;
+        let voided = issuer
+            .void_pending(&issuance_id, before, &request.reason)
+            .await?;
+        Ok(Response::new(pb::VoidResponse {
+            voided_serials: voided,
+        }))
+    }
 }
+
+/// Most issuances one ListPending answers: reconciliation pages through the rest.
+pub const MAX_PENDING_LISTED: u32 = 1000;

@@ -9,9 +9,14 @@ use issuer::cards::{card_issuer_name, mint_cards};
 
 #[test]
 fn minted_card_matches_its_binding() {
-    let pki_dir =
-        std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../card/testdata/pki"));
-    let pki = card::testpki::DevPki::open(pki_dir).unwrap();
+    // A PKI of its own: minting advances the PKI's card key counter, which must not happen
+    // to the committed fixture set.
+    let dir = tempfile::tempdir().unwrap();
+    let pki = card::testpki::DevPki::generate(
+        &dir.path().join("pki"),
+        &card::testpki::DevPkiSpec::development(time::OffsetDateTime::now_utc()),
+    )
+    .unwrap();
     let issuer_name = card_issuer_name(&pki).unwrap();
     let out = tempfile::tempdir().unwrap();
     let mut bindings = vec![

@@ -167,11 +167,19 @@ async fn every_type_renders_for_the_right_person(db: &TestDb) {
             }
             _ => {}
         }
+        // Pending until the gateway records the issuance and confirms it.
         assert_eq!(
             issuer.document_status(&doc.serial).await.unwrap(),
-            Some(DocumentStatus::Issued)
+            Some(DocumentStatus::Pending)
         );
     }
+    let confirmed = issuer.confirm(&id).await.unwrap();
+    assert_eq!(confirmed.issued.len(), 8);
+    assert!(confirmed.voided.is_empty());
+    assert_eq!(
+        issuer.document_status(&docs[0].serial).await.unwrap(),
+        Some(DocumentStatus::Issued)
+    );
     let fees: u32 = docs.iter().map(|d| d.fee_yen).sum();
     assert_eq!(fees, 200 * 2 + 200 + 200 + 250 + 350 + 350 + 200);
 
@@ -316,10 +324,100 @@ async fn concurrent_renders_never_cross(db: &TestDb) {
             text.contains(&nospace(&me.family_name)) && text.contains(&nospace(&me.given_name))
         );
     }
-    assert_eq!(issuer.registry_counts().await.unwrap()["issued"], 8);
+    assert_eq!(issuer.registry_counts().await.unwrap()["pending"], 8);
     issuer.register().close().await;
 }
 on_both_databases!(concurrent_renders_never_cross);
+
+/// The pending state that keeps a document from counting as issued until the gateway has
+/// recorded it: listed for reconciliation once old enough, voided only while still pending
+/// and older than the cutoff, and a confirmation that comes too late reports the void.
+async fn pending_documents_are_confirmed_or_voided_conditionally(db: &TestDb) {
+    let (issuer, report) = generated(db, 40).await;
+    let family = report.example(Case::Family).unwrap().clone();
+    let lost = IssuanceId::parse("iss-lost-after-render").unwrap();
+    let kept = IssuanceId::parse("iss-recorded-in-time").unwrap();
+    let items = [item(T::ResidentRecord), item(T::ResidentRecordItems)];
+    let docs = issuer.render(&lost, &family, &items, OPEN).await.unwrap();
+    issuer
+        .render(&kept, &family, &items[..1], OPEN)
+        .await
+        .unwrap();
+    let before_open = OPEN - time::Duration::seconds(1);
+    let after_open = OPEN + time::Duration::minutes(2);
+
+    // Listed only once older than the cutoff, oldest first, with serials and types.
+    assert!(
+        issuer
+            .pending_before(before_open, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let pending = issuer.pending_before(after_open, 10).await.unwrap();
+    assert_eq!(pending.len(), 2);
+    let listed = pending
+        .iter()
+        .find(|p| p.issuance_id == lost.as_str())
+        .unwrap();
+    assert_eq!(
+        listed.documents,
+        docs.iter()
+            .map(|d| (d.serial.clone(), d.ty))
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(issuer.pending_before(after_open, 1).await.unwrap().len(), 1);
+
+    // Recorded in time: confirmed, idempotently, and no longer pending.
+    assert_eq!(issuer.confirm(&kept).await.unwrap().issued.len(), 1);
+    assert_eq!(issuer.confirm(&kept).await.unwrap().issued.len(), 1);
+    // A cutoff before the issue time voids nothing; a confirmed issuance is never voided.
+    assert!(
+        issuer
+            .void_pending(&lost, before_open, "RECONCILED")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        issuer
+            .void_pending(&kept, after_open, "RECONCILED")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let voided = issuer
+        .void_pending(&lost, after_open, "RECONCILED")
+        .await
+        .unwrap();
+    assert_eq!(voided.len(), 2);
+    assert!(
+        issuer
+            .void_pending(&lost, after_open, "RECONCILED")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // A confirmation after the void reports it: the gateway must not release them.
+    let late = issuer.confirm(&lost).await.unwrap();
+    assert!(late.issued.is_empty());
+    assert_eq!(late.voided.len(), 2);
+    assert_eq!(
+        issuer.document_status(&docs[0].serial).await.unwrap(),
+        Some(DocumentStatus::Voided)
+    );
+    let counts = issuer.registry_counts().await.unwrap();
+    assert_eq!((counts["issued"], counts["voided"]), (1, 2));
+    assert!(
+        issuer
+            .pending_before(after_open, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    issuer.register().close().await;
+}
+on_both_databases!(pending_documents_are_confirmed_or_voided_conditionally);
 
 async fn foreign_residents_items_are_printed_when_asked(db: &TestDb) {
     let (issuer, report) = generated(db, 40).await;

@@ -105,6 +105,12 @@ pub struct Config {
     pub handshake_timeout_ms: u64,
     /// Issuances rendered at once before OVERLOADED.
     pub max_concurrent_issuances: usize,
+    /// Sessions one terminal may have open (neither closed nor expired) before OpenSession
+    /// answers OVERLOADED. The load generator runs many channels under one certificate.
+    pub max_open_sessions_per_terminal: usize,
+    /// How often documents pending at the issuers are reconciled with the gateway's records,
+    /// seconds (also once at start).
+    pub reconcile_interval_secs: u64,
     /// Print report window, seconds.
     pub print_window_secs: u64,
     /// Drain period on SIGTERM, ms.
@@ -136,6 +142,8 @@ impl Default for Config {
             synthetic_residents: 200,
             handshake_timeout_ms: 5_000,
             max_concurrent_issuances: 64,
+            max_open_sessions_per_terminal: 100,
+            reconcile_interval_secs: 60,
             print_window_secs: 300,
             drain_ms: 2_000,
             grace_ms: 10_000,
@@ -219,6 +227,15 @@ impl Config {
         {
             crate::store::Backend::of_url(url)
                 .map_err(|_| invalid("database_url", "must start with sqlite: or postgres:"))?;
+        }
+        if self.max_open_sessions_per_terminal == 0 {
+            return Err(invalid(
+                "max_open_sessions_per_terminal",
+                "at least 1 (a terminal needs one session per resident at the kiosk)",
+            ));
+        }
+        if self.reconcile_interval_secs == 0 {
+            return Err(invalid("reconcile_interval_secs", "at least 1 second"));
         }
         if self.municipalities.is_empty() && self.remote_issuers.is_empty() {
             return Err(invalid(

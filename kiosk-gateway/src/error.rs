@@ -16,6 +16,8 @@ pub enum GatewayError {
         reason: &'static str,
         /// Developer-facing detail for the status message.
         detail: String,
+        /// `ErrorInfo.metadata`: facts the terminal acts on, never personal data.
+        metadata: Vec<(&'static str, String)>,
     },
     /// Invalid request fields.
     #[error("invalid request: {}", .0.iter().map(|v| v.field.as_str()).collect::<Vec<_>>().join(", "))]
@@ -31,7 +33,16 @@ impl GatewayError {
         GatewayError::Refused {
             reason,
             detail: detail.into(),
+            metadata: Vec::new(),
         }
+    }
+
+    /// Adds an `ErrorInfo.metadata` entry to a refusal (other errors are left as they are).
+    pub fn with_metadata(mut self, key: &'static str, value: impl Into<String>) -> Self {
+        if let GatewayError::Refused { metadata, .. } = &mut self {
+            metadata.push((key, value.into()));
+        }
+        self
     }
 
     /// One invalid field.
@@ -61,9 +72,11 @@ impl From<sqlx::Error> for GatewayError {
 impl From<GatewayError> for tonic::Status {
     fn from(error: GatewayError) -> Self {
         match error {
-            GatewayError::Refused { reason, detail } => {
-                reasons::status(reasons::named(reason), &detail, &[])
-            }
+            GatewayError::Refused {
+                reason,
+                detail,
+                metadata,
+            } => reasons::status_with_metadata(reasons::named(reason), &detail, &[], &metadata),
             GatewayError::InvalidFields(violations) => reasons::status(
                 reasons::named("INVALID_FIELD"),
                 "invalid request fields",
@@ -103,6 +116,18 @@ pub const REASONS_USED: &[&str] = &[
     "SIGNATURE_INVALID",
     "REVOCATION_UNAVAILABLE",
     "MUNICIPALITY_NOT_SERVED",
+    "ISSUANCE_FINISHED",
+    "OVERLOADED",
+    "SERVICE_SUSPENDED",
+    "IDEMPOTENCY_KEY_REUSED",
+    "SUBJECT_MISMATCH",
+    "FEE_MISMATCH",
+    "NOT_PERMITTED_SUBJECT",
+    "ISSUER_UNAVAILABLE",
+    "TIMED_OUT",
+    "ISSUANCE_NOT_FOUND",
+    "ISSUANCE_ALREADY_REPORTED",
+    "PRINT_DEADLINE_PASSED",
 ];
 
 #[cfg(test)]

@@ -16,7 +16,7 @@
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use audit::event::{
     Actor, AnomalyKind, Event, EventType, Fact, Ident, IssuanceFacts, MunicipalityCode,
@@ -39,6 +39,9 @@ use crate::store::{
 };
 
 pub use crate::clock::{Clock, SystemClock};
+pub use reconcile::Reconciled;
+
+mod reconcile;
 
 /// Timings and limits of the flow.
 #[derive(Debug, Clone)]
@@ -57,6 +60,17 @@ pub struct FlowSettings {
     pub max_concurrent_issuances: usize,
     /// Most items per order.
     pub max_items: usize,
+    /// Most sessions one terminal may have open (neither closed nor expired); beyond this
+    /// OpenSession answers OVERLOADED. Counted in the database, so it holds across replicas.
+    pub max_open_sessions_per_terminal: usize,
+    /// The longest an Issue may take from asking the issuer to render until its record
+    /// commits; past it the issuance is voided (TIMED_OUT) instead of recorded.
+    pub issue_timeout: Duration,
+    /// How much longer than `issue_timeout` a document may stay pending at its issuer before
+    /// reconciliation judges its issuance lost (a commit that stalled is covered by this).
+    pub reconcile_margin: Duration,
+    /// How long an expired session's row is kept (a late CloseSession still finds it).
+    pub session_retention: Duration,
 }
 
 impl Default for FlowSettings {
@@ -69,6 +83,10 @@ impl Default for FlowSettings {
             render_timeout: Duration::from_secs(20),
             max_concurrent_issuances: 64,
             max_items: 10,
+            max_open_sessions_per_terminal: 100,
+            issue_timeout: Duration::from_secs(30),
+            reconcile_margin: Duration::from_secs(60),
+            session_retention: Duration::from_secs(3600),
         }
     }
 }
@@ -137,14 +155,134 @@ pub struct DocumentChecks {
 
 /// What a retried Issue brings to [`Flow::replay`].
 struct Retry<'a> {
+    terminal: &'a TerminalIdentity,
     session_id: &'a str,
     /// The retry's order digest, compared with the recorded one.
     digest: &'a [u8],
     /// The retry's items (equal to the recorded order's when the digests match).
     items: &'a [pb::RequestItem],
-    /// The subjects the session's menu offered, for the page-marker check.
-    allowed: &'a [String],
+    /// The session named by the retry, if it still exists: a finished session's issuance is
+    /// not handed out again, and its menu's subjects are what a page may name.
+    session: Option<&'a SessionRow>,
     deadline: Option<Duration>,
+}
+
+/// A new order of an authenticated session, as Issue checked it.
+struct Order<'a> {
+    terminal: &'a TerminalIdentity,
+    session: &'a SessionRow,
+    session_id: &'a str,
+    client_request_id: &'a str,
+    items: &'a [pb::RequestItem],
+    expected_total_fee_yen: u32,
+    /// The order's digest, recorded to tell a retry from a reuse of the key.
+    digest: Vec<u8>,
+    /// The authenticated resident and municipality.
+    binding: CardBinding,
+    pseudonym: Pseudonym,
+    /// The subjects the session's menu offered.
+    allowed: BTreeSet<&'a str>,
+    deadline: Option<Duration>,
+}
+
+impl Order<'_> {
+    /// The issuance record of this order, released.
+    fn issuance_row(
+        &self,
+        issuance_id: &str,
+        checked: &Checked,
+        now: i64,
+        settings: &FlowSettings,
+    ) -> IssuanceRow {
+        IssuanceRow {
+            issuance_id: issuance_id.to_owned(),
+            session_id: self.session_id.to_owned(),
+            terminal_id: self.terminal.id(),
+            client_request_id: self.client_request_id.to_owned(),
+            request_digest: self.digest.clone(),
+            municipality_code: self.binding.municipality_code.clone(),
+            resident_ref: self.binding.resident_ref.clone(),
+            state: IssuanceState::Released,
+            total_fee_yen: checked.total,
+            collected_yen: None,
+            refund_due_yen: None,
+            print_deadline: now + settings.print_window.as_millis() as i64,
+            created_at: now,
+        }
+    }
+}
+
+/// What the gateway found in an issuer's rendering.
+#[derive(Default)]
+struct Checked {
+    /// The documents with their records.
+    documents: Vec<store::IssuedDocument>,
+    /// Every serial rendered, to void them at the issuer if nothing is released.
+    serials: Vec<String>,
+    /// The total fee, yen.
+    total: i64,
+    /// Why nothing may be released, if anything is wrong.
+    problem: Option<&'static str>,
+}
+
+/// Whether a released issuance's record committed.
+enum Recording {
+    /// Recorded.
+    Committed,
+    /// The commit failed, perhaps because a concurrent retry recorded the same key first.
+    LostRace(sqlx::Error),
+}
+
+/// What the issuer said when asked to confirm a recorded issuance's documents.
+enum Confirmation {
+    /// Every document is issued.
+    Issued,
+    /// Some document is void (or missing): nothing may be released.
+    Voided,
+    /// The issuer did not answer.
+    Unknown(tonic::Status),
+}
+
+/// Why a recorded issuance may no longer be handed out, if it may not.
+fn finished(
+    existing: &IssuanceRow,
+    session: Option<&SessionRow>,
+    now: i64,
+) -> Option<&'static str> {
+    match existing.state {
+        IssuanceState::Printed => return Some("printed"),
+        IssuanceState::Voided => return Some("voided"),
+        IssuanceState::Unconfirmed => return Some("unconfirmed"),
+        IssuanceState::Released => {}
+    }
+    if now > existing.print_deadline {
+        return Some("print_deadline_passed");
+    }
+    match session {
+        // An expired session's row is deleted some time after it expired.
+        None => Some("session_expired"),
+        Some(s) if s.state == SessionState::Closed => Some("session_closed"),
+        Some(s) if now >= s.expires_at => Some("session_expired"),
+        Some(_) => None,
+    }
+}
+
+/// The ISSUANCE_FINISHED refusal of a retry, with the recorded state and fee for the kiosk.
+fn issuance_finished(existing: &IssuanceRow, why: &'static str) -> GatewayError {
+    let state = match existing.state {
+        IssuanceState::Released => pb::IssuanceState::Released,
+        IssuanceState::Printed => pb::IssuanceState::Printed,
+        IssuanceState::Voided => pb::IssuanceState::Voided,
+        IssuanceState::Unconfirmed => pb::IssuanceState::Unconfirmed,
+    };
+    GatewayError::refused(
+        "ISSUANCE_FINISHED",
+        format!("the issuance is finished ({why}): its documents are not sent again"),
+    )
+    .with_metadata("issuance_id", existing.issuance_id.clone())
+    .with_metadata("issuance_state", state.as_str_name())
+    .with_metadata("total_fee_yen", existing.total_fee_yen.to_string())
+    .with_metadata("why", why)
 }
 
 /// The gateway's flow over its store, card verifier and issuers.
@@ -280,9 +418,19 @@ impl Flow {
             created_at: now,
         };
         let mut tx = self.store.begin_write().await?;
-        let (status, kill_switch) = store::terminal_gate(&mut tx, &terminal_id).await?;
-        check_terminal(status)?;
-        let closed_reason = kill_switch.then_some("SERVICE_SUSPENDED");
+        let gate = store::terminal_gate(&mut tx, self.store.backend(), &terminal_id, now).await?;
+        check_terminal(gate.status)?;
+        if gate.open_sessions
+            >= i64::try_from(self.settings.max_open_sessions_per_terminal).unwrap_or(i64::MAX)
+        {
+            // Nothing is written: a flood of refused opens must not grow the log either.
+            tracing::warn!(terminal = %terminal_id, open = gate.open_sessions, "open sessions limit");
+            return Err(GatewayError::refused(
+                "OVERLOADED",
+                "too many open sessions for this terminal: close sessions that are done",
+            ));
+        }
+        let closed_reason = gate.kill_switch.then_some("SERVICE_SUSPENDED");
         store::insert_session(&mut tx, &row).await?;
         let event =
             Event::session_opened(UnixMillis(now), ident(&terminal_id)?, ident(&session_id)?)
@@ -302,15 +450,18 @@ impl Flow {
         })
     }
 
-    /// The session `session_id` if it belongs to `terminal` and has not expired. Another
-    /// terminal's session is reported as not found, so session ids cannot be probed.
+    /// The session `session_id` if `terminal` is active, the session belongs to it and has
+    /// not expired. Another terminal's session is reported as not found, so session ids
+    /// cannot be probed. A suspended or retired terminal is refused on every call that moves
+    /// a session on, not only at OpenSession: a suspension stops work in progress too.
     async fn owned_session(
         &self,
         conn: &mut AnyConnection,
         terminal: &TerminalIdentity,
         session_id: &str,
     ) -> Result<SessionRow, GatewayError> {
-        let session = store::session(conn, session_id).await?;
+        let (session, status) = store::session_gate(conn, session_id, &terminal.id()).await?;
+        check_terminal(status)?;
         self.check_owned(terminal, session)
     }
 
@@ -583,8 +734,6 @@ fn authenticated(session: &SessionRow) -> Result<(CardBinding, &[String]), Gatew
     }
 }
 
-/// Maps an issuer's status to the gateway's error, keeping the issuer's contract reason
-/// (eligibility reasons reach the kiosk as the issuer decided them).
 /// Logs why a retry's recorded documents were not sent, and refuses the retry.
 fn replay_refused(issuance_id: &str, why: &'static str) -> GatewayError {
     tracing::error!(issuance = %issuance_id, why, "recorded documents not sent");
@@ -594,6 +743,8 @@ fn replay_refused(issuance_id: &str, why: &'static str) -> GatewayError {
     )
 }
 
+/// Maps an issuer's status to the gateway's error, keeping the issuer's contract reason
+/// (eligibility reasons reach the kiosk as the issuer decided them).
 fn issuer_status(status: tonic::Status) -> GatewayError {
     if status.code() == tonic::Code::DeadlineExceeded {
         return GatewayError::refused("TIMED_OUT", "issuer did not answer in time");
@@ -765,8 +916,8 @@ impl Flow {
     }
 
     /// Issues an order: the issuer decides and renders, the gateway checks every page's subject,
-    /// records the issuance with its audit events, and only then returns the documents.
-    /// Idempotent by `client_request_id`.
+    /// records the issuance with its audit events, has the issuer confirm the documents, and
+    /// only then returns them. Idempotent by `client_request_id` (see [`Flow::replay`]).
     pub async fn issue(
         &self,
         terminal: &TerminalIdentity,
@@ -778,88 +929,50 @@ impl Flow {
     ) -> Result<ReleasedIssuance, GatewayError> {
         validate_request_id(client_request_id)?;
         self.validate_items(items)?;
-        let order_digest = request_digest(items, expected_total_fee_yen);
-        let terminal_id = terminal.id();
-
+        let digest = request_digest(items, expected_total_fee_yen);
         let mut conn = self.store.pool().acquire().await?;
-        // The idempotency key, the session and the kill switches in one statement.
-        let (session, suspended_now) =
-            match store::issue_lookup(&mut conn, session_id, &terminal_id, client_request_id)
-                .await?
-            {
-                Some(store::IssueLookup {
-                    existing: Some(existing),
-                    session,
-                    ..
-                }) => {
-                    let retry = Retry {
-                        session_id,
-                        digest: &order_digest,
-                        items,
-                        allowed: &session.allowed_subjects,
-                        deadline,
-                    };
-                    return self.replay(conn, existing, retry).await;
-                }
-                Some(lookup) => (Some(lookup.session), lookup.suspended),
-                None => {
-                    // No such session: a key recorded under it cannot be this request's, but
-                    // the answer stays what it was (a reused key is named as such).
-                    if let Some(existing) =
-                        store::issuance_by_request(&mut conn, &terminal_id, client_request_id)
-                            .await?
-                    {
-                        let retry = Retry {
-                            session_id,
-                            digest: &order_digest,
-                            items,
-                            allowed: &[],
-                            deadline,
-                        };
-                        return self.replay(conn, existing, retry).await;
-                    }
-                    (None, false)
-                }
-            };
-        drop(conn);
-        let session = self.check_owned(terminal, session)?;
-        let (binding, allowed_subjects) = authenticated(&session)?;
-        let pseudonym = self.pseudonym(&binding.resident_ref);
-        let allowed: BTreeSet<&str> = allowed_subjects.iter().map(String::as_str).collect();
-        for (index, item) in items.iter().enumerate() {
-            if item
-                .subject_refs
-                .iter()
-                .any(|s| !allowed.contains(s.as_str()))
-            {
-                self.refuse_issuance(
-                    terminal,
-                    session_id,
-                    pseudonym,
-                    &binding.municipality_code,
-                    "NOT_PERMITTED_SUBJECT",
-                )
-                .await?;
-                return Err(GatewayError::refused(
-                    "NOT_PERMITTED_SUBJECT",
-                    format!("items[{index}] names a subject outside the menu"),
-                ));
-            }
-        }
-        if suspended_now {
-            self.refuse_issuance(
+        // The terminal, the session, the kill switches and the idempotency key in one
+        // statement.
+        let lookup =
+            store::issue_lookup(&mut conn, session_id, &terminal.id(), client_request_id).await?;
+        check_terminal(lookup.terminal_status)?;
+        if let Some(existing) = lookup.existing {
+            let retry = Retry {
                 terminal,
                 session_id,
-                pseudonym,
-                &binding.municipality_code,
-                "SERVICE_SUSPENDED",
-            )
-            .await?;
-            return Err(GatewayError::refused(
-                "SERVICE_SUSPENDED",
-                "issuing is suspended",
-            ));
+                digest: &digest,
+                items,
+                session: lookup.session.as_ref(),
+                deadline,
+            };
+            return self.replay(conn, existing, retry).await;
         }
+        drop(conn);
+        let session = self.check_owned(terminal, lookup.session)?;
+        let (binding, allowed) = authenticated(&session)?;
+        let order = Order {
+            terminal,
+            session: &session,
+            session_id,
+            client_request_id,
+            items,
+            expected_total_fee_yen,
+            digest,
+            pseudonym: self.pseudonym(&binding.resident_ref),
+            binding,
+            allowed: allowed.iter().map(String::as_str).collect(),
+            deadline,
+        };
+        self.issue_new(&order, lookup.suspended).await
+    }
+
+    /// Issues an order no issuance was recorded for yet.
+    async fn issue_new(
+        &self,
+        order: &Order<'_>,
+        suspended: bool,
+    ) -> Result<ReleasedIssuance, GatewayError> {
+        self.check_order_gates(order, suspended).await?;
         let Ok(_permit) = self.rendering.try_acquire() else {
             return Err(GatewayError::refused(
                 "OVERLOADED",
@@ -868,186 +981,299 @@ impl Flow {
         };
         let issuer = self
             .issuers
-            .get(&binding.municipality_code)
+            .get(&order.binding.municipality_code)
             .ok_or_else(|| GatewayError::refused("MUNICIPALITY_NOT_SERVED", "not served"))?;
-
         let issuance_id = self.random_id("i-")?;
         let now = self.now_ms();
-        let budget = deadline
-            .map(|d| d.min(self.settings.render_timeout))
-            .unwrap_or(self.settings.render_timeout);
-        let rendered = issuer
-            .render(
-                pb::RenderRequest {
-                    issuance_id: issuance_id.clone(),
-                    municipality_code: binding.municipality_code.clone(),
-                    requester_ref: binding.resident_ref.clone(),
-                    items: items.to_vec(),
-                    issued_at: Some(timestamp(now)),
-                },
-                budget,
-            )
-            .await;
-        let rendered = match rendered {
+        // Monotonic: the deployment clock may be moved (rehearsals, tests); the time an Issue
+        // took may not.
+        let started = Instant::now();
+        let request = pb::RenderRequest {
+            issuance_id: issuance_id.clone(),
+            municipality_code: order.binding.municipality_code.clone(),
+            requester_ref: order.binding.resident_ref.clone(),
+            items: order.items.to_vec(),
+            issued_at: Some(timestamp(now)),
+        };
+        let rendered = match issuer
+            .render(request, self.render_budget(order.deadline))
+            .await
+        {
             Ok(rendered) => rendered,
             Err(status) => {
                 let error = issuer_status(status);
-                self.refuse_issuance(
-                    terminal,
-                    session_id,
-                    pseudonym,
-                    &binding.municipality_code,
-                    error.reason(),
-                )
-                .await?;
+                self.refuse(order, error.reason()).await?;
                 return Err(error);
             }
         };
-        let serials: Vec<String> = rendered
-            .documents
-            .iter()
-            .map(|d| d.serial.clone())
-            .collect();
+        let checked = self.check_rendered(order, &issuance_id, now, rendered);
+        let issuance = order.issuance_row(&issuance_id, &checked, now, &self.settings);
+        if let Some(reason) = checked.problem {
+            return self
+                .record_voided_before_release(order, issuance, &checked, reason)
+                .await;
+        }
+        if let Recording::LostRace(error) = self
+            .record_released(order, &issuance, &checked, started)
+            .await?
+        {
+            return self.lost_to_concurrent_retry(order, error).await;
+        }
+        let records: Vec<store::DocumentRow> =
+            checked.documents.iter().map(|d| d.record.clone()).collect();
+        match self.confirm_at_issuer(&issuance).await {
+            Confirmation::Issued => {}
+            Confirmation::Unknown(status) => {
+                // Recorded within the Issue deadline, so no reconciliation can have judged
+                // these documents lost; the next one confirms them.
+                tracing::warn!(issuance = %issuance_id, code = ?status.code(), "confirm failed: left to reconciliation");
+            }
+            Confirmation::Voided => {
+                return Err(self
+                    .void_recorded(order.terminal, &issuance, &records)
+                    .await);
+            }
+        }
+        Ok(ReleasedIssuance {
+            issuance,
+            documents: checked.documents,
+            replayed: false,
+        })
+    }
 
-        let mut documents = Vec::new();
-        let mut problem: Option<&'static str> = None;
-        let mut total: i64 = 0;
+    /// The refusals decided before anything is rendered: a subject outside the menu, and
+    /// the kill switches. Each is recorded.
+    async fn check_order_gates(
+        &self,
+        order: &Order<'_>,
+        suspended: bool,
+    ) -> Result<(), GatewayError> {
+        for (index, item) in order.items.iter().enumerate() {
+            if item
+                .subject_refs
+                .iter()
+                .any(|s| !order.allowed.contains(s.as_str()))
+            {
+                self.refuse(order, "NOT_PERMITTED_SUBJECT").await?;
+                return Err(GatewayError::refused(
+                    "NOT_PERMITTED_SUBJECT",
+                    format!("items[{index}] names a subject outside the menu"),
+                ));
+            }
+        }
+        if suspended {
+            self.refuse(order, "SERVICE_SUSPENDED").await?;
+            return Err(GatewayError::refused(
+                "SERVICE_SUSPENDED",
+                "issuing is suspended",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Records an ISSUANCE_REFUSED event for `order`.
+    async fn refuse(&self, order: &Order<'_>, reason: &'static str) -> Result<(), GatewayError> {
+        self.refuse_issuance(
+            order.terminal,
+            order.session_id,
+            order.pseudonym,
+            &order.binding.municipality_code,
+            reason,
+        )
+        .await
+    }
+
+    /// The time an issuer may take to render: the configured limit, or less when the
+    /// client's own deadline is nearer.
+    fn render_budget(&self, deadline: Option<Duration>) -> Duration {
+        deadline
+            .map(|d| d.min(self.settings.render_timeout))
+            .unwrap_or(self.settings.render_timeout)
+    }
+
+    /// Checks what the issuer rendered: every document's signature, page markers and digest,
+    /// and the total against the fee the kiosk showed.
+    fn check_rendered(
+        &self,
+        order: &Order<'_>,
+        issuance_id: &str,
+        now: i64,
+        rendered: pb::RenderResponse,
+    ) -> Checked {
+        let mut checked = Checked::default();
         for (index, doc) in rendered.documents.into_iter().enumerate() {
+            checked.serials.push(doc.serial.clone());
             let pdf_sha256 = digest(&SHA256, &doc.pdf).as_ref().to_vec();
             let cert_type = pb::CertificateType::try_from(doc.r#type)
                 .map(|t| t.as_str_name())
                 .unwrap_or("CERTIFICATE_TYPE_UNSPECIFIED");
-            let checked = self.document_passes(
-                &binding.municipality_code,
-                &issuance_id,
+            let passes = self.document_passes(
+                &order.binding.municipality_code,
+                issuance_id,
                 &doc.pdf,
                 doc.page_count,
-                &allowed,
+                &order.allowed,
             );
-            if !checked || pdf_sha256 != doc.pdf_sha256 {
-                problem = Some("SUBJECT_MISMATCH");
+            if !passes || pdf_sha256 != doc.pdf_sha256 {
+                checked.problem = Some("SUBJECT_MISMATCH");
             }
-            total += i64::from(doc.fee_yen);
-            documents.push(store::IssuedDocument {
+            checked.total += i64::from(doc.fee_yen);
+            checked.documents.push(store::IssuedDocument {
                 record: store::DocumentRow {
-                    serial: doc.serial.clone(),
-                    issuance_id: issuance_id.clone(),
+                    serial: doc.serial,
+                    issuance_id: issuance_id.to_owned(),
                     doc_index: index as i64,
                     cert_type: cert_type.to_owned(),
                     page_count: i64::from(doc.page_count),
                     fee_yen: i64::from(doc.fee_yen),
                     pdf_sha256,
-                    content_digest: doc.content_digest.clone(),
+                    content_digest: doc.content_digest,
                     status: "issued".into(),
                     issued_at: now,
                 },
                 pdf: doc.pdf,
             });
         }
-        if documents.is_empty() {
-            problem = Some("SUBJECT_MISMATCH");
+        if checked.documents.is_empty() {
+            checked.problem = Some("SUBJECT_MISMATCH");
         }
-        if problem.is_none() && total != i64::from(expected_total_fee_yen) {
-            problem = Some("FEE_MISMATCH");
+        if checked.problem.is_none() && checked.total != i64::from(order.expected_total_fee_yen) {
+            checked.problem = Some("FEE_MISMATCH");
         }
+        checked
+    }
 
-        let mut issuance = IssuanceRow {
-            issuance_id: issuance_id.clone(),
-            session_id: session_id.to_owned(),
-            terminal_id: terminal_id.clone(),
-            client_request_id: client_request_id.to_owned(),
-            request_digest: order_digest,
-            municipality_code: binding.municipality_code.clone(),
-            resident_ref: binding.resident_ref.clone(),
-            state: IssuanceState::Released,
-            total_fee_yen: total,
-            collected_yen: None,
-            refund_due_yen: None,
-            print_deadline: now + self.settings.print_window.as_millis() as i64,
-            created_at: now,
-        };
-
+    /// Nothing is released. The issuance is recorded voided (so a retry with the same key
+    /// gets the same answer) with no documents, a mismatch opens an anomaly, and the issuer
+    /// voids what it rendered.
+    async fn record_voided_before_release(
+        &self,
+        order: &Order<'_>,
+        mut issuance: IssuanceRow,
+        checked: &Checked,
+        reason: &'static str,
+    ) -> Result<ReleasedIssuance, GatewayError> {
         let mut tx = self.store.begin_write().await?;
         let when = UnixMillis(self.now_ms());
-        if let Some(reason) = problem {
-            // Nothing is released. The issuance is recorded voided (so a retry with the same
-            // key gets the same answer) with no documents, and a mismatch opens an anomaly.
-            issuance.state = IssuanceState::Voided;
-            store::insert_issuance(&mut tx, &issuance, &[]).await?;
-            let facts = self.facts(terminal, &issuance, documents.iter().map(|d| &d.record))?;
-            for f in &facts {
-                let event = Event::documents_voided(
-                    when,
-                    Actor::System,
-                    pseudonym,
-                    f,
-                    reason_code(reason)?,
-                );
-                append(&mut tx, &event).await?;
-            }
-            if reason == "SUBJECT_MISMATCH" {
-                if let Some(f) = facts.first() {
-                    let anomaly_id = ident(&self.random_id("a-")?)?;
-                    let event = audit::store::anomaly_opened_event(
-                        when,
-                        anomaly_id,
-                        AnomalyKind::SubjectMismatch,
-                        f,
-                    );
-                    audit::store::open_anomaly(&mut tx, &event)
-                        .await
-                        .map_err(|e| GatewayError::Internal(format!("anomaly: {e}")))?;
-                }
-                tracing::error!(issuance = %issuance_id, "subject check failed: nothing released");
-            }
-            tx.commit().await?;
-            self.void_at_issuer(&binding.municipality_code, serials, reason)
-                .await;
-            return Err(GatewayError::refused(
-                reason,
-                "issuance voided before release",
+        issuance.state = IssuanceState::Voided;
+        store::insert_issuance(&mut tx, &issuance, &[]).await?;
+        let records = checked.documents.iter().map(|d| &d.record);
+        let facts = self.facts(order.terminal, &issuance, records)?;
+        let mut events = Vec::with_capacity(facts.len());
+        for f in &facts {
+            events.push(Event::documents_voided(
+                when,
+                Actor::System,
+                order.pseudonym,
+                f,
+                reason_code(reason)?,
             ));
         }
+        append_all(&mut tx, &events).await?;
+        if reason == "SUBJECT_MISMATCH" {
+            if let Some(f) = facts.first() {
+                let anomaly_id = ident(&self.random_id("a-")?)?;
+                let event = audit::store::anomaly_opened_event(
+                    when,
+                    anomaly_id,
+                    AnomalyKind::SubjectMismatch,
+                    f,
+                );
+                audit::store::open_anomaly(&mut tx, &event)
+                    .await
+                    .map_err(|e| GatewayError::Internal(format!("anomaly: {e}")))?;
+            }
+            tracing::error!(issuance = %issuance.issuance_id, "subject check failed: nothing released");
+        }
+        tx.commit().await?;
+        self.void_at_issuer(
+            &order.binding.municipality_code,
+            checked.serials.clone(),
+            reason,
+        )
+        .await;
+        Err(GatewayError::refused(
+            reason,
+            "issuance voided before release",
+        ))
+    }
 
-        store::insert_issuance(&mut tx, &issuance, &documents).await?;
+    /// Records a released issuance with its documents and events, in one transaction, if it
+    /// is still within the Issue deadline when it is ready to commit; otherwise voids it at
+    /// the issuer and refuses with TIMED_OUT. When the commit fails (a concurrent retry with
+    /// the same key may have recorded first), this attempt's documents are voided.
+    async fn record_released(
+        &self,
+        order: &Order<'_>,
+        issuance: &IssuanceRow,
+        checked: &Checked,
+        started: Instant,
+    ) -> Result<Recording, GatewayError> {
+        let mut tx = self.store.begin_write().await?;
+        let when = UnixMillis(self.now_ms());
+        store::insert_issuance(&mut tx, issuance, &checked.documents).await?;
+        let records = checked.documents.iter().map(|d| &d.record);
         let mut events = Vec::new();
-        for f in self.facts(terminal, &issuance, documents.iter().map(|d| &d.record))? {
+        for f in self.facts(order.terminal, issuance, records)? {
             let rendered = Event::new(when, EventType::IssuanceRendered, Actor::System)
                 .with_issuance_facts(&f)
-                .with_resident(pseudonym);
+                .with_resident(order.pseudonym);
             events.push(rendered);
-            events.push(Event::documents_released(when, pseudonym, &f));
+            events.push(Event::documents_released(when, order.pseudonym, &f));
         }
         append_all(&mut tx, &events).await?;
-        if let Err(error) = tx.commit().await {
-            // A concurrent retry with the same key may have won the unique constraint: void
-            // what this attempt rendered and answer with the winner's issuance.
+        // Past the deadline, reconciliation may already be voiding these documents as lost:
+        // an issuance is recorded only within it (a timeout voids the whole issuance).
+        if started.elapsed() > self.settings.issue_timeout {
+            drop(tx);
             self.void_at_issuer(
-                &binding.municipality_code,
-                serials,
+                &order.binding.municipality_code,
+                checked.serials.clone(),
+                "TIMED_OUT",
+            )
+            .await;
+            self.refuse(order, "TIMED_OUT").await?;
+            return Err(GatewayError::refused(
+                "TIMED_OUT",
+                "the issuance took longer than the Issue deadline: nothing was issued",
+            ));
+        }
+        if let Err(error) = tx.commit().await {
+            self.void_at_issuer(
+                &order.binding.municipality_code,
+                checked.serials.clone(),
                 "IDEMPOTENCY_KEY_REUSED",
             )
             .await;
-            let mut conn = self.store.pool().acquire().await?;
-            if let Some(existing) =
-                store::issuance_by_request(&mut conn, &terminal_id, client_request_id).await?
-            {
-                let retry = Retry {
-                    session_id,
-                    digest: &issuance.request_digest,
-                    items,
-                    allowed: allowed_subjects,
-                    deadline,
-                };
-                return self.replay(conn, existing, retry).await;
-            }
-            return Err(error.into());
+            return Ok(Recording::LostRace(error));
         }
-        Ok(ReleasedIssuance {
-            issuance,
-            documents,
-            replayed: false,
-        })
+        Ok(Recording::Committed)
+    }
+
+    /// The answer when this attempt's record did not commit: if a concurrent retry with the
+    /// same key recorded the issuance, that issuance answers for both, as a retry would get
+    /// it; otherwise the database error stands.
+    async fn lost_to_concurrent_retry(
+        &self,
+        order: &Order<'_>,
+        error: sqlx::Error,
+    ) -> Result<ReleasedIssuance, GatewayError> {
+        let mut conn = self.store.pool().acquire().await?;
+        let winner =
+            store::issuance_by_request(&mut conn, &order.terminal.id(), order.client_request_id)
+                .await?;
+        let Some(existing) = winner else {
+            return Err(error.into());
+        };
+        let retry = Retry {
+            terminal: order.terminal,
+            session_id: order.session_id,
+            digest: &order.digest,
+            items: order.items,
+            session: Some(order.session),
+            deadline: order.deadline,
+        };
+        self.replay(conn, existing, retry).await
     }
 
     /// Whether a released document passes the gateway's own checks: the municipality's PDF
@@ -1076,13 +1302,17 @@ impl Flow {
             }
     }
 
-    /// Answers a retry of a recorded issuance with the documents it released.
+    /// Answers a retry of a recorded issuance with the documents it released — only while
+    /// the issuance is awaiting its print report, within its print deadline, in an open
+    /// session. A retry after that (the issuance printed, voided, unconfirmed, the session
+    /// closed) is refused with ISSUANCE_FINISHED and nothing is sent: a finished issuance is
+    /// never handed out again.
     ///
     /// The gateway keeps each document's record and SHA-256, not its bytes: the issuer's
-    /// registry holds the PDFs (written in the transaction that decided them), and a repeated
-    /// Render with the same issuance id, order and issue time returns them without rendering
-    /// anything. Each one must match this issuance's own record (serial and SHA-256, in
-    /// order) and pass the release checks again; otherwise nothing is sent.
+    /// registry holds the PDFs, and a repeated Render with the same issuance id, order and
+    /// issue time returns them without rendering anything. Each one must match this
+    /// issuance's own record (serial and SHA-256, in order), pass the release checks again,
+    /// and still be issued at the issuer; otherwise nothing is sent.
     async fn replay(
         &self,
         mut conn: sqlx::pool::PoolConnection<sqlx::Any>,
@@ -1104,25 +1334,65 @@ impl Flow {
                 "issuance was voided before release",
             ));
         }
+        if let Some(why) = finished(&existing, retry.session, self.now_ms()) {
+            let pseudonym = self.pseudonym(&existing.resident_ref);
+            self.refuse_issuance(
+                retry.terminal,
+                retry.session_id,
+                pseudonym,
+                &existing.municipality_code,
+                "ISSUANCE_FINISHED",
+            )
+            .await?;
+            return Err(issuance_finished(&existing, why));
+        }
+        // A replay fetches and checks every PDF again: it costs what an issuance costs, and
+        // counts against the same bound.
+        let Ok(_permit) = self.rendering.try_acquire() else {
+            return Err(GatewayError::refused(
+                "OVERLOADED",
+                "too many issuances at once",
+            ));
+        };
+        let documents = self.fetch_recorded(&existing, records, &retry).await?;
+        match self.confirm_at_issuer(&existing).await {
+            Confirmation::Issued => {}
+            Confirmation::Voided => {
+                let records: Vec<_> = documents.iter().map(|d| d.record.clone()).collect();
+                return Err(self
+                    .void_recorded(retry.terminal, &existing, &records)
+                    .await);
+            }
+            Confirmation::Unknown(status) => return Err(issuer_status(status)),
+        }
+        Ok(ReleasedIssuance {
+            issuance: existing,
+            documents,
+            replayed: true,
+        })
+    }
+
+    /// The documents of a recorded issuance from the issuer's registry, each checked against
+    /// its record and the release checks.
+    async fn fetch_recorded(
+        &self,
+        existing: &IssuanceRow,
+        records: Vec<store::DocumentRow>,
+        retry: &Retry<'_>,
+    ) -> Result<Vec<store::IssuedDocument>, GatewayError> {
         let issuer = self
             .issuers
             .get(&existing.municipality_code)
             .ok_or_else(|| GatewayError::refused("MUNICIPALITY_NOT_SERVED", "not served"))?;
-        let budget = retry
-            .deadline
-            .map(|d| d.min(self.settings.render_timeout))
-            .unwrap_or(self.settings.render_timeout);
+        let request = pb::RenderRequest {
+            issuance_id: existing.issuance_id.clone(),
+            municipality_code: existing.municipality_code.clone(),
+            requester_ref: existing.resident_ref.clone(),
+            items: retry.items.to_vec(),
+            issued_at: Some(timestamp(existing.created_at)),
+        };
         let recorded = issuer
-            .render(
-                pb::RenderRequest {
-                    issuance_id: existing.issuance_id.clone(),
-                    municipality_code: existing.municipality_code.clone(),
-                    requester_ref: existing.resident_ref.clone(),
-                    items: retry.items.to_vec(),
-                    issued_at: Some(timestamp(existing.created_at)),
-                },
-                budget,
-            )
+            .render(request, self.render_budget(retry.deadline))
             .await
             .map_err(issuer_status)?;
         // Serials this issuance never released: an issuer that no longer held the order (a
@@ -1142,9 +1412,17 @@ impl Flow {
                 "the issuer rendered a recorded issuance again",
             ));
         }
-        let allowed: BTreeSet<&str> = retry.allowed.iter().map(String::as_str).collect();
+        if recorded.documents.len() != records.len() {
+            return Err(replay_refused(
+                &existing.issuance_id,
+                "the issuer returned another number of documents",
+            ));
+        }
+        let allowed: BTreeSet<&str> = retry
+            .session
+            .map(|s| s.allowed_subjects.iter().map(String::as_str).collect())
+            .unwrap_or_default();
         let mut documents = Vec::with_capacity(records.len());
-        let same_count = recorded.documents.len() == records.len();
         for (record, doc) in records.into_iter().zip(recorded.documents) {
             let same = record.serial == doc.serial
                 && digest(&SHA256, &doc.pdf).as_ref() == record.pdf_sha256.as_slice()
@@ -1166,17 +1444,76 @@ impl Flow {
                 pdf: doc.pdf,
             });
         }
-        if !same_count {
-            return Err(replay_refused(
-                &existing.issuance_id,
-                "the issuer returned another number of documents",
-            ));
+        Ok(documents)
+    }
+
+    /// Has the issuer mark a recorded issuance's documents issued (they stay pending until
+    /// then, see `Flow::reconcile`).
+    async fn confirm_at_issuer(&self, issuance: &IssuanceRow) -> Confirmation {
+        let Some(issuer) = self.issuers.get(&issuance.municipality_code) else {
+            return Confirmation::Unknown(tonic::Status::unavailable("municipality not routed"));
+        };
+        let request = pb::ConfirmRequest {
+            municipality_code: issuance.municipality_code.clone(),
+            issuance_id: issuance.issuance_id.clone(),
+        };
+        match issuer.confirm(request).await {
+            Ok(answer) if answer.voided_serials.is_empty() && !answer.issued_serials.is_empty() => {
+                Confirmation::Issued
+            }
+            Ok(_) => Confirmation::Voided,
+            Err(status) => Confirmation::Unknown(status),
         }
-        Ok(ReleasedIssuance {
-            issuance: existing,
-            documents,
-            replayed: true,
-        })
+    }
+
+    /// Voids a recorded, released issuance whose documents the issuer no longer holds as
+    /// issued (reconciliation voided them as lost), with its events; returns the refusal the
+    /// terminal gets. Nothing of it is sent.
+    async fn void_recorded(
+        &self,
+        terminal: &TerminalIdentity,
+        issuance: &IssuanceRow,
+        documents: &[store::DocumentRow],
+    ) -> GatewayError {
+        tracing::error!(issuance = %issuance.issuance_id, "the issuer holds the documents void: nothing released");
+        let voided = async {
+            let mut tx = self.store.begin_write().await?;
+            let moved = store::transition_issuance(
+                &mut tx,
+                &issuance.issuance_id,
+                IssuanceState::Released,
+                IssuanceState::Voided,
+                None,
+                None,
+            )
+            .await?;
+            if moved {
+                store::void_documents(&mut tx, &issuance.issuance_id).await?;
+                let when = UnixMillis(self.now_ms());
+                let pseudonym = self.pseudonym(&issuance.resident_ref);
+                let mut events = Vec::new();
+                for f in self.facts(terminal, issuance, documents)? {
+                    let reason = reason_code("TIMED_OUT")?;
+                    events.push(Event::documents_voided(
+                        when,
+                        Actor::System,
+                        pseudonym,
+                        &f,
+                        reason,
+                    ));
+                }
+                append_all(&mut tx, &events).await?;
+            }
+            tx.commit().await?;
+            Ok::<(), GatewayError>(())
+        };
+        match voided.await {
+            Ok(()) => GatewayError::refused(
+                "TIMED_OUT",
+                "the issuance was voided as lost before its documents were released",
+            ),
+            Err(error) => error,
+        }
     }
 
     async fn void_at_issuer(&self, municipality: &str, serials: Vec<String>, reason: &str) {
@@ -1407,6 +1744,26 @@ impl Flow {
                     moved += 1;
                 }
                 tx.commit().await?;
+            }
+        }
+    }
+
+    /// Deletes the rows of sessions expired longer than the retention, in batches; returns
+    /// how many. Run it on a timer: expired sessions already answer nothing, this keeps the
+    /// table to the sessions that can still be asked about.
+    pub async fn sweep_sessions(&self) -> Result<u64, GatewayError> {
+        const BATCH: i64 = 500;
+        let retention =
+            i64::try_from(self.settings.session_retention.as_millis()).unwrap_or(i64::MAX);
+        let before = self.now_ms().saturating_sub(retention);
+        let mut deleted = 0;
+        loop {
+            let mut tx = self.store.begin_write().await?;
+            let batch = store::delete_expired_sessions(&mut tx, before, BATCH).await?;
+            tx.commit().await?;
+            deleted += batch;
+            if batch < BATCH as u64 {
+                return Ok(deleted);
             }
         }
     }

@@ -86,28 +86,65 @@ fn pem_to_der(pem: &[u8]) -> anyhow::Result<Vec<u8>> {
         .to_vec())
 }
 
-/// A secret of `len` random bytes kept in `path`, created on first use (mode 0600).
+/// A secret of `len` random bytes kept in `path`, created on first use: the file with mode
+/// 0600 and its directory with 0700, each by the call that creates it (a chmod after writing
+/// would leave the key readable for a moment). The key is written to a private temporary
+/// file and linked into place only when complete, so a crash never leaves a short key, and
+/// of two processes starting at once the first one's key is the one both use.
 fn secret_file(path: &Path, len: usize) -> anyhow::Result<Vec<u8>> {
-    if let Ok(bytes) = std::fs::read(path) {
-        if bytes.len() == len {
-            return Ok(bytes);
-        }
-        anyhow::bail!("{} has the wrong length", path.display());
+    if let Some(bytes) = read_secret(path, len)? {
+        return Ok(bytes);
     }
     let mut bytes = vec![0u8; len];
     SystemRandom::new()
         .fill(&mut bytes)
         .map_err(|_| anyhow::anyhow!("random source failed"))?;
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent)?;
-    }
-    std::fs::write(path, &bytes)?;
+    let parent = path
+        .parent()
+        .with_context(|| format!("{} has no directory", path.display()))?;
+    let mut dir = std::fs::DirBuilder::new();
+    dir.recursive(true);
+    let mut file = std::fs::OpenOptions::new();
+    file.write(true).create_new(true);
     #[cfg(unix)]
     {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+        use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+        dir.mode(0o700);
+        file.mode(0o600);
     }
-    Ok(bytes)
+    dir.create(parent)
+        .with_context(|| format!("creating {}", parent.display()))?;
+    let name = path
+        .file_name()
+        .with_context(|| format!("{} has no file name", path.display()))?;
+    let temp = parent.join(format!(
+        ".{}.{}.tmp",
+        name.to_string_lossy(),
+        std::process::id()
+    ));
+    let written = file.open(&temp).and_then(|mut f| {
+        std::io::Write::write_all(&mut f, &bytes)?;
+        f.sync_all()
+    });
+    // hard_link refuses an existing name, where rename would replace another's key.
+    let linked = written.and_then(|()| std::fs::hard_link(&temp, path));
+    let _ = std::fs::remove_file(&temp);
+    match linked {
+        Ok(()) => Ok(bytes),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => read_secret(path, len)?
+            .with_context(|| format!("{} vanished while being created", path.display())),
+        Err(e) => Err(e).with_context(|| format!("writing {}", path.display())),
+    }
+}
+
+/// The secret in `path`, or `None` if there is none yet.
+fn read_secret(path: &Path, len: usize) -> anyhow::Result<Option<Vec<u8>>> {
+    match std::fs::read(path) {
+        Ok(bytes) if bytes.len() == len => Ok(Some(bytes)),
+        Ok(_) => anyhow::bail!("{} has the wrong length", path.display()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+    }
 }
 
 /// A CRL of the CA `<stem>` in the PKI revoking `revoked` serials, valid from `this_update`
@@ -428,6 +465,7 @@ impl Embedded {
         let settings = FlowSettings {
             gateway_id: self.gateway_id.clone(),
             max_concurrent_issuances: config.max_concurrent_issuances,
+            max_open_sessions_per_terminal: config.max_open_sessions_per_terminal,
             print_window: Duration::from_secs(config.print_window_secs),
             ..FlowSettings::default()
         };
@@ -512,6 +550,7 @@ impl Embedded {
             tls,
             handshake_timeout: config.handshake_timeout(),
             sweep_interval: Duration::from_secs(5),
+            reconcile_interval: Duration::from_secs(config.reconcile_interval_secs),
             checkpoint_signer: Arc::new(signer),
             verify,
         })

@@ -10,8 +10,9 @@ use std::time::Duration;
 use kiosk_proto::v1::issuer_service_client::IssuerServiceClient;
 use kiosk_proto::v1::issuer_service_server::IssuerService;
 use kiosk_proto::v1::{
-    IssuerMenuRequest, IssuerMenuResponse, IssuerQuoteRequest, IssuerQuoteResponse, RenderRequest,
-    RenderResponse, VoidRequest, VoidResponse,
+    ConfirmRequest, ConfirmResponse, IssuerMenuRequest, IssuerMenuResponse, IssuerQuoteRequest,
+    IssuerQuoteResponse, ListPendingRequest, ListPendingResponse, RenderRequest, RenderResponse,
+    VoidPendingRequest, VoidRequest, VoidResponse,
 };
 use tonic::transport::Channel;
 
@@ -36,6 +37,18 @@ pub trait IssuerLink: Send + Sync {
     ) -> Result<RenderResponse, tonic::Status>;
     /// `IssuerService.Void`.
     async fn void(&self, request: VoidRequest) -> Result<VoidResponse, tonic::Status>;
+    /// `IssuerService.Confirm`.
+    async fn confirm(&self, request: ConfirmRequest) -> Result<ConfirmResponse, tonic::Status>;
+    /// `IssuerService.ListPending`.
+    async fn list_pending(
+        &self,
+        request: ListPendingRequest,
+    ) -> Result<ListPendingResponse, tonic::Status>;
+    /// `IssuerService.VoidPending`.
+    async fn void_pending(
+        &self,
+        request: VoidPendingRequest,
+    ) -> Result<VoidResponse, tonic::Status>;
 }
 
 /// The issuer's service called in this process.
@@ -80,6 +93,36 @@ impl<S: IssuerService> IssuerLink for InProcess<S> {
         Ok(self
             .0
             .void(tonic::Request::new(request))
+            .await?
+            .into_inner())
+    }
+
+    async fn confirm(&self, request: ConfirmRequest) -> Result<ConfirmResponse, tonic::Status> {
+        Ok(self
+            .0
+            .confirm(tonic::Request::new(request))
+            .await?
+            .into_inner())
+    }
+
+    async fn list_pending(
+        &self,
+        request: ListPendingRequest,
+    ) -> Result<ListPendingResponse, tonic::Status> {
+        Ok(self
+            .0
+            .list_pending(tonic::Request::new(request))
+            .await?
+            .into_inner())
+    }
+
+    async fn void_pending(
+        &self,
+        request: VoidPendingRequest,
+    ) -> Result<VoidResponse, tonic::Status> {
+        Ok(self
+            .0
+            .void_pending(tonic::Request::new(request))
             .await?
             .into_inner())
     }
@@ -133,6 +176,34 @@ impl IssuerLink for Remote {
     async fn void(&self, request: VoidRequest) -> Result<VoidResponse, tonic::Status> {
         Ok(self.client.clone().void(request).await?.into_inner())
     }
+
+    async fn confirm(&self, request: ConfirmRequest) -> Result<ConfirmResponse, tonic::Status> {
+        Ok(self.client.clone().confirm(request).await?.into_inner())
+    }
+
+    async fn list_pending(
+        &self,
+        request: ListPendingRequest,
+    ) -> Result<ListPendingResponse, tonic::Status> {
+        Ok(self
+            .client
+            .clone()
+            .list_pending(request)
+            .await?
+            .into_inner())
+    }
+
+    async fn void_pending(
+        &self,
+        request: VoidPendingRequest,
+    ) -> Result<VoidResponse, tonic::Status> {
+        Ok(self
+            .client
+            .clone()
+            .void_pending(request)
+            .await?
+            .into_inner())
+    }
 }
 
 /// The issuers by municipality code.
@@ -155,5 +226,16 @@ impl IssuerDirectory {
     /// The issuer of a municipality.
     pub fn get(&self, municipality_code: &str) -> Option<Arc<dyn IssuerLink>> {
         self.links.get(municipality_code).cloned()
+    }
+
+    /// Every routed municipality with its issuer, in code order.
+    pub fn all(&self) -> Vec<(String, Arc<dyn IssuerLink>)> {
+        let mut all: Vec<_> = self
+            .links
+            .iter()
+            .map(|(code, link)| (code.clone(), link.clone()))
+            .collect();
+        all.sort_by(|a, b| a.0.cmp(&b.0));
+        all
     }
 }

@@ -50,8 +50,12 @@ pub struct ServerParts {
     pub tls: Arc<ReloadableServerConfig>,
     /// Handshake time limit per connection.
     pub handshake_timeout: Duration,
-    /// How often released issuances past their print deadline are swept.
+    /// How often released issuances past their print deadline, and long-expired sessions,
+    /// are swept.
     pub sweep_interval: Duration,
+    /// How often documents pending at the issuers are reconciled with the gateway's records
+    /// (`Flow::reconcile`); also once at start, before health reports SERVING.
+    pub reconcile_interval: Duration,
     /// Signs the audit log's checkpoints.
     pub checkpoint_signer: Arc<CheckpointSigner>,
     /// Public verification of printed documents.
@@ -145,6 +149,16 @@ pub async fn start(parts: ServerParts, listen: SocketAddr) -> std::io::Result<Ru
     let local_addr = listener.local_addr()?;
     let (health, health_service) = tonic_health::server::health_reporter();
     let health_service = WithBuildIdentity::new(health_service)?;
+    // Documents a previous run left pending are settled before any terminal is served: a
+    // load balancer waits for SERVING, and the issuers see no new work from this gateway
+    // until then. An issuer that does not answer is settled on the interval.
+    match parts.flow.reconcile().await {
+        Ok(done) if !done.unreachable.is_empty() => {
+            tracing::warn!(unreachable = ?done.unreachable, "start-up reconciliation incomplete")
+        }
+        Ok(_) => {}
+        Err(error) => tracing::error!(%error, "start-up reconciliation failed"),
+    }
     health
         .set_serving::<TerminalServiceServer<TerminalApi>>()
         .await;
@@ -197,10 +211,12 @@ pub async fn start(parts: ServerParts, listen: SocketAddr) -> std::io::Result<Ru
         .map(|every| parts.revocation.spawn(every));
     let flow = parts.flow;
     let interval = parts.sweep_interval;
+    let reconcile_every = parts.reconcile_interval;
     let watcher = health.clone();
     let sweeper = tokio::spawn(async move {
         let mut ticker = tokio::time::interval(interval);
         let mut serving = true;
+        let mut reconciled_at = tokio::time::Instant::now();
         loop {
             ticker.tick().await;
             // Health follows the database: a gateway that cannot commit must not be sent
@@ -227,6 +243,15 @@ pub async fn start(parts: ServerParts, listen: SocketAddr) -> std::io::Result<Ru
                 Ok(0) => {}
                 Ok(moved) => tracing::warn!(moved, "issuances passed their print deadline"),
                 Err(error) => tracing::error!(%error, "deadline sweep failed"),
+            }
+            if let Err(error) = flow.sweep_sessions().await {
+                tracing::error!(%error, "session sweep failed");
+            }
+            if reconciled_at.elapsed() >= reconcile_every {
+                reconciled_at = tokio::time::Instant::now();
+                if let Err(error) = flow.reconcile().await {
+                    tracing::error!(%error, "reconciliation failed");
+                }
             }
         }
     });

@@ -182,6 +182,9 @@ reasons! {
     INTERNAL_ERROR, Some(Code::Internal),
         "エラーが発生しました。料金はかかりません。店員にお知らせください。",
         "An error occurred. You have not been charged. Please tell the store staff.";
+    ISSUANCE_FINISHED, Some(Code::FailedPrecondition),
+        "この交付は既に終了しています。証明書が必要な場合は最初からやり直してください。",
+        "This issuance has already ended. To obtain the certificate, please start again.";
     PROOF_RANGE_INVALID, Some(Code::InvalidArgument),
         "指定された範囲が正しくありません。",
         "The requested range is invalid.";
@@ -269,13 +272,24 @@ pub fn clip(text: &str, max: usize) -> &str {
 ///
 /// A reason without a code (terminal-side) is sent as `INTERNAL`: the server never sends one.
 pub fn status(reason: &Reason, detail: &str, violations: &[FieldViolation]) -> tonic::Status {
+    status_with_metadata(reason, detail, violations, &[])
+}
+
+/// [`status`] with `ErrorInfo.metadata` entries: facts a terminal acts on (e.g. an
+/// issuance's recorded state), never personal data.
+pub fn status_with_metadata(
+    reason: &Reason,
+    detail: &str,
+    violations: &[FieldViolation],
+    metadata: &[(&str, String)],
+) -> tonic::Status {
     use tonic_types::{ErrorDetail, ErrorInfo, LocalizedMessage, StatusExt};
+    let metadata: std::collections::HashMap<String, String> = metadata
+        .iter()
+        .map(|(key, value)| ((*key).to_owned(), value.clone()))
+        .collect();
     let mut details = vec![
-        ErrorDetail::from(ErrorInfo::new(
-            reason.name,
-            crate::ERROR_DOMAIN,
-            std::collections::HashMap::<String, String>::new(),
-        )),
+        ErrorDetail::from(ErrorInfo::new(reason.name, crate::ERROR_DOMAIN, metadata)),
         ErrorDetail::from(LocalizedMessage::new("ja-JP", reason.ja)),
         ErrorDetail::from(LocalizedMessage::new("en-US", reason.en)),
     ];

@@ -132,6 +132,8 @@ pub struct AppOptions {
     pub max_concurrent_issuances: usize,
     /// Serve the issuers as a separate `IssuerService` over mutual TLS and route to it.
     pub remote_issuer: bool,
+    /// Sessions one terminal may have open at once.
+    pub max_open_sessions_per_terminal: usize,
 }
 
 impl AppOptions {
@@ -143,6 +145,7 @@ impl AppOptions {
             directory: None,
             max_concurrent_issuances: 64,
             remote_issuer: false,
+            max_open_sessions_per_terminal: Config::default().max_open_sessions_per_terminal,
         }
     }
 }
@@ -192,6 +195,7 @@ async fn try_spawn(options: AppOptions) -> anyhow::Result<TestApp> {
         listen: "127.0.0.1:0".parse()?,
         synthetic_residents: options.residents,
         max_concurrent_issuances: options.max_concurrent_issuances,
+        max_open_sessions_per_terminal: options.max_open_sessions_per_terminal,
         ..Config::default()
     };
     if options.db == Db::Postgres {

@@ -291,6 +291,24 @@ impl IssuerLink for QueueAdvancingIssuer {
         Ok(previous.unwrap_or(fresh))
     }
 
+    async fn confirm(
+        &self,
+        request: pb::ConfirmRequest,
+    ) -> Result<pb::ConfirmResponse, tonic::Status> {
+        self.inner.confirm(request).await
+    }
+    async fn list_pending(
+        &self,
+        request: pb::ListPendingRequest,
+    ) -> Result<pb::ListPendingResponse, tonic::Status> {
+        self.inner.list_pending(request).await
+    }
+    async fn void_pending(
+        &self,
+        request: pb::VoidPendingRequest,
+    ) -> Result<pb::VoidResponse, tonic::Status> {
+        self.inner.void_pending(request).await
+    }
     async fn void(&self, request: pb::VoidRequest) -> Result<pb::VoidResponse, tonic::Status> {
         self.inner.void(request).await
     }
@@ -419,6 +437,24 @@ impl IssuerLink for GatedIssuer {
         self.inner.render(request, deadline).await
     }
 
+    async fn confirm(
+        &self,
+        request: pb::ConfirmRequest,
+    ) -> Result<pb::ConfirmResponse, tonic::Status> {
+        self.inner.confirm(request).await
+    }
+    async fn list_pending(
+        &self,
+        request: pb::ListPendingRequest,
+    ) -> Result<pb::ListPendingResponse, tonic::Status> {
+        self.inner.list_pending(request).await
+    }
+    async fn void_pending(
+        &self,
+        request: pb::VoidPendingRequest,
+    ) -> Result<pb::VoidResponse, tonic::Status> {
+        self.inner.void_pending(request).await
+    }
     async fn void(&self, request: pb::VoidRequest) -> Result<pb::VoidResponse, tonic::Status> {
         self.inner.void(request).await
     }

@@ -64,8 +64,10 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             pin,
         } => {
             let pin = card::Pin::parse(&pin)?;
-            let minter = DevPki::open(&pki)?.card_minter()?;
+            let mut minter = DevPki::open(&pki)?.card_minter()?;
             let start = std::time::Instant::now();
+            // One batch: missing keys are generated in parallel, the counter moves once.
+            minter.reserve(usize::try_from(count)?)?;
             for serial in first_serial..first_serial.saturating_add(count) {
                 minter.mint_to(&out, &format!("card-{serial}"), serial, &pin)?;
             }

@@ -104,6 +104,15 @@ impl Process {
         assert!(sent.success());
     }
 
+    /// SIGKILL (`kill -9`: no drain, no cleanup), and waits until the process is gone.
+    pub async fn kill_9(mut self) {
+        self.signal("-KILL");
+        tokio::time::timeout(Duration::from_secs(30), self.child.wait())
+            .await
+            .expect("gone within 30 s of SIGKILL")
+            .unwrap();
+    }
+
     /// SIGTERM, then the exit status: a graceful drain exits 0.
     pub async fn terminate(mut self) {
         self.signal("-TERM");
