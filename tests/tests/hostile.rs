@@ -298,6 +298,7 @@ fn every_case(app: &TestApp) -> Vec<table::Case> {
     let mut cases = terminal_cases::open_session_cases();
     cases.extend(terminal_cases::authenticate_cases(app));
     cases.extend(terminal_cases::session_state_cases());
+    cases.extend(terminal_cases::suspension_cases());
     cases.extend(terminal_cases::identifier_cases());
     cases.extend(order_cases::quote_cases());
     cases.extend(order_cases::issue_cases());

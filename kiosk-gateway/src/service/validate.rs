@@ -29,8 +29,8 @@ pub const MAX_LOCALE_LEN: usize = 35;
 pub const MAX_SUBJECT_REFS: usize = 32;
 /// Longest `ReportPrintRequest.failure_detail`, in characters.
 pub const MAX_FAILURE_DETAIL_CHARS: usize = 200;
-/// Most `ListEventsRequest.types`: more than the 20 defined types, so every type (even
-/// repeated by a careless client) fits, but one SQL statement stays small.
+/// Most `ListEventsRequest.types`: more than the contract defines, so a filter naming every
+/// type fits, while one SQL statement stays small.
 pub const MAX_EVENT_TYPES: usize = 32;
 /// Earliest `Timestamp.seconds` (0001-01-01T00:00:00Z), per timestamp.proto.
 pub const MIN_TIMESTAMP_SECONDS: i64 = -62_135_596_800;

@@ -44,9 +44,30 @@ pub struct Ctx {
     pub tree_size: u64,
     /// A family resident's card certificate (valid, bound).
     pub card_cert: Vec<u8>,
+    /// TERMINAL_1's session closed after an issuance it never reported ([`CLOSED_KEY`]).
+    pub closed_after_issue: String,
+    /// TERMINAL_3 (suspended after these were made): a session never authenticated.
+    pub suspended_open: String,
+    /// TERMINAL_3: an authenticated session.
+    pub suspended_authed: String,
+    /// TERMINAL_3: a released issuance in `suspended_authed`, under [`SUSPENDED_KEY`].
+    pub suspended_issuance: String,
     /// The session opened for the current case, when it asked for one.
     pub fresh: Option<pb::OpenSessionResponse>,
 }
+
+/// The idempotency key of `Ctx::printed`.
+pub const PRINTED_KEY: &str = "hostile-ctx-printed-001";
+/// The idempotency key of `Ctx::voided`.
+pub const VOIDED_KEY: &str = "hostile-ctx-voided-0001";
+/// The idempotency key of the issuance reported PARTLY_PRINTED.
+pub const PARTLY_KEY: &str = "hostile-ctx-partly-0001";
+/// The idempotency key of the issuance in `Ctx::closed_after_issue`.
+pub const CLOSED_KEY: &str = "hostile-ctx-closed-0001";
+/// The idempotency key of `Ctx::suspended_issuance`.
+pub const SUSPENDED_KEY: &str = "hostile-ctx-suspended01";
+/// TERMINAL_3's id, which the context suspends.
+const SUSPENDED_TERMINAL: &str = "lawson/271004-0007/k1";
 
 /// Issues one RESIDENT_RECORD in `session` under `key`.
 async fn issue_one(
@@ -86,9 +107,9 @@ pub async fn prepare(app: &TestApp) -> Ctx {
 
     let released_key = "hostile-ctx-released-01".to_owned();
     let released = issue_one(&t1, &authed, &menu, &released_key).await;
-    let printed = issue_one(&t1, &authed, &menu, "hostile-ctx-printed-001").await;
-    let voided = issue_one(&t1, &authed, &menu, "hostile-ctx-voided-0001").await;
-    let partly = issue_one(&t1, &authed, &menu, "hostile-ctx-partly-0001").await;
+    let printed = issue_one(&t1, &authed, &menu, PRINTED_KEY).await;
+    let voided = issue_one(&t1, &authed, &menu, VOIDED_KEY).await;
+    let partly = issue_one(&t1, &authed, &menu, PARTLY_KEY).await;
     let fee = released.header.total_fee_yen;
     for (issued, outcome) in [
         (&printed, pb::PrintOutcome::Printed),
@@ -133,6 +154,11 @@ pub async fn prepare(app: &TestApp) -> Ctx {
     let opened = t1.open_session().await.expect("open");
     let card_cert = kiosk_tests::sign(card, &opened).expect("sign").certificate;
     t1.close_session(&opened.session_id).await.expect("close");
+    let (closed_after_issue, _) = app.login(&t1, &families[0]).await.expect("login");
+    issue_one(&t1, &closed_after_issue, &menu, CLOSED_KEY).await;
+    t1.close_session(&closed_after_issue).await.expect("close");
+    let suspended = suspended_terminal(app, &neighbour).await;
+    fill_open_sessions(app).await;
     Ctx {
         authed,
         menu,
@@ -151,8 +177,45 @@ pub async fn prepare(app: &TestApp) -> Ctx {
         anomaly_resolved,
         tree_size,
         card_cert,
+        closed_after_issue,
+        suspended_open: suspended.0,
+        suspended_authed: suspended.1,
+        suspended_issuance: suspended.2,
         fresh: None,
     }
+}
+
+/// TERMINAL_3's sessions (open, authenticated) and a released issuance, made before the
+/// operator suspends the terminal.
+async fn suspended_terminal(app: &TestApp, resident: &str) -> (String, String, String) {
+    let t3 = app.terminal(kiosk_tests::TERMINAL_3).await;
+    let open = t3.open_session().await.expect("open").session_id;
+    let (authed, menu) = app.login(&t3, resident).await.expect("login");
+    let issued = issue_one(&t3, &authed, &menu, SUSPENDED_KEY).await;
+    let by = kiosk_gateway::admin::Attribution::parse("ops-hostile", "hostile-input suite")
+        .expect("attribution");
+    kiosk_gateway::admin::change_terminal(
+        app.flow.store(),
+        SUSPENDED_TERMINAL,
+        kiosk_gateway::admin::TerminalAction::Suspend,
+        &by,
+        audit::event::UnixMillis(app.flow.now_ms()),
+    )
+    .await
+    .expect("suspend");
+    (open, authed, issued.header.issuance_id.clone())
+}
+
+/// Opens TERMINAL_2's sessions until the gateway refuses one for the per-terminal limit.
+async fn fill_open_sessions(app: &TestApp) {
+    let t2 = app.terminal(TERMINAL_2).await;
+    for _ in 0..10_000 {
+        if let Err(error) = t2.open_session().await {
+            assert_eq!(error.reason(), "OVERLOADED", "{error}");
+            return;
+        }
+    }
+    panic!("10,000 sessions open at one terminal: no limit");
 }
 
 impl Ctx {

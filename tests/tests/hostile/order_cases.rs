@@ -6,7 +6,7 @@ use kiosk_proto::v1 as pb;
 use prost::Message;
 use tonic::Code;
 
-use super::context::Ctx;
+use super::context::{CLOSED_KEY, Ctx, PARTLY_KEY, PRINTED_KEY, VOIDED_KEY};
 use super::raw::wire;
 use super::table::{Caller, Case, bytes, issue_stream, msg, one};
 use super::terminal_cases::{ISSUE, QUOTE, REPORT_PRINT};
@@ -487,6 +487,31 @@ fn retry_cases() -> Vec<Case> {
         .refused(Code::AlreadyExists, "IDEMPOTENCY_KEY_REUSED"),
         order("a key reused from another session", Caller::T1, |c| {
             issue(&c.open, &c.released_key, vec![rr()], c.fee)
+        })
+        .refused(Code::AlreadyExists, "IDEMPOTENCY_KEY_REUSED"),
+        order("a retry of a printed order", Caller::T1, |c| {
+            issue(&c.authed, PRINTED_KEY, vec![rr()], c.fee)
+        })
+        .refused(Code::FailedPrecondition, "ISSUANCE_FINISHED"),
+        order("a retry of a print-failed order", Caller::T1, |c| {
+            issue(&c.authed, VOIDED_KEY, vec![rr()], c.fee)
+        })
+        .refused(Code::FailedPrecondition, "ISSUANCE_FINISHED"),
+        order("a retry of a partly printed order", Caller::T1, |c| {
+            issue(&c.authed, PARTLY_KEY, vec![rr()], c.fee)
+        })
+        .refused(Code::FailedPrecondition, "ISSUANCE_FINISHED"),
+        order("a retry after its session closed", Caller::T1, |c| {
+            issue(&c.closed_after_issue, CLOSED_KEY, vec![rr()], c.fee)
+        })
+        .refused(Code::FailedPrecondition, "ISSUANCE_FINISHED"),
+        order("a printed order's key for another order", Caller::T1, |c| {
+            issue(
+                &c.authed,
+                PRINTED_KEY,
+                vec![pb::RequestItem { copies: 2, ..rr() }],
+                2 * c.fee,
+            )
         })
         .refused(Code::AlreadyExists, "IDEMPOTENCY_KEY_REUSED"),
         order("session never authenticated", Caller::T1, |c| {

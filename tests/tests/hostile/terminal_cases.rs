@@ -523,8 +523,8 @@ pub fn session_state_cases() -> Vec<Case> {
             c.other_terminal.clone()
         })
         .refused(Code::NotFound, "SESSION_NOT_FOUND"),
-        menu("a session of another chain's terminal", Caller::T3, |c| {
-            c.authed.clone()
+        menu("a session of another chain's terminal", Caller::T1, |c| {
+            c.suspended_authed.clone()
         })
         .refused(Code::NotFound, "SESSION_NOT_FOUND"),
         menu("auditor certificate", Caller::Auditor, |c| c.authed.clone())
@@ -558,5 +558,107 @@ pub fn session_state_cases() -> Vec<Case> {
         .refused(Code::NotFound, "SESSION_NOT_FOUND"),
         close("auditor certificate", Caller::Auditor, |c| c.open.clone())
             .refused(Code::PermissionDenied, "WRONG_CLIENT_ROLE"),
+    ]
+}
+
+/// The terminal the context suspended (TERMINAL_3), with sessions and an issuance from before
+/// the suspension; and a terminal at its open-session limit (TERMINAL_2).
+pub fn suspension_cases() -> Vec<Case> {
+    let suspended = (Code::PermissionDenied, "TERMINAL_SUSPENDED");
+    let t3 = |name: &str, rpc, build| {
+        Case::new(
+            format!("suspended terminal: {name}"),
+            rpc,
+            Caller::T3,
+            build,
+        )
+    };
+    vec![
+        t3(
+            "OpenSession",
+            OPEN_SESSION,
+            msg(|_| pb::OpenSessionRequest::default()),
+        )
+        .refused(suspended.0, suspended.1),
+        t3(
+            "Authenticate a session opened before",
+            AUTHENTICATE,
+            msg(|c| pb::AuthenticateRequest {
+                session_id: c.suspended_open.clone(),
+                card_certificate: c.card_cert.clone(),
+                signature: vec![0; 256],
+            }),
+        )
+        .refused(suspended.0, suspended.1),
+        t3(
+            "GetMenu of a session authenticated before",
+            GET_MENU,
+            msg(|c| pb::GetMenuRequest {
+                session_id: c.suspended_authed.clone(),
+            }),
+        )
+        .refused(suspended.0, suspended.1),
+        t3(
+            "Quote",
+            QUOTE,
+            msg(|c| pb::QuoteRequest {
+                session_id: c.suspended_authed.clone(),
+                items: vec![rr()],
+            }),
+        )
+        .refused(suspended.0, suspended.1),
+        t3(
+            "Issue",
+            ISSUE,
+            msg(|c| pb::IssueRequest {
+                session_id: c.suspended_authed.clone(),
+                client_request_id: "hostile-suspended-new1".into(),
+                items: vec![rr()],
+                expected_total_fee_yen: c.fee,
+            }),
+        )
+        .refused(suspended.0, suspended.1),
+        t3(
+            "Issue retry of an order released before",
+            ISSUE,
+            msg(|c| pb::IssueRequest {
+                session_id: c.suspended_authed.clone(),
+                client_request_id: super::context::SUSPENDED_KEY.into(),
+                items: vec![rr()],
+                expected_total_fee_yen: c.fee,
+            }),
+        )
+        .refused(suspended.0, suspended.1),
+        t3(
+            "ReportPrint is still answered",
+            REPORT_PRINT,
+            bytes(|c| {
+                report(
+                    &c.suspended_authed,
+                    &c.suspended_issuance,
+                    pb::PrintOutcome::Failed,
+                    "",
+                )
+            }),
+        )
+        .answers(|m| {
+            one(m, |r: pb::ReportPrintResponse| {
+                r.state == pb::IssuanceState::Voided as i32
+            })
+        }),
+        t3(
+            "CloseSession is still answered",
+            CLOSE_SESSION,
+            msg(|c| pb::CloseSessionRequest {
+                session_id: c.suspended_open.clone(),
+            }),
+        ),
+        Case::new(
+            "OpenSession: a terminal at its open-session limit",
+            OPEN_SESSION,
+            Caller::T2,
+            msg(|_| pb::OpenSessionRequest::default()),
+        )
+        .refused(Code::ResourceExhausted, "OVERLOADED"),
     ]
 }
