@@ -287,7 +287,7 @@ impl IssuerService for IssuerGrpc {
         // The gateway's clock decides, so the menu agrees with the Render that follows it.
         let menu = match request.as_of.as_ref() {
             Some(as_of) => {
-                let at = timestamp_from_wire(Some(as_of))?;
+                let at = instant_from_wire(Some(as_of), "as_of")?;
                 issuer.get_menu_at(&resident, at).await?
             }
             None => issuer.get_menu(&resident).await?,
@@ -309,7 +309,7 @@ impl IssuerService for IssuerGrpc {
         )?;
         // The gateway's clock decides, so the quote agrees with the Render that follows it.
         let now = match request.as_of.as_ref() {
-            Some(as_of) => timestamp_from_wire(Some(as_of))?,
+            Some(as_of) => instant_from_wire(Some(as_of), "as_of")?,
             None => OffsetDateTime::now_utc(),
         };
         let lines = issuer.quote(&requester, &items, now).await?;

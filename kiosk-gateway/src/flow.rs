@@ -750,6 +750,29 @@ fn issuer_status(status: tonic::Status) -> GatewayError {
         return GatewayError::refused("TIMED_OUT", "issuer did not answer in time");
     }
     match kiosk_proto::reasons::reason_of(&status) {
+        // The issuer's BadRequest names the field; the terminal gets it as it is.
+        Some(reason) if reason.name == "INVALID_FIELD" => {
+            use tonic_types::StatusExt;
+            let violations: Vec<kiosk_proto::reasons::FieldViolation> = status
+                .get_error_details()
+                .bad_request()
+                .map(|bad| {
+                    bad.field_violations
+                        .iter()
+                        .take(kiosk_proto::reasons::MAX_VIOLATIONS)
+                        .map(|v| kiosk_proto::reasons::FieldViolation {
+                            field: v.field.clone(),
+                            description: v.description.clone(),
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            if violations.is_empty() {
+                GatewayError::refused(reason.name, status.message().to_owned())
+            } else {
+                GatewayError::InvalidFields(violations)
+            }
+        }
         Some(reason) if reason.name != "INTERNAL_ERROR" => {
             GatewayError::refused(reason.name, status.message().to_owned())
         }
@@ -815,22 +838,6 @@ impl PrintResult {
             PrintResult::Failed => PrintOutcome::Failed,
             PrintResult::PartlyPrinted => PrintOutcome::PartlyPrinted,
         }
-    }
-}
-
-/// Validates an idempotency key: 16 to 64 characters of `[A-Za-z0-9._:-]`.
-fn validate_request_id(id: &str) -> Result<(), GatewayError> {
-    let ok = (16..=64).contains(&id.len())
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'));
-    if ok {
-        Ok(())
-    } else {
-        Err(GatewayError::invalid_field(
-            "client_request_id",
-            "16 to 64 characters of [A-Za-z0-9._:-]",
-        ))
     }
 }
 
@@ -927,7 +934,7 @@ impl Flow {
         expected_total_fee_yen: u32,
         deadline: Option<Duration>,
     ) -> Result<ReleasedIssuance, GatewayError> {
-        validate_request_id(client_request_id)?;
+        crate::service::validate::request_id(client_request_id)?;
         self.validate_items(items)?;
         let digest = request_digest(items, expected_total_fee_yen);
         let mut conn = self.store.pool().acquire().await?;

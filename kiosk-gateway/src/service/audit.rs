@@ -7,7 +7,7 @@ use std::sync::Arc;
 use audit::checkpoint::CheckpointSigner;
 use audit::event::{Actor, Event, Ident};
 use audit::store::{self as log, EventFilter, StoreError};
-use futures::Stream;
+use futures::{Stream, StreamExt};
 use kiosk_proto::v1 as pb;
 use kiosk_proto::v1::audit_service_server::AuditService;
 use tonic::{Request, Response, Status};
@@ -154,6 +154,51 @@ fn anomaly_to_wire(a: &log::Anomaly) -> pb::Anomaly {
 /// The stream type of `ListEvents`.
 pub type EventStream = Pin<Box<dyn Stream<Item = Result<pb::AuditEvent, Status>> + Send>>;
 
+/// Events read per query while a ListEvents stream is consumed.
+const EVENT_PAGE: u64 = 500;
+
+/// The events `filter` selects, read a page at a time as the client consumes the stream: a
+/// request for the whole log (`limit = 0`) holds one page in memory, not the log, and a client
+/// that stops reading stops the reading (HTTP/2 flow control holds the stream back).
+fn event_pages(
+    store: Store,
+    filter: log::EventFilter,
+) -> impl Stream<Item = Result<pb::AuditEvent, Status>> + Send + 'static {
+    let remaining = filter.limit;
+    futures::stream::unfold(
+        (store, filter, remaining, false),
+        |(store, mut filter, remaining, done)| async move {
+            if done || remaining == Some(0) {
+                return None;
+            }
+            let page = remaining.map_or(EVENT_PAGE, |r| r.min(EVENT_PAGE));
+            filter.limit = Some(page);
+            let read = async {
+                let mut conn = store.pool().acquire().await.map_err(GatewayError::from)?;
+                log::list_events(&mut conn, &filter)
+                    .await
+                    .map_err(store_error)
+            };
+            let events = match read.await {
+                Ok(events) => events,
+                Err(error) => {
+                    let failed: Vec<Result<pb::AuditEvent, Status>> = vec![Err(error.into())];
+                    return Some((failed, (store, filter, Some(0), true)));
+                }
+            };
+            let last = events.last().map(|e| e.index);
+            let finished = (events.len() as u64) < page;
+            let remaining = remaining.map(|r| r - events.len() as u64);
+            if let Some(last) = last {
+                filter.start_index = last + 1;
+            }
+            let out: Vec<_> = events.iter().map(|e| Ok(event_to_wire(e))).collect();
+            Some((out, (store, filter, remaining, finished)))
+        },
+    )
+    .flat_map(futures::stream::iter)
+}
+
 #[tonic::async_trait]
 impl AuditService for AuditApi {
     type ListEventsStream = EventStream;
@@ -164,13 +209,10 @@ impl AuditService for AuditApi {
     ) -> Result<Response<Self::ListEventsStream>, Status> {
         self.record_read(&request, "ListEvents").await?;
         let filter = validate::list_events(request.get_ref())?;
-        let mut conn = self.connection().await?;
-        let events = log::list_events(&mut conn, &filter)
-            .await
-            .map_err(store_error)?;
-        let out: Vec<Result<pb::AuditEvent, Status>> =
-            events.iter().map(|e| Ok(event_to_wire(e))).collect();
-        Ok(Response::new(Box::pin(tokio_stream::iter(out))))
+        Ok(Response::new(Box::pin(event_pages(
+            self.store.clone(),
+            filter,
+        ))))
     }
 
     async fn get_checkpoint(

@@ -193,12 +193,42 @@ pub fn order_items(items: &[pb::RequestItem], max_items: usize) -> Result<(), Ga
         if item.copies == 0 {
             violations.push(format!("items[{index}].copies"), "at least one copy");
         }
+        if known {
+            options(index, item, &mut violations);
+        }
         subject_refs(index, &item.subject_refs, &mut violations);
         if violations.full() {
             break;
         }
     }
     violations.into_result()
+}
+
+/// Each option set on an item must be one its certificate type accepts (the menu lists them
+/// as `accepted_options`): named here, so the BadRequest says which option, before the issuer
+/// is asked anything.
+fn options(index: usize, item: &pb::RequestItem, violations: &mut Violations) {
+    let Ok(wire) = issuer::service::item_from_wire(&pb::RequestItem {
+        subject_refs: Vec::new(),
+        ..item.clone()
+    }) else {
+        return;
+    };
+    if wire.ty == issuer::CertificateType::IncomeTax && wire.options.fiscal_year.is_none() {
+        violations.push(
+            format!("items[{index}].options.fiscal_year"),
+            "required for INCOME_TAX: a year from the menu's fiscal_years",
+        );
+    }
+    let accepted = wire.ty.accepted_options();
+    for name in wire.options.set_option_names() {
+        if !accepted.contains(&name) {
+            violations.push(
+                format!("items[{index}].options.{name}"),
+                "not accepted for this certificate type (see the menu's accepted_options)",
+            );
+        }
+    }
 }
 
 fn subject_refs(index: usize, refs: &[String], violations: &mut Violations) {

@@ -61,8 +61,6 @@ pub struct Case {
     pub reason: Option<&'static str>,
     /// The first field the BadRequest must name; `Some("")` for the whole message.
     pub field: Option<String>,
-    /// Expects INVALID_FIELD with no BadRequest at all (a known gap, see its FIXME).
-    pub unnamed: bool,
     /// For a success: what the messages must satisfy.
     pub check: Option<Check>,
 }
@@ -79,7 +77,6 @@ impl Case {
             code: Code::Ok,
             reason: None,
             field: None,
-            unnamed: false,
             check: None,
         }
     }
@@ -96,15 +93,6 @@ impl Case {
         self.code = Code::InvalidArgument;
         self.reason = Some("INVALID_FIELD");
         self.field = Some(field.into());
-        self
-    }
-
-    /// Expects INVALID_ARGUMENT INVALID_FIELD without a BadRequest: the current answer where
-    /// the contract wants a field named (each use carries a FIXME).
-    pub fn invalid_unnamed(mut self) -> Self {
-        self.code = Code::InvalidArgument;
-        self.reason = Some("INVALID_FIELD");
-        self.unnamed = true;
         self
     }
 
@@ -158,12 +146,6 @@ impl Case {
                     answer.descriptions()
                 ));
             }
-        }
-        if self.unnamed && !answer.fields().is_empty() {
-            return Some(format!(
-                "the BadRequest now names {:?}: update the case and drop its FIXME",
-                answer.fields()
-            ));
         }
         if let Some(check) = &self.check
             && !check(&answer.messages)
