@@ -1,0 +1,236 @@
+//! Card authentication and what an authenticated session may ask before it issues: the
+//! menu and a quote.
+
+use super::*;
+
+pub(super) fn authenticated(
+    session: &SessionRow,
+) -> Result<(CardBinding, &[String]), GatewayError> {
+    match (
+        &session.state,
+        &session.municipality_code,
+        &session.resident_ref,
+    ) {
+        (SessionState::Authenticated, Some(code), Some(resident)) => Ok((
+            CardBinding {
+                municipality_code: code.clone(),
+                resident_ref: resident.clone(),
+            },
+            &session.allowed_subjects,
+        )),
+        _ => Err(GatewayError::refused(
+            "SESSION_STATE",
+            "session is not authenticated",
+        )),
+    }
+}
+
+impl Flow {
+    pub(super) async fn record_auth_failure(
+        &self,
+        terminal: &TerminalIdentity,
+        session_id: &str,
+        reason: &'static str,
+    ) -> Result<(), GatewayError> {
+        let mut tx = self.store.begin_write().await?;
+        // A failed attempt burns the challenge: one signature check per challenge.
+        store::consume_challenge(&mut tx, session_id).await?;
+        let event = Event::card_auth_failed(
+            UnixMillis(self.now_ms()),
+            ident(&terminal.id())?,
+            ident(session_id)?,
+            reason_code(reason)?,
+        );
+        append(&mut tx, &event).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Verifies the card and returns the resident's menu.
+    pub async fn authenticate(
+        &self,
+        terminal: &TerminalIdentity,
+        session_id: &str,
+        certificate: &[u8],
+        signature: &[u8],
+    ) -> Result<pb::Menu, GatewayError> {
+        let mut conn = self.store.pool().acquire().await?;
+        let session = self.owned_session(&mut conn, terminal, session_id).await?;
+        drop(conn);
+        if session.state != SessionState::Open {
+            return Err(GatewayError::refused(
+                "SESSION_STATE",
+                "session already authenticated",
+            ));
+        }
+        if session.challenge_used {
+            return Err(GatewayError::refused(
+                "CHALLENGE_USED",
+                "challenge already used",
+            ));
+        }
+        let now = self.now_ms();
+        if now >= session.challenge_expires_at {
+            self.record_auth_failure(terminal, session_id, "CHALLENGE_EXPIRED")
+                .await?;
+            return Err(GatewayError::refused(
+                "CHALLENGE_EXPIRED",
+                "challenge expired",
+            ));
+        }
+        let context =
+            card::login::context_bytes(&self.settings.gateway_id, &session.terminal_id, session_id)
+                .ok_or_else(|| GatewayError::Internal("authentication context".into()))?;
+        let verified = match self.cards.verify(
+            certificate,
+            signature,
+            &context,
+            &session.challenge,
+            u64::try_from(now / 1000).unwrap_or(0),
+        ) {
+            Ok(verified) => verified,
+            Err(error) => {
+                self.record_auth_failure(terminal, session_id, error.reason())
+                    .await?;
+                return Err(error);
+            }
+        };
+        let mut conn = self.store.pool().acquire().await?;
+        let binding =
+            store::card_binding_served(&mut conn, verified.issuer(), verified.serial()).await?;
+        drop(conn);
+        let Some((binding, served)) = binding else {
+            self.record_auth_failure(terminal, session_id, "CARD_UNKNOWN")
+                .await?;
+            return Err(GatewayError::refused("CARD_UNKNOWN", "card is not bound"));
+        };
+        let Some(issuer) = self
+            .issuers
+            .get(&binding.municipality_code)
+            .filter(|_| served)
+        else {
+            self.record_auth_failure(terminal, session_id, "MUNICIPALITY_NOT_SERVED")
+                .await?;
+            return Err(GatewayError::refused(
+                "MUNICIPALITY_NOT_SERVED",
+                "municipality not served",
+            ));
+        };
+        let menu = issuer
+            .get_menu(pb::IssuerMenuRequest {
+                municipality_code: binding.municipality_code.clone(),
+                resident_ref: binding.resident_ref.clone(),
+                as_of: Some(timestamp(self.now_ms())),
+            })
+            .await
+            .map_err(issuer_status)?
+            .menu
+            .ok_or_else(|| GatewayError::Internal("issuer returned no menu".into()))?;
+        let mut allowed: Vec<String> = menu.members.iter().map(|m| m.subject_ref.clone()).collect();
+        if !allowed.contains(&binding.resident_ref) {
+            allowed.push(binding.resident_ref.clone());
+        }
+
+        let pseudonym = self.pseudonym(&binding.resident_ref);
+        let mut tx = self.store.begin_write().await?;
+        // One compare-and-set: the challenge is single-use under concurrent calls, and a
+        // session closed meanwhile is not authenticated behind the terminal's back.
+        if !store::consume_challenge_and_authenticate(&mut tx, session_id, &binding, &allowed)
+            .await?
+        {
+            return Err(GatewayError::refused(
+                "CHALLENGE_USED",
+                "challenge already used",
+            ));
+        }
+        let now = UnixMillis(self.now_ms());
+        let terminal_ident = ident(&terminal.id())?;
+        let passed =
+            Event::card_auth_passed(now, terminal_ident.clone(), ident(session_id)?, pseudonym)
+                .with_municipality(municipality_code(&binding.municipality_code)?);
+        let shown = Event::new(
+            now,
+            EventType::MenuShown,
+            Actor::Terminal(terminal_ident.clone()),
+        )
+        .with_terminal(terminal_ident)
+        .with_session(ident(session_id)?)
+        .with_resident(pseudonym)
+        .with_municipality(municipality_code(&binding.municipality_code)?);
+        append_all(&mut tx, &[passed, shown]).await?;
+        tx.commit().await?;
+        Ok(menu)
+    }
+
+    /// The card binding of an authenticated session of `terminal`, and its municipality's
+    /// issuer.
+    pub(super) async fn session_issuer(
+        &self,
+        terminal: &TerminalIdentity,
+        session_id: &str,
+    ) -> Result<(CardBinding, Arc<dyn IssuerLink>), GatewayError> {
+        let mut conn = self.store.pool().acquire().await?;
+        let session = self.owned_session(&mut conn, terminal, session_id).await?;
+        drop(conn);
+        let (binding, _) = authenticated(&session)?;
+        let issuer = self
+            .issuers
+            .get(&binding.municipality_code)
+            .ok_or_else(|| GatewayError::refused("MUNICIPALITY_NOT_SERVED", "not served"))?;
+        Ok((binding, issuer))
+    }
+
+    /// The menu of an authenticated session, decided now.
+    pub async fn menu(
+        &self,
+        terminal: &TerminalIdentity,
+        session_id: &str,
+    ) -> Result<pb::Menu, GatewayError> {
+        let (binding, issuer) = self.session_issuer(terminal, session_id).await?;
+        issuer
+            .get_menu(pb::IssuerMenuRequest {
+                municipality_code: binding.municipality_code.clone(),
+                resident_ref: binding.resident_ref.clone(),
+                as_of: Some(timestamp(self.now_ms())),
+            })
+            .await
+            .map_err(issuer_status)?
+            .menu
+            .ok_or_else(|| GatewayError::Internal("issuer returned no menu".into()))
+    }
+
+    /// Prices an order from the current menu.
+    pub async fn quote(
+        &self,
+        terminal: &TerminalIdentity,
+        session_id: &str,
+        items: &[pb::RequestItem],
+    ) -> Result<Vec<(pb::RequestItem, u32)>, GatewayError> {
+        self.validate_items(items)?;
+        let (binding, issuer) = self.session_issuer(terminal, session_id).await?;
+        // The issuer decides the order itself (eligibility, subjects, copies, options) on the
+        // current register, as Render will; pricing from a menu decided all seven types for
+        // the one or two that were asked for.
+        let quoted = issuer
+            .quote(pb::IssuerQuoteRequest {
+                municipality_code: binding.municipality_code.clone(),
+                requester_ref: binding.resident_ref.clone(),
+                items: items.to_vec(),
+                as_of: Some(timestamp(self.now_ms())),
+            })
+            .await
+            .map_err(issuer_status)?;
+        if quoted.fee_yen.len() != items.len() {
+            return Err(GatewayError::Internal(
+                "issuer priced another number of items".into(),
+            ));
+        }
+        Ok(items.iter().cloned().zip(quoted.fee_yen).collect())
+    }
+
+    /// The order's shape (see `service::validate::order_items`): bounded work and a bounded
+    /// answer however many items came.
+    pub(super) fn validate_items(&self, items: &[pb::RequestItem]) -> Result<(), GatewayError> {
+        crate::service::validate::order_items(items, self.settings.max_items)
+    }
+}

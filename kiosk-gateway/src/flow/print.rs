@@ -1,0 +1,270 @@
+//! Print reports and print deadlines.
+
+use super::*;
+
+/// The answer to a print report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PrintReport {
+    /// The issuance's state after the report.
+    pub state: IssuanceState,
+    /// Yen to return.
+    pub refund_due_yen: i64,
+    /// Serials now void.
+    pub voided_serials: Vec<String>,
+}
+
+/// What the printer did, as the flow sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PrintResult {
+    /// Printed and paid.
+    Printed,
+    /// Nothing usable printed.
+    Failed,
+    /// Some documents printed, then a failure.
+    PartlyPrinted,
+}
+
+impl PrintResult {
+    pub(super) fn audit(self) -> PrintOutcome {
+        match self {
+            PrintResult::Printed => PrintOutcome::Printed,
+            PrintResult::Failed => PrintOutcome::Failed,
+            PrintResult::PartlyPrinted => PrintOutcome::PartlyPrinted,
+        }
+    }
+}
+
+impl Flow {
+    /// The audit facts of an issuance, one per certificate type it holds (settlement groups
+    /// by type, so each type's count and fees travel in their own event).
+    /// The PRINT_REPORTED events of an issuance, one per certificate type.
+    pub(super) fn print_reported(
+        &self,
+        terminal: &TerminalIdentity,
+        issuance: &IssuanceRow,
+        documents: &[store::DocumentRow],
+        when: UnixMillis,
+        result: PrintResult,
+    ) -> Result<Vec<Event>, GatewayError> {
+        let pseudonym = self.pseudonym(&issuance.resident_ref);
+        Ok(self
+            .facts(terminal, issuance, documents)?
+            .iter()
+            .map(|f| Event::print_reported(when, pseudonym, f, result.audit()))
+            .collect())
+    }
+
+    /// Records the print outcome of an issuance.
+    pub async fn report_print(
+        &self,
+        terminal: &TerminalIdentity,
+        session_id: &str,
+        issuance_id: &str,
+        result: PrintResult,
+        collected_yen: u32,
+    ) -> Result<PrintReport, GatewayError> {
+        let mut tx = self.store.begin_write().await?;
+        let now = self.now_ms();
+        let when = UnixMillis(now);
+        let collected = i64::from(collected_yen);
+        if result == PrintResult::Printed
+            && let Some(issuance) = store::mark_printed(
+                &mut tx,
+                issuance_id,
+                &terminal.id(),
+                session_id,
+                collected,
+                now,
+            )
+            .await?
+        {
+            // The common report: released, in time, printed. The state moved in the same
+            // statement that read the issuance; its events commit with it.
+            let documents = store::documents(&mut tx, issuance_id).await?;
+            let events = self.print_reported(terminal, &issuance, &documents, when, result)?;
+            append_all(&mut tx, &events).await?;
+            tx.commit().await?;
+            return Ok(PrintReport {
+                state: IssuanceState::Printed,
+                refund_due_yen: issuance.refund_due_yen.unwrap_or(0),
+                voided_serials: Vec::new(),
+            });
+        }
+        let issuance = store::issuance(&mut tx, issuance_id)
+            .await?
+            .filter(|i| i.terminal_id == terminal.id() && i.session_id == session_id)
+            .ok_or_else(|| GatewayError::refused("ISSUANCE_NOT_FOUND", "no such issuance"))?;
+        let documents = store::documents(&mut tx, issuance_id).await?;
+        let pseudonym = self.pseudonym(&issuance.resident_ref);
+        let serials = || {
+            documents
+                .iter()
+                .map(|d| d.serial.clone())
+                .collect::<Vec<_>>()
+        };
+        match (issuance.state, result) {
+            (IssuanceState::Released, _) if now > issuance.print_deadline => {
+                self.mark_unconfirmed(&mut tx, terminal, &issuance, &documents)
+                    .await?;
+                tx.commit().await?;
+                Err(GatewayError::refused(
+                    "PRINT_DEADLINE_PASSED",
+                    "print deadline passed",
+                ))
+            }
+            (IssuanceState::Released, PrintResult::Printed) => {
+                let refund = (collected - issuance.total_fee_yen).max(0);
+                store::transition_issuance(
+                    &mut tx,
+                    issuance_id,
+                    IssuanceState::Released,
+                    IssuanceState::Printed,
+                    Some(collected),
+                    Some(refund),
+                )
+                .await?;
+                let events = self.print_reported(terminal, &issuance, &documents, when, result)?;
+                append_all(&mut tx, &events).await?;
+                tx.commit().await?;
+                Ok(PrintReport {
+                    state: IssuanceState::Printed,
+                    refund_due_yen: refund,
+                    voided_serials: Vec::new(),
+                })
+            }
+            (IssuanceState::Released, _) => {
+                store::transition_issuance(
+                    &mut tx,
+                    issuance_id,
+                    IssuanceState::Released,
+                    IssuanceState::Voided,
+                    Some(collected),
+                    Some(collected),
+                )
+                .await?;
+                let voided = store::void_documents(&mut tx, issuance_id).await?;
+                let facts = self.facts(terminal, &issuance, &documents)?;
+                let mut events = Vec::new();
+                for f in &facts {
+                    events.push(Event::print_reported(when, pseudonym, f, result.audit()));
+                    events.push(Event::documents_voided(
+                        when,
+                        Actor::Terminal(ident(&terminal.id())?),
+                        pseudonym,
+                        f,
+                        reason_code("PRINT_FAILED")?,
+                    ));
+                }
+                append_all(&mut tx, &events).await?;
+                if let Some(f) = facts.first() {
+                    let event = audit::store::anomaly_opened_event(
+                        when,
+                        ident(&self.random_id("a-")?)?,
+                        AnomalyKind::PrintFailed,
+                        f,
+                    );
+                    audit::store::open_anomaly(&mut tx, &event)
+                        .await
+                        .map_err(|e| GatewayError::Internal(format!("anomaly: {e}")))?;
+                }
+                tx.commit().await?;
+                self.void_at_issuer(&issuance.municipality_code, voided.clone(), "PRINT_FAILED")
+                    .await;
+                Ok(PrintReport {
+                    state: IssuanceState::Voided,
+                    refund_due_yen: collected,
+                    voided_serials: voided,
+                })
+            }
+            (IssuanceState::Printed, PrintResult::Printed) => Ok(PrintReport {
+                state: IssuanceState::Printed,
+                refund_due_yen: issuance.refund_due_yen.unwrap_or(0),
+                voided_serials: Vec::new(),
+            }),
+            (IssuanceState::Voided, PrintResult::Failed | PrintResult::PartlyPrinted)
+                if !documents.is_empty() =>
+            {
+                Ok(PrintReport {
+                    state: IssuanceState::Voided,
+                    refund_due_yen: issuance.refund_due_yen.unwrap_or(0),
+                    voided_serials: serials(),
+                })
+            }
+            (IssuanceState::Unconfirmed, _) => Err(GatewayError::refused(
+                "PRINT_DEADLINE_PASSED",
+                "print deadline passed",
+            )),
+            _ => Err(GatewayError::refused(
+                "ISSUANCE_ALREADY_REPORTED",
+                "issuance already reported with another outcome",
+            )),
+        }
+    }
+
+    pub(super) async fn mark_unconfirmed(
+        &self,
+        conn: &mut AnyConnection,
+        terminal: &TerminalIdentity,
+        issuance: &IssuanceRow,
+        documents: &[store::DocumentRow],
+    ) -> Result<bool, GatewayError> {
+        let moved = store::transition_issuance(
+            conn,
+            &issuance.issuance_id,
+            IssuanceState::Released,
+            IssuanceState::Unconfirmed,
+            None,
+            None,
+        )
+        .await?;
+        if !moved {
+            return Ok(false);
+        }
+        let when = UnixMillis(self.now_ms());
+        let pseudonym = self.pseudonym(&issuance.resident_ref);
+        let facts = self.facts(terminal, issuance, documents)?;
+        for f in &facts {
+            append(conn, &Event::deadline_passed(when, pseudonym, f)).await?;
+        }
+        if let Some(f) = facts.first() {
+            let event = audit::store::anomaly_opened_event(
+                when,
+                ident(&self.random_id("a-")?)?,
+                AnomalyKind::DeadlinePassed,
+                f,
+            );
+            audit::store::open_anomaly(conn, &event)
+                .await
+                .map_err(|e| GatewayError::Internal(format!("anomaly: {e}")))?;
+        }
+        Ok(true)
+    }
+
+    /// Marks every released issuance past its print deadline unconfirmed, with its audit
+    /// event and an anomaly. Returns how many moved. Run it on a timer.
+    pub async fn sweep_deadlines(&self) -> Result<usize, GatewayError> {
+        let mut moved = 0;
+        loop {
+            let mut conn = self.store.pool().acquire().await?;
+            let overdue = store::overdue_issuances(&mut conn, self.now_ms(), 100).await?;
+            drop(conn);
+            if overdue.is_empty() {
+                return Ok(moved);
+            }
+            for issuance in overdue {
+                let terminal = TerminalIdentity::parse(&issuance.terminal_id).ok_or_else(|| {
+                    GatewayError::Internal("stored terminal id unreadable".into())
+                })?;
+                let mut tx = self.store.begin_write().await?;
+                let documents = store::documents(&mut tx, &issuance.issuance_id).await?;
+                if self
+                    .mark_unconfirmed(&mut tx, &terminal, &issuance, &documents)
+                    .await?
+                {
+                    moved += 1;
+                }
+                tx.commit().await?;
+            }
+        }
+    }
+}
