@@ -69,16 +69,84 @@ pub(super) enum Recording {
     LostRace(sqlx::Error),
 }
 
-/// SHA-256 of the canonical order, so a retry is told from a reuse of the key.
-pub fn request_digest(items: &[pb::RequestItem], expected_total_fee_yen: u32) -> Vec<u8> {
-    let canonical = pb::IssueRequest {
-        session_id: String::new(),
-        client_request_id: String::new(),
-        items: items.to_vec(),
-        expected_total_fee_yen,
+/// SHA-256 of the order, so a retry is told from a reuse of the key.
+///
+/// It is taken over the domain order (type, copies, options that are set, subjects, in the
+/// order given) in a text form of its own, not over protobuf bytes: a change of the wire
+/// format (a field added, renumbered or packed) must never turn an honest retry into
+/// IDEMPOTENCY_KEY_REUSED. The items are validated before, so every one converts.
+pub fn request_digest(
+    items: &[pb::RequestItem],
+    expected_total_fee_yen: u32,
+) -> Result<Vec<u8>, GatewayError> {
+    use std::fmt::Write;
+    let mut canonical = String::from("kiosk order v1\n");
+    for item in items {
+        let order = issuer::service::item_from_wire(item)
+            .map_err(|e| GatewayError::Internal(format!("order digest: {e}")))?;
+        let subjects: Vec<&str> = order.subject_refs.iter().map(|s| s.as_str()).collect();
+        let _ = writeln!(
+            canonical,
+            "item {} copies {} options {} fiscal_year {} subjects {}",
+            order.ty.code(),
+            order.copies,
+            order.options.set_option_names().join(","),
+            order.options.fiscal_year.unwrap_or(0),
+            subjects.join(","),
+        );
     }
-    .encode_to_vec();
-    digest(&SHA256, &canonical).as_ref().to_vec()
+    let _ = writeln!(canonical, "total {expected_total_fee_yen}");
+    Ok(digest(&SHA256, canonical.as_bytes()).as_ref().to_vec())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn resident_record(copies: u32, subjects: &[&str]) -> pb::RequestItem {
+        pb::RequestItem {
+            r#type: pb::CertificateType::ResidentRecord as i32,
+            options: Some(pb::CertificateOptions {
+                include_honseki: true,
+                ..Default::default()
+            }),
+            subject_refs: subjects.iter().map(|s| (*s).to_owned()).collect(),
+            copies,
+        }
+    }
+
+    #[test]
+    fn the_order_digest_is_a_fixed_function_of_the_domain_order() {
+        let items = [resident_record(2, &["r-0001", "r-0002"])];
+        // Pinned: a change of this value breaks every retry in flight during an upgrade, so it
+        // must be a decision, never a side effect.
+        assert_eq!(
+            hex::encode(request_digest(&items, 600).unwrap()),
+            hex::encode(digest(
+                &SHA256,
+                b"kiosk order v1\nitem RESIDENT_RECORD copies 2 options include_honseki \
+                  fiscal_year 0 subjects r-0001,r-0002\ntotal 600\n"
+            ))
+        );
+        // Unset options are the same as absent ones; everything else tells orders apart.
+        let mut no_options = resident_record(2, &[]);
+        no_options.options = None;
+        let mut all_false = resident_record(2, &[]);
+        all_false.options = Some(pb::CertificateOptions::default());
+        assert_eq!(
+            request_digest(&[no_options], 0).unwrap(),
+            request_digest(&[all_false], 0).unwrap()
+        );
+        let base = request_digest(&items, 600).unwrap();
+        for other in [
+            request_digest(&items, 601).unwrap(),
+            request_digest(&[resident_record(1, &["r-0001", "r-0002"])], 600).unwrap(),
+            request_digest(&[resident_record(2, &["r-0002", "r-0001"])], 600).unwrap(),
+            request_digest(&[items[0].clone(), items[0].clone()], 600).unwrap(),
+        ] {
+            assert_ne!(other, base);
+        }
+    }
 }
 
 impl Flow {
@@ -96,7 +164,7 @@ impl Flow {
     ) -> Result<ReleasedIssuance, GatewayError> {
         crate::service::validate::request_id(client_request_id)?;
         self.validate_items(items)?;
-        let digest = request_digest(items, expected_total_fee_yen);
+        let digest = request_digest(items, expected_total_fee_yen)?;
         let mut conn = self.store.pool().acquire().await?;
         // The terminal, the session, the kill switches and the idempotency key in one
         // statement.
