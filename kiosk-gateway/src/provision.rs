@@ -500,6 +500,7 @@ impl Embedded {
             anchors,
             tls,
             handshake_timeout: config.handshake_timeout(),
+            limits: config.limits(),
             sweep_interval: Duration::from_secs(5),
             checkpoint_signer: Arc::new(signer),
             verify,

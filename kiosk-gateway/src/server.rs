@@ -26,9 +26,11 @@ use tonic::server::NamedService;
 
 use crate::flow::Flow;
 use crate::identity::RoleAnchors;
+use crate::limits::{Admission, ConnectionStats, Limits, StreamBudget};
 use crate::service::audit::AuditApi;
 use crate::service::terminal::TerminalApi;
 use crate::service::verify::{self, VerifyApi};
+use crate::shed::Shed;
 use crate::tls::{self, ReloadableServerConfig};
 
 /// Largest request a terminal may send (a card certificate and signature are a few KiB).
@@ -49,6 +51,8 @@ pub struct ServerParts {
     pub tls: Arc<ReloadableServerConfig>,
     /// Handshake time limit per connection.
     pub handshake_timeout: Duration,
+    /// Connection counts, timeouts and the Issue stream budget.
+    pub limits: Limits,
     /// How often released issuances past their print deadline are swept.
     pub sweep_interval: Duration,
     /// Signs the audit log's checkpoints.
@@ -65,6 +69,8 @@ pub struct RunningServer {
     sweeper: JoinHandle<()>,
     refresher: Option<JoinHandle<()>>,
     health: tonic_health::server::HealthReporter,
+    admission: Arc<Admission>,
+    budget: Arc<StreamBudget>,
 }
 
 /// Build identity: the package version and the commit the binary was built from (`unknown`
@@ -153,9 +159,21 @@ pub async fn start(parts: ServerParts, listen: SocketAddr) -> std::io::Result<Ru
         .build_v1()
         .map_err(|e| std::io::Error::other(format!("reflection: {e}")))?;
 
-    let terminal =
-        TerminalServiceServer::new(TerminalApi::new(parts.flow.clone(), parts.anchors.clone()))
-            .max_decoding_message_size(MAX_REQUEST_BYTES);
+    let limits = parts.limits;
+    let budget = StreamBudget::new(
+        limits.stream_budget_bytes,
+        limits.stream_budget_per_terminal_bytes,
+        limits.stream_timeout,
+    );
+    let terminal = Shed::new(
+        TerminalServiceServer::new(TerminalApi::new(
+            parts.flow.clone(),
+            parts.anchors.clone(),
+            budget.clone(),
+        ))
+        .max_decoding_message_size(MAX_REQUEST_BYTES),
+        limits.max_terminal_calls,
+    );
     let audit = AuditServiceServer::new(AuditApi::new(
         parts.flow.store().clone(),
         parts.anchors.clone(),
@@ -163,15 +181,35 @@ pub async fn start(parts: ServerParts, listen: SocketAddr) -> std::io::Result<Ru
     ))
     .max_decoding_message_size(MAX_REQUEST_BYTES);
     health.set_serving::<AuditServiceServer<AuditApi>>().await;
-    let verify = VerifyServiceServer::new(parts.verify)
-        .max_decoding_message_size(verify::MAX_PDF_BYTES + 4096);
+    let verify = Shed::new(
+        VerifyServiceServer::new(parts.verify)
+            .max_decoding_message_size(verify::MAX_PDF_BYTES + 4096),
+        limits.max_verify_calls,
+    );
     health.set_serving::<VerifyServiceServer<VerifyApi>>().await;
 
-    let incoming = tls::incoming(listener, parts.tls, parts.handshake_timeout);
+    let (keepalive, keepalive_timeout) = (limits.keepalive_interval, limits.keepalive_timeout);
+    let streams = limits.max_concurrent_streams;
+    let admission = Admission::new(limits);
+    tracing::info!(
+        connections = admission.cap(),
+        anonymous = admission.limits().max_anonymous,
+        "connection limits"
+    );
+    let incoming = tls::incoming(
+        listener,
+        parts.tls,
+        parts.handshake_timeout,
+        admission.clone(),
+    );
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
+        // The gateway pings every connection itself: a peer that stops answering (gone, or
+        // no longer reading) is closed instead of holding its descriptor and buffers.
         tonic::transport::Server::builder()
-            .http2_keepalive_interval(Some(Duration::from_secs(30)))
+            .http2_keepalive_interval(Some(keepalive))
+            .http2_keepalive_timeout(Some(keepalive_timeout))
+            .max_concurrent_streams(streams)
             .add_service(health_service)
             .add_service(reflection)
             .add_service(terminal)
@@ -231,6 +269,8 @@ pub async fn start(parts: ServerParts, listen: SocketAddr) -> std::io::Result<Ru
         sweeper,
         refresher,
         health,
+        admission,
+        budget,
     })
 }
 
@@ -238,6 +278,16 @@ impl RunningServer {
     /// The bound address (useful with port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The connection counters now.
+    pub fn connections(&self) -> ConnectionStats {
+        self.admission.stats()
+    }
+
+    /// Bytes of released documents that Issue streams hold now, not yet sent.
+    pub fn stream_bytes_reserved(&self) -> u64 {
+        self.budget.reserved_bytes()
     }
 
     /// Marks the terminal service NOT_SERVING (draining or database down).

@@ -132,7 +132,12 @@ pub struct AppOptions {
     pub max_concurrent_issuances: usize,
     /// Serve the issuers as a separate `IssuerService` over mutual TLS and route to it.
     pub remote_issuer: bool,
+    /// Changes the configuration before the app is prepared (limits, timeouts).
+    pub configure: Option<ConfigChange>,
 }
+
+/// A change to an app's configuration.
+pub type ConfigChange = Box<dyn FnOnce(&mut Config) + Send>;
 
 impl AppOptions {
     /// Defaults for `db`.
@@ -143,6 +148,7 @@ impl AppOptions {
             directory: None,
             max_concurrent_issuances: 64,
             remote_issuer: false,
+            configure: None,
         }
     }
 }
@@ -194,6 +200,9 @@ async fn try_spawn(options: AppOptions) -> anyhow::Result<TestApp> {
         max_concurrent_issuances: options.max_concurrent_issuances,
         ..Config::default()
     };
+    if let Some(configure) = options.configure {
+        configure(&mut config);
+    }
     if options.db == Db::Postgres {
         let gateway = PgDatabase::create("kiosk_gw").await?;
         let register = PgDatabase::create("kiosk_reg").await?;

@@ -4,6 +4,7 @@
 //! `From<GatewayError> for tonic::Status`.
 
 pub mod audit;
+pub mod issue_stream;
 pub mod terminal;
 pub mod verify;
 
