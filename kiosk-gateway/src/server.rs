@@ -224,10 +224,30 @@ pub async fn start(parts: ServerParts, listen: SocketAddr) -> std::io::Result<Ru
     let refresher = parts
         .revocation_refresh
         .map(|every| parts.revocation.spawn(every));
-    let flow = parts.flow;
-    let interval = parts.sweep_interval;
-    let watcher = health.clone();
-    let sweeper = tokio::spawn(async move {
+    let sweeper = spawn_sweeper(parts.flow, parts.sweep_interval, health.clone());
+
+    let (version, commit) = build_identity();
+    tracing::info!(%local_addr, version, commit, "gateway serving");
+    Ok(RunningServer {
+        local_addr,
+        stop: Some(stop),
+        task,
+        sweeper,
+        refresher,
+        health,
+        admission,
+        budget,
+    })
+}
+
+/// Every `interval`: health follows the database, and released issuances past their print
+/// deadline are swept.
+fn spawn_sweeper(
+    flow: Arc<Flow>,
+    interval: Duration,
+    watcher: tonic_health::server::HealthReporter,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
         let mut ticker = tokio::time::interval(interval);
         let mut serving = true;
         loop {
@@ -258,19 +278,6 @@ pub async fn start(parts: ServerParts, listen: SocketAddr) -> std::io::Result<Ru
                 Err(error) => tracing::error!(%error, "deadline sweep failed"),
             }
         }
-    });
-
-    let (version, commit) = build_identity();
-    tracing::info!(%local_addr, version, commit, "gateway serving");
-    Ok(RunningServer {
-        local_addr,
-        stop: Some(stop),
-        task,
-        sweeper,
-        refresher,
-        health,
-        admission,
-        budget,
     })
 }
 

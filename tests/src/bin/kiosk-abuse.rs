@@ -331,7 +331,9 @@ impl Abuser {
                     counter.fetch_add(1, Ordering::Relaxed);
                     round += 1;
                     if !served {
-                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        // Refused: try again, as a retrying kiosk would, but not in a tight
+                        // loop (each unread retry is a new connection and handshake).
+                        tokio::time::sleep(Duration::from_millis(500)).await;
                     }
                 }
             });
