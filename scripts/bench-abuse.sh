@@ -4,7 +4,8 @@
 # Starts `kiosk-gateway serve` (release build, pinned to core 0, soft RLIMIT_NOFILE 1,024 as
 # on a default system: a gateway that does not raise it keeps it), then runs at once:
 #   - a well-behaved terminal (seven/131016-0042/k1): `kiosk-terminal load`, open loop at
-#     BENCH_ABUSE_RATE issuances/s for the whole run;
+#     BENCH_ABUSE_RATE issuances/s for the whole run, on connections made before the abuse;
+#   - the same terminal again a third into the abuse, on new connections, at 2/s;
 #   - `kiosk-abuse` (tests/src/bin/kiosk-abuse.rs) as other callers: idle anonymous HTTP/2
 #     connections and TLS connections that never send the HTTP/2 preface from 8 loopback
 #     addresses, unread retries of a 50-document order and loops of 50-document issuances
@@ -86,11 +87,17 @@ start_rss=$(status "$pid" VmRSS)
 "${terminal[@]}" load "${cards[@]}" --concurrency 8 --issuances $((seconds * rate)) \
   --rate "$rate" >"$data/load.out" 2>&1 &
 load=$!
+(
+  sleep $((seconds / 3))
+  exec "${terminal[@]}" load "${cards[@]}" --concurrency 4 --issuances $((seconds / 3 * 2)) --rate 2
+) >"$data/late.out" 2>&1 &
+late=$!
 taskset -c 1 "$bin/kiosk-abuse" --gateway "$url" --pki "$data/pki" "${cards[@]}" \
   --seconds "$seconds" --idle 600 --half-open 600 --sources 8 --unread 100 \
   --session-flood 8 --large 2 >"$data/abuse.out" 2>&1 || true
-load_status=0
+load_status=0 late_status=0
 wait "$load" || load_status=$?
+wait "$late" || late_status=$?
 peak_rss=$(status "$pid" VmHWM)
 sleep 20
 after_rss=$(status "$pid" VmRSS)
@@ -101,6 +108,8 @@ echo "=== gateway $("$gateway" --version) under abuse for $seconds s"
 cat "$data/abuse.out"
 echo "--- well-behaved terminal (open loop at $rate/s, exit status $load_status)"
 grep -E "completed|errors|error " "$data/load.out" || tail -5 "$data/load.out"
+echo "--- the same terminal connecting a third into the abuse (2/s, exit status $late_status)"
+grep -E "completed|errors|error " "$data/late.out" || tail -5 "$data/late.out"
 echo "--- gateway"
 echo "resident at start:          $(kib "$start_rss")"
 echo "peak resident (VmHWM):      $(kib "$peak_rss")"

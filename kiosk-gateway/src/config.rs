@@ -150,6 +150,9 @@ pub struct Config {
     pub max_terminal_calls_in_flight: usize,
     /// VerifyService calls handled at once (each checks a PDF signature), then OVERLOADED.
     pub max_verify_calls_in_flight: usize,
+    /// Calls handled at once for one caller (one client certificate, or one address without
+    /// one), so that one caller cannot take every place; then OVERLOADED.
+    pub max_calls_in_flight_per_caller: usize,
     /// Rehearsals and benchmarks only: run the flow's clock from this RFC 3339 instant (e.g.
     /// `2026-11-25T10:00:00+09:00`) so service hours can be exercised at any time of day.
     /// Never set in production: issue times and deadlines follow this clock.
@@ -191,6 +194,7 @@ impl Default for Config {
             issue_stream_timeout_ms: 120_000,
             max_terminal_calls_in_flight: 64,
             max_verify_calls_in_flight: 16,
+            max_calls_in_flight_per_caller: 32,
             rehearsal_clock_start: None,
         }
     }
@@ -326,6 +330,11 @@ impl Config {
             env,
             "KIOSK_MAX_VERIFY_CALLS_IN_FLIGHT",
             &mut self.max_verify_calls_in_flight,
+        )?;
+        number(
+            env,
+            "KIOSK_MAX_CALLS_IN_FLIGHT_PER_CALLER",
+            &mut self.max_calls_in_flight_per_caller,
         )?;
         Ok(())
     }
@@ -568,6 +577,7 @@ impl Config {
             stream_timeout: ms(self.issue_stream_timeout_ms),
             max_terminal_calls: self.max_terminal_calls_in_flight,
             max_verify_calls: self.max_verify_calls_in_flight,
+            max_calls_per_caller: self.max_calls_in_flight_per_caller,
         }
     }
 }

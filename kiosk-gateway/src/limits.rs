@@ -9,6 +9,7 @@
 //! given back when it is dropped, so nothing depends on a cleanup pass.
 
 use std::collections::HashMap;
+use std::hash::Hash;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -51,6 +52,8 @@ pub struct Limits {
     pub max_terminal_calls: usize,
     /// VerifyService calls at once.
     pub max_verify_calls: usize,
+    /// Calls at once of one caller (a client certificate, or an address without one).
+    pub max_calls_per_caller: usize,
 }
 
 impl Limits {
@@ -77,42 +80,64 @@ pub fn raise_nofile_limit() -> std::io::Result<u64> {
     rlimit::increase_nofile_limit(u64::MAX)
 }
 
-/// Counts per source address, each below a limit. An IPv6 address counts by its /64, the
-/// block one subscriber usually holds.
+/// Counts per key (a source address, a caller), each below a limit; an entry lives only
+/// while its count is above zero.
 #[derive(Debug)]
-struct PerAddress {
+pub struct PerKey<K: Hash + Eq> {
     limit: usize,
-    counts: Mutex<HashMap<IpAddr, usize>>,
+    counts: Mutex<HashMap<K, usize>>,
 }
 
-impl PerAddress {
-    fn new(limit: usize) -> Arc<Self> {
-        Arc::new(PerAddress {
+impl<K: Hash + Eq + Clone> PerKey<K> {
+    /// At most `limit` at once per key.
+    pub fn new(limit: usize) -> Arc<Self> {
+        Arc::new(PerKey {
             limit,
             counts: Mutex::new(HashMap::new()),
         })
     }
 
-    fn lock(&self) -> MutexGuard<'_, HashMap<IpAddr, usize>> {
+    fn lock(&self) -> MutexGuard<'_, HashMap<K, usize>> {
         // A panic while holding this lock cannot leave a count half-updated.
         self.counts.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn try_acquire(self: &Arc<Self>, ip: IpAddr) -> Option<AddressPermit> {
-        let key = address_key(ip);
+    /// One more for `key`, or `None` at the limit.
+    pub fn try_acquire(self: &Arc<Self>, key: K) -> Option<KeyPermit<K>> {
         let mut counts = self.lock();
-        let count = counts.entry(key).or_insert(0);
+        let count = counts.entry(key.clone()).or_insert(0);
         if *count >= self.limit {
             return None;
         }
         *count += 1;
-        Some(AddressPermit {
+        Some(KeyPermit {
             owner: self.clone(),
             key,
         })
     }
 }
 
+/// One count of one key, given back when dropped.
+#[derive(Debug)]
+pub struct KeyPermit<K: Hash + Eq + Clone> {
+    owner: Arc<PerKey<K>>,
+    key: K,
+}
+
+impl<K: Hash + Eq + Clone> Drop for KeyPermit<K> {
+    fn drop(&mut self) {
+        let mut counts = self.owner.lock();
+        if let Some(count) = counts.get_mut(&self.key) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                counts.remove(&self.key);
+            }
+        }
+    }
+}
+
+/// The key of a source address: an IPv6 address counts by its /64, the block one
+/// subscriber usually holds.
 fn address_key(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V4(_) => ip,
@@ -127,24 +152,8 @@ fn address_key(ip: IpAddr) -> IpAddr {
     }
 }
 
-/// One count of one source address, given back when dropped.
-#[derive(Debug)]
-pub struct AddressPermit {
-    owner: Arc<PerAddress>,
-    key: IpAddr,
-}
-
-impl Drop for AddressPermit {
-    fn drop(&mut self) {
-        let mut counts = self.owner.lock();
-        if let Some(count) = counts.get_mut(&self.key) {
-            *count = count.saturating_sub(1);
-            if *count == 0 {
-                counts.remove(&self.key);
-            }
-        }
-    }
-}
+type PerAddress = PerKey<IpAddr>;
+type AddressPermit = KeyPermit<IpAddr>;
 
 /// How many connections the gateway holds and has refused.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -232,7 +241,7 @@ impl Admission {
             .try_acquire_owned()
             .ok()
             .and_then(|total| {
-                let handshake = self.handshakes_per_ip.try_acquire(ip)?;
+                let handshake = self.handshakes_per_ip.try_acquire(address_key(ip))?;
                 Some(ConnectionPermit {
                     _total: total,
                     anonymous: None,
@@ -263,7 +272,7 @@ impl Admission {
             .try_acquire_owned()
             .ok()
             .and_then(|place| {
-                let address = self.anonymous_per_ip.try_acquire(ip)?;
+                let address = self.anonymous_per_ip.try_acquire(address_key(ip))?;
                 Some((place, address))
             });
         match places {

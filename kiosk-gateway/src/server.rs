@@ -173,6 +173,7 @@ pub async fn start(parts: ServerParts, listen: SocketAddr) -> std::io::Result<Ru
         ))
         .max_decoding_message_size(MAX_REQUEST_BYTES),
         limits.max_terminal_calls,
+        limits.max_calls_per_caller,
     );
     let audit = AuditServiceServer::new(AuditApi::new(
         parts.flow.store().clone(),
@@ -185,6 +186,7 @@ pub async fn start(parts: ServerParts, listen: SocketAddr) -> std::io::Result<Ru
         VerifyServiceServer::new(parts.verify)
             .max_decoding_message_size(verify::MAX_PDF_BYTES + 4096),
         limits.max_verify_calls,
+        limits.max_calls_per_caller,
     );
     health.set_serving::<VerifyServiceServer<VerifyApi>>().await;
 
