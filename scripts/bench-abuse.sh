@@ -6,6 +6,9 @@
 #   - a well-behaved terminal (seven/131016-0042/k1): `kiosk-terminal load`, open loop at
 #     BENCH_ABUSE_RATE issuances/s for the whole run, on connections made before the abuse;
 #   - the same terminal again a third into the abuse, on new connections, at 2/s;
+#   (the idle and half-open connections start a sixth into the run, after the unread streams:
+#   on a gateway whose descriptors run out, they would otherwise keep the streams from
+#   connecting at all)
 #   - `kiosk-abuse` (tests/src/bin/kiosk-abuse.rs) as other callers: idle anonymous HTTP/2
 #     connections and TLS connections that never send the HTTP/2 preface from 8 loopback
 #     addresses, unread retries of a 50-document order and loops of 50-document issuances
@@ -93,7 +96,8 @@ load=$!
 ) >"$data/late.out" 2>&1 &
 late=$!
 taskset -c 1 "$bin/kiosk-abuse" --gateway "$url" --pki "$data/pki" "${cards[@]}" \
-  --seconds "$seconds" --idle 600 --half-open 600 --sources 8 --unread 100 \
+  --seconds "$seconds" --idle 600 --half-open 600 --sources 8 \
+  --connections-after $((seconds / 6)) --unread 100 \
   --session-flood 8 --large 2 >"$data/abuse.out" 2>&1 || true
 load_status=0 late_status=0
 wait "$load" || load_status=$?

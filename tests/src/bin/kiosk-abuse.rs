@@ -8,7 +8,7 @@
 //! - `--large N`: loops of whole ~50-document issuances, read in full.
 //!
 //! Anonymous connections come from `--sources` loopback addresses (127.0.0.2, ...), as from
-//! several hosts. Each kind keeps its N callers going, replacing what the gateway closes,
+//! several hosts, and start `--connections-after` seconds after the rest. Each kind keeps its N callers going, replacing what the gateway closes,
 //! until `--seconds` have passed; then it prints one line per kind with what it achieved.
 //! Only loopback addresses are ever contacted.
 #![forbid(unsafe_code)]
@@ -73,6 +73,10 @@ struct Args {
     /// Loopback source addresses for anonymous connections.
     #[arg(long, default_value_t = 4)]
     sources: u8,
+    /// Start the idle and half-open connections this many seconds after the rest, so that
+    /// the unread streams are established before descriptors may run out.
+    #[arg(long, default_value_t = 0)]
+    connections_after: u64,
 }
 
 /// What one kind of abuse achieved.
@@ -131,7 +135,11 @@ async fn main() -> anyhow::Result<()> {
             let source = source_address(n, args.sources);
             let (tls, tally) = (anonymous.clone(), tally.clone());
             let preface = kind == "idle";
-            tasks.spawn(keep_connection(target, source, tls, preface, tally, until));
+            let after = Duration::from_secs(args.connections_after);
+            tasks.spawn(async move {
+                tokio::time::sleep(after).await;
+                keep_connection(target, source, tls, preface, tally, until).await
+            });
         }
     }
     let abuser = Abuser::new(&args).await?;
@@ -226,8 +234,10 @@ async fn hold_one(
     if !preface {
         tally.served.fetch_add(1, Ordering::Relaxed);
         tally.hold();
-        let mut byte = [0u8; 1];
-        let _ = stream.read(&mut byte).await;
+        // Whatever the gateway sends (its SETTINGS) is read; only the end of the
+        // connection ends the hold.
+        let mut buf = [0u8; 1024];
+        while matches!(stream.read(&mut buf).await, Ok(n) if n > 0) {}
         tally.release();
         return;
     }
