@@ -354,10 +354,11 @@ impl StreamBudget {
     }
 
     /// Reserves `bytes` for `terminal`'s stream, or refuses with OVERLOADED. An issuance
-    /// larger than a whole budget takes all of it, so that it can still be sent when nothing
-    /// else is waiting.
+    /// larger than a terminal's whole budget takes all of that (and as much of the total), so
+    /// that it can still be sent when nothing else of the terminal is waiting.
     pub fn reserve(self: &Arc<Self>, terminal: &str, bytes: u64) -> Result<Lease, GatewayError> {
-        let wanted = units(bytes).max(1);
+        // Larger than a terminal's whole budget: it takes all of that, in both counts.
+        let wanted = units(bytes).clamp(1, self.per_terminal_units);
         let overloaded = || {
             GatewayError::refused(
                 "OVERLOADED",
@@ -373,13 +374,13 @@ impl StreamBudget {
         });
         let own = semaphore
             .clone()
-            .try_acquire_many_owned(wanted.min(self.per_terminal_units))
+            .try_acquire_many_owned(wanted)
             .map_err(|_| overloaded());
         let shared = own.and_then(|own| {
             let shared = self
                 .total
                 .clone()
-                .try_acquire_many_owned(wanted.min(self.total_units))
+                .try_acquire_many_owned(wanted)
                 .map_err(|_| overloaded())?;
             Ok((own, shared))
         });
