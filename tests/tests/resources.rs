@@ -216,7 +216,11 @@ async fn freezing_proxy(
             let mut buf = vec![0u8; 16 * 1024];
             loop {
                 tokio::select! {
-                    _ = async { let _ = frozen_up.wait_for(|f| *f).await; } => return,
+                    _ = async { let _ = frozen_up.wait_for(|f| *f).await; } => {
+                        // Frozen: keep the write half (dropping it would send the gateway
+                        // a FIN, which closes the connection for another reason).
+                        std::future::pending::<()>().await;
+                    }
                     n = client_read.read(&mut buf) => match n {
                         Ok(0) | Err(_) => return,
                         Ok(n) => if server_write.write_all(&buf[..n]).await.is_err() { return },
