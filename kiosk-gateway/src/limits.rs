@@ -58,7 +58,7 @@ pub struct Limits {
 
 impl Limits {
     /// The connection cap in force: the configured one, or the soft RLIMIT_NOFILE less the
-    /// reserve (at least 1), and never below the anonymous cap plus one terminal.
+    /// reserve; at least 1. (`Admission::new` keeps the anonymous cap below it.)
     pub fn connection_cap(&self) -> usize {
         let cap = self.max_connections.unwrap_or_else(|| {
             let soft = rlimit::Resource::NOFILE
