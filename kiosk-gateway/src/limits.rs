@@ -173,6 +173,8 @@ pub struct ConnectionStats {
 pub struct Admission {
     limits: Limits,
     cap: usize,
+    /// The anonymous cap in force: `limits.max_anonymous`, kept below `cap`.
+    anonymous_cap: usize,
     total: Arc<Semaphore>,
     anonymous: Arc<Semaphore>,
     handshakes_per_ip: Arc<PerAddress>,
@@ -211,6 +213,7 @@ impl Admission {
         }
         Arc::new(Admission {
             cap,
+            anonymous_cap: anonymous,
             total: Arc::new(Semaphore::new(cap)),
             anonymous: Arc::new(Semaphore::new(anonymous)),
             handshakes_per_ip: PerAddress::new(limits.max_handshakes_per_ip),
@@ -229,6 +232,11 @@ impl Admission {
     /// The connection cap in force.
     pub fn cap(&self) -> usize {
         self.cap
+    }
+
+    /// The cap on connections without a client certificate in force.
+    pub fn anonymous_cap(&self) -> usize {
+        self.anonymous_cap
     }
 
     /// A new TCP connection from `ip`: a place in the total and among the handshakes of its
@@ -294,14 +302,9 @@ impl Admission {
 
     /// The counters now.
     pub fn stats(&self) -> ConnectionStats {
-        let max_anonymous = self
-            .limits
-            .max_anonymous
-            .min(self.cap.saturating_sub(1))
-            .max(1);
         ConnectionStats {
             open: (self.cap - self.total.available_permits()) as u64,
-            anonymous: (max_anonymous - self.anonymous.available_permits()) as u64,
+            anonymous: (self.anonymous_cap - self.anonymous.available_permits()) as u64,
             accepted: self.accepted.load(Ordering::Relaxed),
             refused: self.refused.load(Ordering::Relaxed),
         }

@@ -195,7 +195,7 @@ pub async fn start(parts: ServerParts, listen: SocketAddr) -> std::io::Result<Ru
     let admission = Admission::new(limits);
     tracing::info!(
         connections = admission.cap(),
-        anonymous = admission.limits().max_anonymous,
+        anonymous = admission.anonymous_cap(),
         "connection limits"
     );
     let incoming = tls::incoming(
