@@ -165,29 +165,15 @@ pub async fn start(parts: ServerParts, listen: SocketAddr) -> std::io::Result<Ru
         limits.stream_budget_per_terminal_bytes,
         limits.stream_timeout,
     );
-    let terminal = Shed::new(
-        TerminalServiceServer::new(TerminalApi::new(
-            parts.flow.clone(),
-            parts.anchors.clone(),
-            budget.clone(),
-        ))
-        .max_decoding_message_size(MAX_REQUEST_BYTES),
-        limits.max_terminal_calls,
-        limits.max_calls_per_caller,
+    let (terminal, audit, verify) = services(
+        &parts.flow,
+        &parts.anchors,
+        parts.verify,
+        &budget,
+        &limits,
+        &parts.checkpoint_signer,
     );
-    let audit = AuditServiceServer::new(AuditApi::new(
-        parts.flow.store().clone(),
-        parts.anchors.clone(),
-        parts.checkpoint_signer.clone(),
-    ))
-    .max_decoding_message_size(MAX_REQUEST_BYTES);
     health.set_serving::<AuditServiceServer<AuditApi>>().await;
-    let verify = Shed::new(
-        VerifyServiceServer::new(parts.verify)
-            .max_decoding_message_size(verify::MAX_PDF_BYTES + 4096),
-        limits.max_verify_calls,
-        limits.max_calls_per_caller,
-    );
     health.set_serving::<VerifyServiceServer<VerifyApi>>().await;
 
     let (keepalive, keepalive_timeout) = (limits.keepalive_interval, limits.keepalive_timeout);
@@ -240,6 +226,45 @@ pub async fn start(parts: ServerParts, listen: SocketAddr) -> std::io::Result<Ru
         admission,
         budget,
     })
+}
+
+/// The kiosk.v1 services, each with its request size limit, the two busy ones behind their
+/// call bounds (`shed`).
+fn services(
+    flow: &Arc<Flow>,
+    anchors: &Arc<RoleAnchors>,
+    verify_api: VerifyApi,
+    budget: &Arc<StreamBudget>,
+    limits: &Limits,
+    checkpoint_signer: &Arc<CheckpointSigner>,
+) -> (
+    Shed<TerminalServiceServer<TerminalApi>>,
+    AuditServiceServer<AuditApi>,
+    Shed<VerifyServiceServer<VerifyApi>>,
+) {
+    let terminal = Shed::new(
+        TerminalServiceServer::new(TerminalApi::new(
+            flow.clone(),
+            anchors.clone(),
+            budget.clone(),
+        ))
+        .max_decoding_message_size(MAX_REQUEST_BYTES),
+        limits.max_terminal_calls,
+        limits.max_calls_per_caller,
+    );
+    let audit = AuditServiceServer::new(AuditApi::new(
+        flow.store().clone(),
+        anchors.clone(),
+        checkpoint_signer.clone(),
+    ))
+    .max_decoding_message_size(MAX_REQUEST_BYTES);
+    let verify = Shed::new(
+        VerifyServiceServer::new(verify_api)
+            .max_decoding_message_size(verify::MAX_PDF_BYTES + 4096),
+        limits.max_verify_calls,
+        limits.max_calls_per_caller,
+    );
+    (terminal, audit, verify)
 }
 
 /// Every `interval`: health follows the database, and released issuances past their print
