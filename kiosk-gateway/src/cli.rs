@@ -284,6 +284,12 @@ fn terminal_table(rows: &[crate::store::TerminalRow]) -> String {
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
+    // Every connection is a descriptor: the soft limit (often 1,024) goes up to the hard one
+    // before the connection cap is derived from it.
+    match crate::limits::raise_nofile_limit() {
+        Ok(soft) => tracing::info!(soft, "RLIMIT_NOFILE"),
+        Err(error) => tracing::warn!(%error, "RLIMIT_NOFILE not raised"),
+    }
     println!(
         "preparing the deployment under {}",
         config.data_dir.display()
@@ -307,6 +313,12 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             remote.municipality, remote.endpoint
         );
     }
+    println!(
+        "  connections:      at most {} ({} without a client certificate, {} per address)",
+        config.limits().connection_cap(),
+        config.max_anonymous_connections,
+        config.max_anonymous_connections_per_ip
+    );
     println!("  PKI (TEST ONLY):  {}", config.pki_dir().display());
     println!(
         "  resident cards:   {}",

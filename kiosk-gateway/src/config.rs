@@ -117,6 +117,48 @@ pub struct Config {
     pub drain_ms: u64,
     /// Grace period for open connections after the drain, ms.
     pub grace_ms: u64,
+    /// Most connections at once, terminals included; default: the soft RLIMIT_NOFILE (raised
+    /// to the hard limit at start) less `fd_reserve`. Beyond it a new connection is closed
+    /// at once.
+    pub max_connections: Option<usize>,
+    /// File descriptors kept for everything but client connections (databases, issuer links,
+    /// CRL and log files) when `max_connections` is derived from RLIMIT_NOFILE.
+    pub fd_reserve: usize,
+    /// TLS handshakes in progress from one source address (an IPv6 /64 counts as one).
+    pub max_handshakes_per_ip: usize,
+    /// Connections without a client certificate (VerifyService callers), in total. Kept well
+    /// below `max_connections`, so that the rest stays for terminals.
+    pub max_anonymous_connections: usize,
+    /// Connections without a client certificate from one source address.
+    pub max_anonymous_connections_per_ip: usize,
+    /// After the TLS handshake, the HTTP/2 client preface must arrive within this, ms.
+    pub preface_timeout_ms: u64,
+    /// A connection without a client certificate that carries no request or response
+    /// (HTTP/2 HEADERS or DATA) for this long is closed, ms. Terminals are never closed for
+    /// being idle.
+    pub anonymous_idle_timeout_ms: u64,
+    /// The gateway pings every connection after this much silence, ms ...
+    pub http2_keepalive_interval_ms: u64,
+    /// ... and closes it when the ping is not answered within this, ms.
+    pub http2_keepalive_timeout_ms: u64,
+    /// Concurrent HTTP/2 streams (calls) on one connection.
+    pub max_concurrent_streams: u32,
+    /// Bytes of released documents not yet sent, over all Issue streams. Beyond it Issue
+    /// answers OVERLOADED (the issuance stays recorded: a retry with the same id gets it).
+    pub issue_stream_budget_bytes: u64,
+    /// The same, per terminal.
+    pub issue_stream_budget_per_terminal_bytes: u64,
+    /// An Issue stream not collected within this (or the caller's deadline if shorter) frees
+    /// its documents and ends with OVERLOADED, ms.
+    pub issue_stream_timeout_ms: u64,
+    /// TerminalService calls handled at once; past it a call is refused at once with
+    /// OVERLOADED (OpenSession already at three quarters, to let sessions under way finish).
+    pub max_terminal_calls_in_flight: usize,
+    /// VerifyService calls handled at once (each checks a PDF signature), then OVERLOADED.
+    pub max_verify_calls_in_flight: usize,
+    /// Calls handled at once for one caller (one client certificate, or one address without
+    /// one), so that one caller cannot take every place; then OVERLOADED.
+    pub max_calls_in_flight_per_caller: usize,
     /// Rehearsals and benchmarks only: run the deployment's clock from this RFC 3339 instant
     /// (e.g. `2026-11-25T10:00:00+09:00`) so service hours can be exercised at any time of
     /// day. Never set in production: everything the gateway judges by time follows this clock
@@ -147,6 +189,22 @@ impl Default for Config {
             print_window_secs: 300,
             drain_ms: 2_000,
             grace_ms: 10_000,
+            max_connections: None,
+            fd_reserve: 256,
+            max_handshakes_per_ip: 64,
+            max_anonymous_connections: 512,
+            max_anonymous_connections_per_ip: 8,
+            preface_timeout_ms: 5_000,
+            anonymous_idle_timeout_ms: 30_000,
+            http2_keepalive_interval_ms: 30_000,
+            http2_keepalive_timeout_ms: 10_000,
+            max_concurrent_streams: 64,
+            issue_stream_budget_bytes: 128 << 20,
+            issue_stream_budget_per_terminal_bytes: 32 << 20,
+            issue_stream_timeout_ms: 120_000,
+            max_terminal_calls_in_flight: 64,
+            max_verify_calls_in_flight: 16,
+            max_calls_in_flight_per_caller: 32,
             rehearsal_clock_start: None,
         }
     }
@@ -201,14 +259,171 @@ impl Config {
         if let Some(v) = env.var("KIOSK_REHEARSAL_CLOCK_START") {
             config.rehearsal_clock_start = Some(v);
         }
-        if let Some(v) = env.var("KIOSK_SYNTHETIC_RESIDENTS") {
-            config.synthetic_residents = v.parse().map_err(|e| ConfigError::Invalid {
-                field: "KIOSK_SYNTHETIC_RESIDENTS",
-                why: format!("{e}"),
-            })?;
-        }
+        number(
+            env,
+            "KIOSK_SYNTHETIC_RESIDENTS",
+            &mut config.synthetic_residents,
+        )?;
+        config.limits_from_env(env)?;
         config.validate()?;
         Ok(config)
+    }
+
+    /// The connection and stream limits from `KIOSK_*` variables (names as the fields, upper
+    /// case: `KIOSK_MAX_ANONYMOUS_CONNECTIONS`, ...).
+    fn limits_from_env(&mut self, env: &dyn Environment) -> Result<(), ConfigError> {
+        if let Some(v) = env.var("KIOSK_MAX_CONNECTIONS") {
+            self.max_connections = Some(parse_number("KIOSK_MAX_CONNECTIONS", &v)?);
+        }
+        number(env, "KIOSK_FD_RESERVE", &mut self.fd_reserve)?;
+        number(
+            env,
+            "KIOSK_MAX_HANDSHAKES_PER_IP",
+            &mut self.max_handshakes_per_ip,
+        )?;
+        number(
+            env,
+            "KIOSK_MAX_ANONYMOUS_CONNECTIONS",
+            &mut self.max_anonymous_connections,
+        )?;
+        number(
+            env,
+            "KIOSK_MAX_ANONYMOUS_CONNECTIONS_PER_IP",
+            &mut self.max_anonymous_connections_per_ip,
+        )?;
+        number(
+            env,
+            "KIOSK_PREFACE_TIMEOUT_MS",
+            &mut self.preface_timeout_ms,
+        )?;
+        number(
+            env,
+            "KIOSK_ANONYMOUS_IDLE_TIMEOUT_MS",
+            &mut self.anonymous_idle_timeout_ms,
+        )?;
+        number(
+            env,
+            "KIOSK_HTTP2_KEEPALIVE_INTERVAL_MS",
+            &mut self.http2_keepalive_interval_ms,
+        )?;
+        number(
+            env,
+            "KIOSK_HTTP2_KEEPALIVE_TIMEOUT_MS",
+            &mut self.http2_keepalive_timeout_ms,
+        )?;
+        number(
+            env,
+            "KIOSK_MAX_CONCURRENT_STREAMS",
+            &mut self.max_concurrent_streams,
+        )?;
+        number(
+            env,
+            "KIOSK_ISSUE_STREAM_BUDGET_BYTES",
+            &mut self.issue_stream_budget_bytes,
+        )?;
+        number(
+            env,
+            "KIOSK_ISSUE_STREAM_BUDGET_PER_TERMINAL_BYTES",
+            &mut self.issue_stream_budget_per_terminal_bytes,
+        )?;
+        number(
+            env,
+            "KIOSK_ISSUE_STREAM_TIMEOUT_MS",
+            &mut self.issue_stream_timeout_ms,
+        )?;
+        number(
+            env,
+            "KIOSK_MAX_TERMINAL_CALLS_IN_FLIGHT",
+            &mut self.max_terminal_calls_in_flight,
+        )?;
+        number(
+            env,
+            "KIOSK_MAX_VERIFY_CALLS_IN_FLIGHT",
+            &mut self.max_verify_calls_in_flight,
+        )?;
+        number(
+            env,
+            "KIOSK_MAX_CALLS_IN_FLIGHT_PER_CALLER",
+            &mut self.max_calls_in_flight_per_caller,
+        )?;
+        Ok(())
+    }
+
+    fn validate_limits(&self) -> Result<(), ConfigError> {
+        let invalid = |field, why: &str| ConfigError::Invalid {
+            field,
+            why: why.to_owned(),
+        };
+        if self.max_connections == Some(0) {
+            return Err(invalid("max_connections", "at least 1"));
+        }
+        for (field, value) in [
+            ("max_handshakes_per_ip", self.max_handshakes_per_ip),
+            (
+                "max_terminal_calls_in_flight",
+                self.max_terminal_calls_in_flight,
+            ),
+            (
+                "max_verify_calls_in_flight",
+                self.max_verify_calls_in_flight,
+            ),
+            ("max_anonymous_connections", self.max_anonymous_connections),
+            (
+                "max_anonymous_connections_per_ip",
+                self.max_anonymous_connections_per_ip,
+            ),
+        ] {
+            if value == 0 {
+                return Err(invalid(field, "at least 1"));
+            }
+        }
+        if self.max_anonymous_connections_per_ip > self.max_anonymous_connections {
+            return Err(invalid(
+                "max_anonymous_connections_per_ip",
+                "at most max_anonymous_connections",
+            ));
+        }
+        if let Some(max) = self.max_connections
+            && self.max_anonymous_connections >= max
+        {
+            return Err(invalid(
+                "max_anonymous_connections",
+                "below max_connections: the rest is kept for terminals",
+            ));
+        }
+        for (field, value) in [
+            ("preface_timeout_ms", self.preface_timeout_ms),
+            ("anonymous_idle_timeout_ms", self.anonymous_idle_timeout_ms),
+            (
+                "http2_keepalive_interval_ms",
+                self.http2_keepalive_interval_ms,
+            ),
+            (
+                "http2_keepalive_timeout_ms",
+                self.http2_keepalive_timeout_ms,
+            ),
+            ("issue_stream_timeout_ms", self.issue_stream_timeout_ms),
+        ] {
+            if value == 0 {
+                return Err(invalid(field, "at least 1 ms"));
+            }
+        }
+        if self.max_concurrent_streams == 0 {
+            return Err(invalid("max_concurrent_streams", "at least 1"));
+        }
+        if self.issue_stream_budget_per_terminal_bytes < 1 << 20 {
+            return Err(invalid(
+                "issue_stream_budget_per_terminal_bytes",
+                "at least 1 MiB",
+            ));
+        }
+        if self.issue_stream_budget_per_terminal_bytes > self.issue_stream_budget_bytes {
+            return Err(invalid(
+                "issue_stream_budget_per_terminal_bytes",
+                "at most issue_stream_budget_bytes",
+            ));
+        }
+        Ok(())
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
@@ -296,7 +511,7 @@ impl Config {
         if self.rehearsal_clock_start().is_err() {
             return Err(invalid("rehearsal_clock_start", "an RFC 3339 instant"));
         }
-        Ok(())
+        self.validate_limits()
     }
 
     /// Every municipality this gateway routes, in process first, with its display name.
@@ -370,6 +585,55 @@ impl Config {
     pub fn handshake_timeout(&self) -> Duration {
         Duration::from_millis(self.handshake_timeout_ms)
     }
+
+    /// The connection and Issue stream limits, for `server::ServerParts`.
+    pub fn limits(&self) -> crate::limits::Limits {
+        let ms = Duration::from_millis;
+        crate::limits::Limits {
+            max_connections: self.max_connections,
+            fd_reserve: self.fd_reserve,
+            max_handshakes_per_ip: self.max_handshakes_per_ip,
+            max_anonymous: self.max_anonymous_connections,
+            max_anonymous_per_ip: self.max_anonymous_connections_per_ip,
+            preface_timeout: ms(self.preface_timeout_ms),
+            anonymous_idle_timeout: ms(self.anonymous_idle_timeout_ms),
+            keepalive_interval: ms(self.http2_keepalive_interval_ms),
+            keepalive_timeout: ms(self.http2_keepalive_timeout_ms),
+            max_concurrent_streams: self.max_concurrent_streams,
+            stream_budget_bytes: self.issue_stream_budget_bytes,
+            stream_budget_per_terminal_bytes: self.issue_stream_budget_per_terminal_bytes,
+            stream_timeout: ms(self.issue_stream_timeout_ms),
+            max_terminal_calls: self.max_terminal_calls_in_flight,
+            max_verify_calls: self.max_verify_calls_in_flight,
+            max_calls_per_caller: self.max_calls_in_flight_per_caller,
+        }
+    }
+}
+
+/// Parses a `KIOSK_*` number.
+fn parse_number<T: std::str::FromStr>(name: &'static str, value: &str) -> Result<T, ConfigError>
+where
+    T::Err: std::fmt::Display,
+{
+    value.parse().map_err(|e| ConfigError::Invalid {
+        field: name,
+        why: format!("{e}"),
+    })
+}
+
+/// Overrides `field` with the variable `name` when it is set.
+fn number<T: std::str::FromStr>(
+    env: &dyn Environment,
+    name: &'static str,
+    field: &mut T,
+) -> Result<(), ConfigError>
+where
+    T::Err: std::fmt::Display,
+{
+    if let Some(value) = env.var(name) {
+        *field = parse_number(name, &value)?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -549,6 +549,7 @@ impl Embedded {
             anchors,
             tls,
             handshake_timeout: config.handshake_timeout(),
+            limits: config.limits(),
             sweep_interval: Duration::from_secs(5),
             reconcile_interval: Duration::from_secs(config.reconcile_interval_secs),
             checkpoint_signer: Arc::new(signer),

@@ -27,9 +27,11 @@ use tonic::server::NamedService;
 
 use crate::flow::Flow;
 use crate::identity::RoleAnchors;
+use crate::limits::{Admission, ConnectionStats, Limits, StreamBudget};
 use crate::service::audit::AuditApi;
 use crate::service::terminal::TerminalApi;
 use crate::service::verify::{self, VerifyApi};
+use crate::shed::Shed;
 use crate::tls::{self, ReloadableServerConfig};
 
 /// Largest request a terminal may send (a card certificate and signature are a few KiB).
@@ -50,6 +52,8 @@ pub struct ServerParts {
     pub tls: Arc<ReloadableServerConfig>,
     /// Handshake time limit per connection.
     pub handshake_timeout: Duration,
+    /// Connection counts, timeouts and the Issue stream budget.
+    pub limits: Limits,
     /// How often released issuances past their print deadline, and long-expired sessions,
     /// are swept.
     pub sweep_interval: Duration,
@@ -70,6 +74,8 @@ pub struct RunningServer {
     sweeper: JoinHandle<()>,
     refresher: Option<JoinHandle<()>>,
     health: tonic_health::server::HealthReporter,
+    admission: Arc<Admission>,
+    budget: Arc<StreamBudget>,
 }
 
 /// Build identity: the package version and the commit the binary was built from (`unknown`
@@ -168,33 +174,45 @@ pub async fn start(parts: ServerParts, listen: SocketAddr) -> std::io::Result<Ru
         .build_v1()
         .map_err(|e| std::io::Error::other(format!("reflection: {e}")))?;
 
-    // ContractErrors: requests tonic cannot decode, or over the size limit, are refused in
-    // the contract's shape (INVALID_FIELD, REQUEST_TOO_LARGE) rather than a bare INTERNAL.
-    let terminal = ContractErrors::new(
-        TerminalServiceServer::new(TerminalApi::new(parts.flow.clone(), parts.anchors.clone()))
-            .max_decoding_message_size(MAX_REQUEST_BYTES),
+    let limits = parts.limits;
+    let budget = StreamBudget::new(
+        limits.stream_budget_bytes,
+        limits.stream_budget_per_terminal_bytes,
+        limits.stream_timeout,
     );
-    let audit = ContractErrors::new(
-        AuditServiceServer::new(AuditApi::new(
-            parts.flow.store().clone(),
-            parts.anchors.clone(),
-            parts.checkpoint_signer.clone(),
-            parts.flow.clock(),
-        ))
-        .max_decoding_message_size(MAX_REQUEST_BYTES),
+    let (terminal, audit, verify) = services(
+        &parts.flow,
+        &parts.anchors,
+        parts.verify,
+        &budget,
+        &limits,
+        &parts.checkpoint_signer,
     );
     health.set_serving::<AuditServiceServer<AuditApi>>().await;
-    let verify = ContractErrors::new(
-        VerifyServiceServer::new(parts.verify)
-            .max_decoding_message_size(verify::MAX_PDF_BYTES + 4096),
-    );
     health.set_serving::<VerifyServiceServer<VerifyApi>>().await;
 
-    let incoming = tls::incoming(listener, parts.tls, parts.handshake_timeout);
+    let (keepalive, keepalive_timeout) = (limits.keepalive_interval, limits.keepalive_timeout);
+    let streams = limits.max_concurrent_streams;
+    let admission = Admission::new(limits);
+    tracing::info!(
+        connections = admission.cap(),
+        anonymous = admission.anonymous_cap(),
+        "connection limits"
+    );
+    let incoming = tls::incoming(
+        listener,
+        parts.tls,
+        parts.handshake_timeout,
+        admission.clone(),
+    );
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
+        // The gateway pings every connection itself: a peer that stops answering (gone, or
+        // no longer reading) is closed instead of holding its descriptor and buffers.
         tonic::transport::Server::builder()
-            .http2_keepalive_interval(Some(Duration::from_secs(30)))
+            .http2_keepalive_interval(Some(keepalive))
+            .http2_keepalive_timeout(Some(keepalive_timeout))
+            .max_concurrent_streams(streams)
             .add_service(health_service)
             .add_service(reflection)
             .add_service(terminal)
@@ -209,11 +227,86 @@ pub async fn start(parts: ServerParts, listen: SocketAddr) -> std::io::Result<Ru
     let refresher = parts
         .revocation_refresh
         .map(|every| parts.revocation.spawn(every));
-    let flow = parts.flow;
-    let interval = parts.sweep_interval;
-    let reconcile_every = parts.reconcile_interval;
-    let watcher = health.clone();
-    let sweeper = tokio::spawn(async move {
+    let sweeper = spawn_sweeper(
+        parts.flow,
+        parts.sweep_interval,
+        parts.reconcile_interval,
+        health.clone(),
+    );
+
+    let (version, commit) = build_identity();
+    tracing::info!(%local_addr, version, commit, "gateway serving");
+    Ok(RunningServer {
+        local_addr,
+        stop: Some(stop),
+        task,
+        sweeper,
+        refresher,
+        health,
+        admission,
+        budget,
+    })
+}
+
+/// The kiosk.v1 services, each with its request size limit, the two busy ones behind their
+/// call bounds (`shed`).
+fn services(
+    flow: &Arc<Flow>,
+    anchors: &Arc<RoleAnchors>,
+    verify_api: VerifyApi,
+    budget: &Arc<StreamBudget>,
+    limits: &Limits,
+    checkpoint_signer: &Arc<CheckpointSigner>,
+) -> (
+    Shed<ContractErrors<TerminalServiceServer<TerminalApi>>>,
+    ContractErrors<AuditServiceServer<AuditApi>>,
+    Shed<ContractErrors<VerifyServiceServer<VerifyApi>>>,
+) {
+    // ContractErrors: requests tonic cannot decode, or over the size limit, are refused in
+    // the contract's shape (INVALID_FIELD, REQUEST_TOO_LARGE) rather than a bare INTERNAL.
+    // Shed is outside it: a call past the bounds is refused before anything is decoded.
+    let terminal = Shed::new(
+        ContractErrors::new(
+            TerminalServiceServer::new(TerminalApi::new(
+                flow.clone(),
+                anchors.clone(),
+                budget.clone(),
+            ))
+            .max_decoding_message_size(MAX_REQUEST_BYTES),
+        ),
+        limits.max_terminal_calls,
+        limits.max_calls_per_caller,
+    );
+    let audit = ContractErrors::new(
+        AuditServiceServer::new(AuditApi::new(
+            flow.store().clone(),
+            anchors.clone(),
+            checkpoint_signer.clone(),
+            flow.clock(),
+        ))
+        .max_decoding_message_size(MAX_REQUEST_BYTES),
+    );
+    let verify = Shed::new(
+        ContractErrors::new(
+            VerifyServiceServer::new(verify_api)
+                .max_decoding_message_size(verify::MAX_PDF_BYTES + 4096),
+        ),
+        limits.max_verify_calls,
+        limits.max_calls_per_caller,
+    );
+    (terminal, audit, verify)
+}
+
+/// Every `interval`: health follows the database, released issuances past their print
+/// deadline and long-expired sessions are swept; every `reconcile_every`, documents pending
+/// at the issuers are reconciled.
+fn spawn_sweeper(
+    flow: Arc<Flow>,
+    interval: Duration,
+    reconcile_every: Duration,
+    watcher: tonic_health::server::HealthReporter,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
         let mut ticker = tokio::time::interval(interval);
         let mut serving = true;
         let mut reconciled_at = tokio::time::Instant::now();
@@ -254,17 +347,6 @@ pub async fn start(parts: ServerParts, listen: SocketAddr) -> std::io::Result<Ru
                 }
             }
         }
-    });
-
-    let (version, commit) = build_identity();
-    tracing::info!(%local_addr, version, commit, "gateway serving");
-    Ok(RunningServer {
-        local_addr,
-        stop: Some(stop),
-        task,
-        sweeper,
-        refresher,
-        health,
     })
 }
 
@@ -272,6 +354,16 @@ impl RunningServer {
     /// The bound address (useful with port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The connection counters now.
+    pub fn connections(&self) -> ConnectionStats {
+        self.admission.stats()
+    }
+
+    /// Bytes of released documents that Issue streams hold now, not yet sent.
+    pub fn stream_bytes_reserved(&self) -> u64 {
+        self.budget.reserved_bytes()
     }
 
     /// Marks the terminal service NOT_SERVING (draining or database down).

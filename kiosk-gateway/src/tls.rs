@@ -6,7 +6,11 @@
 //! `ServerConfig` with a webpki client verifier that checks the CRLs and refuses a stale one
 //! (`enforce_revocation_expiration`), and hands tonic already-established TLS streams. Each
 //! handshake runs in its own task under a timeout, so a slow or hostile client cannot stall
-//! the accept loop, and a failed handshake never ends the stream of connections.
+//! the accept loop, and a failed handshake never ends the stream of connections. Before and
+//! after the handshake a connection takes its places in the connection counts
+//! (`limits::Admission`: the total, handshakes per address, anonymous ones in total and per
+//! address), and the HTTP/2 preface must follow the handshake within its own timeout
+//! (`conn`): tonic only ever sees connections that are within the limits and speak HTTP/2.
 //!
 //! Client certificates are optional at the TLS layer (`VerifyService` needs none); every
 //! service that needs one checks the caller's role itself (see `identity`).
@@ -29,6 +33,8 @@ use tokio_rustls::server::TlsStream;
 use tokio_stream::wrappers::ReceiverStream;
 
 use crate::clock::{Clock, TlsTime};
+use crate::conn::{Conn, read_preface};
+use crate::limits::{Admission, ConnectionPermit};
 
 /// Why a TLS configuration could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -262,13 +268,16 @@ fn build_config(
     Ok(config)
 }
 
-/// Accepts TCP connections on `listener` and yields established TLS streams. Handshakes run
-/// concurrently, each bounded by `handshake_timeout`; failures are logged and dropped.
+/// Accepts TCP connections on `listener` and yields established connections. Handshakes run
+/// concurrently, each bounded by the handshake timeout and followed by the HTTP/2 preface
+/// within its own timeout; a connection over a limit of `admission` is closed at once.
+/// Failures are logged and dropped: they never end the stream of connections.
 pub fn incoming(
     listener: TcpListener,
     config: Arc<ReloadableServerConfig>,
     handshake_timeout: Duration,
-) -> ReceiverStream<Result<TlsStream<TcpStream>, io::Error>> {
+    admission: Arc<Admission>,
+) -> ReceiverStream<Result<Conn, io::Error>> {
     let (sender, receiver) = tokio::sync::mpsc::channel(64);
     tokio::spawn(async move {
         loop {
@@ -281,16 +290,23 @@ pub fn incoming(
                     continue;
                 }
             };
+            let Some(permit) = admission.accept(peer.ip()) else {
+                tracing::debug!(%peer, "connection over the limits: closed");
+                continue;
+            };
             let _ = tcp.set_nodelay(true);
             let acceptor = TlsAcceptor::from(config.current());
             let connection_sender = sender.clone();
+            let admission = admission.clone();
             tokio::spawn(async move {
-                match tokio::time::timeout(handshake_timeout, acceptor.accept(tcp)).await {
-                    Ok(Ok(stream)) => {
-                        let _ = connection_sender.send(Ok(stream)).await;
-                    }
-                    Ok(Err(error)) => tracing::info!(%peer, %error, "tls handshake refused"),
-                    Err(_) => tracing::info!(%peer, "tls handshake timed out"),
+                let accepted = tokio::time::timeout(handshake_timeout, acceptor.accept(tcp)).await;
+                let tls = match accepted {
+                    Ok(Ok(stream)) => stream,
+                    Ok(Err(error)) => return tracing::info!(%peer, %error, "tls handshake refused"),
+                    Err(_) => return tracing::info!(%peer, "tls handshake timed out"),
+                };
+                if let Some(conn) = establish(tls, peer.ip(), permit, &admission).await {
+                    let _ = connection_sender.send(Ok(conn)).await;
                 }
             });
             if sender.is_closed() {
@@ -299,4 +315,30 @@ pub fn incoming(
         }
     });
     ReceiverStream::new(receiver)
+}
+
+/// After the handshake: the anonymous counts for a connection without a client certificate,
+/// then the HTTP/2 preface within its timeout. `None`: the connection is dropped (closed).
+async fn establish(
+    mut tls: TlsStream<TcpStream>,
+    ip: std::net::IpAddr,
+    permit: ConnectionPermit,
+    admission: &Admission,
+) -> Option<Conn> {
+    let anonymous = tls.get_ref().1.peer_certificates().is_none();
+    let Some(permit) = admission.established(permit, ip, anonymous) else {
+        tracing::info!(%ip, "anonymous connection over the limits: closed");
+        return None;
+    };
+    let limits = admission.limits();
+    if read_preface(&mut tls, limits.preface_timeout)
+        .await
+        .is_none()
+    {
+        admission.refuse();
+        tracing::info!(%ip, "no HTTP/2 preface in time: closed");
+        return None;
+    }
+    let idle = anonymous.then_some(limits.anonymous_idle_timeout);
+    Some(Conn::new(tls, permit, idle))
 }

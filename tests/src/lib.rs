@@ -132,9 +132,12 @@ pub struct AppOptions {
     pub max_concurrent_issuances: usize,
     /// Serve the issuers as a separate `IssuerService` over mutual TLS and route to it.
     pub remote_issuer: bool,
-    /// Sessions one terminal may have open at once.
-    pub max_open_sessions_per_terminal: usize,
+    /// Changes the configuration before the app is prepared (limits, timeouts).
+    pub configure: Option<ConfigChange>,
 }
+
+/// A change to an app's configuration.
+pub type ConfigChange = Box<dyn FnOnce(&mut Config) + Send>;
 
 impl AppOptions {
     /// Defaults for `db`.
@@ -145,7 +148,7 @@ impl AppOptions {
             directory: None,
             max_concurrent_issuances: 64,
             remote_issuer: false,
-            max_open_sessions_per_terminal: Config::default().max_open_sessions_per_terminal,
+            configure: None,
         }
     }
 }
@@ -195,9 +198,11 @@ async fn try_spawn(options: AppOptions) -> anyhow::Result<TestApp> {
         listen: "127.0.0.1:0".parse()?,
         synthetic_residents: options.residents,
         max_concurrent_issuances: options.max_concurrent_issuances,
-        max_open_sessions_per_terminal: options.max_open_sessions_per_terminal,
         ..Config::default()
     };
+    if let Some(configure) = options.configure {
+        configure(&mut config);
+    }
     if options.db == Db::Postgres {
         let gateway = PgDatabase::create("kiosk_gw").await?;
         let register = PgDatabase::create("kiosk_reg").await?;

@@ -321,7 +321,7 @@ async fn events_of(app: &TestApp, kind: EventType) -> Vec<audit::event::Event> {
 
 on_both_databases!(open_sessions_per_terminal_are_bounded, |db| async move {
     let mut options = AppOptions::new(db);
-    options.max_open_sessions_per_terminal = 5;
+    options.configure = Some(Box::new(|config| config.max_open_sessions_per_terminal = 5));
     let app = spawn_app_with(options).await;
     let terminal = app.terminal(TERMINAL_1).await;
     let log_before = events_of(&app, EventType::SessionOpened).await.len();

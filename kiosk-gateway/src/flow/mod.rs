@@ -23,7 +23,6 @@ use audit::event::{
     PrintOutcome, Pseudonym, Pseudonymizer, ReasonCode, UnixMillis,
 };
 use kiosk_proto::v1 as pb;
-use prost::Message;
 use ring::digest::{SHA256, digest};
 use ring::rand::{SecureRandom, SystemRandom};
 use sqlx::AnyConnection;

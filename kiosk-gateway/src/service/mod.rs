@@ -5,6 +5,7 @@
 
 pub mod audit;
 pub mod fuzzing;
+pub mod issue_stream;
 pub mod terminal;
 pub mod validate;
 pub mod verify;

@@ -8,24 +8,30 @@ use kiosk_proto::v1 as pb;
 use kiosk_proto::v1::terminal_service_server::TerminalService;
 use tonic::{Request, Response, Status};
 
-use super::{remaining, terminal, timestamp, validate};
+use super::{issue_stream, remaining, terminal, timestamp, validate};
 use crate::flow::Flow;
 use crate::identity::RoleAnchors;
-use crate::store::{self, IssuanceState};
+use crate::limits::StreamBudget;
+use crate::store::IssuanceState;
 
-/// Largest piece of a PDF in one `DocumentChunk`.
-pub const CHUNK_SIZE: usize = 1 << 20;
+pub use super::issue_stream::CHUNK_SIZE;
 
 /// The terminal-facing service over the flow.
 pub struct TerminalApi {
     flow: Arc<Flow>,
     anchors: Arc<RoleAnchors>,
+    budget: Arc<StreamBudget>,
 }
 
 impl TerminalApi {
-    /// The service over `flow`, identifying callers with `anchors`.
-    pub fn new(flow: Arc<Flow>, anchors: Arc<RoleAnchors>) -> Self {
-        TerminalApi { flow, anchors }
+    /// The service over `flow`, identifying callers with `anchors`; Issue streams hold
+    /// their unsent documents within `budget`.
+    pub fn new(flow: Arc<Flow>, anchors: Arc<RoleAnchors>, budget: Arc<StreamBudget>) -> Self {
+        TerminalApi {
+            flow,
+            anchors,
+            budget,
+        }
     }
 }
 
@@ -149,7 +155,9 @@ impl TerminalService for TerminalApi {
         &self,
         request: Request<pb::IssueRequest>,
     ) -> Result<Response<Self::IssueStream>, Status> {
+        let started = tokio::time::Instant::now();
         let terminal = terminal(&self.anchors, &request)?;
+        self.budget.check_room(&terminal.id())?;
         let deadline = remaining(&request);
         let message = request.into_inner();
         validate::issue(&message, self.flow.settings().max_items)?;
@@ -164,56 +172,14 @@ impl TerminalService for TerminalApi {
                 deadline,
             )
             .await?;
-        let issuance = &released.issuance;
-        let mut out = Vec::with_capacity(2 + released.documents.len());
-        out.push(Ok(pb::IssueResponse {
-            event: Some(pb::issue_response::Event::Header(pb::IssuanceHeader {
-                issuance_id: issuance.issuance_id.clone(),
-                client_request_id: issuance.client_request_id.clone(),
-                document_count: released.documents.len() as u32,
-                total_fee_yen: u32::try_from(issuance.total_fee_yen).unwrap_or(u32::MAX),
-                print_deadline: Some(timestamp(issuance.print_deadline)),
-                replayed: released.replayed,
-            })),
-        }));
-        let mut total_bytes = 0u64;
-        for (
-            index,
-            store::IssuedDocument {
-                record: document,
-                pdf,
-            },
-        ) in released.documents.iter().enumerate()
-        {
-            let cert_type = pb::CertificateType::from_str_name(&document.cert_type)
-                .unwrap_or(pb::CertificateType::Unspecified) as i32;
-            let size = pdf.len();
-            let mut offset = 0usize;
-            for piece in pdf.chunks(CHUNK_SIZE) {
-                out.push(Ok(pb::IssueResponse {
-                    event: Some(pb::issue_response::Event::Chunk(pb::DocumentChunk {
-                        serial: document.serial.clone(),
-                        document_index: index as u32,
-                        r#type: cert_type,
-                        page_count: u32::try_from(document.page_count).unwrap_or(0),
-                        offset: offset as u64,
-                        data: piece.to_vec(),
-                        last: offset + piece.len() == size,
-                        document_size: size as u64,
-                        document_sha256: document.pdf_sha256.clone(),
-                    })),
-                }));
-                offset += piece.len();
-            }
-            total_bytes += size as u64;
-        }
-        out.push(Ok(pb::IssueResponse {
-            event: Some(pb::issue_response::Event::Trailer(pb::IssuanceTrailer {
-                document_count: released.documents.len() as u32,
-                total_bytes,
-            })),
-        }));
-        Ok(Response::new(Box::pin(tokio_stream::iter(out))))
+        // The issuance is recorded: a refusal here leaves it to a retry with the same id.
+        let bytes = released.documents.iter().map(|d| d.pdf.len() as u64).sum();
+        let lease = self.budget.reserve(&terminal.id(), bytes)?;
+        let limit = self.budget.timeout();
+        let expires_at = started + deadline.map_or(limit, |d| d.min(limit));
+        Ok(Response::new(Box::pin(issue_stream::IssueStream::new(
+            released, lease, expires_at,
+        ))))
     }
 
     async fn report_print(
