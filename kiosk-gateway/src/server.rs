@@ -248,6 +248,13 @@ pub async fn start(parts: ServerParts, listen: SocketAddr) -> std::io::Result<Ru
     })
 }
 
+/// TerminalService behind its call bounds and the contract's decode errors.
+type TerminalLayer = Shed<ContractErrors<TerminalServiceServer<TerminalApi>>>;
+/// AuditService behind the contract's decode errors.
+type AuditLayer = ContractErrors<AuditServiceServer<AuditApi>>;
+/// VerifyService behind its call bounds and the contract's decode errors.
+type VerifyLayer = Shed<ContractErrors<VerifyServiceServer<VerifyApi>>>;
+
 /// The kiosk.v1 services, each with its request size limit, the two busy ones behind their
 /// call bounds (`shed`).
 fn services(
@@ -257,11 +264,7 @@ fn services(
     budget: &Arc<StreamBudget>,
     limits: &Limits,
     checkpoint_signer: &Arc<CheckpointSigner>,
-) -> (
-    Shed<ContractErrors<TerminalServiceServer<TerminalApi>>>,
-    ContractErrors<AuditServiceServer<AuditApi>>,
-    Shed<ContractErrors<VerifyServiceServer<VerifyApi>>>,
-) {
+) -> (TerminalLayer, AuditLayer, VerifyLayer) {
     // ContractErrors: requests tonic cannot decode, or over the size limit, are refused in
     // the contract's shape (INVALID_FIELD, REQUEST_TOO_LARGE) rather than a bare INTERNAL.
     // Shed is outside it: a call past the bounds is refused before anything is decoded.
