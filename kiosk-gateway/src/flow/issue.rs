@@ -99,56 +99,6 @@ pub fn request_digest(
     Ok(digest(&SHA256, canonical.as_bytes()).as_ref().to_vec())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn resident_record(copies: u32, subjects: &[&str]) -> pb::RequestItem {
-        pb::RequestItem {
-            r#type: pb::CertificateType::ResidentRecord as i32,
-            options: Some(pb::CertificateOptions {
-                include_honseki: true,
-                ..Default::default()
-            }),
-            subject_refs: subjects.iter().map(|s| (*s).to_owned()).collect(),
-            copies,
-        }
-    }
-
-    #[test]
-    fn the_order_digest_is_a_fixed_function_of_the_domain_order() {
-        let items = [resident_record(2, &["r-0001", "r-0002"])];
-        // Pinned: a change of this value breaks every retry in flight during an upgrade, so it
-        // must be a decision, never a side effect.
-        assert_eq!(
-            hex::encode(request_digest(&items, 600).unwrap()),
-            hex::encode(digest(
-                &SHA256,
-                b"kiosk order v1\nitem RESIDENT_RECORD copies 2 options include_honseki \
-                  fiscal_year 0 subjects r-0001,r-0002\ntotal 600\n"
-            ))
-        );
-        // Unset options are the same as absent ones; everything else tells orders apart.
-        let mut no_options = resident_record(2, &[]);
-        no_options.options = None;
-        let mut all_false = resident_record(2, &[]);
-        all_false.options = Some(pb::CertificateOptions::default());
-        assert_eq!(
-            request_digest(&[no_options], 0).unwrap(),
-            request_digest(&[all_false], 0).unwrap()
-        );
-        let base = request_digest(&items, 600).unwrap();
-        for other in [
-            request_digest(&items, 601).unwrap(),
-            request_digest(&[resident_record(1, &["r-0001", "r-0002"])], 600).unwrap(),
-            request_digest(&[resident_record(2, &["r-0002", "r-0001"])], 600).unwrap(),
-            request_digest(&[items[0].clone(), items[0].clone()], 600).unwrap(),
-        ] {
-            assert_ne!(other, base);
-        }
-    }
-}
-
 impl Flow {
     /// Issues an order: the issuer decides and renders, the gateway checks every page's subject,
     /// records the issuance with its audit events, has the issuer confirm the documents, and
@@ -513,5 +463,55 @@ impl Flow {
             deadline: order.deadline,
         };
         self.replay(conn, existing, retry).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn resident_record(copies: u32, subjects: &[&str]) -> pb::RequestItem {
+        pb::RequestItem {
+            r#type: pb::CertificateType::ResidentRecord as i32,
+            options: Some(pb::CertificateOptions {
+                include_honseki: true,
+                ..Default::default()
+            }),
+            subject_refs: subjects.iter().map(|s| (*s).to_owned()).collect(),
+            copies,
+        }
+    }
+
+    #[test]
+    fn the_order_digest_is_a_fixed_function_of_the_domain_order() {
+        let items = [resident_record(2, &["r-0001", "r-0002"])];
+        // Pinned: a change of this value breaks every retry in flight during an upgrade, so it
+        // must be a decision, never a side effect.
+        assert_eq!(
+            hex::encode(request_digest(&items, 600).unwrap()),
+            hex::encode(digest(
+                &SHA256,
+                b"kiosk order v1\nitem RESIDENT_RECORD copies 2 options include_honseki \
+                  fiscal_year 0 subjects r-0001,r-0002\ntotal 600\n"
+            ))
+        );
+        // Unset options are the same as absent ones; everything else tells orders apart.
+        let mut no_options = resident_record(2, &[]);
+        no_options.options = None;
+        let mut all_false = resident_record(2, &[]);
+        all_false.options = Some(pb::CertificateOptions::default());
+        assert_eq!(
+            request_digest(&[no_options], 0).unwrap(),
+            request_digest(&[all_false], 0).unwrap()
+        );
+        let base = request_digest(&items, 600).unwrap();
+        for other in [
+            request_digest(&items, 601).unwrap(),
+            request_digest(&[resident_record(1, &["r-0001", "r-0002"])], 600).unwrap(),
+            request_digest(&[resident_record(2, &["r-0002", "r-0001"])], 600).unwrap(),
+            request_digest(&[items[0].clone(), items[0].clone()], 600).unwrap(),
+        ] {
+            assert_ne!(other, base);
+        }
     }
 }
