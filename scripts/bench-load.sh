@@ -93,8 +93,11 @@ run() {
       "bindings = \"$data/bindings-131016.jsonl\"" >"$data/gateway.toml"
     config=(--config "$data/gateway.toml")
   fi
+  # The load generator plays the whole fleet with one terminal certificate: the per-caller
+  # bounds meant for one kiosk (calls in flight, open sessions) are lifted to a fleet's.
   KIOSK_DATA_DIR=$data KIOSK_LISTEN=127.0.0.1:$port KIOSK_SYNTHETIC_RESIDENTS=300 \
     KIOSK_REHEARSAL_CLOCK_START=$clock RUST_LOG=warn \
+    KIOSK_MAX_CALLS_IN_FLIGHT_PER_CALLER=4096 KIOSK_MAX_OPEN_SESSIONS_PER_TERMINAL=100000 \
     taskset -c 0 $bin/kiosk-gateway serve "${config[@]}" >"$data/serve.out" 2>"$data/serve.err" &
   pid=$!
   for _ in $(seq 1 240); do grep -q listening "$data/serve.out" 2>/dev/null && break; sleep 0.5; done

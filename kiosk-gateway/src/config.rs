@@ -346,6 +346,16 @@ impl Config {
             "KIOSK_MAX_CALLS_IN_FLIGHT_PER_CALLER",
             &mut self.max_calls_in_flight_per_caller,
         )?;
+        number(
+            env,
+            "KIOSK_MAX_OPEN_SESSIONS_PER_TERMINAL",
+            &mut self.max_open_sessions_per_terminal,
+        )?;
+        number(
+            env,
+            "KIOSK_RECONCILE_INTERVAL_SECS",
+            &mut self.reconcile_interval_secs,
+        )?;
         Ok(())
     }
 
