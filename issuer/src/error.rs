@@ -44,19 +44,20 @@ pub enum IssuerError {
 }
 
 impl IssuerError {
-    /// The contract's reason string for this error (`kiosk.v1.ErrorReason`).
-    pub fn reason_name(&self) -> &'static str {
+    /// The contract's reason for this error (`kiosk.v1.ErrorReason`).
+    pub fn reason(&self) -> kiosk_proto::reasons::Reason {
+        use kiosk_proto::reasons;
         match self {
-            IssuerError::Refused(reason) => reason.name(),
-            IssuerError::InvalidField { .. } => "INVALID_FIELD",
-            IssuerError::TooManyCopies => "TOO_MANY_COPIES",
-            IssuerError::IssuanceConflict => "IDEMPOTENCY_KEY_REUSED",
-            IssuerError::MunicipalityNotServed => "MUNICIPALITY_NOT_SERVED",
-            IssuerError::WrongClientRole => "WRONG_CLIENT_ROLE",
+            IssuerError::Refused(reason) => reason.contract(),
+            IssuerError::InvalidField { .. } => reasons::INVALID_FIELD,
+            IssuerError::TooManyCopies => reasons::TOO_MANY_COPIES,
+            IssuerError::IssuanceConflict => reasons::IDEMPOTENCY_KEY_REUSED,
+            IssuerError::MunicipalityNotServed => reasons::MUNICIPALITY_NOT_SERVED,
+            IssuerError::WrongClientRole => reasons::WRONG_CLIENT_ROLE,
             IssuerError::Corrupt { .. }
             | IssuerError::Database(_)
             | IssuerError::Migrate(_)
-            | IssuerError::Render(_) => "INTERNAL_ERROR",
+            | IssuerError::Render(_) => reasons::INTERNAL_ERROR,
         }
     }
 }

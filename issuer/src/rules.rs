@@ -45,23 +45,29 @@ pub enum Reason {
 }
 
 impl Reason {
-    /// The `kiosk.v1.ErrorReason` name.
-    pub fn name(self) -> &'static str {
+    /// The contract's reason (`kiosk.v1.ErrorReason`).
+    pub fn contract(self) -> kiosk_proto::reasons::Reason {
+        use kiosk_proto::reasons;
         match self {
-            Reason::SupportMeasure => "SUPPORT_MEASURE",
-            Reason::MovedOut => "MOVED_OUT",
-            Reason::MoveOutFiled => "MOVE_OUT_FILED",
-            Reason::Deceased => "DECEASED",
-            Reason::NoSealRegistration => "NO_SEAL_REGISTRATION",
-            Reason::UnderMinimumAge => "UNDER_MINIMUM_AGE",
-            Reason::PendingChange => "PENDING_CHANGE",
-            Reason::NoTaxData => "NO_TAX_DATA",
-            Reason::NotPermittedSubject => "NOT_PERMITTED_SUBJECT",
-            Reason::OutOfServiceHours => "OUT_OF_SERVICE_HOURS",
-            Reason::ServiceSuspended => "SERVICE_SUSPENDED",
-            Reason::CertificateTypeNotOffered => "CERTIFICATE_TYPE_NOT_OFFERED",
-            Reason::ResidentNotFound => "RESIDENT_NOT_FOUND",
+            Reason::SupportMeasure => reasons::SUPPORT_MEASURE,
+            Reason::MovedOut => reasons::MOVED_OUT,
+            Reason::MoveOutFiled => reasons::MOVE_OUT_FILED,
+            Reason::Deceased => reasons::DECEASED,
+            Reason::NoSealRegistration => reasons::NO_SEAL_REGISTRATION,
+            Reason::UnderMinimumAge => reasons::UNDER_MINIMUM_AGE,
+            Reason::PendingChange => reasons::PENDING_CHANGE,
+            Reason::NoTaxData => reasons::NO_TAX_DATA,
+            Reason::NotPermittedSubject => reasons::NOT_PERMITTED_SUBJECT,
+            Reason::OutOfServiceHours => reasons::OUT_OF_SERVICE_HOURS,
+            Reason::ServiceSuspended => reasons::SERVICE_SUSPENDED,
+            Reason::CertificateTypeNotOffered => reasons::CERTIFICATE_TYPE_NOT_OFFERED,
+            Reason::ResidentNotFound => reasons::RESIDENT_NOT_FOUND,
         }
+    }
+
+    /// The contract reason's name (`ErrorInfo.reason`).
+    pub fn name(self) -> &'static str {
+        self.contract().name
     }
 }
 

@@ -19,7 +19,7 @@ use crate::model::{
 
 impl From<IssuerError> for Status {
     fn from(error: IssuerError) -> Status {
-        let reason = reasons::named(error.reason_name());
+        let reason = &error.reason();
         match &error {
             IssuerError::InvalidField { field } => reasons::status(
                 reason,

@@ -10,6 +10,7 @@
 //! challenge and context with `card::login`. Only then does it return a [`VerifiedCard`],
 //! which nothing else can construct.
 
+use kiosk_proto::reasons;
 use std::sync::{Arc, RwLock};
 
 use rustls_pki_types::{CertificateDer, UnixTime};
@@ -101,8 +102,12 @@ impl CardVerifier {
         challenge: &[u8],
         now_unix_seconds: u64,
     ) -> Result<VerifiedCard, GatewayError> {
-        let malformed =
-            || GatewayError::refused("CARD_CERTIFICATE_MALFORMED", "card certificate is not DER");
+        let malformed = || {
+            GatewayError::refused(
+                reasons::CARD_CERTIFICATE_MALFORMED,
+                "card certificate is not DER",
+            )
+        };
         if certificate.is_empty() || certificate.len() > MAX_CARD_CERTIFICATE_LEN {
             return Err(malformed());
         }
@@ -143,7 +148,7 @@ impl CardVerifier {
         };
         if !digital_signature {
             return Err(GatewayError::refused(
-                "CARD_KEY_USAGE",
+                reasons::CARD_KEY_USAGE,
                 "certificate does not allow digital signatures",
             ));
         }
@@ -155,7 +160,9 @@ impl CardVerifier {
                 &message,
                 signature,
             )
-            .map_err(|_| GatewayError::refused("SIGNATURE_INVALID", "signature does not verify"))?;
+            .map_err(|_| {
+                GatewayError::refused(reasons::SIGNATURE_INVALID, "signature does not verify")
+            })?;
 
         Ok(VerifiedCard {
             issuer: parsed.issuer().to_string(),
@@ -176,23 +183,28 @@ pub fn serial_hex(raw: &[u8]) -> String {
 fn chain_error(error: webpki::Error) -> GatewayError {
     use webpki::Error as E;
     match error {
-        E::CertExpired { .. } => GatewayError::refused("CARD_EXPIRED", "card certificate expired"),
-        E::CertNotValidYet { .. } => {
-            GatewayError::refused("CARD_NOT_YET_VALID", "card certificate not valid yet")
+        E::CertExpired { .. } => {
+            GatewayError::refused(reasons::CARD_EXPIRED, "card certificate expired")
         }
-        E::CertRevoked => GatewayError::refused("CARD_REVOKED", "card certificate revoked"),
+        E::CertNotValidYet { .. } => GatewayError::refused(
+            reasons::CARD_NOT_YET_VALID,
+            "card certificate not valid yet",
+        ),
+        E::CertRevoked => GatewayError::refused(reasons::CARD_REVOKED, "card certificate revoked"),
         E::CrlExpired { .. } | E::UnknownRevocationStatus => {
             tracing::error!("card CRL is stale or does not cover the card CA: refusing logins");
-            GatewayError::refused("REVOCATION_UNAVAILABLE", "revocation list is stale")
+            GatewayError::refused(reasons::REVOCATION_UNAVAILABLE, "revocation list is stale")
         }
-        E::RequiredEkuNotFoundContext(_) => {
-            GatewayError::refused("CARD_KEY_USAGE", "certificate is not for authentication")
-        }
-        E::BadDer | E::BadDerTime | E::TrailingData(_) => {
-            GatewayError::refused("CARD_CERTIFICATE_MALFORMED", "card certificate is not DER")
-        }
+        E::RequiredEkuNotFoundContext(_) => GatewayError::refused(
+            reasons::CARD_KEY_USAGE,
+            "certificate is not for authentication",
+        ),
+        E::BadDer | E::BadDerTime | E::TrailingData(_) => GatewayError::refused(
+            reasons::CARD_CERTIFICATE_MALFORMED,
+            "card certificate is not DER",
+        ),
         _ => GatewayError::refused(
-            "CARD_CERTIFICATE_UNTRUSTED",
+            reasons::CARD_CERTIFICATE_UNTRUSTED,
             "card certificate does not chain to the authentication CA",
         ),
     }

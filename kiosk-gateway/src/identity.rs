@@ -11,6 +11,7 @@
 //!
 //! A certificate whose URI claims another role than its CA grants is refused.
 
+use kiosk_proto::reasons;
 use std::fmt;
 use std::sync::Arc;
 
@@ -117,7 +118,8 @@ impl RoleAnchors {
 
     /// The caller named by a verified leaf certificate (DER).
     pub fn caller(&self, leaf: &[u8]) -> Result<Caller, GatewayError> {
-        let unknown = || GatewayError::refused("TERMINAL_UNKNOWN", "client certificate not usable");
+        let unknown =
+            || GatewayError::refused(reasons::TERMINAL_UNKNOWN, "client certificate not usable");
         let (_, cert) = X509Certificate::from_der(leaf).map_err(|_| unknown())?;
         let issuer = cert.issuer().as_raw();
         if let Some(revocation) = &self.revocation {
@@ -127,13 +129,13 @@ impl RoleAnchors {
                 // kiosk it is a terminal the service no longer knows.
                 RevocationStatus::Revoked => {
                     return Err(GatewayError::refused(
-                        "TERMINAL_UNKNOWN",
+                        reasons::TERMINAL_UNKNOWN,
                         "client certificate revoked",
                     ));
                 }
                 RevocationStatus::Unknown => {
                     return Err(GatewayError::refused(
-                        "REVOCATION_UNAVAILABLE",
+                        reasons::REVOCATION_UNAVAILABLE,
                         "client revocation list stale or missing",
                     ));
                 }
@@ -156,7 +158,10 @@ impl RoleAnchors {
                 .iter()
                 .find_map(|uri| uri.strip_prefix("urn:kiosk:terminal:"))
                 .ok_or_else(|| {
-                    GatewayError::refused("WRONG_CLIENT_ROLE", "certificate names no terminal")
+                    GatewayError::refused(
+                        reasons::WRONG_CLIENT_ROLE,
+                        "certificate names no terminal",
+                    )
                 })?;
             return TerminalIdentity::parse(path)
                 .map(Caller::Terminal)
@@ -168,7 +173,10 @@ impl RoleAnchors {
                 .find_map(|uri| uri.strip_prefix("urn:kiosk:auditor:"))
                 .filter(|name| valid_part(name))
                 .ok_or_else(|| {
-                    GatewayError::refused("WRONG_CLIENT_ROLE", "certificate names no auditor")
+                    GatewayError::refused(
+                        reasons::WRONG_CLIENT_ROLE,
+                        "certificate names no auditor",
+                    )
                 })?;
             return Ok(Caller::Auditor(name.to_owned()));
         }

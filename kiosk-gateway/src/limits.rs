@@ -8,6 +8,7 @@
 //! the others need. Each counter is a permit held by the connection or the Issue stream and
 //! given back when it is dropped, so nothing depends on a cleanup pass.
 
+use kiosk_proto::reasons;
 use std::collections::HashMap;
 use std::hash::Hash;
 use std::net::IpAddr;
@@ -364,7 +365,7 @@ impl StreamBudget {
         let wanted = units(bytes).clamp(1, self.per_terminal_units);
         let overloaded = || {
             GatewayError::refused(
-                "OVERLOADED",
+                reasons::OVERLOADED,
                 "too many documents waiting to be sent; retry with the same client_request_id",
             )
         };
@@ -425,7 +426,7 @@ impl StreamBudget {
             Ok(())
         } else {
             Err(GatewayError::refused(
-                "OVERLOADED",
+                reasons::OVERLOADED,
                 "too many documents waiting to be sent; retry with the same client_request_id",
             ))
         }
@@ -526,7 +527,7 @@ mod tests {
         let a1 = budget.reserve("a", 4 << 20).unwrap();
         assert_eq!(
             budget.reserve("a", 4 << 20).unwrap_err().reason(),
-            "OVERLOADED"
+            reasons::OVERLOADED
         );
         let b1 = budget.reserve("b", 4 << 20).unwrap();
         // 8 of 10 MiB in use: the total refuses what the terminal's own budget would allow.

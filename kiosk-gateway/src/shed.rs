@@ -68,8 +68,8 @@ fn caller<B>(request: &http::Request<B>) -> Vec<u8> {
 }
 
 fn overloaded() -> http::Response<Body> {
-    let reason = kiosk_proto::reasons::named("OVERLOADED");
-    kiosk_proto::reasons::status(reason, "too many calls at once", &[]).into_http()
+    let reason = kiosk_proto::reasons::OVERLOADED;
+    kiosk_proto::reasons::status(&reason, "too many calls at once", &[]).into_http()
 }
 
 impl<S, B> Service<http::Request<B>> for Shed<S>

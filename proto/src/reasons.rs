@@ -19,12 +19,17 @@ pub struct Reason {
     pub en: &'static str,
 }
 
+/// One constant per reason, so code names a reason as `reasons::CARD_REVOKED` and a misspelt
+/// one does not compile; and [`ALL`], the table in the order of `errors.proto` (a test keeps
+/// the two equal, both ways).
 macro_rules! reasons {
     ($($name:ident, $code:expr, $ja:literal, $en:literal;)*) => {
+        $(
+            #[doc = concat!("`", stringify!($name), "`: ", $en)]
+            pub const $name: Reason = Reason { name: stringify!($name), code: $code, ja: $ja, en: $en };
+        )*
         /// Every reason, in the order of `errors.proto`.
-        pub const ALL: &[Reason] = &[
-            $(Reason { name: stringify!($name), code: $code, ja: $ja, en: $en },)*
-        ];
+        pub const ALL: &[Reason] = &[$($name,)*];
     };
 }
 
@@ -319,23 +324,3 @@ pub fn reason_of(status: &tonic::Status) -> Option<&'static Reason> {
     }
     find(&info.reason)
 }
-
-/// Looks a reason up by name, for code that names reasons by constant.
-///
-/// Panics at start-up time only if the name is not in the table, which a test rules out for
-/// every name used in the workspace; prefer [`find`] for names that come from outside.
-pub fn named(name: &str) -> &'static Reason {
-    match find(name) {
-        Some(reason) => reason,
-        None => &UNKNOWN_REASON,
-    }
-}
-
-/// Stands in for a misspelt reason name so that a typo degrades to INTERNAL_ERROR instead of a
-/// panic; the contract test `every_named_reason_exists` catches such typos.
-static UNKNOWN_REASON: Reason = Reason {
-    name: "INTERNAL_ERROR",
-    code: Some(Code::Internal),
-    ja: "エラーが発生しました。料金はかかりません。店員にお知らせください。",
-    en: "An error occurred. You have not been charged. Please tell the store staff.",
-};

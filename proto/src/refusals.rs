@@ -94,12 +94,12 @@ pub fn contract_answer(status: &Status) -> Option<Status> {
     }
     match status.code() {
         Code::Internal => Some(reasons::status(
-            reasons::named("INVALID_FIELD"),
+            &reasons::INVALID_FIELD,
             "the request could not be decoded",
             &[undecodable(status.message())],
         )),
         Code::OutOfRange | Code::ResourceExhausted => Some(reasons::status(
-            reasons::named("REQUEST_TOO_LARGE"),
+            &reasons::REQUEST_TOO_LARGE,
             &format!(
                 "the request is larger than this service accepts: {}",
                 status.message()
@@ -206,7 +206,7 @@ mod tests {
             Some("REQUEST_TOO_LARGE")
         );
 
-        let ours = reasons::status(reasons::named("INTERNAL_ERROR"), "internal error", &[]);
+        let ours = reasons::status(&reasons::INTERNAL_ERROR, "internal error", &[]);
         for kept in [
             Status::unimplemented("no such method"),
             Status::ok(""),

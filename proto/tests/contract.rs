@@ -227,7 +227,7 @@ fn status_carries_reason_both_languages_and_bad_request() {
 }
 
 #[test]
-fn unknown_names_degrade_to_internal_error() {
-    assert_eq!(reasons::named("NO_SUCH_REASON").name, "INTERNAL_ERROR");
-    assert_eq!(reasons::named("PIN_BLOCKED").name, "PIN_BLOCKED");
+fn reasons_are_constants_and_unknown_names_are_not_found() {
+    assert!(reasons::find("NO_SUCH_REASON").is_none());
+    assert_eq!(reasons::PIN_BLOCKED.name, "PIN_BLOCKED");
 }

@@ -315,7 +315,7 @@ async fn a_wrong_pin_shows_the_tries_left_and_issues_nothing() {
         "the card's remaining tries are shown:\n{transcript}"
     );
     // The kiosk's texts for the reason, from the contract's table, in both languages.
-    let texts = kiosk_proto::reasons::named("PIN_WRONG");
+    let texts = kiosk_proto::reasons::PIN_WRONG;
     assert!(
         transcript.contains(texts.ja) && transcript.contains(texts.en),
         "the ja-JP and en-US texts are shown:\n{transcript}"

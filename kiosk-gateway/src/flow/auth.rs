@@ -19,7 +19,7 @@ pub(super) fn authenticated(
             &session.allowed_subjects,
         )),
         _ => Err(GatewayError::refused(
-            "SESSION_STATE",
+            reasons::SESSION_STATE,
             "session is not authenticated",
         )),
     }
@@ -30,7 +30,7 @@ impl Flow {
         &self,
         terminal: &TerminalIdentity,
         session_id: &str,
-        reason: &'static str,
+        reason: Reason,
     ) -> Result<(), GatewayError> {
         let mut tx = self.store.begin_write().await?;
         // A failed attempt burns the challenge: one signature check per challenge.
@@ -39,7 +39,7 @@ impl Flow {
             UnixMillis(self.now_ms()),
             ident(&terminal.id())?,
             ident(session_id)?,
-            reason_code(reason)?,
+            reason_code(reason.name)?,
         );
         append(&mut tx, &event).await?;
         tx.commit().await?;
@@ -59,22 +59,22 @@ impl Flow {
         drop(conn);
         if session.state != SessionState::Open {
             return Err(GatewayError::refused(
-                "SESSION_STATE",
+                reasons::SESSION_STATE,
                 "session already authenticated",
             ));
         }
         if session.challenge_used {
             return Err(GatewayError::refused(
-                "CHALLENGE_USED",
+                reasons::CHALLENGE_USED,
                 "challenge already used",
             ));
         }
         let now = self.now_ms();
         if now >= session.challenge_expires_at {
-            self.record_auth_failure(terminal, session_id, "CHALLENGE_EXPIRED")
+            self.record_auth_failure(terminal, session_id, reasons::CHALLENGE_EXPIRED)
                 .await?;
             return Err(GatewayError::refused(
-                "CHALLENGE_EXPIRED",
+                reasons::CHALLENGE_EXPIRED,
                 "challenge expired",
             ));
         }
@@ -100,19 +100,22 @@ impl Flow {
             store::card_binding_served(&mut conn, verified.issuer(), verified.serial()).await?;
         drop(conn);
         let Some((binding, served)) = binding else {
-            self.record_auth_failure(terminal, session_id, "CARD_UNKNOWN")
+            self.record_auth_failure(terminal, session_id, reasons::CARD_UNKNOWN)
                 .await?;
-            return Err(GatewayError::refused("CARD_UNKNOWN", "card is not bound"));
+            return Err(GatewayError::refused(
+                reasons::CARD_UNKNOWN,
+                "card is not bound",
+            ));
         };
         let Some(issuer) = self
             .issuers
             .get(&binding.municipality_code)
             .filter(|_| served)
         else {
-            self.record_auth_failure(terminal, session_id, "MUNICIPALITY_NOT_SERVED")
+            self.record_auth_failure(terminal, session_id, reasons::MUNICIPALITY_NOT_SERVED)
                 .await?;
             return Err(GatewayError::refused(
-                "MUNICIPALITY_NOT_SERVED",
+                reasons::MUNICIPALITY_NOT_SERVED,
                 "municipality not served",
             ));
         };
@@ -139,7 +142,7 @@ impl Flow {
             .await?
         {
             return Err(GatewayError::refused(
-                "CHALLENGE_USED",
+                reasons::CHALLENGE_USED,
                 "challenge already used",
             ));
         }
@@ -176,7 +179,7 @@ impl Flow {
         let issuer = self
             .issuers
             .get(&binding.municipality_code)
-            .ok_or_else(|| GatewayError::refused("MUNICIPALITY_NOT_SERVED", "not served"))?;
+            .ok_or_else(|| GatewayError::refused(reasons::MUNICIPALITY_NOT_SERVED, "not served"))?;
         Ok((binding, issuer))
     }
 

@@ -77,7 +77,7 @@ impl Flow {
         session_id: &str,
         resident: Pseudonym,
         municipality: &str,
-        reason: &'static str,
+        reason: Reason,
     ) -> Result<(), GatewayError> {
         let mut tx = self.store.begin_write().await?;
         let terminal_ident = ident(&terminal.id())?;
@@ -90,7 +90,7 @@ impl Flow {
         .with_session(ident(session_id)?)
         .with_resident(resident)
         .with_municipality(municipality_code(municipality)?)
-        .with_reason(reason_code(reason)?);
+        .with_reason(reason_code(reason.name)?);
         append(&mut tx, &event).await?;
         tx.commit().await?;
         Ok(())

@@ -58,7 +58,7 @@ pub(super) struct Checked {
     /// The total fee, yen.
     pub(super) total: i64,
     /// Why nothing may be released, if anything is wrong.
-    pub(super) problem: Option<&'static str>,
+    pub(super) problem: Option<Reason>,
 }
 
 /// Whether a released issuance's record committed.
@@ -160,14 +160,14 @@ impl Flow {
         self.check_order_gates(order, suspended).await?;
         let Ok(_permit) = self.rendering.try_acquire() else {
             return Err(GatewayError::refused(
-                "OVERLOADED",
+                reasons::OVERLOADED,
                 "too many issuances at once",
             ));
         };
         let issuer = self
             .issuers
             .get(&order.binding.municipality_code)
-            .ok_or_else(|| GatewayError::refused("MUNICIPALITY_NOT_SERVED", "not served"))?;
+            .ok_or_else(|| GatewayError::refused(reasons::MUNICIPALITY_NOT_SERVED, "not served"))?;
         let issuance_id = self.random_id("i-")?;
         let now = self.now_ms();
         // Monotonic: the deployment clock may be moved (rehearsals, tests); the time an Issue
@@ -239,17 +239,17 @@ impl Flow {
                 .iter()
                 .any(|s| !order.allowed.contains(s.as_str()))
             {
-                self.refuse(order, "NOT_PERMITTED_SUBJECT").await?;
+                self.refuse(order, reasons::NOT_PERMITTED_SUBJECT).await?;
                 return Err(GatewayError::refused(
-                    "NOT_PERMITTED_SUBJECT",
+                    reasons::NOT_PERMITTED_SUBJECT,
                     format!("items[{index}] names a subject outside the menu"),
                 ));
             }
         }
         if suspended {
-            self.refuse(order, "SERVICE_SUSPENDED").await?;
+            self.refuse(order, reasons::SERVICE_SUSPENDED).await?;
             return Err(GatewayError::refused(
-                "SERVICE_SUSPENDED",
+                reasons::SERVICE_SUSPENDED,
                 "issuing is suspended",
             ));
         }
@@ -260,7 +260,7 @@ impl Flow {
     pub(super) async fn refuse(
         &self,
         order: &Order<'_>,
-        reason: &'static str,
+        reason: Reason,
     ) -> Result<(), GatewayError> {
         self.refuse_issuance(
             order.terminal,
@@ -304,7 +304,7 @@ impl Flow {
                 &order.allowed,
             );
             if !passes || pdf_sha256 != doc.pdf_sha256 {
-                checked.problem = Some("SUBJECT_MISMATCH");
+                checked.problem = Some(reasons::SUBJECT_MISMATCH);
             }
             checked.total += i64::from(doc.fee_yen);
             checked.documents.push(store::IssuedDocument {
@@ -324,10 +324,10 @@ impl Flow {
             });
         }
         if checked.documents.is_empty() {
-            checked.problem = Some("SUBJECT_MISMATCH");
+            checked.problem = Some(reasons::SUBJECT_MISMATCH);
         }
         if checked.problem.is_none() && checked.total != i64::from(order.expected_total_fee_yen) {
-            checked.problem = Some("FEE_MISMATCH");
+            checked.problem = Some(reasons::FEE_MISMATCH);
         }
         checked
     }
@@ -340,7 +340,7 @@ impl Flow {
         order: &Order<'_>,
         mut issuance: IssuanceRow,
         checked: &Checked,
-        reason: &'static str,
+        reason: Reason,
     ) -> Result<ReleasedIssuance, GatewayError> {
         let mut tx = self.store.begin_write().await?;
         let when = UnixMillis(self.now_ms());
@@ -355,11 +355,11 @@ impl Flow {
                 Actor::System,
                 order.pseudonym,
                 f,
-                reason_code(reason)?,
+                reason_code(reason.name)?,
             ));
         }
         append_all(&mut tx, &events).await?;
-        if reason == "SUBJECT_MISMATCH" {
+        if reason == reasons::SUBJECT_MISMATCH {
             if let Some(f) = facts.first() {
                 let anomaly_id = ident(&self.random_id("a-")?)?;
                 let event = audit::store::anomaly_opened_event(
@@ -378,7 +378,7 @@ impl Flow {
         self.void_at_issuer(
             &order.binding.municipality_code,
             checked.serials.clone(),
-            reason,
+            reason.name,
         )
         .await;
         Err(GatewayError::refused(
@@ -421,9 +421,9 @@ impl Flow {
                 "TIMED_OUT",
             )
             .await;
-            self.refuse(order, "TIMED_OUT").await?;
+            self.refuse(order, reasons::TIMED_OUT).await?;
             return Err(GatewayError::refused(
-                "TIMED_OUT",
+                reasons::TIMED_OUT,
                 "the issuance took longer than the Issue deadline: nothing was issued",
             ));
         }

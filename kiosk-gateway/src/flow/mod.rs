@@ -14,6 +14,7 @@
 //!   with the authenticated resident and the members the menu offered;
 //! - eligibility is the issuer's, decided in its transaction on the current register.
 
+use kiosk_proto::reasons::{self, Reason};
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -188,11 +189,11 @@ impl Flow {
 /// (eligibility reasons reach the kiosk as the issuer decided them).
 fn issuer_status(status: tonic::Status) -> GatewayError {
     if status.code() == tonic::Code::DeadlineExceeded {
-        return GatewayError::refused("TIMED_OUT", "issuer did not answer in time");
+        return GatewayError::refused(reasons::TIMED_OUT, "issuer did not answer in time");
     }
     match kiosk_proto::reasons::reason_of(&status) {
         // The issuer's BadRequest names the field; the terminal gets it as it is.
-        Some(reason) if reason.name == "INVALID_FIELD" => {
+        Some(reason) if *reason == reasons::INVALID_FIELD => {
             use tonic_types::StatusExt;
             let violations: Vec<kiosk_proto::reasons::FieldViolation> = status
                 .get_error_details()
@@ -209,17 +210,17 @@ fn issuer_status(status: tonic::Status) -> GatewayError {
                 })
                 .unwrap_or_default();
             if violations.is_empty() {
-                GatewayError::refused(reason.name, status.message().to_owned())
+                GatewayError::refused(*reason, status.message().to_owned())
             } else {
                 GatewayError::InvalidFields(violations)
             }
         }
-        Some(reason) if reason.name != "INTERNAL_ERROR" => {
-            GatewayError::refused(reason.name, status.message().to_owned())
+        Some(reason) if *reason != reasons::INTERNAL_ERROR => {
+            GatewayError::refused(*reason, status.message().to_owned())
         }
         _ => {
             tracing::warn!(code = ?status.code(), "issuer failed");
-            GatewayError::refused("ISSUER_UNAVAILABLE", "issuer failed")
+            GatewayError::refused(reasons::ISSUER_UNAVAILABLE, "issuer failed")
         }
     }
 }

@@ -93,7 +93,9 @@ impl Flow {
         let issuance = store::issuance(&mut tx, issuance_id)
             .await?
             .filter(|i| i.terminal_id == terminal.id() && i.session_id == session_id)
-            .ok_or_else(|| GatewayError::refused("ISSUANCE_NOT_FOUND", "no such issuance"))?;
+            .ok_or_else(|| {
+                GatewayError::refused(reasons::ISSUANCE_NOT_FOUND, "no such issuance")
+            })?;
         let documents = store::documents(&mut tx, issuance_id).await?;
         let pseudonym = self.pseudonym(&issuance.resident_ref);
         let serials = || {
@@ -108,7 +110,7 @@ impl Flow {
                     .await?;
                 tx.commit().await?;
                 Err(GatewayError::refused(
-                    "PRINT_DEADLINE_PASSED",
+                    reasons::PRINT_DEADLINE_PASSED,
                     "print deadline passed",
                 ))
             }
@@ -191,11 +193,11 @@ impl Flow {
                 })
             }
             (IssuanceState::Unconfirmed, _) => Err(GatewayError::refused(
-                "PRINT_DEADLINE_PASSED",
+                reasons::PRINT_DEADLINE_PASSED,
                 "print deadline passed",
             )),
             _ => Err(GatewayError::refused(
-                "ISSUANCE_ALREADY_REPORTED",
+                reasons::ISSUANCE_ALREADY_REPORTED,
                 "issuance already reported with another outcome",
             )),
         }

@@ -17,6 +17,7 @@
 //! An issuance is recorded only within the Issue deadline (`Flow::record_released`), so a
 //! document older than the deadline plus the margin with no record can no longer gain one.
 
+use kiosk_proto::reasons;
 use std::time::Duration;
 
 use audit::event::{Event, UnixMillis};
@@ -146,7 +147,10 @@ impl Flow {
         let recorded = store::issuance(&mut conn, &pending.issuance_id).await?;
         drop(conn);
         let unreachable = |status: tonic::Status| {
-            GatewayError::refused("ISSUER_UNAVAILABLE", format!("reconciliation: {status}"))
+            GatewayError::refused(
+                reasons::ISSUER_UNAVAILABLE,
+                format!("reconciliation: {status}"),
+            )
         };
         match recorded {
             Some(issuance) if issuance.municipality_code != code => Err(GatewayError::Internal(
@@ -193,7 +197,10 @@ impl Flow {
             reason: RECONCILED.to_owned(),
         };
         let voided = call(issuer.void_pending(request)).await.map_err(|u| {
-            GatewayError::refused("ISSUER_UNAVAILABLE", format!("reconciliation: {}", u.0))
+            GatewayError::refused(
+                reasons::ISSUER_UNAVAILABLE,
+                format!("reconciliation: {}", u.0),
+            )
         })?;
         if voided.voided_serials.is_empty() {
             return Ok(Settled::Unchanged);

@@ -60,7 +60,7 @@ pub(super) fn issuance_finished(existing: &IssuanceRow, why: &'static str) -> Ga
         IssuanceState::Unconfirmed => pb::IssuanceState::Unconfirmed,
     };
     GatewayError::refused(
-        "ISSUANCE_FINISHED",
+        reasons::ISSUANCE_FINISHED,
         format!("the issuance is finished ({why}): its documents are not sent again"),
     )
     .with_metadata("issuance_id", existing.issuance_id.clone())
@@ -73,7 +73,7 @@ pub(super) fn issuance_finished(existing: &IssuanceRow, why: &'static str) -> Ga
 pub(super) fn replay_refused(issuance_id: &str, why: &'static str) -> GatewayError {
     tracing::error!(issuance = %issuance_id, why, "recorded documents not sent");
     GatewayError::refused(
-        "SUBJECT_MISMATCH",
+        reasons::SUBJECT_MISMATCH,
         "recorded documents could not be checked",
     )
 }
@@ -98,7 +98,7 @@ impl Flow {
     ) -> Result<ReleasedIssuance, GatewayError> {
         if existing.request_digest != retry.digest || existing.session_id != retry.session_id {
             return Err(GatewayError::refused(
-                "IDEMPOTENCY_KEY_REUSED",
+                reasons::IDEMPOTENCY_KEY_REUSED,
                 "client_request_id was used for another order",
             ));
         }
@@ -107,7 +107,7 @@ impl Flow {
         if records.is_empty() {
             // Voided before release: the retry gets the same refusal, never a new render.
             return Err(GatewayError::refused(
-                "SUBJECT_MISMATCH",
+                reasons::SUBJECT_MISMATCH,
                 "issuance was voided before release",
             ));
         }
@@ -118,7 +118,7 @@ impl Flow {
                 retry.session_id,
                 pseudonym,
                 &existing.municipality_code,
-                "ISSUANCE_FINISHED",
+                reasons::ISSUANCE_FINISHED,
             )
             .await?;
             return Err(issuance_finished(&existing, why));
@@ -127,7 +127,7 @@ impl Flow {
         // counts against the same bound.
         let Ok(_permit) = self.rendering.try_acquire() else {
             return Err(GatewayError::refused(
-                "OVERLOADED",
+                reasons::OVERLOADED,
                 "too many issuances at once",
             ));
         };
@@ -160,7 +160,7 @@ impl Flow {
         let issuer = self
             .issuers
             .get(&existing.municipality_code)
-            .ok_or_else(|| GatewayError::refused("MUNICIPALITY_NOT_SERVED", "not served"))?;
+            .ok_or_else(|| GatewayError::refused(reasons::MUNICIPALITY_NOT_SERVED, "not served"))?;
         let request = pb::RenderRequest {
             issuance_id: existing.issuance_id.clone(),
             municipality_code: existing.municipality_code.clone(),
@@ -286,7 +286,7 @@ impl Flow {
         };
         match voided.await {
             Ok(()) => GatewayError::refused(
-                "TIMED_OUT",
+                reasons::TIMED_OUT,
                 "the issuance was voided as lost before its documents were released",
             ),
             Err(error) => error,

@@ -21,7 +21,7 @@ pub struct OpenedSession {
     /// When the session expires (unix ms).
     pub session_expires_at: i64,
     /// `None` when open; otherwise the reason it is closed.
-    pub closed_reason: Option<&'static str>,
+    pub closed_reason: Option<Reason>,
 }
 
 /// Refuses a terminal that is not registered and active.
@@ -29,15 +29,15 @@ pub(super) fn check_terminal(status: Option<store::TerminalStatus>) -> Result<()
     match status {
         Some(store::TerminalStatus::Active) => Ok(()),
         Some(store::TerminalStatus::Suspended) => Err(GatewayError::refused(
-            "TERMINAL_SUSPENDED",
+            reasons::TERMINAL_SUSPENDED,
             "terminal is suspended",
         )),
         Some(store::TerminalStatus::Retired) => Err(GatewayError::refused(
-            "TERMINAL_RETIRED",
+            reasons::TERMINAL_RETIRED,
             "terminal is retired",
         )),
         None => Err(GatewayError::refused(
-            "TERMINAL_UNKNOWN",
+            reasons::TERMINAL_UNKNOWN,
             "terminal is not registered",
         )),
     }
@@ -81,11 +81,11 @@ impl Flow {
             // Nothing is written: a flood of refused opens must not grow the log either.
             tracing::warn!(terminal = %terminal_id, open = gate.open_sessions, "open sessions limit");
             return Err(GatewayError::refused(
-                "OVERLOADED",
+                reasons::OVERLOADED,
                 "too many open sessions for this terminal: close sessions that are done",
             ));
         }
-        let closed_reason = gate.kill_switch.then_some("SERVICE_SUSPENDED");
+        let closed_reason = gate.kill_switch.then_some(reasons::SERVICE_SUSPENDED);
         store::insert_session(&mut tx, &row).await?;
         let event =
             Event::session_opened(UnixMillis(now), ident(&terminal_id)?, ident(&session_id)?)
@@ -127,16 +127,22 @@ impl Flow {
         terminal: &TerminalIdentity,
         session: Option<SessionRow>,
     ) -> Result<SessionRow, GatewayError> {
-        let not_found = || GatewayError::refused("SESSION_NOT_FOUND", "no such session");
+        let not_found = || GatewayError::refused(reasons::SESSION_NOT_FOUND, "no such session");
         let session = session.ok_or_else(not_found)?;
         if session.terminal_id != terminal.id() {
             return Err(not_found());
         }
         if session.state == SessionState::Closed {
-            return Err(GatewayError::refused("SESSION_STATE", "session is closed"));
+            return Err(GatewayError::refused(
+                reasons::SESSION_STATE,
+                "session is closed",
+            ));
         }
         if self.now_ms() >= session.expires_at {
-            return Err(GatewayError::refused("SESSION_EXPIRED", "session expired"));
+            return Err(GatewayError::refused(
+                reasons::SESSION_EXPIRED,
+                "session expired",
+            ));
         }
         Ok(session)
     }
@@ -175,7 +181,9 @@ impl Flow {
             store::session(&mut tx, session_id)
                 .await?
                 .filter(|s| s.terminal_id == terminal_id)
-                .ok_or_else(|| GatewayError::refused("SESSION_NOT_FOUND", "no such session"))?;
+                .ok_or_else(|| {
+                    GatewayError::refused(reasons::SESSION_NOT_FOUND, "no such session")
+                })?;
         }
         if closed_now {
             let terminal_ident = ident(&terminal.id())?;

@@ -1,6 +1,7 @@
 //! `kiosk.v1.AuditService`: auditors read the log, its checkpoints and proofs, settlement
 //! and anomalies. Every call is itself recorded (AUDITOR_READ) before it is answered.
 
+use kiosk_proto::reasons;
 use std::pin::Pin;
 use std::sync::Arc;
 
@@ -62,13 +63,14 @@ impl AuditApi {
 
 fn store_error(error: StoreError) -> GatewayError {
     match error {
-        StoreError::Range(what) => GatewayError::refused("PROOF_RANGE_INVALID", what),
+        StoreError::Range(what) => GatewayError::refused(reasons::PROOF_RANGE_INVALID, what),
         StoreError::AnomalyNotFound => {
-            GatewayError::refused("ANOMALY_NOT_FOUND", "no such anomaly")
+            GatewayError::refused(reasons::ANOMALY_NOT_FOUND, "no such anomaly")
         }
-        StoreError::AnomalyAlreadyResolved => {
-            GatewayError::refused("ANOMALY_ALREADY_RESOLVED", "anomaly already resolved")
-        }
+        StoreError::AnomalyAlreadyResolved => GatewayError::refused(
+            reasons::ANOMALY_ALREADY_RESOLVED,
+            "anomaly already resolved",
+        ),
         other => GatewayError::Internal(format!("audit log: {other}")),
     }
 }

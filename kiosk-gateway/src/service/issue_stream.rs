@@ -13,6 +13,7 @@
 //! again it ends with OVERLOADED; the issuance stays recorded, and a retry with the same
 //! `client_request_id` gets the documents.
 
+use kiosk_proto::reasons;
 use std::collections::VecDeque;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
@@ -148,7 +149,7 @@ impl Remaining {
             self.expired = false;
             self.trailer = None;
             let refusal = GatewayError::refused(
-                "OVERLOADED",
+                reasons::OVERLOADED,
                 "the documents were not collected in time; retry with the same client_request_id",
             );
             return Some(Err(refusal.into()));

@@ -10,6 +10,7 @@ pub mod terminal;
 pub mod validate;
 pub mod verify;
 
+use kiosk_proto::reasons;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,7 +26,7 @@ pub fn caller<T>(
     let leaf = certs
         .as_ref()
         .and_then(|chain| chain.first().cloned())
-        .ok_or_else(|| GatewayError::refused("TERMINAL_UNKNOWN", "no client certificate"))?;
+        .ok_or_else(|| GatewayError::refused(reasons::TERMINAL_UNKNOWN, "no client certificate"))?;
     anchors.caller(leaf.as_ref())
 }
 
@@ -37,7 +38,7 @@ pub fn terminal<T>(
     match caller(anchors, request)? {
         Caller::Terminal(terminal) => Ok(terminal),
         Caller::Auditor(_) => Err(GatewayError::refused(
-            "WRONG_CLIENT_ROLE",
+            reasons::WRONG_CLIENT_ROLE,
             "auditor certificates cannot call TerminalService",
         )),
     }
@@ -51,7 +52,7 @@ pub fn auditor<T>(
     match caller(anchors, request)? {
         Caller::Auditor(name) => Ok(name),
         Caller::Terminal(_) => Err(GatewayError::refused(
-            "WRONG_CLIENT_ROLE",
+            reasons::WRONG_CLIENT_ROLE,
             "terminal certificates cannot call AuditService",
         )),
     }

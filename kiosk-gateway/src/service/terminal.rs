@@ -63,7 +63,7 @@ impl TerminalService for TerminalApi {
                 message: None,
             },
             Some(reason) => {
-                let r = kiosk_proto::reasons::named(reason);
+                let r = reason;
                 pb::ServiceStatus {
                     state: pb::ServiceState::Closed as i32,
                     reason: r.name.to_owned(),

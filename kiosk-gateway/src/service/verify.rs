@@ -3,6 +3,7 @@
 //! signing keys; the document's void status and printed digest come from the gateway's own
 //! record. The answer carries only what the paper already prints.
 
+use kiosk_proto::reasons;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -65,7 +66,7 @@ fn verdict(validity: pb::Validity, reason: &str, ja: &str, en: &str) -> pb::Veri
 }
 
 fn unreadable() -> GatewayError {
-    GatewayError::refused("DOCUMENT_UNREADABLE", "not a kiosk.v1 document")
+    GatewayError::refused(reasons::DOCUMENT_UNREADABLE, "not a kiosk.v1 document")
 }
 
 #[tonic::async_trait]
