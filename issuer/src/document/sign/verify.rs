@@ -51,6 +51,9 @@ pub const MAX_CMS_LEN: usize = 4 * CONTENTS_LEN;
 /// whitespace. Bounds the scan on a file that never closes the array.
 const MAX_BYTE_RANGE_TEXT: usize = 256;
 
+/// Most AcroForm fields looked at for the signature field (our signer writes one).
+const MAX_FORM_FIELDS: usize = 16;
+
 const ID_DATA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.7.1");
 const ID_SIGNED_DATA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.7.2");
 const ID_CONTENT_TYPE: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.3");
@@ -432,7 +435,9 @@ fn signature_dictionary(file: &PdfFile<'_>) -> Result<Dict, PdfSignatureError> {
     };
     let acro_form = resolve_dict(catalog.get(b"AcroForm")).ok_or(E::SignatureField)?;
     let fields = match acro_form.get(b"Fields").map(|o| file.resolve(o)) {
-        Some(Ok(Obj::Array(fields))) => fields,
+        // Each field is parsed from the file: a bound keeps a crafted form of many references
+        // to one large object from costing fields × object size. Ours has one field.
+        Some(Ok(Obj::Array(fields))) if fields.len() <= MAX_FORM_FIELDS => fields,
         _ => return Err(E::SignatureField),
     };
     let mut values = fields
@@ -609,5 +614,86 @@ impl ExpectedSigner {
                 self.subject_key_id.as_ref() == Some(ski)
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A PDF whose AcroForm lists one signature field, then `others` text fields.
+    fn pdf_with_fields(others: usize) -> Vec<u8> {
+        let field_refs: Vec<String> = (0..=others).map(|i| format!("{} 0 R", 4 + i)).collect();
+        let mut objects = vec![
+            format!(
+                "<< /Type /Catalog /Pages 2 0 R /AcroForm << /Fields [{}] >> >>",
+                field_refs.join(" ")
+            ),
+            "<< /Type /Pages /Kids [] /Count 0 >>".to_owned(),
+            "<< /Type /Sig >>".to_owned(),
+            "<< /FT /Sig /V 3 0 R >>".to_owned(),
+        ];
+        objects.extend((0..others).map(|_| "<< /FT /Tx >>".to_owned()));
+        let mut out = b"%PDF-1.7\n".to_vec();
+        let mut offsets = Vec::new();
+        for (i, body) in objects.iter().enumerate() {
+            offsets.push(out.len());
+            out.extend_from_slice(format!("{} 0 obj\n{body}\nendobj\n", i + 1).as_bytes());
+        }
+        let xref = out.len();
+        out.extend_from_slice(
+            format!("xref\n0 {}\n0000000000 65535 f \n", offsets.len() + 1).as_bytes(),
+        );
+        for o in offsets {
+            out.extend_from_slice(format!("{o:010} 00000 n \n").as_bytes());
+        }
+        let size = objects.len() + 1;
+        out.extend_from_slice(
+            format!("trailer\n<< /Size {size} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n")
+                .as_bytes(),
+        );
+        out
+    }
+
+    #[test]
+    fn the_signature_field_is_looked_for_among_a_bounded_number_of_fields() {
+        let within = pdf_with_fields(MAX_FORM_FIELDS - 1);
+        let file = PdfFile::parse(&within).unwrap();
+        let sig = signature_dictionary(&file).unwrap();
+        assert_eq!(sig.get(b"Type"), Some(&Obj::Name(b"Sig".to_vec())));
+        let beyond = pdf_with_fields(MAX_FORM_FIELDS);
+        let file = PdfFile::parse(&beyond).unwrap();
+        assert_eq!(
+            signature_dictionary(&file).err(),
+            Some(PdfSignatureError::SignatureField)
+        );
+    }
+
+    #[test]
+    fn names_are_read_with_escapes_and_bounded() {
+        let (name, end) = read_name(b"/Byte#52ange [", 1);
+        assert!(name.is(b"ByteRange"));
+        assert_eq!(end, 12);
+        // A `#` without two hex digits is itself; a name at the very end of the file ends there.
+        let (name, end) = read_name(b"/Sig#", 1);
+        assert!(name.is(b"Sig#"));
+        assert_eq!(end, 5);
+        let (name, _) = read_name(b"/ByteRangeByteRangeByteRange", 1);
+        assert!(!name.is(b"ByteRange") && name.long);
+    }
+
+    #[test]
+    fn the_census_counts_every_key_and_type_pair() {
+        let census =
+            Census::scan(b"<< /Type /Sig /ByteRange [] >> /Type/DocTimeStamp /Type (x) /Sig");
+        assert_eq!((census.byte_ranges, census.sig_types), (1, 2));
+        assert_eq!(
+            census.single_byte_range(),
+            Err(PdfSignatureError::MultipleSignatures)
+        );
+        assert_eq!(
+            Census::scan(b"/FT /Sig").single_byte_range(),
+            Err(PdfSignatureError::NoSignature)
+        );
     }
 }
