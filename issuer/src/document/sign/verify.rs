@@ -9,7 +9,10 @@
 //!    `/Type /Sig` (or `/DocTimeStamp`) pair is counted, wherever it is: in a referenced object,
 //!    an orphan one or a later revision. Exactly one of each is accepted. This is a byte scan
 //!    on purpose: a structural reader only sees what the cross-reference chain points at, and
-//!    an attacker decides that.
+//!    an attacker decides that. It does not inflate compressed streams, so a dictionary inside
+//!    an object stream escapes it; rule 2 is what makes that harmless: once the signature
+//!    covers every byte but its own `/Contents`, the file is byte for byte what our signer
+//!    wrote, and it writes no object streams. The census gives the precise reason first.
 //! 2. **The whole file is signed.** The `/ByteRange` is `[0 a b c]` with `0 < a < b`, both
 //!    ranges inside the file, and `b + c` equal to the file length: a PDF with an incremental
 //!    update appended after signing (new objects overriding page content, a new xref section
