@@ -602,22 +602,29 @@ fn truncations_and_flipped_bytes_never_panic_or_pass() {
 
 #[test]
 fn the_committed_fuzz_seeds_still_verify() {
-    // fuzz/seeds/pdf_signature/ lets the fuzzer start from a PDF that passes every check and
-    // from the same PDF after an incremental update. Regenerate them with
+    // fuzz/seeds/pdf_signature/ lets the fuzzer start from a PDF that passes every check, from
+    // the same PDF after an incremental update, and from its CMS alone (a zero byte, then the
+    // DER the target splices back into signed.pdf). Regenerate them with
     // ISSUER_WRITE_FUZZ_SEEDS=1 when the signature format changes.
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/seeds/pdf_signature");
     let signed = dir.join("signed.pdf");
     let updated = dir.join("incremental-update.pdf");
+    let cms_only = dir.join("cms-only");
     if std::env::var_os("ISSUER_WRITE_FUZZ_SEEDS").is_some() {
         let pdf = minimal_signed_pdf();
         std::fs::write(&updated, forge_page_one(&pdf)).unwrap();
+        std::fs::write(&cms_only, [&[0u8][..], &cms_of(&pdf)].concat()).unwrap();
         std::fs::write(&signed, pdf).unwrap();
     }
-    verify(&std::fs::read(&signed).unwrap()).unwrap();
+    let pdf = std::fs::read(&signed).unwrap();
+    verify(&pdf).unwrap();
     assert_eq!(
         verify(&std::fs::read(&updated).unwrap()),
         Err(E::NotCoveringWholeFile)
     );
+    let cms = std::fs::read(&cms_only).unwrap();
+    assert_eq!(cms[0], 0, "the fuzz target's CMS-only mode");
+    verify(&with_cms(&pdf, &cms[1..])).unwrap();
 }
 
 /// A one-page PDF written by hand and signed by our signer: the real signature format at a
