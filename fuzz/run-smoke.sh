@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Short smoke run of every fuzz target (stable toolchain, so no sanitizer). Installs
 # cargo-fuzz from crates.io when missing. FUZZ_SECONDS sets the time per target (default 20).
-# A crash fails the run; the crashing input is left in fuzz/artifacts/<target>/.
+# A crash fails the run; the crashing input is left in fuzz/artifacts/<target>/. Every target
+# listed by `cargo fuzz list` runs; fuzz/README.md says what each covers and records the longer
+# runs.
 set -euo pipefail
 cd "$(dirname "$0")"
 seconds="${FUZZ_SECONDS:-20}"

@@ -6,6 +6,8 @@
     reason = "a failed unwrap in a test is a failed assertion"
 )]
 
+mod forged;
+
 use std::time::Duration;
 
 use kiosk_proto::reasons;
@@ -768,3 +770,52 @@ on_both_databases!(
         assert_eq!(reason(&error), "SUBJECT_MISMATCH");
     }
 );
+
+/// An issued, printed document edited by an incremental update after signing (page 1 drawn
+/// over, its markers kept) still carries a valid QR payload and a signature that verifies over
+/// the bytes it covers. The public verifier must not call it VALID: the signature does not
+/// cover the whole file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_issued_pdf_edited_by_an_incremental_update_is_not_valid() {
+    let app = spawn_app(Db::Sqlite).await;
+    let terminal = app.terminal(TERMINAL_1).await;
+    let resident = app.examples("Family")[0].clone();
+    let (session, menu) = app.login(&terminal, &resident).await.unwrap();
+    let items = vec![item(pb::CertificateType::ResidentRecordItems)];
+    let issued = issue_one(&terminal, &session, &menu, items, "forged-update-0001")
+        .await
+        .unwrap();
+    terminal
+        .report_print(
+            &session,
+            &issued.header.issuance_id,
+            pb::PrintOutcome::Printed,
+            200,
+            "",
+        )
+        .await
+        .unwrap();
+    let pdf = issued.documents[0].pdf.clone();
+    let forged = forged::with_page_one_overwritten(&pdf);
+    assert!(forged.starts_with(&pdf));
+
+    let mut verifier = app.verifier().await;
+    let mut verify = async |pdf: Vec<u8>| {
+        verifier
+            .verify_document(pb::VerifyDocumentRequest {
+                document: Some(pb::verify_document_request::Document::Pdf(pdf)),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+    };
+    let genuine = verify(pdf).await;
+    assert_eq!(genuine.validity, pb::Validity::Valid as i32);
+    assert!(genuine.pdf_signature_valid);
+    let answer = verify(forged).await;
+    assert_eq!(answer.validity, pb::Validity::Invalid as i32);
+    assert_eq!(answer.reason, "PDF_SIGNATURE_INVALID");
+    assert!(!answer.pdf_signature_valid);
+    // The QR payload read from the markers is the genuine one: only the PDF check caught it.
+    assert_eq!(answer.summary.unwrap().serial, issued.documents[0].serial);
+}

@@ -15,6 +15,10 @@
 //! (issuerAndSerialNumber) with signed attributes content-type, message-digest and
 //! signing-certificate-v2 (ESS, RFC 5035, as PAdES requires), signed with ECDSA P-256/SHA-256
 //! via ring. No signing-time attribute: PAdES B-B puts the time in `/M`.
+//!
+//! [`verify_pdf_signature`] (in `sign/verify.rs`) accepts exactly this shape and nothing else:
+//! one signature dictionary in the whole file, a `/ByteRange` covering every byte but the
+//! `/Contents` string, and the CMS parsed with RustCrypto's `cms` crate.
 
 use std::collections::BTreeMap;
 
@@ -27,6 +31,9 @@ use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
 use crate::document::markers::{MARKER_KEY, PageMarker};
 use crate::document::model::{IssuedAt, MunicipalityCode};
 use crate::document::pdf::{self, Obj, PdfError, PdfFile};
+
+mod verify;
+pub use verify::{MAX_CMS_LEN, PdfSignatureError, verify_pdf_signature};
 
 /// Bytes reserved for the CMS signature (hex-encoded twice this in the file).
 const CONTENTS_LEN: usize = 8192;
@@ -342,137 +349,6 @@ impl DocumentSigner {
             der::oid(OID_SIGNED_DATA),
             der::tlv(0xA0, &signed_data),
         ]))
-    }
-}
-
-/// Why an embedded PDF signature did not verify.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum PdfSignatureError {
-    /// No signature, or a malformed `/ByteRange` / `/Contents`.
-    #[error("no well-formed signature dictionary")]
-    Structure,
-    /// The byte ranges do not cover the whole file except `/Contents`.
-    #[error("signature does not cover the whole file")]
-    Coverage,
-    /// The CMS structure does not parse.
-    #[error("malformed CMS")]
-    Cms,
-    /// The signed message digest differs from the file's digest (a changed byte).
-    #[error("digest mismatch")]
-    Digest,
-    /// The ECDSA signature does not verify with the given certificate's key.
-    #[error("bad signature")]
-    Signature,
-    /// The certificate does not parse.
-    #[error("invalid certificate")]
-    Certificate,
-}
-
-/// Verifies the last embedded signature of a PDF with the given signer certificate (DER):
-/// coverage of the whole file, message digest, and the ECDSA P-256 signature over the signed
-/// attributes. Chain validation of the certificate is the caller's business (the command-line
-/// verifier takes the trusted municipality certificate itself).
-pub fn verify_pdf_signature(pdf: &[u8], signer_cert_der: &[u8]) -> Result<(), PdfSignatureError> {
-    use PdfSignatureError as E;
-    let at = find_last(pdf, b"/ByteRange [").ok_or(E::Structure)? + b"/ByteRange [".len();
-    let end = at + find(&pdf[at..], b"]").ok_or(E::Structure)?;
-    let nums: Vec<usize> = std::str::from_utf8(&pdf[at..end])
-        .map_err(|_| E::Structure)?
-        .split_whitespace()
-        .map(|n| n.parse::<usize>().map_err(|_| E::Structure))
-        .collect::<Result<_, _>>()?;
-    let [a, b, c, d] = nums[..] else {
-        return Err(E::Structure);
-    };
-    if a != 0 || b >= c || c.checked_add(d) != Some(pdf.len()) || c > pdf.len() || b < 1 {
-        return Err(E::Coverage);
-    }
-    if pdf[b] != b'<' || pdf[c - 1] != b'>' {
-        return Err(E::Structure);
-    }
-    let hex = &pdf[b + 1..c - 1];
-    let mut cms = Vec::with_capacity(hex.len() / 2);
-    for pair in hex.chunks(2) {
-        let s = std::str::from_utf8(pair).map_err(|_| E::Structure)?;
-        cms.push(u8::from_str_radix(s, 16).map_err(|_| E::Structure)?);
-    }
-    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
-    ctx.update(&pdf[..b]);
-    ctx.update(&pdf[c..]);
-    let digest = ctx.finish();
-
-    // ContentInfo → [0] SignedData → signerInfos → first SignerInfo.
-    let (_, ci, _) = der_read::tlv(&cms).ok_or(E::Cms)?;
-    let (_, _oid, rest) = der_read::tlv(ci).ok_or(E::Cms)?;
-    let (_, sd_wrap, _) = der_read::tlv(rest).ok_or(E::Cms)?;
-    let (_, sd, _) = der_read::tlv(sd_wrap).ok_or(E::Cms)?;
-    let mut items = Vec::new();
-    let mut r = sd;
-    while !r.is_empty() {
-        let (tag, v, rest) = der_read::tlv(r).ok_or(E::Cms)?;
-        items.push((tag, v));
-        r = rest;
-    }
-    let (_, signer_infos) = items.iter().rev().find(|(t, _)| *t == 0x31).ok_or(E::Cms)?;
-    let (_, si, _) = der_read::tlv(signer_infos).ok_or(E::Cms)?;
-    let mut parts = Vec::new();
-    let mut r = si;
-    while !r.is_empty() {
-        let (tag, v, rest) = der_read::tlv(r).ok_or(E::Cms)?;
-        parts.push((tag, v));
-        r = rest;
-    }
-    let (_, attrs) = parts.iter().find(|(t, _)| *t == 0xA0).ok_or(E::Cms)?;
-    let (_, sig) = parts.iter().rev().find(|(t, _)| *t == 0x04).ok_or(E::Cms)?;
-    // Find the message-digest attribute.
-    let md_oid = der::oid(OID_MESSAGE_DIGEST);
-    let mut r: &[u8] = attrs;
-    let mut signed_digest = None;
-    while !r.is_empty() {
-        let (_, attr, rest) = der_read::tlv(r).ok_or(E::Cms)?;
-        r = rest;
-        let (_, oid_v, vals) = der_read::tlv(attr).ok_or(E::Cms)?;
-        if der::tlv(0x06, oid_v) == md_oid {
-            let (_, set, _) = der_read::tlv(vals).ok_or(E::Cms)?;
-            let (_, octets, _) = der_read::tlv(set).ok_or(E::Cms)?;
-            signed_digest = Some(octets);
-        }
-    }
-    if signed_digest != Some(digest.as_ref()) {
-        return Err(E::Digest);
-    }
-    let (point, _) =
-        cert_public_key_and_municipality(signer_cert_der).map_err(|_| E::Certificate)?;
-    let signed = der::tlv(0x31, attrs);
-    ring::signature::UnparsedPublicKey::new(&ring::signature::ECDSA_P256_SHA256_ASN1, &point)
-        .verify(&signed, sig)
-        .map_err(|_| E::Signature)
-}
-
-/// A tiny DER reader for the verifier.
-mod der_read {
-    /// Reads one TLV: (tag, value, rest). Single-byte tags only; lengths up to 4 bytes.
-    pub fn tlv(b: &[u8]) -> Option<(u8, &[u8], &[u8])> {
-        let tag = *b.first()?;
-        let l0 = *b.get(1)?;
-        let (len, hdr) = if l0 < 0x80 {
-            (usize::from(l0), 2)
-        } else {
-            let n = usize::from(l0 & 0x7F);
-            if n == 0 || n > 4 {
-                return None;
-            }
-            let mut len = 0usize;
-            for i in 0..n {
-                len = (len << 8) | usize::from(*b.get(2 + i)?);
-            }
-            (len, 2 + n)
-        };
-        let end = hdr.checked_add(len)?;
-        if end > b.len() {
-            return None;
-        }
-        Some((tag, &b[hdr..end], &b[end..]))
     }
 }
 

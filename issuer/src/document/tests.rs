@@ -12,6 +12,8 @@ use crate::document::render::{RenderError, RenderedDocument, Renderer};
 use crate::document::samples;
 use crate::document::sign::{DocumentSigner, PdfSignatureError, pem_blocks, verify_pdf_signature};
 
+mod pdf_signature;
+
 fn pki() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../card/testdata/pki")
 }
@@ -450,20 +452,20 @@ fn own_pdf_signature_verifier_agrees_with_the_outside_judges() {
     bad[at] ^= 1;
     assert_eq!(
         verify_pdf_signature(&bad, &der),
-        Err(PdfSignatureError::Digest)
+        Err(PdfSignatureError::DigestMismatch)
     );
     // Appending bytes after the signed revision breaks coverage.
     let mut longer = doc.pdf.clone();
     longer.extend_from_slice(b"\n% appended\n");
     assert_eq!(
         verify_pdf_signature(&longer, &der),
-        Err(PdfSignatureError::Coverage)
+        Err(PdfSignatureError::NotCoveringWholeFile)
     );
-    // Another municipality's certificate does not verify it.
+    // Another municipality's certificate is not the signer.
     let other = std::fs::read_to_string(pki().join("municipality-271004.crt.pem")).unwrap();
     let other = pem_blocks(&other, "CERTIFICATE").unwrap().remove(0);
     assert_eq!(
         verify_pdf_signature(&doc.pdf, &other),
-        Err(PdfSignatureError::Signature)
+        Err(PdfSignatureError::SignerMismatch)
     );
 }

@@ -155,8 +155,13 @@ impl VerifyService for VerifyApi {
         if let (Some(pdf), Some(municipality)) =
             (pdf, self.municipalities.get(fields.municipality.as_str()))
         {
-            response.pdf_signature_valid =
-                verify_pdf_signature(&pdf, &municipality.signer_cert_der).is_ok();
+            let checked = verify_pdf_signature(&pdf, &municipality.signer_cert_der);
+            // The caller only learns PDF_SIGNATURE_INVALID; the precise refusal (an appended
+            // incremental update, a second signature, ...) is for the operators.
+            if let Err(refusal) = checked {
+                tracing::info!(%refusal, "verify: embedded PDF signature refused");
+            }
+            response.pdf_signature_valid = checked.is_ok();
             // A PDF whose embedded signature fails was changed after signing, whatever its QR
             // code says: the printed content may differ from what was issued.
             if !response.pdf_signature_valid && response.validity == pb::Validity::Valid as i32 {
