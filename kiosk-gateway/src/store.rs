@@ -891,16 +891,6 @@ pub struct DocumentRow {
     pub issued_at: i64,
 }
 
-/// A document with its PDF: what is released and streamed to the terminal. Only the record
-/// is stored here ([`insert_issuance`]); the ~130 KB of PDF per document is the issuer's.
-#[derive(Debug, Clone)]
-pub struct IssuedDocument {
-    /// The document's record.
-    pub record: DocumentRow,
-    /// The signed PDF.
-    pub pdf: Vec<u8>,
-}
-
 const ISSUANCE_COLUMNS: &str = "issuance_id, session_id, terminal_id, client_request_id,
     request_digest, municipality_code, resident_ref, state, total_fee_yen, collected_yen,
     refund_due_yen, print_deadline, created_at";
@@ -935,7 +925,7 @@ fn issuance_from_row_at(row: &sqlx::any::AnyRow, at: usize) -> Result<IssuanceRo
 pub async fn insert_issuance(
     conn: &mut AnyConnection,
     issuance: &IssuanceRow,
-    documents: &[IssuedDocument],
+    documents: &[DocumentRow],
 ) -> Result<(), GatewayError> {
     sqlx::query(
         "INSERT INTO issuances (issuance_id, session_id, terminal_id, client_request_id,
@@ -968,7 +958,7 @@ pub async fn insert_issuance(
         );
         audit::store::push_placeholders(&mut sql, chunk.len(), 10);
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for IssuedDocument { record: d, .. } in chunk {
+        for d in chunk {
             q = q
                 .bind(&d.serial)
                 .bind(&d.issuance_id)

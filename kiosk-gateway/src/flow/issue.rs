@@ -52,7 +52,9 @@ impl Order<'_> {
 #[derive(Default)]
 pub(super) struct Checked {
     /// The documents with their records.
-    pub(super) documents: Vec<store::IssuedDocument>,
+    pub(super) documents: Vec<CheckedDocument>,
+    /// The record of every document rendered, checked or not (the audit facts count them).
+    pub(super) records: Vec<store::DocumentRow>,
     /// Every serial rendered, to void them at the issuer if nothing is released.
     pub(super) serials: Vec<String>,
     /// The total fee, yen.
@@ -204,8 +206,7 @@ impl Flow {
         {
             return self.lost_to_concurrent_retry(order, error).await;
         }
-        let records: Vec<store::DocumentRow> =
-            checked.documents.iter().map(|d| d.record.clone()).collect();
+        let records = checked.records.clone();
         match self.confirm_at_issuer(&issuance).await {
             Confirmation::Issued => {}
             Confirmation::Unknown(status) => {
@@ -219,11 +220,7 @@ impl Flow {
                     .await);
             }
         }
-        Ok(ReleasedIssuance {
-            issuance,
-            documents: checked.documents,
-            replayed: false,
-        })
+        Ok(ReleasedIssuance::new(issuance, checked.documents, false))
     }
 
     /// The refusals decided before anything is rendered: a subject outside the menu, and
@@ -292,36 +289,35 @@ impl Flow {
         let mut checked = Checked::default();
         for (index, doc) in rendered.documents.into_iter().enumerate() {
             checked.serials.push(doc.serial.clone());
-            let pdf_sha256 = digest(&SHA256, &doc.pdf).as_ref().to_vec();
             let cert_type = pb::CertificateType::try_from(doc.r#type)
                 .map(|t| t.as_str_name())
                 .unwrap_or("CERTIFICATE_TYPE_UNSPECIFIED");
-            let passes = self.document_passes(
-                &order.binding.municipality_code,
-                issuance_id,
-                &doc.pdf,
-                doc.page_count,
-                &order.allowed,
-            );
-            if !passes || pdf_sha256 != doc.pdf_sha256 {
-                checked.problem = Some(reasons::SUBJECT_MISMATCH);
-            }
             checked.total += i64::from(doc.fee_yen);
-            checked.documents.push(store::IssuedDocument {
-                record: store::DocumentRow {
-                    serial: doc.serial,
-                    issuance_id: issuance_id.to_owned(),
-                    doc_index: index as i64,
-                    cert_type: cert_type.to_owned(),
-                    page_count: i64::from(doc.page_count),
-                    fee_yen: i64::from(doc.fee_yen),
-                    pdf_sha256,
-                    content_digest: doc.content_digest,
-                    status: "issued".into(),
-                    issued_at: now,
-                },
-                pdf: doc.pdf,
-            });
+            // The record names the SHA-256 the issuer claims; the check compares it with the
+            // bytes, so a claim that does not match them fails it.
+            let record = store::DocumentRow {
+                serial: doc.serial,
+                issuance_id: issuance_id.to_owned(),
+                doc_index: index as i64,
+                cert_type: cert_type.to_owned(),
+                page_count: i64::from(doc.page_count),
+                fee_yen: i64::from(doc.fee_yen),
+                pdf_sha256: doc.pdf_sha256,
+                content_digest: doc.content_digest,
+                status: "issued".into(),
+                issued_at: now,
+            };
+            let municipality = &order.binding.municipality_code;
+            match self.check_document(municipality, &order.allowed, record, doc.pdf) {
+                Ok(document) => {
+                    checked.records.push(document.record().clone());
+                    checked.documents.push(document);
+                }
+                Err(record) => {
+                    checked.records.push(*record);
+                    checked.problem = Some(reasons::SUBJECT_MISMATCH);
+                }
+            }
         }
         if checked.documents.is_empty() {
             checked.problem = Some(reasons::SUBJECT_MISMATCH);
@@ -346,8 +342,7 @@ impl Flow {
         let when = UnixMillis(self.now_ms());
         issuance.state = IssuanceState::Voided;
         store::insert_issuance(&mut tx, &issuance, &[]).await?;
-        let records = checked.documents.iter().map(|d| &d.record);
-        let facts = self.facts(order.terminal, &issuance, records)?;
+        let facts = self.facts(order.terminal, &issuance, &checked.records)?;
         let mut events = Vec::with_capacity(facts.len());
         for f in &facts {
             events.push(Event::documents_voided(
@@ -400,10 +395,9 @@ impl Flow {
     ) -> Result<Recording, GatewayError> {
         let mut tx = self.store.begin_write().await?;
         let when = UnixMillis(self.now_ms());
-        store::insert_issuance(&mut tx, issuance, &checked.documents).await?;
-        let records = checked.documents.iter().map(|d| &d.record);
+        store::insert_issuance(&mut tx, issuance, &checked.records).await?;
         let mut events = Vec::new();
-        for f in self.facts(order.terminal, issuance, records)? {
+        for f in self.facts(order.terminal, issuance, &checked.records)? {
             let rendered = Event::new(when, EventType::IssuanceRendered, Actor::System)
                 .with_issuance_facts(&f)
                 .with_resident(order.pseudonym);

@@ -43,7 +43,8 @@ pub use issue::request_digest;
 pub use print::{PrintReport, PrintResult};
 pub use reconcile::Reconciled;
 pub use release::{
-    DocumentChecks, PageMarkerReader, PdfSignatureCheck, ReleasedIssuance, check_page_subjects,
+    CheckedDocument, DocumentChecks, PageMarkerReader, PdfSignatureCheck, ReleasedIssuance,
+    check_page_subjects,
 };
 pub use session::OpenedSession;
 

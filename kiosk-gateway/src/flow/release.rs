@@ -3,15 +3,100 @@
 
 use super::*;
 
-/// An issuance ready to stream: its header facts and documents.
+/// A document that passed the release checks: signed by its municipality, every page marked
+/// with this issuance and naming only subjects the session may obtain, and its bytes those
+/// its record's SHA-256 names. Only [`Flow::check_document`] makes one: holding one is the
+/// proof that the check ran on exactly these bytes.
+///
+/// Nothing outside the flow can make one, nor change the bytes after the check:
+///
+/// ```compile_fail
+/// # fn forge(record: kiosk_gateway::store::DocumentRow) {
+/// let forged = kiosk_gateway::flow::CheckedDocument { record, pdf: Vec::new() };
+/// # }
+/// ```
+///
+/// ```compile_fail
+/// # fn tamper(document: &mut kiosk_gateway::flow::CheckedDocument) {
+/// document.pdf.push(0);
+/// # }
+/// ```
+#[derive(Debug, Clone)]
+pub struct CheckedDocument {
+    record: store::DocumentRow,
+    pdf: Vec<u8>,
+}
+
+impl CheckedDocument {
+    /// The document's record.
+    pub fn record(&self) -> &store::DocumentRow {
+        &self.record
+    }
+
+    /// The signed PDF that was checked.
+    pub fn pdf(&self) -> &[u8] {
+        &self.pdf
+    }
+
+    /// The record and the PDF, to stream them.
+    pub fn into_parts(self) -> (store::DocumentRow, Vec<u8>) {
+        (self.record, self.pdf)
+    }
+}
+
+/// An issuance ready to stream: its record and its checked documents. It can only be built
+/// from [`CheckedDocument`]s, so nothing unchecked is ever released:
+///
+/// ```compile_fail
+/// # fn forge(issuance: kiosk_gateway::store::IssuanceRow) {
+/// let forged = kiosk_gateway::flow::ReleasedIssuance {
+///     issuance,
+///     documents: Vec::new(),
+///     replayed: false,
+/// };
+/// # }
+/// ```
 #[derive(Debug, Clone)]
 pub struct ReleasedIssuance {
+    issuance: IssuanceRow,
+    documents: Vec<CheckedDocument>,
+    replayed: bool,
+}
+
+impl ReleasedIssuance {
+    /// `documents` of `issuance`; `replayed` when a retry returned an issuance recorded
+    /// earlier.
+    pub(super) fn new(
+        issuance: IssuanceRow,
+        documents: Vec<CheckedDocument>,
+        replayed: bool,
+    ) -> Self {
+        ReleasedIssuance {
+            issuance,
+            documents,
+            replayed,
+        }
+    }
+
     /// The stored issuance.
-    pub issuance: IssuanceRow,
-    /// Its documents with their PDFs, in order.
-    pub documents: Vec<store::IssuedDocument>,
+    pub fn issuance(&self) -> &IssuanceRow {
+        &self.issuance
+    }
+
+    /// Its documents, in order.
+    pub fn documents(&self) -> &[CheckedDocument] {
+        &self.documents
+    }
+
     /// True when a retry returned an issuance recorded earlier.
-    pub replayed: bool,
+    pub fn replayed(&self) -> bool {
+        self.replayed
+    }
+
+    /// The parts, to stream them.
+    pub fn into_parts(self) -> (IssuanceRow, Vec<CheckedDocument>, bool) {
+        (self.issuance, self.documents, self.replayed)
+    }
 }
 
 /// Reads each page's `(issuance id, subject refs)` marker back from a PDF's bytes. The gateway
@@ -59,29 +144,35 @@ pub fn check_page_subjects(
 }
 
 impl Flow {
-    /// Whether a released document passes the gateway's own checks: the municipality's PDF
-    /// signature first (so the markers read next are the municipality's own), then every
-    /// page's marker against the issuance and the allowed subjects.
-    pub(super) fn document_passes(
+    /// The release check of one document: its bytes are the ones `record` names (SHA-256),
+    /// the municipality's PDF signature holds (so the markers read next are the
+    /// municipality's own), and every page is marked with `record`'s issuance and names only
+    /// `allowed` subjects, `page_count` pages in all. The witness on success; the record
+    /// back when any check fails.
+    pub fn check_document(
         &self,
         municipality: &str,
-        issuance_id: &str,
-        pdf: &[u8],
-        page_count: u32,
         allowed: &BTreeSet<&str>,
-    ) -> bool {
+        record: store::DocumentRow,
+        pdf: Vec<u8>,
+    ) -> Result<CheckedDocument, Box<store::DocumentRow>> {
+        let same_bytes = digest(&SHA256, &pdf).as_ref() == record.pdf_sha256.as_slice();
         let signed = self
             .checks
             .signing_certs
             .get(municipality)
-            .is_some_and(|cert| (self.checks.pdf_signature)(pdf, cert));
-        signed
-            && match (self.checks.page_markers)(pdf) {
-                Ok(pages) => {
-                    pages.len() == page_count as usize
-                        && check_page_subjects(issuance_id, &pages, allowed).is_ok()
-                }
-                Err(_) => false,
+            .is_some_and(|cert| (self.checks.pdf_signature)(&pdf, cert));
+        let marked = match (self.checks.page_markers)(&pdf) {
+            Ok(pages) => {
+                usize::try_from(record.page_count).is_ok_and(|n| n == pages.len())
+                    && check_page_subjects(&record.issuance_id, &pages, allowed).is_ok()
             }
+            Err(_) => false,
+        };
+        if same_bytes && signed && marked {
+            Ok(CheckedDocument { record, pdf })
+        } else {
+            Err(Box::new(record))
+        }
     }
 }

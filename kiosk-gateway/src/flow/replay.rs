@@ -135,18 +135,14 @@ impl Flow {
         match self.confirm_at_issuer(&existing).await {
             Confirmation::Issued => {}
             Confirmation::Voided => {
-                let records: Vec<_> = documents.iter().map(|d| d.record.clone()).collect();
+                let records: Vec<_> = documents.iter().map(|d| d.record().clone()).collect();
                 return Err(self
                     .void_recorded(retry.terminal, &existing, &records)
                     .await);
             }
             Confirmation::Unknown(status) => return Err(issuer_status(status)),
         }
-        Ok(ReleasedIssuance {
-            issuance: existing,
-            documents,
-            replayed: true,
-        })
+        Ok(ReleasedIssuance::new(existing, documents, true))
     }
 
     /// The documents of a recorded issuance from the issuer's registry, each checked against
@@ -156,7 +152,7 @@ impl Flow {
         existing: &IssuanceRow,
         records: Vec<store::DocumentRow>,
         retry: &Retry<'_>,
-    ) -> Result<Vec<store::IssuedDocument>, GatewayError> {
+    ) -> Result<Vec<CheckedDocument>, GatewayError> {
         let issuer = self
             .issuers
             .get(&existing.municipality_code)
@@ -201,25 +197,19 @@ impl Flow {
             .unwrap_or_default();
         let mut documents = Vec::with_capacity(records.len());
         for (record, doc) in records.into_iter().zip(recorded.documents) {
-            let same = record.serial == doc.serial
-                && digest(&SHA256, &doc.pdf).as_ref() == record.pdf_sha256.as_slice()
-                && self.document_passes(
-                    &existing.municipality_code,
-                    &existing.issuance_id,
-                    &doc.pdf,
-                    doc.page_count,
-                    &allowed,
-                );
-            if !same {
+            let checked = if record.serial == doc.serial {
+                self.check_document(&existing.municipality_code, &allowed, record, doc.pdf)
+                    .ok()
+            } else {
+                None
+            };
+            let Some(checked) = checked else {
                 return Err(replay_refused(
                     &existing.issuance_id,
                     "the issuer's copy differs from the released documents",
                 ));
-            }
-            documents.push(store::IssuedDocument {
-                record,
-                pdf: doc.pdf,
-            });
+            };
+            documents.push(checked);
         }
         Ok(documents)
     }

@@ -27,9 +27,8 @@ use tonic::Status;
 
 use super::timestamp;
 use crate::error::GatewayError;
-use crate::flow::ReleasedIssuance;
+use crate::flow::{CheckedDocument, ReleasedIssuance};
 use crate::limits::Lease;
-use crate::store;
 
 /// Largest piece of a PDF in one `DocumentChunk`.
 pub const CHUNK_SIZE: usize = 1 << 20;
@@ -70,21 +69,21 @@ fn lock(remaining: &Mutex<Remaining>) -> MutexGuard<'_, Remaining> {
 impl IssueStream {
     /// Streams `released`, holding `lease` until the stream ends or `expires_at`.
     pub fn new(released: ReleasedIssuance, lease: Lease, expires_at: Instant) -> Self {
-        let issuance = &released.issuance;
-        let document_count = released.documents.len() as u32;
-        let total_bytes = released.documents.iter().map(|d| d.pdf.len() as u64).sum();
+        let (issuance, documents, replayed) = released.into_parts();
+        let document_count = documents.len() as u32;
+        let total_bytes = documents.iter().map(|d| d.pdf().len() as u64).sum();
         let header = pb::IssuanceHeader {
             issuance_id: issuance.issuance_id.clone(),
             client_request_id: issuance.client_request_id.clone(),
             document_count,
             total_fee_yen: u32::try_from(issuance.total_fee_yen).unwrap_or(u32::MAX),
             print_deadline: Some(timestamp(issuance.print_deadline)),
-            replayed: released.replayed,
+            replayed,
         };
-        let documents = released
-            .documents
+        let documents = documents
             .into_iter()
-            .map(|store::IssuedDocument { record, pdf }| Outgoing {
+            .map(CheckedDocument::into_parts)
+            .map(|(record, pdf)| Outgoing {
                 cert_type: pb::CertificateType::from_str_name(&record.cert_type)
                     .unwrap_or(pb::CertificateType::Unspecified) as i32,
                 page_count: u32::try_from(record.page_count).unwrap_or(0),

@@ -173,7 +173,11 @@ impl TerminalService for TerminalApi {
             )
             .await?;
         // The issuance is recorded: a refusal here leaves it to a retry with the same id.
-        let bytes = released.documents.iter().map(|d| d.pdf.len() as u64).sum();
+        let bytes = released
+            .documents()
+            .iter()
+            .map(|d| d.pdf().len() as u64)
+            .sum();
         let lease = self.budget.reserve(&terminal.id(), bytes)?;
         let limit = self.budget.timeout();
         let expires_at = started + deadline.map_or(limit, |d| d.min(limit));
