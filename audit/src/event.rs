@@ -888,7 +888,9 @@ impl Event {
             .with_issuance_facts(facts)
     }
 
-    /// An issuance was refused, with the reason code (e.g. not eligible, service closed).
+    /// An issuance was refused, with the reason code (e.g. not eligible, service closed). The
+    /// terminal asked (it is the actor, as for every step of a session); the resident is the
+    /// one concerned.
     pub fn issuance_refused(
         time: UnixMillis,
         terminal: Ident,
@@ -896,10 +898,15 @@ impl Event {
         resident: Pseudonym,
         reason: ReasonCode,
     ) -> Self {
-        Self::new(time, EventType::IssuanceRefused, Actor::Resident(resident))
-            .with_terminal(terminal)
-            .with_session(session)
-            .with_reason(reason)
+        Self::new(
+            time,
+            EventType::IssuanceRefused,
+            Actor::Terminal(terminal.clone()),
+        )
+        .with_terminal(terminal)
+        .with_session(session)
+        .with_resident(resident)
+        .with_reason(reason)
     }
 
     /// A session closed.
@@ -921,7 +928,19 @@ impl Event {
         store: Ident,
         chain: Ident,
     ) -> Self {
-        Self::new(time, EventType::TerminalChanged, Actor::Operator(operator))
+        Self::terminal_registry_changed(time, Actor::Operator(operator), terminal, store, chain)
+    }
+
+    /// The terminal registry changed by `actor`: an operator, or the system when a deployment
+    /// registers its terminals itself.
+    pub fn terminal_registry_changed(
+        time: UnixMillis,
+        actor: Actor,
+        terminal: Ident,
+        store: Ident,
+        chain: Ident,
+    ) -> Self {
+        Self::new(time, EventType::TerminalChanged, actor)
             .with_terminal(terminal)
             .with_fact(Fact::Store(store))
             .with_fact(Fact::Chain(chain))

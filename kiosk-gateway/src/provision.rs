@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use audit::checkpoint::CheckpointSigner;
-use audit::event::{Actor, Event, EventType, Fact, Ident, Pseudonymizer, UnixMillis};
+use audit::event::{Actor, Event, Ident, Pseudonymizer, UnixMillis};
 use card::testpki::{DevPki, files};
 use issuer::Issuer;
 use issuer::bindings::CardBinding;
@@ -305,14 +305,13 @@ pub async fn prepare(config: &Config, clock: &dyn Clock) -> anyhow::Result<Embed
         .map_err(|e| anyhow::anyhow!("{e}"))?;
         // A registration is a change of the terminal registry like an operator's: it commits
         // with its event, here by the system (the deployment registered it, no person did).
-        let event = Event::new(
+        let event = Event::terminal_registry_changed(
             UnixMillis(now_ms),
-            EventType::TerminalChanged,
             Actor::System,
-        )
-        .with_terminal(Ident::parse(&terminal.id())?)
-        .with_fact(Fact::Store(Ident::parse(terminal.store())?))
-        .with_fact(Fact::Chain(Ident::parse(terminal.chain())?));
+            Ident::parse(&terminal.id())?,
+            Ident::parse(terminal.store())?,
+            Ident::parse(terminal.chain())?,
+        );
         audit::store::append(&mut tx, &event).await?;
     }
     tx.commit().await?;

@@ -151,15 +151,8 @@ impl Flow {
         let passed =
             Event::card_auth_passed(now, terminal_ident.clone(), ident(session_id)?, pseudonym)
                 .with_municipality(municipality_code(&binding.municipality_code)?);
-        let shown = Event::new(
-            now,
-            EventType::MenuShown,
-            Actor::Terminal(terminal_ident.clone()),
-        )
-        .with_terminal(terminal_ident)
-        .with_session(ident(session_id)?)
-        .with_resident(pseudonym)
-        .with_municipality(municipality_code(&binding.municipality_code)?);
+        let shown = Event::menu_shown(now, terminal_ident, ident(session_id)?, pseudonym)
+            .with_municipality(municipality_code(&binding.municipality_code)?);
         append_all(&mut tx, &[passed, shown]).await?;
         tx.commit().await?;
         Ok(menu)

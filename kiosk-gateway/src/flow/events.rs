@@ -80,17 +80,14 @@ impl Flow {
         reason: Reason,
     ) -> Result<(), GatewayError> {
         let mut tx = self.store.begin_write().await?;
-        let terminal_ident = ident(&terminal.id())?;
-        let event = Event::new(
+        let event = Event::issuance_refused(
             UnixMillis(self.now_ms()),
-            EventType::IssuanceRefused,
-            Actor::Terminal(terminal_ident.clone()),
+            ident(&terminal.id())?,
+            ident(session_id)?,
+            resident,
+            reason_code(reason.name)?,
         )
-        .with_terminal(terminal_ident)
-        .with_session(ident(session_id)?)
-        .with_resident(resident)
-        .with_municipality(municipality_code(municipality)?)
-        .with_reason(reason_code(reason.name)?);
+        .with_municipality(municipality_code(municipality)?);
         append(&mut tx, &event).await?;
         tx.commit().await?;
         Ok(())

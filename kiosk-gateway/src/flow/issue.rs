@@ -398,10 +398,7 @@ impl Flow {
         store::insert_issuance(&mut tx, issuance, &checked.records).await?;
         let mut events = Vec::new();
         for f in self.facts(order.terminal, issuance, &checked.records)? {
-            let rendered = Event::new(when, EventType::IssuanceRendered, Actor::System)
-                .with_issuance_facts(&f)
-                .with_resident(order.pseudonym);
-            events.push(rendered);
+            events.push(Event::issuance_rendered(when, order.pseudonym, &f));
             events.push(Event::documents_released(when, order.pseudonym, &f));
         }
         append_all(&mut tx, &events).await?;

@@ -20,8 +20,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use audit::event::{
-    Actor, AnomalyKind, Event, EventType, Fact, Ident, IssuanceFacts, MunicipalityCode,
-    PrintOutcome, Pseudonym, Pseudonymizer, ReasonCode, UnixMillis,
+    Actor, AnomalyKind, Event, Fact, Ident, IssuanceFacts, MunicipalityCode, PrintOutcome,
+    Pseudonym, Pseudonymizer, ReasonCode, UnixMillis,
 };
 use kiosk_proto::v1 as pb;
 use ring::digest::{SHA256, digest};

@@ -186,14 +186,11 @@ impl Flow {
                 })?;
         }
         if closed_now {
-            let terminal_ident = ident(&terminal.id())?;
-            let event = Event::new(
+            let event = Event::session_closed(
                 UnixMillis(self.now_ms()),
-                EventType::SessionClosed,
-                Actor::Terminal(terminal_ident.clone()),
-            )
-            .with_terminal(terminal_ident)
-            .with_session(ident(session_id)?);
+                ident(&terminal.id())?,
+                ident(session_id)?,
+            );
             append(&mut tx, &event).await?;
         }
         tx.commit().await?;
