@@ -4,42 +4,19 @@
 //! transaction that decides and records an order. Nothing here caches register data.
 
 use std::fmt;
-use std::str::FromStr;
-use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
-use sqlx::{Any, AnyConnection, AnyPool, Connection, Executor, Row, Transaction};
+use kiosk_db::{Database, DbError, Migrations, OpenOptions};
+use sqlx::any::AnyRow;
+use sqlx::{Any, AnyConnection, AnyPool, Connection, Row, Transaction};
 use time::Date;
-use tokio::sync::{Mutex, OwnedMutexGuard};
+use tokio::sync::OwnedMutexGuard;
 
 use crate::calendar::{format_date, parse_date};
 use crate::error::IssuerError;
 use crate::model::{CertificateType, ResidentRef};
 
-/// Which database a register lives in, chosen by the URL scheme.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
-    /// `sqlite:` URLs, the embedded default.
-    Sqlite,
-    /// `postgres:` / `postgresql:` URLs, production.
-    Postgres,
-}
-
-impl Backend {
-    /// The backend a URL names.
-    pub fn of_url(url: &str) -> Result<Backend, IssuerError> {
-        if url.starts_with("sqlite:") {
-            Ok(Backend::Sqlite)
-        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-            Ok(Backend::Postgres)
-        } else {
-            Err(IssuerError::InvalidField {
-                field: "database_url",
-            })
-        }
-    }
-}
+pub use kiosk_db::Backend;
 
 static SQLITE_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -47,69 +24,51 @@ static POSTGRES_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations
 /// A municipality's register database.
 #[derive(Debug, Clone)]
 pub struct Register {
-    pool: AnyPool,
-    backend: Backend,
-    /// SQLite only: this process's queue of writers (see [`Register::writer_turn`]).
-    writer_turn: Arc<Mutex<()>>,
+    db: Database,
 }
 
 impl Register {
     /// Opens (and for SQLite creates) the register at `url` and applies the schema.
     ///
-    /// SQLite runs in WAL mode with `synchronous=NORMAL`; PostgreSQL as configured.
+    /// Through the one opening path of every component (`kiosk_db`): SQLite in WAL mode with
+    /// `synchronous=FULL`, because the registry of issued documents holds the only copy of
+    /// each PDF and a commit it reported must survive power loss; PostgreSQL as configured.
     pub async fn open(url: &str) -> Result<Register, IssuerError> {
         Register::open_with(url, 8).await
     }
 
     /// As [`Register::open`], with at most `max_connections` pooled connections.
     pub async fn open_with(url: &str, max_connections: u32) -> Result<Register, IssuerError> {
-        sqlx::any::install_default_drivers();
-        let backend = Backend::of_url(url)?;
-        let url = match backend {
-            Backend::Sqlite if !url.contains("mode=") => {
-                let sep = if url.contains('?') { '&' } else { '?' };
-                format!("{url}{sep}mode=rwc")
-            }
-            _ => url.to_owned(),
+        let options = OpenOptions {
+            max_connections,
+            acquire_timeout: Duration::from_secs(30),
+            busy_timeout: Duration::from_secs(30),
         };
-        let options = AnyConnectOptions::from_str(&url)?;
-        let pool = AnyPoolOptions::new()
-            .max_connections(max_connections)
-            .acquire_timeout(Duration::from_secs(30))
-            .after_connect(move |conn, _meta| {
-                Box::pin(async move {
-                    if backend == Backend::Sqlite {
-                        // WAL lets readers run beside the one writer; NORMAL drops the fsync per
-                        // commit but keeps the database consistent on power loss.
-                        conn.execute("PRAGMA journal_mode = WAL").await?;
-                        conn.execute("PRAGMA synchronous = NORMAL").await?;
-                        conn.execute("PRAGMA busy_timeout = 30000").await?;
-                        conn.execute("PRAGMA foreign_keys = ON").await?;
-                    }
-                    Ok(())
-                })
-            })
-            .connect_with(options)
-            .await?;
-        match backend {
-            Backend::Sqlite => SQLITE_MIGRATOR.run(&pool).await?,
-            Backend::Postgres => POSTGRES_MIGRATOR.run(&pool).await?,
-        }
-        Ok(Register {
-            pool,
-            backend,
-            writer_turn: Arc::new(Mutex::new(())),
-        })
+        let migrations = Migrations {
+            sqlite: &SQLITE_MIGRATOR,
+            postgres: &POSTGRES_MIGRATOR,
+            ignore_missing: false,
+        };
+        let db = Database::open(url, options, migrations)
+            .await
+            .map_err(|e| match e {
+                DbError::UnsupportedUrl => IssuerError::InvalidField {
+                    field: "database_url",
+                },
+                DbError::Sqlx(e) => IssuerError::Database(e),
+                DbError::Migrate(e) => IssuerError::Migrate(e),
+            })?;
+        Ok(Register { db })
     }
 
     /// The pool, for callers that run their own statements.
     pub fn pool(&self) -> &AnyPool {
-        &self.pool
+        self.db.pool()
     }
 
     /// The backend.
     pub fn backend(&self) -> Backend {
-        self.backend
+        self.db.backend()
     }
 
     /// Waits for this process's turn to write; hold the guard until the write transaction has
@@ -119,10 +78,7 @@ impl Register {
     /// next writer as soon as the previous one ends; other processes still meet the busy
     /// timeout.
     pub async fn writer_turn(&self) -> Option<OwnedMutexGuard<()>> {
-        match self.backend {
-            Backend::Sqlite => Some(Arc::clone(&self.writer_turn).lock_owned().await),
-            Backend::Postgres => None,
-        }
+        self.db.writer_turn().await
     }
 
     /// Begins the transaction in which an order is decided and recorded.
@@ -133,27 +89,27 @@ impl Register {
     /// at its first statement — after the request arrived, so every change committed before
     /// the request is in it.
     pub async fn begin(&self) -> Result<Transaction<'static, Any>, IssuerError> {
-        let statement = match self.backend {
+        let statement = match self.db.backend() {
             Backend::Sqlite => "BEGIN IMMEDIATE",
             Backend::Postgres => "BEGIN ISOLATION LEVEL REPEATABLE READ",
         };
-        Ok(self.pool.begin_with(statement).await?)
+        Ok(self.pool().begin_with(statement).await?)
     }
 
     /// Begins a read-only transaction (menus and quotes): one consistent snapshot of the
     /// current register, without taking SQLite's write lock, so menus never queue behind
     /// renders.
     pub async fn begin_read(&self) -> Result<Transaction<'static, Any>, IssuerError> {
-        let statement = match self.backend {
+        let statement = match self.db.backend() {
             Backend::Sqlite => "BEGIN DEFERRED",
             Backend::Postgres => "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
         };
-        Ok(self.pool.begin_with(statement).await?)
+        Ok(self.pool().begin_with(statement).await?)
     }
 
     /// Closes the pool.
     pub async fn close(&self) {
-        self.pool.close().await;
+        self.pool().close().await;
     }
 }
 

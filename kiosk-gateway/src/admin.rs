@@ -161,7 +161,9 @@ pub enum Change {
 /// [`Store::open`] it never creates a SQLite file: a command run against a mistyped path
 /// would otherwise report success on a fresh, empty database while the gateway runs on.
 pub async fn open_store(url: &str) -> Result<Store, AdminError> {
-    if Backend::of_url(url)? == Backend::Sqlite {
+    let backend = Backend::of_url(url)
+        .map_err(|e| AdminError::Store(GatewayError::Internal(e.to_string())))?;
+    if backend == Backend::Sqlite {
         let path = url
             .trim_start_matches("sqlite:")
             .trim_start_matches("//")

@@ -17,51 +17,23 @@
 //! the busy timeout.
 
 use std::ops::{Deref, DerefMut};
-use std::str::FromStr;
-use std::sync::Arc;
-use std::time::Duration;
 
-use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use kiosk_db::{Database, Migrations, OpenOptions};
 use sqlx::migrate::Migrator;
 use sqlx::{Any, AnyConnection, AnyPool, Row, Transaction};
-use tokio::sync::{Mutex, OwnedMutexGuard};
+use tokio::sync::OwnedMutexGuard;
 
 use crate::error::GatewayError;
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
 
-/// Which database the URL named.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
-    /// `sqlite:` URLs: the embedded default.
-    Sqlite,
-    /// `postgres:` / `postgresql:` URLs: production.
-    Postgres,
-}
-
-impl Backend {
-    /// The backend a database URL names.
-    pub fn of_url(url: &str) -> Result<Self, GatewayError> {
-        if url.starts_with("sqlite:") {
-            Ok(Backend::Sqlite)
-        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-            Ok(Backend::Postgres)
-        } else {
-            Err(GatewayError::Internal(
-                "database URL must start with sqlite: or postgres:".into(),
-            ))
-        }
-    }
-}
+pub use kiosk_db::Backend;
 
 /// The gateway's database handle.
 #[derive(Clone, Debug)]
 pub struct Store {
-    pool: AnyPool,
-    backend: Backend,
-    /// SQLite only: whose turn it is to write (see the module docs).
-    writer_turn: Arc<Mutex<()>>,
+    db: Database,
 }
 
 /// A write transaction, holding this process's writer turn on SQLite until it commits or is
@@ -101,87 +73,56 @@ impl DerefMut for WriteTx {
 
 impl Store {
     /// Connects (creating a SQLite file if missing) and runs the gateway's and the audit log's
-    /// migrations.
+    /// migrations, through the one opening path of every component (`kiosk_db`: SQLite in WAL
+    /// mode, durable on commit).
     pub async fn open(url: &str) -> Result<Self, GatewayError> {
-        sqlx::any::install_default_drivers();
-        let backend = Backend::of_url(url)?;
-        let url = match backend {
-            // Create the file on first start; the pragmas are set per connection below.
-            Backend::Sqlite if !url.contains('?') => format!("{url}?mode=rwc"),
-            _ => url.to_owned(),
-        };
-        let options = AnyConnectOptions::from_str(&url)?;
-        let max_connections = match backend {
-            Backend::Sqlite => 8,
-            Backend::Postgres => 16,
-        };
-        let pool = AnyPoolOptions::new()
-            .max_connections(max_connections)
-            .acquire_timeout(Duration::from_secs(10))
-            .after_connect(move |conn, _| {
-                Box::pin(async move {
-                    // WAL lets readers run beside the writer; FULL sync keeps a committed event
-                    // on power loss; the busy timeout makes a second writer wait, not fail.
-                    if backend == Backend::Sqlite {
-                        sqlx::query("PRAGMA journal_mode=WAL")
-                            .execute(&mut *conn)
-                            .await?;
-                        sqlx::query("PRAGMA synchronous=FULL")
-                            .execute(&mut *conn)
-                            .await?;
-                        sqlx::query("PRAGMA busy_timeout=10000")
-                            .execute(&mut *conn)
-                            .await?;
-                    }
-                    Ok(())
-                })
-            })
-            .connect_with(options)
-            .await?;
-        let mut migrator = match backend {
-            Backend::Sqlite => clone_migrator(&SQLITE_MIGRATIONS),
-            Backend::Postgres => clone_migrator(&POSTGRES_MIGRATIONS),
+        let backend = Backend::of_url(url).map_err(db_error)?;
+        let options = OpenOptions {
+            max_connections: match backend {
+                Backend::Sqlite => 8,
+                Backend::Postgres => 16,
+            },
+            ..OpenOptions::default()
         };
         // The audit crate's migrations share `_sqlx_migrations`; each side ignores the other's.
-        migrator.set_ignore_missing(true);
-        migrator
-            .run(&pool)
+        let migrations = Migrations {
+            sqlite: &SQLITE_MIGRATIONS,
+            postgres: &POSTGRES_MIGRATIONS,
+            ignore_missing: true,
+        };
+        let db = Database::open(url, options, migrations)
             .await
-            .map_err(|e| GatewayError::Internal(format!("gateway migrations: {e}")))?;
-        audit::store::migrate(&pool)
+            .map_err(db_error)?;
+        audit::store::migrate(db.pool())
             .await
             .map_err(|e| GatewayError::Internal(format!("audit migrations: {e}")))?;
-        Ok(Store {
-            pool,
-            backend,
-            writer_turn: Arc::new(Mutex::new(())),
-        })
+        Ok(Store { db })
     }
 
     /// The connection pool.
     pub fn pool(&self) -> &AnyPool {
-        &self.pool
+        self.db.pool()
     }
 
     /// The backend.
     pub fn backend(&self) -> Backend {
-        self.backend
+        self.db.backend()
     }
 
     /// Begins a transaction that will write (and so append audit events).
     /// On SQLite the writer turn is taken before a pooled connection, so queued writers do not
     /// hold connections that readers need.
     pub async fn begin_write(&self) -> Result<WriteTx, GatewayError> {
-        let tx = match self.backend {
+        let tx = match self.db.backend() {
             Backend::Sqlite => {
-                let turn = Arc::clone(&self.writer_turn).lock_owned().await;
+                let turn = self.db.writer_turn().await;
                 WriteTx {
-                    tx: self.pool.begin_with("BEGIN IMMEDIATE").await?,
-                    _turn: Some(turn),
+                    tx: self.pool().begin_with("BEGIN IMMEDIATE").await?,
+                    _turn: turn,
                 }
             }
             Backend::Postgres => WriteTx {
-                tx: self.pool.begin().await?,
+                tx: self.pool().begin().await?,
                 _turn: None,
             },
         };
@@ -190,14 +131,13 @@ impl Store {
 
     /// Whether the database answers (for health checks).
     pub async fn ping(&self) -> bool {
-        sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()
+        sqlx::query("SELECT 1").execute(self.pool()).await.is_ok()
     }
 }
 
-fn clone_migrator(source: &Migrator) -> Migrator {
-    let mut migrator = Migrator::with_migrations(source.migrations.to_vec());
-    migrator.set_locking(source.locking);
-    migrator
+/// A database that could not be opened: an internal failure, with its cause for the log.
+fn db_error(error: kiosk_db::DbError) -> GatewayError {
+    GatewayError::Internal(format!("gateway database: {error}"))
 }
 
 /// The setting the flow reads for the global kill switch (`on` refuses issuing everywhere).
