@@ -8,6 +8,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use kiosk_document::{CertificateType, ResidentRef};
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
 use sqlx::{Any, AnyConnection, AnyPool, Connection, Executor, Row, Transaction};
 use time::Date;
@@ -15,7 +16,6 @@ use tokio::sync::{Mutex, OwnedMutexGuard};
 
 use crate::calendar::{format_date, parse_date};
 use crate::error::IssuerError;
-use crate::model::{CertificateType, ResidentRef};
 
 /// Which database a register lives in, chosen by the URL scheme.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
