@@ -697,7 +697,8 @@ mod tests {
 
     #[test]
     fn an_xref_subsection_whose_bounds_overflow_is_an_error() {
-        // Found by the fuzz smoke run (then named issuer_page_markers): `first + count` overflowed u64.
+        // Found by the fuzz smoke run (issuer_page_markers, now document_page_markers):
+        // `first + count` overflowed u64.
         let pdf = b"%PDF-1.7\nxref\n18446744073709551615 2\n0000000000 65535 f \ntrailer\n<< /Size 1 >>\nstartxref\n9\n%%EOF\n";
         assert!(PdfFile::parse(pdf).is_err());
     }
