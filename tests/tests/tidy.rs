@@ -226,3 +226,55 @@ fn the_definition_finder_sees_every_form() {
         assert_eq!(definitions(&text, &name), count, "{text}");
     }
 }
+
+/// Issue 11: kiosk-document is the vocabulary and format every reader shares, and does no I/O
+/// (times are passed in), so a terminal, an auditor or an offline verifier can use it without
+/// dragging in a runtime, a database or a clock. Only its `verify-document` binary reads files.
+#[test]
+fn kiosk_document_library_does_no_io() {
+    let root = workspace_root().join("document");
+    let mut files = Vec::new();
+    rust_files(&root.join("src"), &mut files);
+    files.retain(|f| !f.starts_with(root.join("src/bin")));
+    assert!(files.len() > 10, "found only {} files", files.len());
+    // Built from pieces so this file does not match itself.
+    let banned = [
+        ["std::", "fs"].concat(),
+        ["std::", "net"].concat(),
+        ["std::", "env"].concat(),
+        ["std::", "process"].concat(),
+        ["System", "Time"].concat(),
+        ["Instant", "::now"].concat(),
+        ["now", "_utc"].concat(),
+        ["tok", "io"].concat(),
+        ["sq", "lx"].concat(),
+    ];
+    let mut found = Vec::new();
+    for file in files {
+        let text = std::fs::read_to_string(&file).unwrap();
+        for b in &banned {
+            if text.contains(b.as_str()) {
+                found.push(format!("{}: {b}", file.display()));
+            }
+        }
+    }
+    let manifest = std::fs::read_to_string(root.join("Cargo.toml")).unwrap();
+    let dependencies = manifest
+        .split("[dependencies]")
+        .nth(1)
+        .and_then(|rest| rest.split("\n[").next())
+        .unwrap_or("");
+    for runtime in ["tokio", "sqlx", "tonic", "kiosk-proto", "issuer", "card"] {
+        let declared = dependencies
+            .lines()
+            .any(|line| line.split(['.', ' ', '=']).next() == Some(runtime));
+        if declared {
+            found.push(format!("document/Cargo.toml depends on {runtime}"));
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "I/O in kiosk-document:\n{}",
+        found.join("\n")
+    );
+}
