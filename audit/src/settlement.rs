@@ -88,7 +88,7 @@ fn group_key(e: &Event, grouping: Grouping) -> String {
             .map(|m| m.as_str().to_owned())
             .unwrap_or_default(),
         Grouping::CertificateType => match e.fact("certificate_type") {
-            Some(Fact::CertificateType(c)) => c.as_str().to_owned(),
+            Some(Fact::CertificateType(c)) => c.code().to_owned(),
             _ => String::new(),
         },
     }

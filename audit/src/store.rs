@@ -32,7 +32,7 @@ use sqlx::{AnyConnection, AnyPool, AssertSqlSafe, Row};
 use crate::checkpoint::{CheckpointError, CheckpointSigner, SignedCheckpoint};
 use crate::event::{
     AnomalyKind, CertificateType, Event, EventError, EventType, Fact, Ident, MunicipalityCode,
-    ResolutionNote, UnixMillis,
+    ResolutionNote, UnixMillis, certificate_type, municipality_code,
 };
 use crate::merkle::{self, Frontier, Hash, MerkleError, NodeId};
 
@@ -763,7 +763,7 @@ pub async fn open_anomaly(conn: &mut AnyConnection, event: &Event) -> Result<Ano
     .bind(anomaly.terminal.as_ref().map(|v| v.as_str().to_owned()))
     .bind(anomaly.municipality.as_ref().map(|v| v.as_str().to_owned()))
     .bind(anomaly.issuance.as_ref().map(|v| v.as_str().to_owned()))
-    .bind(anomaly.certificate_type.map(|v| v.as_str()))
+    .bind(anomaly.certificate_type.map(|v| v.code()))
     .execute(&mut *conn)
     .await?;
     Ok(anomaly)
@@ -919,7 +919,7 @@ fn anomaly_of(row: &AnyRow) -> Result<Anomaly, StoreError> {
             .transpose()
             .map_err(corrupt)?,
         municipality: opt(5)?
-            .map(|v| MunicipalityCode::parse(&v))
+            .map(|v| municipality_code(&v))
             .transpose()
             .map_err(corrupt)?,
         issuance: opt(6)?
@@ -927,7 +927,7 @@ fn anomaly_of(row: &AnyRow) -> Result<Anomaly, StoreError> {
             .transpose()
             .map_err(corrupt)?,
         certificate_type: opt(7)?
-            .map(|v| CertificateType::parse(&v))
+            .map(|v| certificate_type(&v))
             .transpose()
             .map_err(corrupt)?,
         resolution,

@@ -1,4 +1,4 @@
-//! Fuzz target: `issuer::document::sign::verify_pdf_signature` on arbitrary bytes, against the
+//! Fuzz target: `kiosk_document::signature::verify_pdf_signature` on arbitrary bytes, against the
 //! test municipality's certificate, so that mutations of the committed seed (a PDF signed with
 //! that certificate's key, `seeds/pdf_signature/signed.pdf`) reach every check down to the
 //! ECDSA verification. It must refuse or accept, never panic, loop or allocate beyond what the
@@ -14,7 +14,8 @@
 use std::borrow::Cow;
 use std::sync::LazyLock;
 
-use issuer::document::sign::{pem_blocks, verify_pdf_signature};
+use kiosk_document::pem::pem_blocks;
+use kiosk_document::signature::verify_pdf_signature;
 
 static CERT: LazyLock<Vec<u8>> = LazyLock::new(|| {
     let pem = include_str!("../../card/testdata/pki/municipality-131016.crt.pem");

@@ -15,10 +15,10 @@ use krilla::page::PageSettings;
 use krilla::{Document, SerializeSettings};
 
 use issuer::document::font::DocFont;
-use issuer::document::model::CertificateType;
 use issuer::document::render::{RenderOptions, Renderer};
 use issuer::document::samples;
 use issuer::document::sign::DocumentSigner;
+use kiosk_document::CertificateType;
 
 fn signer() -> DocumentSigner {
     let pki = Path::new(env!("CARGO_MANIFEST_DIR")).join("../card/testdata/pki");
@@ -79,8 +79,8 @@ fn floor_same_text(lines: &[String]) -> Vec<u8> {
     doc.finish().unwrap()
 }
 
-fn text_of(cert: &issuer::document::model::Certificate) -> Vec<String> {
-    use issuer::document::model::Block;
+fn text_of(cert: &kiosk_document::model::Certificate) -> Vec<String> {
+    use kiosk_document::model::Block;
     let mut v = vec![
         cert.kind().title().to_owned(),
         cert.certification().to_owned(),
@@ -154,7 +154,7 @@ fn bench(c: &mut Criterion) {
         });
         let (unsigned, pages) = r.render_unsigned(&cert, &payload).unwrap();
         let markers: Vec<_> =
-            issuer::document::markers::read_page_markers(&r.render(&cert).unwrap().pdf).unwrap();
+            kiosk_document::markers::read_page_markers(&r.render(&cert).unwrap().pdf).unwrap();
         assert_eq!(markers.len(), pages.len());
         g.bench_function("stage_sign_only_ResidentRecordItems", |b| {
             b.iter(|| {

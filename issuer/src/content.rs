@@ -1,15 +1,16 @@
 //! From register data to certificate content: builds the document model
-//! ([`crate::document::model::Certificate`]) for each type and its options.
+//! ([`kiosk_document::model::Certificate`]) for each type and its options.
 //!
 //! Only what the order asked for and the rules allowed reaches a certificate: each block names
 //! the people whose data it prints, so the renderer can mark every page with its subjects.
 
+use kiosk_document::ResidentRef;
+use kiosk_document::era::JapaneseDate;
+use kiosk_document::model::{Block, Event, Row, SealImpression, Section, Table};
 use time::Date;
 
-use crate::document::era::JapaneseDate;
-use crate::document::model::{Block, Event, Row, SealImpression, Section, SubjectRef, Table};
 use crate::error::IssuerError;
-use crate::model::{CertificateOptions, ResidentRef};
+use crate::model::CertificateOptions;
 use crate::register::{Koseki, KosekiMember, Resident, SealRegistration, TaxRecord};
 
 /// A date as certificates print it (令和8年11月24日); ISO if outside the era table.
@@ -24,12 +25,6 @@ fn koseki_date(date: Date) -> String {
     JapaneseDate::from_gregorian(date.year(), u8::from(date.month()), date.day())
         .map(|j| j.format_fullwidth())
         .unwrap_or_else(|_| crate::calendar::format_date(date))
-}
-
-fn subject(r: &ResidentRef) -> Result<SubjectRef, IssuerError> {
-    SubjectRef::parse(r.as_str()).map_err(|_| IssuerError::Corrupt {
-        what: "subject reference",
-    })
 }
 
 fn yen(amount: i64) -> String {
@@ -64,15 +59,13 @@ pub fn resident_record(
         what: "resident record without people",
     })?;
     let mut household_rows = vec![Row::new("住所", &first.resident.address)];
-    let mut household_subjects = people
-        .iter()
-        .map(|p| subject(&p.resident.id))
-        .collect::<Result<Vec<_>, _>>()?;
+    let mut household_subjects: Vec<ResidentRef> =
+        people.iter().map(|p| p.resident.id.clone()).collect();
     if options.include_household_head
         && let Some(head) = head
     {
         household_rows.push(Row::new("世帯主", head.full_name()));
-        let head_ref = subject(&head.id)?;
+        let head_ref = head.id.clone();
         if !household_subjects.contains(&head_ref) {
             household_subjects.push(head_ref);
         }
@@ -135,7 +128,7 @@ pub fn resident_record(
             heading: Some(format!("世帯員{}", index + 1)),
             rows,
             events: Vec::new(),
-            subjects: vec![subject(&r.id)?],
+            subjects: vec![r.id.clone()],
         }));
     }
     Ok(blocks)
@@ -159,7 +152,7 @@ pub fn resident_record_items(
         heading: None,
         rows,
         events: Vec::new(),
-        subjects: vec![subject(&r.id)?],
+        subjects: vec![r.id.clone()],
     })])
 }
 
@@ -169,7 +162,7 @@ pub fn seal_registration(
     r: &Resident,
     seal: &SealRegistration,
 ) -> Result<Vec<Block>, IssuerError> {
-    let holder = subject(&r.id)?;
+    let holder = r.id.clone();
     let mut rows = vec![
         Row::new("登録番号", &seal.registration_number),
         Row::new("氏名", r.full_name()),
@@ -197,7 +190,7 @@ pub fn seal_registration(
 
 /// 所得・課税証明書 for one fiscal year.
 pub fn income_tax(r: &Resident, tax: &TaxRecord) -> Result<Vec<Block>, IssuerError> {
-    let taxpayer = subject(&r.id)?;
+    let taxpayer = r.id.clone();
     let fiscal = i32::try_from(tax.fiscal_year).unwrap_or(0);
     let caption = match (
         JapaneseDate::from_gregorian(fiscal, 6, 1),
@@ -260,7 +253,7 @@ fn koseki_header(
                 Row::new("氏名", &koseki.hittosha_name),
             ],
             events: Vec::new(),
-            subjects: vec![subject(head)?],
+            subjects: vec![head.clone()],
         }),
         Block::Section(Section {
             heading: Some("戸籍事項".into()),
@@ -269,7 +262,7 @@ fn koseki_header(
                 title: "戸籍編製".into(),
                 rows: vec![Row::new("【編製日】", koseki_date(koseki.created_on))],
             }],
-            subjects: vec![subject(head)?],
+            subjects: vec![head.clone()],
         }),
     ])
 }
@@ -312,7 +305,7 @@ fn koseki_member_block(m: &KosekiMember) -> Result<Block, IssuerError> {
         heading: Some(heading),
         rows,
         events,
-        subjects: vec![subject(&m.person_ref)?],
+        subjects: vec![m.person_ref.clone()],
     }))
 }
 
@@ -347,7 +340,7 @@ pub fn fuhyo(
         blocks.extend(header);
     }
     for m in members.iter().filter(|m| m.present) {
-        let who = subject(&m.person_ref)?;
+        let who = m.person_ref.clone();
         blocks.push(Block::Section(Section {
             heading: Some("附票に記録されている者".into()),
             rows: vec![

@@ -1,5 +1,7 @@
 //! The issuer's one error type.
 
+use kiosk_document::ModelError;
+
 use crate::rules::Reason;
 
 /// Everything the issuer can refuse or fail with. Messages carry no personal data.
@@ -41,6 +43,25 @@ pub enum IssuerError {
     /// Rendering or signing a document failed.
     #[error("document rendering failed: {0}")]
     Render(String),
+}
+
+impl From<ModelError> for IssuerError {
+    /// A vocabulary value that did not parse is the request field it came from; any other
+    /// model error can only come from building a document, so rendering failed.
+    fn from(e: ModelError) -> Self {
+        match e {
+            ModelError::MunicipalityCode(_) => IssuerError::InvalidField {
+                field: "municipality_code",
+            },
+            ModelError::IssuanceId => IssuerError::InvalidField {
+                field: "issuance_id",
+            },
+            ModelError::ResidentRef => IssuerError::InvalidField {
+                field: "resident_ref",
+            },
+            other => IssuerError::Render(other.to_string()),
+        }
+    }
 }
 
 impl IssuerError {

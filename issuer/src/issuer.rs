@@ -5,9 +5,10 @@
 //! transaction, so what is printed is exactly what was decided on, and an order either leaves
 //! a registry entry for every document or for none.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use kiosk_document::model::{Certificate, Header, IssuedAt, Municipality as DocMunicipality};
+use kiosk_document::{CertificateType, IssuanceId, MunicipalityCode, ResidentRef, Serial};
 use ring::digest::{SHA256, digest};
 use ring::rand::{SecureRandom, SystemRandom};
 use sqlx::{AnyConnection, Row};
@@ -15,14 +16,9 @@ use time::OffsetDateTime;
 
 use crate::calendar::{in_jst, unix_ms};
 use crate::content::{self, RecordPerson};
-use crate::document::model::{
-    Certificate, CertificateType as DocType, Header, IssuanceId as DocIssuanceId, IssuedAt,
-    Municipality as DocMunicipality, MunicipalityCode as DocMunicipalityCode, Serial,
-};
 use crate::error::IssuerError;
 use crate::model::{
-    CertificateType, IssuanceId, MAX_ITEMS, Member, MemberRelation, Menu, MenuEntry,
-    MunicipalityCode, RenderedDocument, RequestItem, ResidentRef,
+    MAX_ITEMS, Member, MemberRelation, Menu, MenuEntry, RenderedDocument, RequestItem,
 };
 use crate::register::{
     Koseki, KosekiMember, Municipality, PendingChange, Register, Resident, ResidentStatus,
@@ -30,13 +26,17 @@ use crate::register::{
 };
 use crate::rules::{self, Reason};
 
+mod registry;
+
+pub use registry::{Confirmed, DocumentStatus, PendingIssuance};
+
 /// What rendering one certificate produced.
 #[derive(Clone)]
 pub struct RenderOutput {
     /// The signed PDF.
     pub pdf: Vec<u8>,
     /// Per page, the subjects marked on it.
-    pub pages: Vec<Vec<String>>,
+    pub pages: Vec<Vec<ResidentRef>>,
 }
 
 /// Turns a certificate into a signed PDF. The document module's renderer implements it; the
@@ -52,11 +52,7 @@ impl CertificateRenderer for crate::document::render::Renderer {
             .map_err(|e| IssuerError::Render(e.to_string()))?;
         Ok(RenderOutput {
             pdf: doc.pdf,
-            pages: doc
-                .pages
-                .iter()
-                .map(|page| page.iter().map(|s| s.as_str().to_owned()).collect())
-                .collect(),
+            pages: doc.pages,
         })
     }
 }
@@ -68,35 +64,6 @@ pub struct Issuer {
     municipality: MunicipalityCode,
     renderer: Arc<dyn CertificateRenderer>,
     random: SystemRandom,
-}
-
-/// The status of a document in the issued-document registry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DocumentStatus {
-    /// Rendered and signed, not yet recorded by the gateway: never released while pending.
-    Pending,
-    /// Issued and valid.
-    Issued,
-    /// Voided (print failure, refund, or operator action).
-    Voided,
-}
-
-/// What [`Issuer::confirm`] found of an issuance's documents.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Confirmed {
-    /// Serials issued (now or before).
-    pub issued: Vec<String>,
-    /// Serials already void.
-    pub voided: Vec<String>,
-}
-
-/// An issuance with documents still pending (see [`Issuer::pending_before`]).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PendingIssuance {
-    /// The gateway's issuance id.
-    pub issuance_id: String,
-    /// Its pending documents: serial and type, in order.
-    pub documents: Vec<(String, CertificateType)>,
 }
 
 /// One priced line of an order.
@@ -114,7 +81,7 @@ pub struct QuoteLine {
 struct Decided {
     item: RequestItem,
     fee_yen: u32,
-    blocks: Vec<crate::document::model::Block>,
+    blocks: Vec<kiosk_document::model::Block>,
 }
 
 /// The register data every item of one order is judged against.
@@ -495,18 +462,6 @@ async fn decide(
     })
 }
 
-fn doc_type(ty: CertificateType) -> DocType {
-    match ty {
-        CertificateType::ResidentRecord => DocType::ResidentRecord,
-        CertificateType::ResidentRecordItems => DocType::ResidentRecordItems,
-        CertificateType::SealRegistration => DocType::SealRegistration,
-        CertificateType::IncomeTax => DocType::IncomeTax,
-        CertificateType::KosekiFull => DocType::KosekiFull,
-        CertificateType::KosekiIndividual => DocType::KosekiIndividual,
-        CertificateType::KosekiFuhyo => DocType::KosekiFuhyo,
-    }
-}
-
 /// A digest of the order, so that a repeated Render with the same issuance id can be told
 /// apart from a different order reusing it.
 fn request_digest(
@@ -541,40 +496,6 @@ fn sha256(bytes: &[u8]) -> [u8; 32] {
     let mut out = [0u8; 32];
     out.copy_from_slice(digest(&SHA256, bytes).as_ref());
     out
-}
-
-fn to_array(bytes: &[u8]) -> Result<[u8; 32], IssuerError> {
-    bytes.try_into().map_err(|_| IssuerError::Corrupt {
-        what: "stored digest",
-    })
-}
-
-fn encode_pages(pages: &[Vec<ResidentRef>]) -> String {
-    pages
-        .iter()
-        .map(|page| {
-            page.iter()
-                .map(ResidentRef::as_str)
-                .collect::<Vec<_>>()
-                .join(",")
-        })
-        .collect::<Vec<_>>()
-        .join(";")
-}
-
-fn decode_pages(text: &str) -> Result<Vec<Vec<ResidentRef>>, IssuerError> {
-    text.split(';')
-        .map(|page| {
-            page.split(',')
-                .filter(|s| !s.is_empty())
-                .map(|s| {
-                    ResidentRef::parse(s).map_err(|_| IssuerError::Corrupt {
-                        what: "page subjects",
-                    })
-                })
-                .collect()
-        })
-        .collect()
 }
 
 /// Whether a database error is one a retry of the whole transaction resolves: a PostgreSQL
@@ -824,19 +745,11 @@ impl Issuer {
         }
 
         let doc_municipality = DocMunicipality {
-            code: DocMunicipalityCode::parse(self.municipality.as_str()).map_err(|_| {
-                IssuerError::Corrupt {
-                    what: "municipality code check digit",
-                }
-            })?,
+            code: self.municipality.clone(),
             name: format!("{}{}", ctx.municipality.prefecture, ctx.municipality.name),
             mayor_title: ctx.municipality.mayor_title.clone(),
             mayor_name: ctx.municipality.mayor_name.clone(),
         };
-        let doc_issuance =
-            DocIssuanceId::parse(issuance_id.as_str()).map_err(|_| IssuerError::InvalidField {
-                field: "issuance_id",
-            })?;
         let doc_issued_at = IssuedAt::from_unix_seconds(issued_at.unix_timestamp())
             .map_err(|_| IssuerError::InvalidField { field: "issued_at" })?;
 
@@ -846,11 +759,11 @@ impl Issuer {
                 let serial = self.new_serial(issued_at)?;
                 let certificate = Certificate::new(
                     Header {
-                        kind: doc_type(d.item.ty),
+                        kind: d.item.ty,
                         municipality: doc_municipality.clone(),
                         serial: Serial::parse(&serial)
                             .map_err(|_| IssuerError::Corrupt { what: "serial" })?,
-                        issuance_id: doc_issuance.clone(),
+                        issuance_id: issuance_id.clone(),
                         issued_at: doc_issued_at,
                         certification: None,
                     },
@@ -859,99 +772,22 @@ impl Issuer {
                 .map_err(|e| IssuerError::Render(e.to_string()))?;
                 let content_digest = certificate.content_digest();
                 let output = self.renderer.render(&certificate)?;
-                let pages = output
-                    .pages
-                    .iter()
-                    .map(|page| {
-                        page.iter()
-                            .map(|s| ResidentRef::parse(s))
-                            .collect::<Result<Vec<_>, _>>()
-                    })
-                    .collect::<Result<Vec<_>, _>>()
-                    .map_err(|_| IssuerError::Render("page subject out of charset".into()))?;
                 documents.push(RenderedDocument {
                     serial,
                     ty: d.item.ty,
                     pdf_sha256: sha256(&output.pdf),
                     pdf: output.pdf,
-                    pages,
+                    pages: output.pages,
                     fee_yen: d.fee_yen,
                     content_digest,
                 });
             }
         }
 
-        // The registry entries in multi-row inserts (small chunks: SQLite binds `$N` by a
-        // linear search, see `audit::store::append_batch`).
-        for (chunk_index, chunk) in documents.chunks(16).enumerate() {
-            let mut sql = String::from(
-                "INSERT INTO issued_documents (serial, issuance_id, position, municipality_code, \
-                 certificate_type, requester_ref, page_subjects, page_count, content_digest, \
-                 pdf_sha256, pdf, fee_yen, issued_at, status) VALUES ",
-            );
-            for row in 0..chunk.len() {
-                sql.push_str(if row == 0 { "(" } else { ",(" });
-                for col in 0..13 {
-                    if col > 0 {
-                        sql.push(',');
-                    }
-                    sql.push_str(&format!("${}", row * 13 + col + 1));
-                }
-                // Pending until the gateway records the issuance (`Issuer::confirm`).
-                sql.push_str(",'pending')");
-            }
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-            for (offset, doc) in chunk.iter().enumerate() {
-                let position = chunk_index * 16 + offset;
-                query = query
-                    .bind(doc.serial.as_str())
-                    .bind(issuance_id.as_str())
-                    .bind(i64::try_from(position).unwrap_or(i64::MAX))
-                    .bind(self.municipality.as_str())
-                    .bind(doc.ty.code())
-                    .bind(requester.as_str())
-                    .bind(encode_pages(&doc.pages))
-                    .bind(i64::try_from(doc.pages.len()).unwrap_or(i64::MAX))
-                    .bind(doc.content_digest.to_vec())
-                    .bind(doc.pdf_sha256.to_vec())
-                    .bind(doc.pdf.as_slice())
-                    .bind(i64::from(doc.fee_yen))
-                    .bind(unix_ms(issued_at));
-            }
-            query.execute(&mut *tx).await?;
-        }
+        self.record_pending(&mut tx, issuance_id, requester, issued_at, &documents)
+            .await?;
         tx.commit().await?;
         Ok(documents)
-    }
-
-    async fn recorded(
-        conn: &mut AnyConnection,
-        issuance_id: &IssuanceId,
-    ) -> Result<Vec<RenderedDocument>, IssuerError> {
-        let rows = sqlx::query(
-            "SELECT serial, certificate_type, pdf, page_subjects, pdf_sha256, fee_yen, \
-             content_digest FROM issued_documents WHERE issuance_id = $1 ORDER BY position",
-        )
-        .bind(issuance_id.as_str())
-        .fetch_all(&mut *conn)
-        .await?;
-        rows.iter()
-            .map(|row| {
-                let code: String = row.try_get("certificate_type")?;
-                Ok(RenderedDocument {
-                    serial: row.try_get("serial")?,
-                    ty: CertificateType::from_code(&code).ok_or(IssuerError::Corrupt {
-                        what: "certificate type",
-                    })?,
-                    pdf: row.try_get("pdf")?,
-                    pages: decode_pages(&row.try_get::<String, _>("page_subjects")?)?,
-                    pdf_sha256: to_array(&row.try_get::<Vec<u8>, _>("pdf_sha256")?)?,
-                    fee_yen: u32::try_from(row.try_get::<i64, _>("fee_yen")?)
-                        .map_err(|_| IssuerError::Corrupt { what: "fee" })?,
-                    content_digest: to_array(&row.try_get::<Vec<u8>, _>("content_digest")?)?,
-                })
-            })
-            .collect()
     }
 
     /// A new document serial: municipality, JST issue date and 10 random characters
@@ -974,179 +810,5 @@ impl Issuer {
             u8::from(date.month()),
             date.day()
         ))
-    }
-
-    /// Voids documents; idempotent. Returns the serials that are void now (including those
-    /// that already were); unknown serials are left out.
-    pub async fn void(&self, serials: &[String], reason: &str) -> Result<Vec<String>, IssuerError> {
-        let now_ms = unix_ms(OffsetDateTime::now_utc());
-        let _turn = self.register.writer_turn().await;
-        let mut tx = self.register.pool().begin().await?;
-        let mut voided = Vec::new();
-        for serial in serials {
-            sqlx::query(
-                "UPDATE issued_documents SET status = 'voided', voided_at = $2, void_reason = $3 \
-                 WHERE serial = $1 AND status IN ('issued', 'pending') AND municipality_code = $4",
-            )
-            .bind(serial)
-            .bind(now_ms)
-            .bind(reason)
-            .bind(self.municipality.as_str())
-            .execute(&mut *tx)
-            .await?;
-            let exists = sqlx::query(
-                "SELECT status FROM issued_documents WHERE serial = $1 AND municipality_code = $2",
-            )
-            .bind(serial)
-            .bind(self.municipality.as_str())
-            .fetch_optional(&mut *tx)
-            .await?;
-            if exists.is_some() {
-                voided.push(serial.clone());
-            }
-        }
-        tx.commit().await?;
-        Ok(voided)
-    }
-
-    /// The registry status of `serial`, if the issuer issued it.
-    pub async fn document_status(
-        &self,
-        serial: &str,
-    ) -> Result<Option<DocumentStatus>, IssuerError> {
-        let row = sqlx::query("SELECT status FROM issued_documents WHERE serial = $1")
-            .bind(serial)
-            .fetch_optional(self.register.pool())
-            .await?;
-        match row {
-            None => Ok(None),
-            Some(row) => match row.try_get::<String, _>("status")?.as_str() {
-                "pending" => Ok(Some(DocumentStatus::Pending)),
-                "issued" => Ok(Some(DocumentStatus::Issued)),
-                "voided" => Ok(Some(DocumentStatus::Voided)),
-                _ => Err(IssuerError::Corrupt {
-                    what: "document status",
-                }),
-            },
-        }
-    }
-
-    /// Marks the pending documents of `issuance_id` issued: the gateway has recorded the
-    /// issuance. Idempotent. Returns the serials now issued and those already void (voided
-    /// by a reconciliation that judged the issuance lost: they must not be released).
-    pub async fn confirm(&self, issuance_id: &IssuanceId) -> Result<Confirmed, IssuerError> {
-        let _turn = self.register.writer_turn().await;
-        // READ COMMITTED on PostgreSQL: the conditional update waits for a concurrent
-        // VoidPending of the same rows and then sees its outcome, instead of failing.
-        let mut tx = self.register.pool().begin().await?;
-        sqlx::query(
-            "UPDATE issued_documents SET status = 'issued' \
-             WHERE issuance_id = $1 AND municipality_code = $2 AND status = 'pending'",
-        )
-        .bind(issuance_id.as_str())
-        .bind(self.municipality.as_str())
-        .execute(&mut *tx)
-        .await?;
-        let rows = sqlx::query(
-            "SELECT serial, status FROM issued_documents \
-             WHERE issuance_id = $1 AND municipality_code = $2 ORDER BY position",
-        )
-        .bind(issuance_id.as_str())
-        .bind(self.municipality.as_str())
-        .fetch_all(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        let mut confirmed = Confirmed::default();
-        for row in &rows {
-            let serial: String = row.try_get("serial")?;
-            match row.try_get::<String, _>("status")?.as_str() {
-                "issued" => confirmed.issued.push(serial),
-                _ => confirmed.voided.push(serial),
-            }
-        }
-        Ok(confirmed)
-    }
-
-    /// Issuances with documents still pending whose issue time is before `issued_before`,
-    /// oldest first, at most `limit` of them.
-    pub async fn pending_before(
-        &self,
-        issued_before: OffsetDateTime,
-        limit: u32,
-    ) -> Result<Vec<PendingIssuance>, IssuerError> {
-        let rows = sqlx::query(
-            "SELECT issuance_id, serial, certificate_type FROM issued_documents \
-             WHERE status = 'pending' AND issued_at < $1 AND municipality_code = $2 \
-             AND issuance_id IN (SELECT issuance_id FROM issued_documents \
-                 WHERE status = 'pending' AND issued_at < $1 AND municipality_code = $2 \
-                 GROUP BY issuance_id ORDER BY MIN(issued_at), issuance_id LIMIT $3) \
-             ORDER BY issued_at, issuance_id, position",
-        )
-        .bind(unix_ms(issued_before))
-        .bind(self.municipality.as_str())
-        .bind(i64::from(limit))
-        .fetch_all(self.register.pool())
-        .await?;
-        let mut pending: Vec<PendingIssuance> = Vec::new();
-        for row in &rows {
-            let issuance_id: String = row.try_get("issuance_id")?;
-            let code: String = row.try_get("certificate_type")?;
-            let ty = CertificateType::from_code(&code).ok_or(IssuerError::Corrupt {
-                what: "certificate type",
-            })?;
-            let document = (row.try_get::<String, _>("serial")?, ty);
-            match pending.last_mut() {
-                Some(last) if last.issuance_id == issuance_id => last.documents.push(document),
-                _ => pending.push(PendingIssuance {
-                    issuance_id,
-                    documents: vec![document],
-                }),
-            }
-        }
-        Ok(pending)
-    }
-
-    /// Voids the documents of `issuance_id` that are still pending and were issued before
-    /// `issued_before`: a conditional update, so an issuance confirmed meanwhile (or one too
-    /// young to judge, still in flight on some gateway) is left alone. Returns the serials
-    /// this call voided.
-    pub async fn void_pending(
-        &self,
-        issuance_id: &IssuanceId,
-        issued_before: OffsetDateTime,
-        reason: &str,
-    ) -> Result<Vec<String>, IssuerError> {
-        let now_ms = unix_ms(OffsetDateTime::now_utc());
-        let _turn = self.register.writer_turn().await;
-        // READ COMMITTED, as in `confirm`: of the two, whichever commits first decides.
-        let mut tx = self.register.pool().begin().await?;
-        let rows = sqlx::query(
-            "UPDATE issued_documents SET status = 'voided', voided_at = $3, void_reason = $4 \
-             WHERE issuance_id = $1 AND municipality_code = $2 AND status = 'pending' \
-             AND issued_at < $5 RETURNING serial",
-        )
-        .bind(issuance_id.as_str())
-        .bind(self.municipality.as_str())
-        .bind(now_ms)
-        .bind(reason)
-        .bind(unix_ms(issued_before))
-        .fetch_all(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        rows.iter()
-            .map(|row| Ok(row.try_get::<String, _>("serial")?))
-            .collect()
-    }
-
-    /// Counts of documents by status, for operators and tests.
-    pub async fn registry_counts(&self) -> Result<BTreeMap<String, i64>, IssuerError> {
-        let rows = sqlx::query(
-            "SELECT status, COUNT(*) AS n FROM issued_documents GROUP BY status ORDER BY status",
-        )
-        .fetch_all(self.register.pool())
-        .await?;
-        rows.iter()
-            .map(|row| Ok((row.try_get("status")?, row.try_get("n")?)))
-            .collect()
     }
 }

@@ -17,7 +17,9 @@
 //!   only), with health and a graceful drain.
 //! - [`generator`] and [`bindings`]: the deterministic synthetic register and the card bindings
 //!   the gateway loads.
-//! - [`document`]: layout, PDF rendering and signing.
+//! - [`document`]: layout, PDF rendering and signing. The document format, its readers and
+//!   verifiers, and the vocabulary every crate shares (certificate types, municipality codes,
+//!   resident references, issuance ids) are [`kiosk_document`]'s.
 //!
 //! See `README.md` in the crate for the schema and the rules in prose.
 #![forbid(unsafe_code)]
@@ -42,7 +44,6 @@ pub use issuer::{
     RenderOutput,
 };
 pub use model::{
-    CertificateOptions, CertificateType, IssuanceId, Member, MemberRelation, Menu, MenuEntry,
-    MunicipalityCode, RenderedDocument, RequestItem, ResidentRef,
+    CertificateOptions, Member, MemberRelation, Menu, MenuEntry, RenderedDocument, RequestItem,
 };
 pub use register::Register;

@@ -7,6 +7,7 @@ use std::fmt;
 use std::time::Duration;
 
 use kiosk_db::{Database, DbError, Migrations, OpenOptions};
+use kiosk_document::{CertificateType, ResidentRef};
 use sqlx::any::AnyRow;
 use sqlx::{Any, AnyConnection, AnyPool, Connection, Row, Transaction};
 use time::Date;
@@ -14,7 +15,6 @@ use tokio::sync::OwnedMutexGuard;
 
 use crate::calendar::{format_date, parse_date};
 use crate::error::IssuerError;
-use crate::model::{CertificateType, ResidentRef};
 
 pub use kiosk_db::Backend;
 

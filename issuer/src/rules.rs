@@ -4,10 +4,10 @@
 //! The functions are pure: they judge register data that the issuer read inside the order's
 //! transaction, so what they decide is always the current register (no cached copy).
 
+use kiosk_document::{CertificateType, ResidentRef};
 use time::{OffsetDateTime, Weekday};
 
 use crate::calendar::{age_on, in_jst};
-use crate::model::{CertificateType, ResidentRef};
 use crate::register::{
     ClosedDate, KosekiMember, PendingChange, Resident, ResidentStatus, SealRegistration,
     ServiceWindow, SupportMeasure, TaxRecord,

@@ -15,6 +15,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use kiosk_document::MunicipalityCode;
 use kiosk_proto::v1::issuer_service_server::IssuerServiceServer;
 use tokio::sync::watch;
 use tonic::transport::{Certificate, Identity, ServerTlsConfig};
@@ -24,7 +25,7 @@ use crate::document::render::Renderer;
 use crate::document::sign::DocumentSigner;
 use crate::error::IssuerError;
 use crate::service::IssuerGrpc;
-use crate::{Issuer, MunicipalityCode, Register};
+use crate::{Issuer, Register};
 
 /// The URI prefix a caller's certificate must carry.
 pub const GATEWAY_URI_PREFIX: &str = "urn:kiosk:gateway:";

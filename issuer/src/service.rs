@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 
+use kiosk_document::{CertificateType, IssuanceId, MunicipalityCode, ResidentRef};
 use kiosk_proto::reasons::{self, FieldViolation};
 use kiosk_proto::v1 as pb;
 use kiosk_proto::v1::issuer_service_server::{IssuerService, IssuerServiceServer};
@@ -13,8 +14,7 @@ use tonic::{Request, Response, Status};
 use crate::error::IssuerError;
 use crate::issuer::Issuer;
 use crate::model::{
-    CertificateOptions, CertificateType, IssuanceId, Member, MemberRelation, Menu, MenuEntry,
-    MunicipalityCode, RenderedDocument, RequestItem, ResidentRef,
+    CertificateOptions, Member, MemberRelation, Menu, MenuEntry, RenderedDocument, RequestItem,
 };
 
 impl From<IssuerError> for Status {
@@ -162,7 +162,7 @@ fn entry_to_wire(entry: &MenuEntry) -> pb::MenuEntry {
             .iter()
             .map(|s| s.as_str().to_owned())
             .collect(),
-        display_name: entry.ty.japanese_name().to_owned(),
+        display_name: entry.ty.title().to_owned(),
     }
 }
 
@@ -283,7 +283,7 @@ impl IssuerService for IssuerGrpc {
     ) -> Result<Response<pb::IssuerMenuResponse>, Status> {
         let request = request.into_inner();
         let issuer = self.issuer(&request.municipality_code)?;
-        let resident = ResidentRef::parse(&request.resident_ref)?;
+        let resident = ResidentRef::parse(&request.resident_ref).map_err(IssuerError::from)?;
         // The gateway's clock decides, so the menu agrees with the Render that follows it.
         let menu = match request.as_of.as_ref() {
             Some(as_of) => {
@@ -328,7 +328,7 @@ impl IssuerService for IssuerGrpc {
             &request.requester_ref,
             &request.items,
         )?;
-        let issuance_id = IssuanceId::parse(&request.issuance_id)?;
+        let issuance_id = IssuanceId::parse(&request.issuance_id).map_err(IssuerError::from)?;
         let issued_at = timestamp_from_wire(request.issued_at.as_ref())?;
         let documents = issuer
             .render(&issuance_id, &requester, &items, issued_at)
@@ -369,7 +369,7 @@ impl IssuerService for IssuerGrpc {
     ) -> Result<Response<pb::ConfirmResponse>, Status> {
         let request = request.into_inner();
         let issuer = self.issuer(&request.municipality_code)?;
-        let issuance_id = IssuanceId::parse(&request.issuance_id)?;
+        let issuance_id = IssuanceId::parse(&request.issuance_id).map_err(IssuerError::from)?;
         let confirmed = issuer.confirm(&issuance_id).await?;
         Ok(Response::new(pb::ConfirmResponse {
             issued_serials: confirmed.issued,
@@ -410,7 +410,7 @@ impl IssuerService for IssuerGrpc {
     ) -> Result<Response<pb::VoidResponse>, Status> {
         let request = request.into_inner();
         let issuer = self.issuer(&request.municipality_code)?;
-        let issuance_id = IssuanceId::parse(&request.issuance_id)?;
+        let issuance_id = IssuanceId::parse(&request.issuance_id).map_err(IssuerError::from)?;
         let before = instant_from_wire(request.issued_before.as_ref(), "issued_before")?;
         let voided = issuer
             .void_pending(&issuance_id, before, &request.reason)
@@ -423,3 +423,21 @@ impl IssuerService for IssuerGrpc {
 
 /// Most issuances one ListPending answers: reconciliation pages through the rest.
 pub const MAX_PENDING_LISTED: u32 = 1000;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The wire mapping agrees with the shared type: its kiosk.v1 number and its stable code
+    /// (the enum value name, which registers store and audit events carry).
+    #[test]
+    fn wire_types_agree_with_the_vocabulary() {
+        for ty in CertificateType::ALL {
+            let wire = type_to_wire(ty);
+            assert_eq!(wire as i32, i32::from(ty.number()));
+            assert_eq!(wire.as_str_name(), ty.code());
+            assert_eq!(type_from_wire(wire as i32).unwrap(), ty);
+        }
+        assert!(type_from_wire(0).is_err());
+    }
+}

@@ -10,10 +10,8 @@ use common::{CODE, OPEN, TestDb, generated};
 use issuer::generator::Case;
 use issuer::register::{ResidentStatus, ServiceWindow, SupportMeasure, read, write};
 use issuer::rules::Reason;
-use issuer::{
-    CertificateOptions, CertificateType as T, Issuer, IssuerError, MemberRelation, RequestItem,
-    ResidentRef,
-};
+use issuer::{CertificateOptions, Issuer, IssuerError, MemberRelation, RequestItem};
+use kiosk_document::{CertificateType as T, ResidentRef};
 use time::OffsetDateTime;
 use time::macros::{date, datetime};
 

@@ -15,9 +15,9 @@ use issuer::generator::Case;
 use issuer::register::{Resident, read, write};
 use issuer::rules::Reason;
 use issuer::{
-    CertificateOptions, CertificateType as T, DocumentStatus, IssuanceId, Issuer, IssuerError,
-    RenderedDocument, RequestItem, ResidentRef,
+    CertificateOptions, DocumentStatus, Issuer, IssuerError, RenderedDocument, RequestItem,
 };
+use kiosk_document::{CertificateType as T, IssuanceId, ResidentRef};
 use time::macros::date;
 
 fn item(ty: T) -> RequestItem {

@@ -10,8 +10,8 @@ mod common;
 use std::time::Duration;
 
 use common::{CODE, TestDb, generated};
-use issuer::MunicipalityCode;
 use issuer::serve::{IssuerTls, ServeOptions};
+use kiosk_document::MunicipalityCode;
 use kiosk_proto::v1 as pb;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 use tonic_health::pb::health_check_response::ServingStatus;

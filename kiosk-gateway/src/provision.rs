@@ -17,12 +17,12 @@ use audit::event::{Actor, Event, Ident, Pseudonymizer, UnixMillis};
 use card::testpki::{DevPki, files};
 use issuer::Issuer;
 use issuer::bindings::CardBinding;
-use issuer::document::qr::TrustedKeys;
 use issuer::document::render::Renderer;
 use issuer::document::sign::DocumentSigner;
 use issuer::generator::{GeneratorConfig, generate};
 use issuer::register::Register;
 use issuer::service::IssuerGrpc;
+use kiosk_document::qr::TrustedKeys;
 use ring::rand::{SecureRandom, SystemRandom};
 use rustls_pki_types::CertificateRevocationListDer;
 
@@ -323,7 +323,7 @@ pub async fn prepare(config: &Config, clock: &dyn Clock) -> anyhow::Result<Embed
         let chain = std::fs::read_to_string(pki.cert_path(&stem))?;
         let signer = DocumentSigner::from_pem(&key, &chain)
             .map_err(|e| anyhow::anyhow!("document signer {code}: {e}"))?;
-        let municipality = issuer::MunicipalityCode::parse(code)
+        let municipality = kiosk_document::MunicipalityCode::parse(code)
             .map_err(|e| anyhow::anyhow!("municipality {code}: {e}"))?;
         issuers.push(Issuer::new(
             register.clone(),
@@ -478,7 +478,7 @@ impl Embedded {
         let checks = DocumentChecks {
             page_markers,
             pdf_signature: |pdf, cert| {
-                issuer::document::sign::verify_pdf_signature(pdf, cert).is_ok()
+                kiosk_document::signature::verify_pdf_signature(pdf, cert).is_ok()
             },
             signing_certs,
         };
@@ -584,7 +584,7 @@ pub fn check_signing_chain(
 
 /// Reads each page's `(issuance id, subjects)` marker from a PDF.
 pub fn page_markers(pdf: &[u8]) -> Result<Vec<(String, Vec<String>)>, String> {
-    let markers = issuer::document::markers::read_page_markers(pdf).map_err(|e| e.to_string())?;
+    let markers = kiosk_document::markers::read_page_markers(pdf).map_err(|e| e.to_string())?;
     Ok(markers
         .into_iter()
         .map(|m| {

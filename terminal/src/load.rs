@@ -35,10 +35,10 @@ pub struct LoadCard {
 pub type OwnerCheck = Arc<dyn Fn(&Document, &str) -> Result<(), String> + Send + Sync>;
 
 /// The owner check from the document itself: every page's marker (an uncompressed entry of
-/// each page, covered by the PDF signature; format in `issuer::document::markers`) must name
+/// each page, covered by the PDF signature; format in `kiosk_document::markers`) must name
 /// the resident among its subjects. The load orders documents about the requester alone.
 pub fn marker_owner_check(document: &Document, resident_ref: &str) -> Result<(), String> {
-    let pages = issuer::document::markers::read_page_markers(&document.pdf)
+    let pages = kiosk_document::markers::read_page_markers(&document.pdf)
         .map_err(|e| format!("markers unreadable: {e}"))?;
     for page in &pages {
         if page.subjects.iter().any(|s| s.as_str() != resident_ref) {

@@ -16,8 +16,8 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
 use card::softcard::CardFile;
-use issuer::ResidentRef;
 use issuer::cards::TEST_CARD_PIN;
+use kiosk_document::ResidentRef;
 use kiosk_gateway::store::{self, IssuanceState};
 use kiosk_proto::v1 as pb;
 use kiosk_tests::{Db, TERMINAL_1, TestApp, page_subjects, pdf_text, spawn_app};

@@ -501,7 +501,7 @@ on_both_databases!(
         assert!(seal.available, "the family member has a live seal");
         // The seal registration is abolished after the menu was shown...
         let mut conn = app.embedded.register.pool().acquire().await.unwrap();
-        let resident_ref = issuer::ResidentRef::parse(&resident).unwrap();
+        let resident_ref = kiosk_document::ResidentRef::parse(&resident).unwrap();
         assert!(
             issuer::register::write::abolish_seal(&mut conn, &resident_ref, 0)
                 .await

@@ -101,7 +101,7 @@ fn read_file(path: &Path) -> anyhow::Result<Vec<u8>> {
 }
 
 async fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
-    let municipality = issuer::MunicipalityCode::parse(&args.municipality)
+    let municipality = kiosk_document::MunicipalityCode::parse(&args.municipality)
         .map_err(|_| anyhow::anyhow!("--municipality: 6 digits with a valid check digit"))?;
     let code = municipality.as_str().to_owned();
     let signing_stem = format!("municipality-{code}");

@@ -1,10 +1,15 @@
-//! Certificate documents: the layout model, PDF rendering with the embedded Mincho font, the
-//! signed QR payload, the PDF signature, and the per-page subject markers.
+//! Certificate documents as only the issuer makes them: layout and PDF rendering with the
+//! embedded Mincho font, and the signer with the municipality's private key (the QR payload's
+//! signature and the PDF signature, with the per-page subject markers in the signed update).
+//!
+//! The format itself — the document model, era dates, page markers, the QR payload, the PDF
+//! reader and the verifiers — is [`kiosk_document`]'s, shared with every reader of a document.
 //!
 //! # Using it (the register side)
 //!
 //! ```text
-//! use issuer::document::{model::*, render::Renderer, sign::DocumentSigner};
+//! use kiosk_document::model::*;
+//! use issuer::document::{render::Renderer, sign::DocumentSigner};
 //!
 //! let signer = DocumentSigner::from_pem(&key_pem, &cert_chain_pem)?;   // once per municipality
 //! let renderer = Renderer::new(signer);                                // share it (&self)
@@ -17,33 +22,19 @@
 //!
 //! # Checking it (the gateway and anyone holding the paper or the PDF)
 //!
-//! * [`markers::read_page_markers`] reads each page's issuance id and subject refs back from
-//!   the PDF bytes (untrusted input, fuzzed). Pair it with
-//!   [`sign::verify_pdf_signature`] to know the markers are the signed ones (a later
-//!   incremental update appended by someone else fails its coverage check).
-//! * [`qr::verify_qr_payload`] checks a scanned QR payload offline with the municipality's
-//!   key ([`qr::TrustedKeys`]); [`qr::VerifiedSummary::check_content`] compares it with the
-//!   content in hand.
-//! * The `verify-document` binary does both from the command line.
+//! See [`kiosk_document`]: [`kiosk_document::markers::read_page_markers`] with
+//! [`kiosk_document::signature::verify_pdf_signature`], [`kiosk_document::qr::verify_qr_payload`],
+//! and its `verify-document` binary.
 //!
 //! # Modules
 //!
-//! * [`model`] — what a certificate says (generic blocks, subject refs), canonical encoding.
-//! * [`era`] — Japanese era dates (令和8年11月24日).
 //! * [`font`] — the embedded IPAex Mincho, advances, line breaking and fitting.
 //! * [`render`] — layout and drawing (krilla), then signing.
-//! * [`qr`] — the `KV1:` payload, base45, verifier.
-//! * [`sign`] — document-signing key, PAdES B-B signature as an incremental update, verifier.
-//! * [`markers`] — per-page marker format and reader.
-//! * [`pdf`] — the minimal defensive PDF reader/writer both of them use.
+//! * [`sign`] — document-signing key: QR payload signature, PAdES B-B signature as an
+//!   incremental update with the page markers.
 //! * [`samples`] — synthetic certificates of every type for tests, benches and previews.
 
-pub mod era;
 pub mod font;
-pub mod markers;
-pub mod model;
-pub mod pdf;
-pub mod qr;
 pub mod render;
 pub mod samples;
 pub mod sign;

@@ -1,9 +1,11 @@
 //! Synthetic sample certificates of every type (fictional people), for tests, benchmarks and
 //! previews. Never real personal data.
 
-use crate::document::model::{
-    Block, Certificate, CertificateType, Event, Header, IssuanceId, IssuedAt, ModelError,
-    Municipality, MunicipalityCode, Row, SealImpression, Section, Serial, SubjectRef, Table,
+use kiosk_document::model::{
+    Block, Certificate, Event, Header, IssuedAt, Municipality, Row, SealImpression, Section, Table,
+};
+use kiosk_document::{
+    CertificateType, IssuanceId, ModelError, MunicipalityCode, ResidentRef, Serial,
 };
 
 /// A sample issue time: 2026-11-24 10:15:00 JST.
@@ -12,9 +14,9 @@ pub const SAMPLE_TIME: i64 = 1_795_482_900;
 /// A very long address, to show wrapping.
 pub const LONG_ADDRESS: &str = "東京都千代田区千代田一丁目一番一号　千代田グランドレジデンス東棟弐千参百四十五号室（管理組合気付、株式会社サンプル不動産管理部内）ＡＢＣ番館";
 
-fn s(id: &str) -> Vec<SubjectRef> {
+fn s(id: &str) -> Vec<ResidentRef> {
     id.split(',')
-        .filter_map(|x| SubjectRef::parse(x).ok())
+        .filter_map(|x| ResidentRef::parse(x).ok())
         .collect()
 }
 

@@ -6,7 +6,7 @@
 //! the signature dictionary (`/Type /Sig /Filter /Adobe.PPKLite /SubFilter
 //! /ETSI.CAdES.detached`, `/ByteRange`, `/Contents`, `/M`), an invisible signature widget on
 //! page 1, a new catalog with `/AcroForm << /Fields [...] /SigFlags 3 >>`, and every page
-//! dictionary rewritten with its subject marker ([`crate::document::markers`]). The
+//! dictionary rewritten with its subject marker ([`kiosk_document::markers`]). The
 //! `/Contents` placeholder is filled last with a detached CMS `SignedData` over the byte ranges
 //! (everything but the placeholder), so the markers are covered by the signature.
 //!
@@ -16,27 +16,28 @@
 //! signing-certificate-v2 (ESS, RFC 5035, as PAdES requires), signed with ECDSA P-256/SHA-256
 //! via ring. No signing-time attribute: PAdES B-B puts the time in `/M`.
 //!
-//! [`verify_pdf_signature`] (in `sign/verify.rs`) accepts exactly this shape and nothing else:
-//! one signature dictionary in the whole file, a `/ByteRange` covering every byte but the
-//! `/Contents` string, and the CMS parsed with RustCrypto's `cms` crate.
+//! [`kiosk_document::signature::verify_pdf_signature`] accepts exactly this shape and nothing
+//! else: one signature dictionary in the whole file, a `/ByteRange` covering every byte but the
+//! `/Contents` string, and the CMS parsed with RustCrypto's `cms` crate. The space reserved for
+//! the CMS ([`CONTENTS_LEN`]) is defined there, once for both sides.
 
 use std::collections::BTreeMap;
 
+use kiosk_document::MunicipalityCode;
+use kiosk_document::markers::{MARKER_KEY, PageMarker};
+use kiosk_document::model::IssuedAt;
+use kiosk_document::pdf::{self, Obj, PdfError, PdfFile};
+use kiosk_document::pem::pem_blocks;
+use kiosk_document::qr;
+use kiosk_document::signature::CONTENTS_LEN;
 use ring::rand::SystemRandom;
 use ring::signature::{
     ECDSA_P256_SHA256_ASN1_SIGNING, ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair,
 };
-use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
+use x509_parser::prelude::{FromDer, X509Certificate};
 
-use crate::document::markers::{MARKER_KEY, PageMarker};
-use crate::document::model::{IssuedAt, MunicipalityCode};
-use crate::document::pdf::{self, Obj, PdfError, PdfFile};
-
-mod verify;
-pub use verify::{MAX_CMS_LEN, PdfSignatureError, verify_pdf_signature};
-
-/// Bytes reserved for the CMS signature (hex-encoded twice this in the file).
-const CONTENTS_LEN: usize = 8192;
+/// The `/ByteRange` as first written: fixed-width, so the real numbers replace it in place.
+const PLACEHOLDER_BYTE_RANGE: &str = "/ByteRange [0 0000000000 0000000000 0000000000]";
 
 /// Signing errors.
 #[derive(Debug, thiserror::Error)]
@@ -86,46 +87,6 @@ impl std::fmt::Debug for DocumentSigner {
     }
 }
 
-/// Decodes every `-----BEGIN <label>-----` block of a PEM text.
-pub fn pem_blocks(pem: &str, label: &str) -> Result<Vec<Vec<u8>>, SignError> {
-    use base64::Engine;
-    let begin = format!("-----BEGIN {label}-----");
-    let end = format!("-----END {label}-----");
-    let mut out = Vec::new();
-    let mut rest = pem;
-    while let Some(s) = rest.find(&begin) {
-        let after = &rest[s + begin.len()..];
-        let e = after.find(&end).ok_or(SignError::Pem)?;
-        let b64: String = after[..e].chars().filter(|c| !c.is_whitespace()).collect();
-        out.push(
-            base64::engine::general_purpose::STANDARD
-                .decode(b64)
-                .map_err(|_| SignError::Pem)?,
-        );
-        rest = &after[e + end.len()..];
-    }
-    Ok(out)
-}
-
-/// The SEC1 public key of a certificate and its `urn:kiosk:municipality:<code>` SAN, if any.
-pub fn cert_public_key_and_municipality(
-    der: &[u8],
-) -> Result<(Vec<u8>, Option<MunicipalityCode>), SignError> {
-    let (_, cert) = X509Certificate::from_der(der).map_err(|_| SignError::Certificate)?;
-    let point = cert.public_key().subject_public_key.data.to_vec();
-    let mut code = None;
-    if let Ok(Some(san)) = cert.subject_alternative_name() {
-        for n in &san.value.general_names {
-            if let GeneralName::URI(u) = n
-                && let Some(c) = u.strip_prefix("urn:kiosk:municipality:")
-            {
-                code = MunicipalityCode::parse(c).ok();
-            }
-        }
-    }
-    Ok((point, code))
-}
-
 impl DocumentSigner {
     /// From a PKCS#8 P-256 key and the certificate chain (signer first), all DER.
     pub fn from_der(pkcs8: &[u8], chain: Vec<Vec<u8>>) -> Result<Self, SignError> {
@@ -141,7 +102,8 @@ impl DocumentSigner {
         }
         let issuer_name = cert.tbs_certificate.issuer.as_raw().to_vec();
         let serial = cert.tbs_certificate.raw_serial().to_vec();
-        let (_, municipality) = cert_public_key_and_municipality(leaf)?;
+        let (_, municipality) = kiosk_document::cert::public_key_and_municipality(leaf)
+            .map_err(|_| SignError::Certificate)?;
         Ok(DocumentSigner {
             cms_key,
             qr_key,
@@ -155,11 +117,12 @@ impl DocumentSigner {
 
     /// From PEM texts: a `PRIVATE KEY` (PKCS#8) and `CERTIFICATE`s (signer first).
     pub fn from_pem(key_pem: &str, chain_pem: &str) -> Result<Self, SignError> {
-        let key = pem_blocks(key_pem, "PRIVATE KEY")?
+        let key = pem_blocks(key_pem, "PRIVATE KEY")
+            .map_err(|_| SignError::Pem)?
             .into_iter()
             .next()
             .ok_or(SignError::Pem)?;
-        let chain = pem_blocks(chain_pem, "CERTIFICATE")?;
+        let chain = pem_blocks(chain_pem, "CERTIFICATE").map_err(|_| SignError::Pem)?;
         Self::from_der(&key, chain)
     }
 
@@ -170,7 +133,7 @@ impl DocumentSigner {
 
     /// The QR key id of this key.
     pub fn key_id(&self) -> [u8; 8] {
-        crate::document::qr::key_id(self.public_key())
+        kiosk_document::qr::key_id(self.public_key())
     }
 
     /// The municipality named in the certificate's SAN, if any.
@@ -183,14 +146,16 @@ impl DocumentSigner {
         self.chain.first().map_or(&[], Vec::as_slice)
     }
 
-    /// Signs a QR payload message: 64-byte fixed `r || s`.
-    pub fn sign_fixed(&self, msg: &[u8]) -> Result<Vec<u8>, SignError> {
-        Ok(self
+    /// Signs QR payload fields into the payload text (`KV1:` and base45 of the body and its
+    /// 64-byte fixed `r || s` signature). The format is [`kiosk_document::qr`]'s; only the
+    /// private key is here.
+    pub fn sign_qr_payload(&self, fields: &qr::PayloadFields) -> Result<String, SignError> {
+        let body = fields.body();
+        let signature = self
             .qr_key
-            .sign(&self.rng, msg)
-            .map_err(|_| SignError::Sign)?
-            .as_ref()
-            .to_vec())
+            .sign(&self.rng, &qr::signed_message(&body))
+            .map_err(|_| SignError::Sign)?;
+        Ok(qr::assemble(&body, signature.as_ref()))
     }
 
     /// Appends markers and the PAdES signature to a rendered PDF.
@@ -255,17 +220,22 @@ impl DocumentSigner {
             "D:{:04}{:02}{:02}{:02}{:02}{:02}+09'00'",
             dt.year, dt.month, dt.day, dt.hour, dt.minute, dt.second
         );
-        let placeholder_br = "/ByteRange [0 0000000000 0000000000 0000000000]";
         let sig = format!(
             "<< /Type /Sig /Filter /Adobe.PPKLite /SubFilter /ETSI.CAdES.detached \
-             {placeholder_br} /M ({m}) /Contents <{}> >>",
+             {PLACEHOLDER_BYTE_RANGE} /M ({m}) /Contents <{}> >>",
             "0".repeat(CONTENTS_LEN * 2)
         );
         objects.insert(sig_num, sig.into_bytes());
 
-        let mut out = pdf::incremental_update(rendered, &file, &objects)?;
+        let out = pdf::incremental_update(rendered, &file, &objects)?;
+        self.fill_signature(out, sig_num)
+    }
 
-        // Locate the placeholders inside the signature object we just wrote.
+    /// Fills the placeholders of signature object `sig_num` in `out`: the real `/ByteRange`,
+    /// then the CMS over every byte but the `/Contents` string.
+    fn fill_signature(&self, mut out: Vec<u8>, sig_num: u32) -> Result<Vec<u8>, SignError> {
+        let placeholder_br = PLACEHOLDER_BYTE_RANGE;
+        // Locate the placeholders inside the signature object just written.
         let sig_header = format!("\n{sig_num} 0 obj\n");
         let sig_at = find_last(&out, sig_header.as_bytes()).ok_or(SignError::Markers)?;
         let br_at =

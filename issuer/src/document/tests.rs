@@ -4,13 +4,15 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::document::markers::MarkerError;
-use crate::document::markers::read_page_markers;
-use crate::document::model::CertificateType;
-use crate::document::qr::{QrError, TrustedKeys, verify_qr_payload};
+use kiosk_document::CertificateType;
+use kiosk_document::markers::{MarkerError, read_page_markers};
+use kiosk_document::pem::pem_blocks;
+use kiosk_document::qr::{QrError, TrustedKeys, verify_qr_payload};
+use kiosk_document::signature::{PdfSignatureError, verify_pdf_signature};
+
 use crate::document::render::{RenderError, RenderedDocument, Renderer};
 use crate::document::samples;
-use crate::document::sign::{DocumentSigner, PdfSignatureError, pem_blocks, verify_pdf_signature};
+use crate::document::sign::DocumentSigner;
 
 mod pdf_signature;
 
@@ -387,12 +389,12 @@ fn markers_reject_tampered_or_foreign_pdfs() {
 #[test]
 fn missing_glyph_is_a_typed_error() {
     let mut blocks = samples::resident_record_items().unwrap().blocks().to_vec();
-    if let crate::document::model::Block::Section(s) = &mut blocks[0] {
+    if let kiosk_document::model::Block::Section(s) = &mut blocks[0] {
         s.rows[0].value = "𠮷野　家".into();
     }
     let base = samples::resident_record_items().unwrap();
-    let cert = crate::document::model::Certificate::new(
-        crate::document::model::Header {
+    let cert = kiosk_document::model::Certificate::new(
+        kiosk_document::model::Header {
             kind: base.kind(),
             municipality: base.municipality().clone(),
             serial: base.serial().clone(),

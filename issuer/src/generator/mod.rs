@@ -19,13 +19,13 @@ use std::io::Write;
 use std::time::{Duration, Instant};
 
 use indicatif::ProgressBar;
+use kiosk_document::{CertificateType, MunicipalityCode, ResidentRef};
 use sqlx::AnyConnection;
 use time::{Date, Duration as Days};
 
 use crate::bindings::CardBinding;
 use crate::calendar::{format_date, newest_tax_fiscal_year};
 use crate::error::IssuerError;
-use crate::model::{CertificateType, ResidentRef};
 use crate::register::{Municipality, Register, ServiceWindow, write};
 
 /// The blocking and special cases the generator plants. `examples` in the report lists, per
@@ -1402,10 +1402,8 @@ pub async fn generate(
     bindings: &mut dyn Write,
 ) -> Result<GenerationReport, IssuerError> {
     let started = Instant::now();
-    crate::document::model::MunicipalityCode::parse(&cfg.municipality.code).map_err(|_| {
-        IssuerError::InvalidField {
-            field: "municipality_code",
-        }
+    MunicipalityCode::parse(&cfg.municipality.code).map_err(|_| IssuerError::InvalidField {
+        field: "municipality_code",
     })?;
     configure_municipality(register, &cfg.municipality).await?;
     let muni_seed: u64 = cfg.municipality.code.parse().unwrap_or(0);

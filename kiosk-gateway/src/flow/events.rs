@@ -35,7 +35,7 @@ pub(super) async fn append_all(
 }
 
 pub(super) fn audit_type(cert_type: &str) -> Result<audit::event::CertificateType, GatewayError> {
-    audit::event::CertificateType::parse(cert_type)
+    audit::event::certificate_type(cert_type)
         .map_err(|e| GatewayError::Internal(format!("audit certificate type: {e}")))
 }
 

@@ -40,7 +40,7 @@ use crate::store::{
 
 pub use crate::clock::{Clock, SystemClock};
 pub use issue::request_digest;
-pub use print::{PrintReport, PrintResult};
+pub use print::PrintReport;
 pub use reconcile::Reconciled;
 pub use release::{
     CheckedDocument, DocumentChecks, PageMarkerReader, PdfSignatureCheck, ReleasedIssuance,

@@ -13,27 +13,6 @@ pub struct PrintReport {
     pub voided_serials: Vec<String>,
 }
 
-/// What the printer did, as the flow sees it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PrintResult {
-    /// Printed and paid.
-    Printed,
-    /// Nothing usable printed.
-    Failed,
-    /// Some documents printed, then a failure.
-    PartlyPrinted,
-}
-
-impl PrintResult {
-    pub(super) fn audit(self) -> PrintOutcome {
-        match self {
-            PrintResult::Printed => PrintOutcome::Printed,
-            PrintResult::Failed => PrintOutcome::Failed,
-            PrintResult::PartlyPrinted => PrintOutcome::PartlyPrinted,
-        }
-    }
-}
-
 impl Flow {
     /// The audit facts of an issuance, one per certificate type it holds (settlement groups
     /// by type, so each type's count and fees travel in their own event).
@@ -44,13 +23,13 @@ impl Flow {
         issuance: &IssuanceRow,
         documents: &[store::DocumentRow],
         when: UnixMillis,
-        result: PrintResult,
+        result: PrintOutcome,
     ) -> Result<Vec<Event>, GatewayError> {
         let pseudonym = self.pseudonym(&issuance.resident_ref);
         Ok(self
             .facts(terminal, issuance, documents)?
             .iter()
-            .map(|f| Event::print_reported(when, pseudonym, f, result.audit()))
+            .map(|f| Event::print_reported(when, pseudonym, f, result))
             .collect())
     }
 
@@ -60,14 +39,14 @@ impl Flow {
         terminal: &TerminalIdentity,
         session_id: &str,
         issuance_id: &str,
-        result: PrintResult,
+        result: PrintOutcome,
         collected_yen: u32,
     ) -> Result<PrintReport, GatewayError> {
         let mut tx = self.store.begin_write().await?;
         let now = self.now_ms();
         let when = UnixMillis(now);
         let collected = i64::from(collected_yen);
-        if result == PrintResult::Printed
+        if result == PrintOutcome::Printed
             && let Some(issuance) = store::mark_printed(
                 &mut tx,
                 issuance_id,
@@ -114,7 +93,7 @@ impl Flow {
                     "print deadline passed",
                 ))
             }
-            (IssuanceState::Released, PrintResult::Printed) => {
+            (IssuanceState::Released, PrintOutcome::Printed) => {
                 let refund = (collected - issuance.total_fee_yen).max(0);
                 store::transition_issuance(
                     &mut tx,
@@ -148,7 +127,7 @@ impl Flow {
                 let facts = self.facts(terminal, &issuance, &documents)?;
                 let mut events = Vec::new();
                 for f in &facts {
-                    events.push(Event::print_reported(when, pseudonym, f, result.audit()));
+                    events.push(Event::print_reported(when, pseudonym, f, result));
                     events.push(Event::documents_voided(
                         when,
                         Actor::Terminal(ident(&terminal.id())?),
@@ -178,12 +157,12 @@ impl Flow {
                     voided_serials: voided,
                 })
             }
-            (IssuanceState::Printed, PrintResult::Printed) => Ok(PrintReport {
+            (IssuanceState::Printed, PrintOutcome::Printed) => Ok(PrintReport {
                 state: IssuanceState::Printed,
                 refund_due_yen: issuance.refund_due_yen.unwrap_or(0),
                 voided_serials: Vec::new(),
             }),
-            (IssuanceState::Voided, PrintResult::Failed | PrintResult::PartlyPrinted)
+            (IssuanceState::Voided, PrintOutcome::Failed | PrintOutcome::PartlyPrinted)
                 if !documents.is_empty() =>
             {
                 Ok(PrintReport {

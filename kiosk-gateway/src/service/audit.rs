@@ -148,7 +148,7 @@ fn anomaly_to_wire(a: &log::Anomaly) -> pb::Anomaly {
         opened_event_index: a.opened_event_index,
         certificate_type: a
             .certificate_type
-            .and_then(|t| pb::CertificateType::from_str_name(t.as_str()))
+            .and_then(|t| pb::CertificateType::from_str_name(t.code()))
             .unwrap_or(pb::CertificateType::Unspecified) as i32,
     }
 }

@@ -14,11 +14,11 @@
 use audit::event::{EventType, Ident, MunicipalityCode, ResolutionNote, UnixMillis};
 use audit::settlement::{Grouping, Period};
 use audit::store::EventFilter;
+use kiosk_document::PrintOutcome;
 use kiosk_proto::reasons::{FieldViolation, MAX_VIOLATIONS};
 use kiosk_proto::v1 as pb;
 
 use crate::error::GatewayError;
-use crate::flow::PrintResult;
 
 /// Longest identifier (`*_id`, `subject_ref`), per common.proto.
 pub const MAX_ID_LEN: usize = 64;
@@ -214,7 +214,7 @@ fn options(index: usize, item: &pb::RequestItem, violations: &mut Violations) {
     }) else {
         return;
     };
-    if wire.ty == issuer::CertificateType::IncomeTax && wire.options.fiscal_year.is_none() {
+    if wire.ty == kiosk_document::CertificateType::IncomeTax && wire.options.fiscal_year.is_none() {
         violations.push(
             format!("items[{index}].options.fiscal_year"),
             "required for INCOME_TAX: a year from the menu's fiscal_years",
@@ -255,7 +255,7 @@ fn subject_refs(index: usize, refs: &[String], violations: &mut Violations) {
 
 /// ReportPrint: the ids, the outcome and a short failure text without control or
 /// direction-override characters (it may reach a log or a screen).
-pub fn report_print(m: &pb::ReportPrintRequest) -> Result<PrintResult, GatewayError> {
+pub fn report_print(m: &pb::ReportPrintRequest) -> Result<PrintOutcome, GatewayError> {
     identifier("session_id", &m.session_id)?;
     identifier("issuance_id", &m.issuance_id)?;
     if m.failure_detail.chars().count() > MAX_FAILURE_DETAIL_CHARS
@@ -267,9 +267,9 @@ pub fn report_print(m: &pb::ReportPrintRequest) -> Result<PrintResult, GatewayEr
         ));
     }
     match pb::PrintOutcome::try_from(m.outcome) {
-        Ok(pb::PrintOutcome::Printed) => Ok(PrintResult::Printed),
-        Ok(pb::PrintOutcome::Failed) => Ok(PrintResult::Failed),
-        Ok(pb::PrintOutcome::PartlyPrinted) => Ok(PrintResult::PartlyPrinted),
+        Ok(pb::PrintOutcome::Printed) => Ok(PrintOutcome::Printed),
+        Ok(pb::PrintOutcome::Failed) => Ok(PrintOutcome::Failed),
+        Ok(pb::PrintOutcome::PartlyPrinted) => Ok(PrintOutcome::PartlyPrinted),
         _ => Err(GatewayError::invalid_field(
             "outcome",
             "an outcome is required",

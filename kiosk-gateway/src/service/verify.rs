@@ -7,9 +7,9 @@ use kiosk_proto::reasons;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use issuer::document::markers::read_page_markers;
-use issuer::document::qr::{self, QrError, TrustedKeys};
-use issuer::document::sign::verify_pdf_signature;
+use kiosk_document::markers::read_page_markers;
+use kiosk_document::qr::{self, QrError, TrustedKeys};
+use kiosk_document::signature::verify_pdf_signature;
 use kiosk_proto::v1 as pb;
 use kiosk_proto::v1::verify_service_server::VerifyService;
 use tonic::{Request, Response, Status};
@@ -98,7 +98,7 @@ impl VerifyService for VerifyApi {
                 .get(fields.municipality.as_str())
                 .map(|m| m.name.clone())
                 .unwrap_or_default(),
-            r#type: i32::from(fields.kind.code()),
+            r#type: i32::from(fields.kind.number()),
             issued_at: Some(timestamp(fields.issued_at.unix_seconds() * 1000)),
             content_digest: fields.content_digest.to_vec(),
         };

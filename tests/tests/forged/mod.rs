@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use issuer::document::pdf::{self, Dict, Obj, PdfFile};
+use kiosk_document::pdf::{self, Dict, Obj, PdfFile};
 
 /// `pdf` with an incremental update appended (objects, a new xref section, a trailer with
 /// `/Prev`, as any PDF editor writes it) that gives page 1 new content: white over everything,

@@ -147,7 +147,7 @@ pub async fn prepare(app: &TestApp) -> Ctx {
         .tree_size;
 
     let pdf = released.documents[0].pdf.clone();
-    let qr = issuer::document::markers::read_page_markers(&pdf).expect("markers")[0]
+    let qr = kiosk_document::markers::read_page_markers(&pdf).expect("markers")[0]
         .qr_payload
         .clone();
     let card = app.card(&families[0]);

@@ -11,17 +11,17 @@ use cms::content_info::ContentInfo;
 use cms::signed_data::{SignedData, SignerIdentifier, SignerInfo};
 use der::asn1::{ObjectIdentifier, OctetString, SetOfVec};
 use der::{Any, Decode, Encode, Reader, SliceReader};
+use kiosk_document::CertificateType;
+use kiosk_document::markers::read_page_markers;
+use kiosk_document::model::IssuedAt;
+use kiosk_document::pdf::{self, Dict, Obj, PdfFile};
+use kiosk_document::pem::pem_blocks;
+use kiosk_document::signature::{MAX_CMS_LEN, PdfSignatureError as E, verify_pdf_signature};
 use ring::rand::SystemRandom;
 use ring::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair};
 use x509_cert::ext::pkix::SubjectKeyIdentifier;
 
 use super::{pki, render, signer, tool, write_pdf};
-use crate::document::markers::read_page_markers;
-use crate::document::model::{CertificateType, IssuedAt};
-use crate::document::pdf::{self, Dict, Obj, PdfFile};
-use crate::document::sign::{
-    MAX_CMS_LEN, PdfSignatureError as E, pem_blocks, verify_pdf_signature,
-};
 
 const ID_SIGNED_DATA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.7.2");
 const ID_CONTENT_TYPE: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.3");

@@ -1,5 +1,7 @@
-//! A minimal, defensive reader for the PDFs this issuer writes: classic cross-reference
-//! tables (with incremental updates chained by `/Prev`), direct objects, and the page tree.
+//! A minimal, defensive reader for the PDFs the issuer writes: classic cross-reference
+//! tables (with incremental updates chained by `/Prev`), direct objects, and the page tree;
+//! and the little writing the issuer's signer needs on top ([`Obj::write`],
+//! [`incremental_update`]), so that what is written and what is read back share one syntax.
 //!
 //! It reads untrusted bytes (the gateway re-reads markers from what the issuer sent), so every
 //! step is bounded: input size, nesting depth, `/Prev` chain length, page count, and every
@@ -695,7 +697,8 @@ mod tests {
 
     #[test]
     fn an_xref_subsection_whose_bounds_overflow_is_an_error() {
-        // Found by the fuzz smoke run (issuer_page_markers): `first + count` overflowed u64.
+        // Found by the fuzz smoke run (issuer_page_markers, now document_page_markers):
+        // `first + count` overflowed u64.
         let pdf = b"%PDF-1.7\nxref\n18446744073709551615 2\n0000000000 65535 f \ntrailer\n<< /Size 1 >>\nstartxref\n9\n%%EOF\n";
         assert!(PdfFile::parse(pdf).is_err());
     }

@@ -30,7 +30,10 @@ use std::collections::HashMap;
 
 use ring::signature::{self, UnparsedPublicKey};
 
-use crate::document::model::{Certificate, CertificateType, IssuedAt, MunicipalityCode, Serial};
+use crate::certificate_type::CertificateType;
+use crate::ids::Serial;
+use crate::model::{Certificate, IssuedAt};
+use crate::municipality::MunicipalityCode;
 
 /// The text prefix of a payload.
 pub const PREFIX: &str = "KV1:";
@@ -114,7 +117,7 @@ impl PayloadFields {
     pub fn body(&self) -> Vec<u8> {
         let mut b = Vec::with_capacity(FIXED_LEN + 33);
         b.push(VERSION);
-        b.push(self.kind.code());
+        b.push(self.kind.number());
         // Six ASCII digits always parse and fit in 24 bits (< 1,000,000).
         let code: u32 = self.municipality.as_str().parse().unwrap_or(0);
         b.extend_from_slice(&code.to_be_bytes()[1..]);
@@ -131,7 +134,7 @@ impl PayloadFields {
         if b.len() < FIXED_LEN + 1 || b[0] != VERSION {
             return Err(QrError::Malformed);
         }
-        let kind = CertificateType::from_code(b[1]).map_err(|_| QrError::Field)?;
+        let kind = CertificateType::from_number(b[1]).ok_or(QrError::Field)?;
         let code = u32::from_be_bytes([0, b[2], b[3], b[4]]);
         let municipality =
             MunicipalityCode::parse(&format!("{code:06}")).map_err(|_| QrError::Field)?;
@@ -213,8 +216,8 @@ impl TrustedKeys {
         cert_der: &[u8],
         municipality: Option<MunicipalityCode>,
     ) -> Result<[u8; 8], QrError> {
-        let (point, san) = crate::document::sign::cert_public_key_and_municipality(cert_der)
-            .map_err(|_| QrError::InvalidKey)?;
+        let (point, san) =
+            crate::cert::public_key_and_municipality(cert_der).map_err(|_| QrError::InvalidKey)?;
         let code = municipality.or(san).ok_or(QrError::InvalidKey)?;
         self.add_public_key(code, &point)
     }

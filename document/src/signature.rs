@@ -1,4 +1,5 @@
-//! Verifying the embedded PDF signature that [`super::DocumentSigner::sign_pdf`] writes.
+//! Verifying the embedded PDF signature that the issuer's signer writes
+//! (`issuer::document::sign::DocumentSigner::sign_pdf`).
 //!
 //! The input is untrusted: anyone may hand a PDF to the gateway's public `VerifyService`. What
 //! we accept is exactly the shape our signer produces, and every other shape is refused with its
@@ -43,8 +44,12 @@ use x509_cert::Certificate;
 use x509_cert::attr::Attributes;
 use x509_cert::ext::pkix::SubjectKeyIdentifier;
 
-use super::CONTENTS_LEN;
-use crate::document::pdf::{self, Dict, Obj, PdfFile};
+use crate::pdf::{self, Dict, Obj, PdfFile};
+
+/// Bytes the signer reserves for the CMS in `/Contents` (hex-encoded, twice this in the file).
+/// Both sides use this one number: the signer to size its placeholder, the verifier to bound
+/// what it accepts ([`MAX_CMS_LEN`]).
+pub const CONTENTS_LEN: usize = 8192;
 
 /// Largest CMS accepted in `/Contents`: four times what our signer reserves. It bounds the
 /// allocation for the decoded hex whatever the file claims.

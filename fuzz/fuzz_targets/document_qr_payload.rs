@@ -2,7 +2,7 @@
 //! parser accepts must re-encode to the same body.
 #![no_main]
 
-use issuer::document::qr;
+use kiosk_document::qr;
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {

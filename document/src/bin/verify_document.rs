@@ -19,9 +19,10 @@
 
 use std::process::ExitCode;
 
-use issuer::document::markers::read_page_markers;
-use issuer::document::qr::{TrustedKeys, VerifiedSummary, verify_qr_payload};
-use issuer::document::sign::{pem_blocks, verify_pdf_signature};
+use kiosk_document::markers::read_page_markers;
+use kiosk_document::pem::pem_blocks;
+use kiosk_document::qr::{TrustedKeys, VerifiedSummary, verify_qr_payload};
+use kiosk_document::signature::verify_pdf_signature;
 
 const USAGE: &str =
     "usage: verify-document --cert <municipality cert .pem> (qr <payload> | pdf <file.pdf>)
@@ -57,7 +58,7 @@ Whether it was issued and not voided since, only the online VerifyService can sa
 fn print_summary(v: &VerifiedSummary) {
     let f = v.fields();
     println!("QR signature: valid");
-    println!("  type:         {} ({})", f.kind.title(), f.kind.code());
+    println!("  type:         {} ({})", f.kind.title(), f.kind.number());
     println!("  municipality: {}", f.municipality);
     println!("  serial:       {}", f.serial);
     println!(

@@ -1,7 +1,8 @@
 //! The document model: what one certificate says, independent of how it is drawn.
 //!
 //! The register side of the issuer maps register rows into a [`Certificate`] and hands it to
-//! [`crate::document::render::Renderer`]. The model is deliberately generic: a certificate is a
+//! its renderer (`issuer::document::render::Renderer`); a reader rebuilds one only to compare
+//! it with a QR payload ([`crate::qr::VerifiedSummary::check_content`]). The model is deliberately generic: a certificate is a
 //! header (type, municipality, serial, issuance id, issue time, certification sentence) plus a
 //! list of [`Block`]s, and every form is expressed with four kinds of block:
 //!
@@ -13,7 +14,7 @@
 //! * [`Block::Seal`] — a registered seal impression (印影) as PNG bytes.
 //! * [`Block::Note`] — a free paragraph (備考, 「以下余白」 is added by the renderer itself).
 //!
-//! Every block names the residents it is about as opaque [`SubjectRef`]s. The renderer places
+//! Every block names the residents it is about as opaque [`ResidentRef`]s. The renderer places
 //! blocks on pages; the subject marker of a page is the set of subject refs of every block that
 //! is (partly) drawn on it, bound to the [`IssuanceId`]. Blocks that are about nobody in
 //! particular (a 戸籍 header naming only the 本籍) still should carry the subjects whose data
@@ -24,248 +25,14 @@
 //!
 //! Text rules, checked by [`Certificate::new`]: no control characters other than `'\n'`
 //! inside [`Row::value`] and [`Block::Note`] (an explicit line break), and every character must
-//! exist in the embedded font (checked by the renderer, which returns
-//! [`crate::document::render::RenderError::MissingGlyph`] — e.g. for an unregistered 外字).
+//! exist in the embedded font (checked by the issuer's renderer, which returns
+//! `RenderError::MissingGlyph` — e.g. for an unregistered 外字).
 
-use std::fmt;
-
-use crate::document::era::CivilDateTime;
-
-/// Errors building a model value from untrusted or register data.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum ModelError {
-    /// A municipality code is not six digits with a valid JIS X 0402 check digit.
-    #[error("invalid municipality code")]
-    MunicipalityCode,
-    /// A serial (交付番号) is empty, too long or has characters outside `[0-9A-Z-]`.
-    #[error("invalid serial")]
-    Serial,
-    /// An issuance id is empty, too long or has characters outside printable ASCII.
-    #[error("invalid issuance id")]
-    IssuanceId,
-    /// A subject ref is empty, too long or has characters outside `[A-Za-z0-9._:-]`.
-    #[error("invalid subject ref")]
-    SubjectRef,
-    /// A text field contains a control character (only `'\n'` is allowed, in values and notes).
-    #[error("control character in text field `{0}`")]
-    ControlCharacter(&'static str),
-    /// A required text field is empty.
-    #[error("empty text field `{0}`")]
-    EmptyText(&'static str),
-    /// The certificate has no blocks, or a block has no subjects.
-    #[error("certificate structure: {0}")]
-    Structure(&'static str),
-    /// A certificate type code is not one of kiosk.v1 `CertificateType` 1..=7.
-    #[error("unknown certificate type code")]
-    UnknownType,
-    /// The issue time is outside the supported range (years 1900..=9999).
-    #[error("issue time out of range")]
-    IssueTime,
-}
-
-/// The kind of certificate. Mirrors kiosk.v1 `CertificateType` (same numbers, see
-/// [`CertificateType::code`]) without its wire derives: the gateway converts at the edge.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum CertificateType {
-    /// 住民票の写し.
-    ResidentRecord,
-    /// 住民票記載事項証明書.
-    ResidentRecordItems,
-    /// 印鑑登録証明書.
-    SealRegistration,
-    /// 所得・課税証明書.
-    IncomeTax,
-    /// 戸籍全部事項証明書.
-    KosekiFull,
-    /// 戸籍個人事項証明書.
-    KosekiIndividual,
-    /// 戸籍の附票の写し.
-    KosekiFuhyo,
-}
-
-impl CertificateType {
-    /// Every type, in kiosk.v1 order.
-    pub const ALL: [CertificateType; 7] = [
-        CertificateType::ResidentRecord,
-        CertificateType::ResidentRecordItems,
-        CertificateType::SealRegistration,
-        CertificateType::IncomeTax,
-        CertificateType::KosekiFull,
-        CertificateType::KosekiIndividual,
-        CertificateType::KosekiFuhyo,
-    ];
-
-    /// The kiosk.v1 `CertificateType` number (1..=7); also the type byte of the QR payload.
-    pub fn code(self) -> u8 {
-        match self {
-            CertificateType::ResidentRecord => 1,
-            CertificateType::ResidentRecordItems => 2,
-            CertificateType::SealRegistration => 3,
-            CertificateType::IncomeTax => 4,
-            CertificateType::KosekiFull => 5,
-            CertificateType::KosekiIndividual => 6,
-            CertificateType::KosekiFuhyo => 7,
-        }
-    }
-
-    /// The type for a kiosk.v1 number; 0 (UNSPECIFIED) and unknown numbers are errors.
-    pub fn from_code(code: u8) -> Result<Self, ModelError> {
-        CertificateType::ALL
-            .into_iter()
-            .find(|t| t.code() == code)
-            .ok_or(ModelError::UnknownType)
-    }
-
-    /// The printed title, e.g. 「住民票の写し」.
-    pub fn title(self) -> &'static str {
-        match self {
-            CertificateType::ResidentRecord => "住民票の写し",
-            CertificateType::ResidentRecordItems => "住民票記載事項証明書",
-            CertificateType::SealRegistration => "印鑑登録証明書",
-            CertificateType::IncomeTax => "所得・課税証明書",
-            CertificateType::KosekiFull => "戸籍全部事項証明書",
-            CertificateType::KosekiIndividual => "戸籍個人事項証明書",
-            CertificateType::KosekiFuhyo => "戸籍の附票の写し",
-        }
-    }
-
-    /// The usual certification sentence (認証文) for this type, as printed above the date.
-    /// The mapper may pass its municipality's own wording to [`Certificate::new`] instead.
-    pub fn default_certification(self) -> &'static str {
-        match self {
-            CertificateType::ResidentRecord => "この写しは、住民票の原本と相違ないことを証明する。",
-            CertificateType::ResidentRecordItems => {
-                "上記の事項は、住民票に記載されていることを証明する。"
-            }
-            CertificateType::SealRegistration => {
-                "この写しは、登録された印影と相違ないことを証明する。"
-            }
-            CertificateType::IncomeTax => "上記のとおり相違ないことを証明する。",
-            CertificateType::KosekiFull => {
-                "これは、戸籍に記録されている事項の全部を証明した書面である。"
-            }
-            CertificateType::KosekiIndividual => {
-                "これは、戸籍中の一部の者について記録されている事項を証明した書面である。"
-            }
-            CertificateType::KosekiFuhyo => {
-                "この写しは、戸籍の附票の原本と相違ないことを証明する。"
-            }
-        }
-    }
-}
-
-/// A 地方公共団体コード (JIS X 0402): five digits and a check digit, e.g. `131016` (千代田区).
-///
-/// Invariant: exactly six ASCII digits and the sixth is the check digit of the first five.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct MunicipalityCode(String);
-
-impl MunicipalityCode {
-    /// Parses a six-digit code and checks its check digit.
-    pub fn parse(code: &str) -> Result<Self, ModelError> {
-        let b = code.as_bytes();
-        if b.len() != 6 || !b.iter().all(u8::is_ascii_digit) {
-            return Err(ModelError::MunicipalityCode);
-        }
-        if Self::check_digit(&b[..5]) != b[5] - b'0' {
-            return Err(ModelError::MunicipalityCode);
-        }
-        Ok(Self(code.to_owned()))
-    }
-
-    /// Builds a code from its first five digits by appending the check digit (useful for a
-    /// synthetic register that numbers municipalities itself).
-    pub fn from_prefix(prefix: &str) -> Result<Self, ModelError> {
-        let b = prefix.as_bytes();
-        if b.len() != 5 || !b.iter().all(u8::is_ascii_digit) {
-            return Err(ModelError::MunicipalityCode);
-        }
-        Ok(Self(format!("{prefix}{}", Self::check_digit(b))))
-    }
-
-    // JIS X 0402: weights 6..2, check = (11 - sum mod 11) mod 10.
-    fn check_digit(five: &[u8]) -> u8 {
-        let sum: u32 = five
-            .iter()
-            .zip([6u32, 5, 4, 3, 2])
-            .map(|(d, w)| u32::from(d - b'0') * w)
-            .sum();
-        ((11 - sum % 11) % 10) as u8
-    }
-
-    /// The six digits.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for MunicipalityCode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-macro_rules! ascii_id {
-    ($(#[$doc:meta])* $name:ident, $err:expr, $max:expr, $ok:expr) => {
-        $(#[$doc])*
-        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-        pub struct $name(String);
-
-        impl $name {
-            /// Parses the identifier; see the type's invariant.
-            pub fn parse(s: &str) -> Result<Self, ModelError> {
-                let ok: fn(u8) -> bool = $ok;
-                if s.is_empty() || s.len() > $max || !s.bytes().all(ok) {
-                    return Err($err);
-                }
-                Ok(Self(s.to_owned()))
-            }
-
-            /// The identifier as text.
-            pub fn as_str(&self) -> &str {
-                &self.0
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(&self.0)
-            }
-        }
-    };
-}
-
-ascii_id!(
-    /// The 交付番号 printed on the certificate and signed into the QR code.
-    ///
-    /// Invariant: 1..=32 characters from `[0-9A-Z-]` (QR alphanumeric-friendly).
-    Serial,
-    ModelError::Serial,
-    32,
-    |b| b.is_ascii_digit() || b.is_ascii_uppercase() || b == b'-'
-);
-
-ascii_id!(
-    /// The gateway's issuance id, printed on every page and bound into every page marker.
-    ///
-    /// Invariant: 1..=64 characters of printable ASCII without space, `(`, `)` or `\`
-    /// (so it can be written into a PDF literal string unescaped).
-    IssuanceId,
-    ModelError::IssuanceId,
-    64,
-    |b| b.is_ascii_graphic() && b != b'(' && b != b')' && b != b'\\'
-);
-
-ascii_id!(
-    /// An opaque resident reference (the issuer's `subject_ref`); never a name or a number a
-    /// person could read. Used in page markers only, never printed.
-    ///
-    /// Invariant: 1..=64 characters from `[A-Za-z0-9._:-]`.
-    SubjectRef,
-    ModelError::SubjectRef,
-    64,
-    |b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-')
-);
+use crate::certificate_type::CertificateType;
+use crate::era::CivilDateTime;
+use crate::error::ModelError;
+use crate::ids::{IssuanceId, ResidentRef, Serial};
+use crate::municipality::MunicipalityCode;
 
 /// The issuing municipality as printed: its code, its name and the certifying mayor.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -320,7 +87,7 @@ pub struct Section {
     /// 身分事項 (戸籍 only; empty elsewhere).
     pub events: Vec<Event>,
     /// The residents this section prints data of.
-    pub subjects: Vec<SubjectRef>,
+    pub subjects: Vec<ResidentRef>,
 }
 
 /// A captioned table: column headings and rows of cells (課税 amounts, 附票 address history).
@@ -333,7 +100,7 @@ pub struct Table {
     /// The cells, row by row. Cells wrap within their column.
     pub rows: Vec<Vec<String>>,
     /// The residents this table prints data of.
-    pub subjects: Vec<SubjectRef>,
+    pub subjects: Vec<ResidentRef>,
 }
 
 /// A registered seal impression (印影) for the 印鑑登録証明書.
@@ -342,7 +109,7 @@ pub struct SealImpression {
     /// The scanned impression as PNG bytes (any size; drawn into a fixed square frame).
     pub png: Vec<u8>,
     /// The seal holder.
-    pub subjects: Vec<SubjectRef>,
+    pub subjects: Vec<ResidentRef>,
 }
 
 /// One block of the certificate body, laid out top to bottom.
@@ -359,13 +126,13 @@ pub enum Block {
         /// The text.
         text: String,
         /// The residents it is about (may be empty for a general remark).
-        subjects: Vec<SubjectRef>,
+        subjects: Vec<ResidentRef>,
     },
 }
 
 impl Block {
     /// The subject refs this block prints data of.
-    pub fn subjects(&self) -> &[SubjectRef] {
+    pub fn subjects(&self) -> &[ResidentRef] {
         match self {
             Block::Section(s) => &s.subjects,
             Block::Table(t) => &t.subjects,
@@ -561,8 +328,8 @@ impl Certificate {
     }
 
     /// Every distinct subject of the certificate, sorted.
-    pub fn subjects(&self) -> Vec<SubjectRef> {
-        let mut v: Vec<SubjectRef> = self
+    pub fn subjects(&self) -> Vec<ResidentRef> {
+        let mut v: Vec<ResidentRef> = self
             .blocks
             .iter()
             .flat_map(|b| b.subjects().iter().cloned())
@@ -574,7 +341,7 @@ impl Certificate {
 
     /// The canonical encoding of the *printed content*: every field that is printed on the
     /// paper, in print order, as a deterministic length-prefixed binary encoding (see
-    /// [`crate::document::qr`] for the digest over it). Subject refs are not printed and not
+    /// [`crate::qr`] for the digest over it). Subject refs are not printed and not
     /// part of it; the seal image enters by its SHA-256.
     ///
     /// Encoding: a domain tag `KV1-PRINTED-CONTENT\0`, then items as `tag byte, u32 BE
@@ -589,7 +356,7 @@ impl Certificate {
             out.extend_from_slice(&(bytes.len() as u32).to_be_bytes());
             out.extend_from_slice(bytes);
         };
-        item(0x01, &[self.kind.code()]);
+        item(0x01, &[self.kind.number()]);
         item(0x02, self.municipality.code.as_str().as_bytes());
         item(0x03, self.municipality.name.as_bytes());
         item(0x04, self.municipality.mayor_title.as_bytes());
@@ -646,47 +413,5 @@ impl Certificate {
         let mut out = [0u8; 32];
         out.copy_from_slice(d.as_ref());
         out
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn municipality_code_check_digit() {
-        assert!(MunicipalityCode::parse("131016").is_ok()); // 千代田区
-        assert!(MunicipalityCode::parse("011002").is_ok()); // 札幌市
-        assert!(MunicipalityCode::parse("271004").is_ok()); // 大阪市
-        assert_eq!(
-            MunicipalityCode::parse("131017"),
-            Err(ModelError::MunicipalityCode)
-        );
-        assert!(MunicipalityCode::parse("13101").is_err());
-        assert!(MunicipalityCode::parse("13101a").is_err());
-        assert_eq!(
-            MunicipalityCode::from_prefix("13101").unwrap().as_str(),
-            "131016"
-        );
-    }
-
-    #[test]
-    fn ids_reject_bad_characters() {
-        assert!(Serial::parse("R8-000123").is_ok());
-        assert!(Serial::parse("r8").is_err());
-        assert!(Serial::parse("").is_err());
-        assert!(IssuanceId::parse("iss_01J(").is_err());
-        assert!(SubjectRef::parse("res:000042").is_ok());
-        assert!(SubjectRef::parse("山田").is_err());
-        assert!(SubjectRef::parse(&"a".repeat(65)).is_err());
-    }
-
-    #[test]
-    fn type_codes_round_trip() {
-        for t in CertificateType::ALL {
-            assert_eq!(CertificateType::from_code(t.code()).unwrap(), t);
-        }
-        assert!(CertificateType::from_code(0).is_err());
-        assert!(CertificateType::from_code(8).is_err());
     }
 }

@@ -17,8 +17,9 @@
 //! each page's issuance id and subjects with its own session — it trusts what it reads back,
 //! not what the issuer claims alongside the PDF.
 
-use crate::document::model::{IssuanceId, Serial, SubjectRef};
-use crate::document::pdf::{Dict, Obj, PdfError, PdfFile};
+use crate::ids::{IssuanceId, ResidentRef, Serial};
+use crate::pdf::{Dict, Obj, PdfError, PdfFile};
+use crate::qr::MAX_PAYLOAD_LEN;
 
 /// The page dictionary key of the marker.
 pub const MARKER_KEY: &[u8] = b"KioskMarker";
@@ -57,7 +58,7 @@ pub struct PageMarker {
     pub serial: Serial,
     /// The residents whose data the page prints (may be empty for a page with only the
     /// certification footer).
-    pub subjects: Vec<SubjectRef>,
+    pub subjects: Vec<ResidentRef>,
     /// The signed QR payload printed on the page.
     pub qr_payload: String,
 }
@@ -119,7 +120,7 @@ impl PageMarker {
                 .map(|s| match s {
                     Obj::Str(s) => std::str::from_utf8(s)
                         .ok()
-                        .and_then(|s| SubjectRef::parse(s).ok())
+                        .and_then(|s| ResidentRef::parse(s).ok())
                         .ok_or(inv("subject")),
                     _ => Err(inv("subject")),
                 })
@@ -127,7 +128,7 @@ impl PageMarker {
             _ => return Err(inv("subjects")),
         };
         let qr_payload = text(b"QR")?;
-        if qr_payload.len() > crate::document::qr::MAX_PAYLOAD_LEN {
+        if qr_payload.len() > MAX_PAYLOAD_LEN {
             return Err(inv("qr payload too long"));
         }
         Ok(PageMarker {

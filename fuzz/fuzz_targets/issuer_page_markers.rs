@@ -1,7 +1,0 @@
-//! Fuzz target: `issuer::document::markers::read_page_markers` on arbitrary bytes. It must
-//! return an error or markers, never panic or loop.
-#![no_main]
-
-libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    let _ = issuer::document::markers::read_page_markers(data);
-});
