@@ -1292,7 +1292,7 @@ pub mod write {
             .bind(id.as_str())
             .fetch_optional(&mut *conn)
             .await?
-            .ok_or(IssuerError::Refused(crate::rules::Reason::ResidentNotFound))?;
+            .ok_or(IssuerError::Refused(crate::reason::Reason::ResidentNotFound))?;
         let household = text(&household, "household_id")?;
         sqlx::query(
             "UPDATE residents SET previous_address = address, address = $2, \
