@@ -54,30 +54,8 @@ impl Flow {
         certificate: &[u8],
         signature: &[u8],
     ) -> Result<pb::Menu, GatewayError> {
-        let mut conn = self.store.pool().acquire().await?;
-        let session = self.owned_session(&mut conn, terminal, session_id).await?;
-        drop(conn);
-        if session.state != SessionState::Open {
-            return Err(GatewayError::refused(
-                reasons::SESSION_STATE,
-                "session already authenticated",
-            ));
-        }
-        if session.challenge_used {
-            return Err(GatewayError::refused(
-                reasons::CHALLENGE_USED,
-                "challenge already used",
-            ));
-        }
+        let session = self.challenge_session(terminal, session_id).await?;
         let now = self.now_ms();
-        if now >= session.challenge_expires_at {
-            self.record_auth_failure(terminal, session_id, reasons::CHALLENGE_EXPIRED)
-                .await?;
-            return Err(GatewayError::refused(
-                reasons::CHALLENGE_EXPIRED,
-                "challenge expired",
-            ));
-        }
         let context =
             card::login::context_bytes(&self.settings.gateway_id, &session.terminal_id, session_id)
                 .ok_or_else(|| GatewayError::Internal("authentication context".into()))?;
@@ -95,30 +73,7 @@ impl Flow {
                 return Err(error);
             }
         };
-        let mut conn = self.store.pool().acquire().await?;
-        let binding =
-            store::card_binding_served(&mut conn, verified.issuer(), verified.serial()).await?;
-        drop(conn);
-        let Some((binding, served)) = binding else {
-            self.record_auth_failure(terminal, session_id, reasons::CARD_UNKNOWN)
-                .await?;
-            return Err(GatewayError::refused(
-                reasons::CARD_UNKNOWN,
-                "card is not bound",
-            ));
-        };
-        let Some(issuer) = self
-            .issuers
-            .get(&binding.municipality_code)
-            .filter(|_| served)
-        else {
-            self.record_auth_failure(terminal, session_id, reasons::MUNICIPALITY_NOT_SERVED)
-                .await?;
-            return Err(GatewayError::refused(
-                reasons::MUNICIPALITY_NOT_SERVED,
-                "municipality not served",
-            ));
-        };
+        let (binding, issuer) = self.bound_card(terminal, session_id, &verified).await?;
         let menu = issuer
             .get_menu(pb::IssuerMenuRequest {
                 municipality_code: binding.municipality_code.clone(),
@@ -133,13 +88,93 @@ impl Flow {
         if !allowed.contains(&binding.resident_ref) {
             allowed.push(binding.resident_ref.clone());
         }
+        self.record_authenticated(terminal, session_id, &binding, &allowed)
+            .await?;
+        Ok(menu)
+    }
 
+    /// The session whose challenge a login answers: open, its challenge unused and not
+    /// expired (an expired one is recorded as a failed login).
+    async fn challenge_session(
+        &self,
+        terminal: &TerminalIdentity,
+        session_id: &str,
+    ) -> Result<SessionRow, GatewayError> {
+        let mut conn = self.store.pool().acquire().await?;
+        let session = self.owned_session(&mut conn, terminal, session_id).await?;
+        drop(conn);
+        if session.state != SessionState::Open {
+            return Err(GatewayError::refused(
+                reasons::SESSION_STATE,
+                "session already authenticated",
+            ));
+        }
+        if session.challenge_used {
+            return Err(GatewayError::refused(
+                reasons::CHALLENGE_USED,
+                "challenge already used",
+            ));
+        }
+        if self.now_ms() >= session.challenge_expires_at {
+            self.record_auth_failure(terminal, session_id, reasons::CHALLENGE_EXPIRED)
+                .await?;
+            return Err(GatewayError::refused(
+                reasons::CHALLENGE_EXPIRED,
+                "challenge expired",
+            ));
+        }
+        Ok(session)
+    }
+
+    /// The resident a verified card is bound to and their municipality's issuer; an unbound
+    /// card or an unserved municipality is recorded as a failed login.
+    async fn bound_card(
+        &self,
+        terminal: &TerminalIdentity,
+        session_id: &str,
+        verified: &crate::cardauth::VerifiedCard,
+    ) -> Result<(CardBinding, Arc<dyn IssuerLink>), GatewayError> {
+        let mut conn = self.store.pool().acquire().await?;
+        let binding =
+            store::card_binding_served(&mut conn, verified.issuer(), verified.serial()).await?;
+        drop(conn);
+        let Some((binding, served)) = binding else {
+            self.record_auth_failure(terminal, session_id, reasons::CARD_UNKNOWN)
+                .await?;
+            return Err(GatewayError::refused(
+                reasons::CARD_UNKNOWN,
+                "card is not bound",
+            ));
+        };
+        let issuer = self
+            .issuers
+            .get(&binding.municipality_code)
+            .filter(|_| served);
+        let Some(issuer) = issuer else {
+            self.record_auth_failure(terminal, session_id, reasons::MUNICIPALITY_NOT_SERVED)
+                .await?;
+            return Err(GatewayError::refused(
+                reasons::MUNICIPALITY_NOT_SERVED,
+                "municipality not served",
+            ));
+        };
+        Ok((binding, issuer))
+    }
+
+    /// Records the login: the challenge consumed and the session authenticated in one
+    /// compare-and-set, with the CARD_AUTH_PASSED and MENU_SHOWN events.
+    async fn record_authenticated(
+        &self,
+        terminal: &TerminalIdentity,
+        session_id: &str,
+        binding: &CardBinding,
+        allowed: &[String],
+    ) -> Result<(), GatewayError> {
         let pseudonym = self.pseudonym(&binding.resident_ref);
         let mut tx = self.store.begin_write().await?;
         // One compare-and-set: the challenge is single-use under concurrent calls, and a
         // session closed meanwhile is not authenticated behind the terminal's back.
-        if !store::consume_challenge_and_authenticate(&mut tx, session_id, &binding, &allowed)
-            .await?
+        if !store::consume_challenge_and_authenticate(&mut tx, session_id, binding, allowed).await?
         {
             return Err(GatewayError::refused(
                 reasons::CHALLENGE_USED,
@@ -148,14 +183,15 @@ impl Flow {
         }
         let now = UnixMillis(self.now_ms());
         let terminal_ident = ident(&terminal.id())?;
+        let municipality = municipality_code(&binding.municipality_code)?;
         let passed =
             Event::card_auth_passed(now, terminal_ident.clone(), ident(session_id)?, pseudonym)
-                .with_municipality(municipality_code(&binding.municipality_code)?);
+                .with_municipality(municipality.clone());
         let shown = Event::menu_shown(now, terminal_ident, ident(session_id)?, pseudonym)
-            .with_municipality(municipality_code(&binding.municipality_code)?);
+            .with_municipality(municipality);
         append_all(&mut tx, &[passed, shown]).await?;
         tx.commit().await?;
-        Ok(menu)
+        Ok(())
     }
 
     /// The card binding of an authenticated session of `terminal`, and its municipality's

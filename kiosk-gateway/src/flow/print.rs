@@ -1,6 +1,7 @@
 //! Print reports and print deadlines.
 
 use super::*;
+use crate::store::WriteTx;
 
 /// The answer to a print report.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -11,6 +12,16 @@ pub struct PrintReport {
     pub refund_due_yen: i64,
     /// Serials now void.
     pub voided_serials: Vec<String>,
+}
+
+/// A print report being recorded, with what was read for it.
+struct Report<'a> {
+    terminal: &'a TerminalIdentity,
+    issuance: &'a IssuanceRow,
+    documents: &'a [store::DocumentRow],
+    result: PrintOutcome,
+    collected: i64,
+    when: UnixMillis,
 }
 
 impl Flow {
@@ -76,12 +87,13 @@ impl Flow {
                 GatewayError::refused(reasons::ISSUANCE_NOT_FOUND, "no such issuance")
             })?;
         let documents = store::documents(&mut tx, issuance_id).await?;
-        let pseudonym = self.pseudonym(&issuance.resident_ref);
-        let serials = || {
-            documents
-                .iter()
-                .map(|d| d.serial.clone())
-                .collect::<Vec<_>>()
+        let report = Report {
+            terminal,
+            issuance: &issuance,
+            documents: &documents,
+            result,
+            collected,
+            when,
         };
         match (issuance.state, result) {
             (IssuanceState::Released, _) if now > issuance.print_deadline => {
@@ -94,69 +106,10 @@ impl Flow {
                 ))
             }
             (IssuanceState::Released, PrintOutcome::Printed) => {
-                let refund = (collected - issuance.total_fee_yen).max(0);
-                store::transition_issuance(
-                    &mut tx,
-                    issuance_id,
-                    IssuanceState::Released,
-                    IssuanceState::Printed,
-                    Some(collected),
-                    Some(refund),
-                )
-                .await?;
-                let events = self.print_reported(terminal, &issuance, &documents, when, result)?;
-                append_all(&mut tx, &events).await?;
-                tx.commit().await?;
-                Ok(PrintReport {
-                    state: IssuanceState::Printed,
-                    refund_due_yen: refund,
-                    voided_serials: Vec::new(),
-                })
+                self.record_printed(tx, &report).await
             }
-            (IssuanceState::Released, _) => {
-                store::transition_issuance(
-                    &mut tx,
-                    issuance_id,
-                    IssuanceState::Released,
-                    IssuanceState::Voided,
-                    Some(collected),
-                    Some(collected),
-                )
-                .await?;
-                let voided = store::void_documents(&mut tx, issuance_id).await?;
-                let facts = self.facts(terminal, &issuance, &documents)?;
-                let mut events = Vec::new();
-                for f in &facts {
-                    events.push(Event::print_reported(when, pseudonym, f, result));
-                    events.push(Event::documents_voided(
-                        when,
-                        Actor::Terminal(ident(&terminal.id())?),
-                        pseudonym,
-                        f,
-                        reason_code("PRINT_FAILED")?,
-                    ));
-                }
-                append_all(&mut tx, &events).await?;
-                if let Some(f) = facts.first() {
-                    let event = audit::store::anomaly_opened_event(
-                        when,
-                        ident(&self.random_id("a-")?)?,
-                        AnomalyKind::PrintFailed,
-                        f,
-                    );
-                    audit::store::open_anomaly(&mut tx, &event)
-                        .await
-                        .map_err(|e| GatewayError::Internal(format!("anomaly: {e}")))?;
-                }
-                tx.commit().await?;
-                self.void_at_issuer(&issuance.municipality_code, voided.clone(), "PRINT_FAILED")
-                    .await;
-                Ok(PrintReport {
-                    state: IssuanceState::Voided,
-                    refund_due_yen: collected,
-                    voided_serials: voided,
-                })
-            }
+            (IssuanceState::Released, _) => self.record_print_failed(tx, &report).await,
+            // Repeating an outcome already recorded answers as the first report did.
             (IssuanceState::Printed, PrintOutcome::Printed) => Ok(PrintReport {
                 state: IssuanceState::Printed,
                 refund_due_yen: issuance.refund_due_yen.unwrap_or(0),
@@ -168,7 +121,7 @@ impl Flow {
                 Ok(PrintReport {
                     state: IssuanceState::Voided,
                     refund_due_yen: issuance.refund_due_yen.unwrap_or(0),
-                    voided_serials: serials(),
+                    voided_serials: documents.iter().map(|d| d.serial.clone()).collect(),
                 })
             }
             (IssuanceState::Unconfirmed, _) => Err(GatewayError::refused(
@@ -180,6 +133,100 @@ impl Flow {
                 "issuance already reported with another outcome",
             )),
         }
+    }
+
+    /// A released issuance reported printed (the path `store::mark_printed` did not take:
+    /// it reads the issuance first).
+    async fn record_printed(
+        &self,
+        mut tx: WriteTx,
+        report: &Report<'_>,
+    ) -> Result<PrintReport, GatewayError> {
+        let issuance = report.issuance;
+        let refund = (report.collected - issuance.total_fee_yen).max(0);
+        store::transition_issuance(
+            &mut tx,
+            &issuance.issuance_id,
+            IssuanceState::Released,
+            IssuanceState::Printed,
+            Some(report.collected),
+            Some(refund),
+        )
+        .await?;
+        let events = self.print_reported(
+            report.terminal,
+            issuance,
+            report.documents,
+            report.when,
+            report.result,
+        )?;
+        append_all(&mut tx, &events).await?;
+        tx.commit().await?;
+        Ok(PrintReport {
+            state: IssuanceState::Printed,
+            refund_due_yen: refund,
+            voided_serials: Vec::new(),
+        })
+    }
+
+    /// A released issuance reported failed or partly printed: every document is voided (at
+    /// the gateway now, at the issuer after the commit), the whole amount collected is due
+    /// back, and an anomaly is opened.
+    async fn record_print_failed(
+        &self,
+        mut tx: WriteTx,
+        report: &Report<'_>,
+    ) -> Result<PrintReport, GatewayError> {
+        let issuance = report.issuance;
+        let collected = report.collected;
+        store::transition_issuance(
+            &mut tx,
+            &issuance.issuance_id,
+            IssuanceState::Released,
+            IssuanceState::Voided,
+            Some(collected),
+            Some(collected),
+        )
+        .await?;
+        let voided = store::void_documents(&mut tx, &issuance.issuance_id).await?;
+        let pseudonym = self.pseudonym(&issuance.resident_ref);
+        let facts = self.facts(report.terminal, issuance, report.documents)?;
+        let mut events = Vec::new();
+        for f in &facts {
+            events.push(Event::print_reported(
+                report.when,
+                pseudonym,
+                f,
+                report.result,
+            ));
+            events.push(Event::documents_voided(
+                report.when,
+                Actor::Terminal(ident(&report.terminal.id())?),
+                pseudonym,
+                f,
+                reason_code("PRINT_FAILED")?,
+            ));
+        }
+        append_all(&mut tx, &events).await?;
+        if let Some(f) = facts.first() {
+            let event = audit::store::anomaly_opened_event(
+                report.when,
+                ident(&self.random_id("a-")?)?,
+                AnomalyKind::PrintFailed,
+                f,
+            );
+            audit::store::open_anomaly(&mut tx, &event)
+                .await
+                .map_err(|e| GatewayError::Internal(format!("anomaly: {e}")))?;
+        }
+        tx.commit().await?;
+        self.void_at_issuer(&issuance.municipality_code, voided.clone(), "PRINT_FAILED")
+            .await;
+        Ok(PrintReport {
+            state: IssuanceState::Voided,
+            refund_due_yen: collected,
+            voided_serials: voided,
+        })
     }
 
     pub(super) async fn mark_unconfirmed(

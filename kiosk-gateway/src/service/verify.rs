@@ -69,6 +69,88 @@ fn unreadable() -> GatewayError {
     GatewayError::refused(reasons::DOCUMENT_UNREADABLE, "not a kiosk.v1 document")
 }
 
+impl VerifyApi {
+    /// The verdict of the QR payload's signature and of the gateway's record of the serial:
+    /// issued and unchanged, voided, or never issued.
+    async fn registry_verdict(
+        &self,
+        payload: &str,
+        fields: &qr::PayloadFields,
+    ) -> Result<pb::VerifyDocumentResponse, GatewayError> {
+        match qr::verify_qr_payload(payload, &self.trusted) {
+            Err(QrError::UnknownKey) => Ok(verdict(
+                pb::Validity::UnknownIssuer,
+                "QR_UNKNOWN_ISSUER",
+                "発行元を確認できません。",
+                "The issuer of this document is not known.",
+            )),
+            Err(_) => Ok(verdict(
+                pb::Validity::Invalid,
+                "QR_SIGNATURE_INVALID",
+                "この証明書は改ざんされているか、正規のものではありません。",
+                "This document has been altered or is not genuine.",
+            )),
+            Ok(_) => {
+                let mut conn = self.store.pool().acquire().await?;
+                let record = store::document(&mut conn, fields.serial.as_str()).await?;
+                Ok(match record {
+                    None => verdict(
+                        pb::Validity::Invalid,
+                        "NOT_ISSUED",
+                        "この証明書は交付されていません。",
+                        "This document was never issued.",
+                    ),
+                    Some(doc) if doc.content_digest != fields.content_digest => verdict(
+                        pb::Validity::Invalid,
+                        "CONTENT_MISMATCH",
+                        "この証明書は改ざんされているか、正規のものではありません。",
+                        "This document has been altered or is not genuine.",
+                    ),
+                    Some(doc) if doc.status == "voided" => verdict(
+                        pb::Validity::Voided,
+                        "VOIDED",
+                        "この証明書は無効にされています。",
+                        "This document has been voided.",
+                    ),
+                    Some(_) => verdict(
+                        pb::Validity::Valid,
+                        "",
+                        "この証明書は有効です。",
+                        "This document is valid.",
+                    ),
+                })
+            }
+        }
+    }
+}
+
+/// `response` with the PDF's embedded signature checked: a PDF whose signature fails was
+/// changed after signing, whatever its QR code says, so a VALID verdict becomes INVALID.
+fn pdf_signature_verdict(
+    mut response: pb::VerifyDocumentResponse,
+    pdf: &[u8],
+    signer_cert_der: &[u8],
+) -> pb::VerifyDocumentResponse {
+    let checked = verify_pdf_signature(pdf, signer_cert_der);
+    // The caller only learns PDF_SIGNATURE_INVALID; the precise refusal (an appended
+    // incremental update, a second signature, ...) is for the operators.
+    if let Err(refusal) = checked {
+        tracing::info!(%refusal, "verify: embedded PDF signature refused");
+    }
+    response.pdf_signature_valid = checked.is_ok();
+    if !response.pdf_signature_valid && response.validity == pb::Validity::Valid as i32 {
+        let summary = response.summary.take();
+        response = verdict(
+            pb::Validity::Invalid,
+            "PDF_SIGNATURE_INVALID",
+            "この証明書は改ざんされているか、正規のものではありません。",
+            "This document has been altered or is not genuine.",
+        );
+        response.summary = summary;
+    }
+    response
+}
+
 #[tonic::async_trait]
 impl VerifyService for VerifyApi {
     async fn verify_document(
@@ -102,78 +184,12 @@ impl VerifyService for VerifyApi {
             issued_at: Some(timestamp(fields.issued_at.unix_seconds() * 1000)),
             content_digest: fields.content_digest.to_vec(),
         };
-        let mut response = match qr::verify_qr_payload(&payload, &self.trusted) {
-            Err(QrError::UnknownKey) => verdict(
-                pb::Validity::UnknownIssuer,
-                "QR_UNKNOWN_ISSUER",
-                "発行元を確認できません。",
-                "The issuer of this document is not known.",
-            ),
-            Err(_) => verdict(
-                pb::Validity::Invalid,
-                "QR_SIGNATURE_INVALID",
-                "この証明書は改ざんされているか、正規のものではありません。",
-                "This document has been altered or is not genuine.",
-            ),
-            Ok(_) => {
-                let mut conn = self
-                    .store
-                    .pool()
-                    .acquire()
-                    .await
-                    .map_err(GatewayError::from)?;
-                let record = store::document(&mut conn, fields.serial.as_str()).await?;
-                match record {
-                    None => verdict(
-                        pb::Validity::Invalid,
-                        "NOT_ISSUED",
-                        "この証明書は交付されていません。",
-                        "This document was never issued.",
-                    ),
-                    Some(doc) if doc.content_digest != fields.content_digest => verdict(
-                        pb::Validity::Invalid,
-                        "CONTENT_MISMATCH",
-                        "この証明書は改ざんされているか、正規のものではありません。",
-                        "This document has been altered or is not genuine.",
-                    ),
-                    Some(doc) if doc.status == "voided" => verdict(
-                        pb::Validity::Voided,
-                        "VOIDED",
-                        "この証明書は無効にされています。",
-                        "This document has been voided.",
-                    ),
-                    Some(_) => verdict(
-                        pb::Validity::Valid,
-                        "",
-                        "この証明書は有効です。",
-                        "This document is valid.",
-                    ),
-                }
-            }
-        };
+        let mut response = self.registry_verdict(&payload, &fields).await?;
         response.summary = Some(summary);
         if let (Some(pdf), Some(municipality)) =
             (pdf, self.municipalities.get(fields.municipality.as_str()))
         {
-            let checked = verify_pdf_signature(&pdf, &municipality.signer_cert_der);
-            // The caller only learns PDF_SIGNATURE_INVALID; the precise refusal (an appended
-            // incremental update, a second signature, ...) is for the operators.
-            if let Err(refusal) = checked {
-                tracing::info!(%refusal, "verify: embedded PDF signature refused");
-            }
-            response.pdf_signature_valid = checked.is_ok();
-            // A PDF whose embedded signature fails was changed after signing, whatever its QR
-            // code says: the printed content may differ from what was issued.
-            if !response.pdf_signature_valid && response.validity == pb::Validity::Valid as i32 {
-                let summary = response.summary.take();
-                response = verdict(
-                    pb::Validity::Invalid,
-                    "PDF_SIGNATURE_INVALID",
-                    "この証明書は改ざんされているか、正規のものではありません。",
-                    "This document has been altered or is not genuine.",
-                );
-                response.summary = summary;
-            }
+            response = pdf_signature_verdict(response, &pdf, &municipality.signer_cert_der);
         }
         Ok(Response::new(response))
     }
