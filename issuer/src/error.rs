@@ -2,7 +2,7 @@
 
 use kiosk_document::ModelError;
 
-use crate::rules::Reason;
+use crate::reason::Reason;
 
 /// Everything the issuer can refuse or fail with. Messages carry no personal data.
 #[derive(Debug, thiserror::Error)]

@@ -7,7 +7,9 @@
 
 use std::sync::Arc;
 
-use kiosk_document::model::{Certificate, Header, IssuedAt, Municipality as DocMunicipality};
+use kiosk_document::model::{
+    Block, Certificate, Header, IssuedAt, Municipality as DocMunicipality,
+};
 use kiosk_document::{CertificateType, IssuanceId, MunicipalityCode, ResidentRef, Serial};
 use ring::digest::{SHA256, digest};
 use ring::rand::{SecureRandom, SystemRandom};
@@ -81,7 +83,7 @@ pub struct QuoteLine {
 struct Decided {
     item: RequestItem,
     fee_yen: u32,
-    blocks: Vec<kiosk_document::model::Block>,
+    blocks: Vec<Block>,
 }
 
 /// The register data every item of one order is judged against.
@@ -291,11 +293,38 @@ fn check_options(item: &RequestItem) -> Result<(), IssuerError> {
 }
 
 /// Decides one item on the current register and gathers the content it prints.
+///
+/// The checks run in the order the contract promises their reasons: the type's service and
+/// the order's shape first, then the requester, then the subjects, then what the type's
+/// certificate prints (which reads more of the register).
 async fn decide(
     conn: &mut AnyConnection,
     ctx: &Context,
     item: &RequestItem,
 ) -> Result<Decided, IssuerError> {
+    let fee_yen = check_orderable(ctx, item)?;
+    check_requester(ctx)?;
+    let subjects = permitted_subjects(ctx, item)?;
+    let blocks = match item.ty {
+        CertificateType::ResidentRecord | CertificateType::ResidentRecordItems => {
+            resident_record_blocks(conn, ctx, item, &subjects).await?
+        }
+        CertificateType::SealRegistration => seal_registration_blocks(conn, ctx, item).await?,
+        CertificateType::IncomeTax => income_tax_blocks(conn, ctx, item).await?,
+        CertificateType::KosekiFull
+        | CertificateType::KosekiIndividual
+        | CertificateType::KosekiFuhyo => koseki_blocks(conn, ctx, item, &subjects).await?,
+    };
+    Ok(Decided {
+        item: item.clone(),
+        fee_yen,
+        blocks,
+    })
+}
+
+/// Whether the type can be ordered now as asked: its service window, its fee, the number of
+/// copies and the options it accepts. Returns the fee per copy.
+fn check_orderable(ctx: &Context, item: &RequestItem) -> Result<u32, IssuerError> {
     let ty = item.ty;
     check(rules::service_window(
         ctx.window(ty),
@@ -315,19 +344,29 @@ async fn decide(
         return Err(IssuerError::TooManyCopies);
     }
     check_options(item)?;
+    Ok(fee_yen)
+}
 
+/// Whether the requester may obtain anything at a store: their status, no support measure
+/// on them, and the municipality's minimum age.
+fn check_requester(ctx: &Context) -> Result<(), IssuerError> {
     let requester = &ctx.requester;
     check(rules::requester_status(requester))?;
-    let requester_measure = ctx.support_measure(&requester.id);
-    if requester_measure.is_some() {
+    if ctx.support_measure(&requester.id).is_some() {
         return Err(refuse(Reason::SupportMeasure));
     }
     check(rules::minimum_age(
         requester,
         ctx.municipality.minimum_age,
         ctx.now,
-    ))?;
+    ))
+}
 
+/// The people the certificate is about (the requester when the item names nobody), each
+/// once, as many as the type allows, and each one the requester may obtain it about.
+fn permitted_subjects(ctx: &Context, item: &RequestItem) -> Result<Vec<ResidentRef>, IssuerError> {
+    let ty = item.ty;
+    let requester = &ctx.requester;
     let subjects: Vec<ResidentRef> = if item.subject_refs.is_empty() {
         vec![requester.id.clone()]
     } else {
@@ -366,100 +405,124 @@ async fn decide(
             koseki_members,
         ))?;
     }
+    Ok(subjects)
+}
 
-    let blocks = match ty {
-        CertificateType::ResidentRecord | CertificateType::ResidentRecordItems => {
-            check(rules::household_moving_out(ty, &ctx.household))?;
-            let mut people = Vec::new();
-            for s in &subjects {
-                let person = ctx
-                    .household
-                    .iter()
-                    .find(|r| r.id == *s)
-                    .ok_or(refuse(Reason::NotPermittedSubject))?;
-                check(rules::deceased(person))?;
-                people.push(person);
-            }
-            let mut measures = Vec::new();
-            for person in &people {
-                measures.push(ctx.support_measure(&person.id));
-                check(rules::pending_changes(
-                    &ctx.pending_for_resident(conn, &person.id).await?,
-                ))?;
-            }
-            check(rules::support_measure(ty, None, &measures))?;
-            if ty == CertificateType::ResidentRecordItems {
-                content::resident_record_items(&item.options, people[0])?
-            } else {
-                let mut record = Vec::new();
-                for person in &people {
-                    let individual_number = if item.options.include_individual_number {
-                        read::individual_number(conn, &person.id).await?
-                    } else {
-                        None
-                    };
-                    record.push(RecordPerson {
-                        resident: person,
-                        individual_number,
-                    });
-                }
-                let head = ctx.household.iter().find(|r| r.relationship == "世帯主");
-                content::resident_record(&item.options, head, &record)?
-            }
+/// 住民票 (the whole record or its items): nobody in the household moving out, no subject
+/// deceased or with a change pending, no support measure among them; then the record, with
+/// individual numbers read only when asked for.
+async fn resident_record_blocks(
+    conn: &mut AnyConnection,
+    ctx: &Context,
+    item: &RequestItem,
+    subjects: &[ResidentRef],
+) -> Result<Vec<Block>, IssuerError> {
+    let ty = item.ty;
+    check(rules::household_moving_out(ty, &ctx.household))?;
+    let mut people = Vec::new();
+    for s in subjects {
+        let person = ctx
+            .household
+            .iter()
+            .find(|r| r.id == *s)
+            .ok_or(refuse(Reason::NotPermittedSubject))?;
+        check(rules::deceased(person))?;
+        people.push(person);
+    }
+    let mut measures = Vec::new();
+    for person in &people {
+        measures.push(ctx.support_measure(&person.id));
+        check(rules::pending_changes(
+            &ctx.pending_for_resident(conn, &person.id).await?,
+        ))?;
+    }
+    check(rules::support_measure(ty, None, &measures))?;
+    if ty == CertificateType::ResidentRecordItems {
+        return content::resident_record_items(&item.options, people[0]);
+    }
+    let mut record = Vec::new();
+    for person in &people {
+        let individual_number = if item.options.include_individual_number {
+            read::individual_number(conn, &person.id).await?
+        } else {
+            None
+        };
+        record.push(RecordPerson {
+            resident: person,
+            individual_number,
+        });
+    }
+    let head = ctx.household.iter().find(|r| r.relationship == "世帯主");
+    content::resident_record(&item.options, head, &record)
+}
+
+/// 印鑑登録証明書: no change pending on the requester, and a live seal registration.
+async fn seal_registration_blocks(
+    conn: &mut AnyConnection,
+    ctx: &Context,
+    item: &RequestItem,
+) -> Result<Vec<Block>, IssuerError> {
+    let requester = &ctx.requester;
+    check(rules::pending_changes(
+        &ctx.pending_for_resident(conn, &requester.id).await?,
+    ))?;
+    let seal = read::live_seal(conn, &requester.id).await?;
+    check(rules::live_seal(seal.as_ref()))?;
+    match seal {
+        Some(seal) => content::seal_registration(&item.options, requester, &seal),
+        None => Err(refuse(Reason::NoSealRegistration)),
+    }
+}
+
+/// 所得・課税証明書: a fiscal year the municipality offers, with a tax record for it.
+async fn income_tax_blocks(
+    conn: &mut AnyConnection,
+    ctx: &Context,
+    item: &RequestItem,
+) -> Result<Vec<Block>, IssuerError> {
+    let requester = &ctx.requester;
+    let year = item.options.fiscal_year.unwrap_or_default();
+    let record = read::tax_record(conn, &requester.id, year).await?;
+    check(rules::tax_data(
+        year,
+        &ctx.offered_tax_years(),
+        record.as_ref(),
+    ))?;
+    match record {
+        Some(record) => content::income_tax(requester, &record),
+        None => Err(refuse(Reason::NoTaxData)),
+    }
+}
+
+/// 戸籍 certificates and the 附票: no change pending on the 戸籍, its members read in full,
+/// and for the 附票 no support measure on anyone it lists.
+async fn koseki_blocks(
+    conn: &mut AnyConnection,
+    ctx: &Context,
+    item: &RequestItem,
+    subjects: &[ResidentRef],
+) -> Result<Vec<Block>, IssuerError> {
+    let ty = item.ty;
+    let requester = &ctx.requester;
+    let (koseki, _) = ctx
+        .koseki
+        .as_ref()
+        .ok_or(refuse(Reason::CertificateTypeNotOffered))?;
+    check(rules::pending_changes(
+        &ctx.pending_for_koseki(conn, &koseki.id).await?,
+    ))?;
+    let members = ctx.koseki_members_in_full(conn).await?;
+    if ty == CertificateType::KosekiFuhyo {
+        let mut measures = Vec::new();
+        for m in members.iter().filter(|m| m.present) {
+            measures.push(ctx.support_measure(&m.person_ref));
         }
-        CertificateType::SealRegistration => {
-            check(rules::pending_changes(
-                &ctx.pending_for_resident(conn, &requester.id).await?,
-            ))?;
-            let seal = read::live_seal(conn, &requester.id).await?;
-            check(rules::live_seal(seal.as_ref()))?;
-            match seal {
-                Some(seal) => content::seal_registration(&item.options, requester, &seal)?,
-                None => return Err(refuse(Reason::NoSealRegistration)),
-            }
-        }
-        CertificateType::IncomeTax => {
-            let year = item.options.fiscal_year.unwrap_or_default();
-            let record = read::tax_record(conn, &requester.id, year).await?;
-            check(rules::tax_data(
-                year,
-                &ctx.offered_tax_years(),
-                record.as_ref(),
-            ))?;
-            match record {
-                Some(record) => content::income_tax(requester, &record)?,
-                None => return Err(refuse(Reason::NoTaxData)),
-            }
-        }
-        CertificateType::KosekiFull
-        | CertificateType::KosekiIndividual
-        | CertificateType::KosekiFuhyo => {
-            let (koseki, _) = ctx
-                .koseki
-                .as_ref()
-                .ok_or(refuse(Reason::CertificateTypeNotOffered))?;
-            check(rules::pending_changes(
-                &ctx.pending_for_koseki(conn, &koseki.id).await?,
-            ))?;
-            let members = ctx.koseki_members_in_full(conn).await?;
-            if ty == CertificateType::KosekiFuhyo {
-                let mut measures = Vec::new();
-                for m in members.iter().filter(|m| m.present) {
-                    measures.push(ctx.support_measure(&m.person_ref));
-                }
-                check(rules::support_measure(ty, None, &measures))?;
-                content::fuhyo(&item.options, koseki, members, &requester.id)?
-            } else {
-                let only = (ty == CertificateType::KosekiIndividual).then(|| &subjects[0]);
-                content::koseki(koseki, members, only, &requester.id)?
-            }
-        }
-    };
-    Ok(Decided {
-        item: item.clone(),
-        fee_yen,
-        blocks,
-    })
+        check(rules::support_measure(ty, None, &measures))?;
+        content::fuhyo(&item.options, koseki, members, &requester.id)
+    } else {
+        let only = (ty == CertificateType::KosekiIndividual).then(|| &subjects[0]);
+        content::koseki(koseki, members, only, &requester.id)
+    }
 }
 
 /// A digest of the order, so that a repeated Render with the same issuance id can be told

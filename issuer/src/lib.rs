@@ -7,7 +7,8 @@
 //! Map of the crate:
 //! - [`register`]: the schema (`migrations/sqlite`, `migrations/postgres`) and the store over
 //!   `sqlx::AnyPool`, one code path for SQLite and PostgreSQL.
-//! - [`rules`]: each eligibility rule of the domain as a named function with its reason code.
+//! - [`rules`]: each eligibility rule of the domain as a named function with its reason code
+//!   (the reasons themselves are [`reason`]'s, re-exported there).
 //! - [`content`]: register data to the document model of [`document`].
 //! - [`issuer`]: the in-process handle ([`Issuer`]): menu, quote, render (all or nothing,
 //!   recorded in the issued-document registry in the same transaction), void.
@@ -33,6 +34,7 @@ pub mod error;
 pub mod generator;
 pub mod issuer;
 pub mod model;
+pub mod reason;
 pub mod register;
 pub mod rules;
 pub mod serve;

@@ -104,7 +104,7 @@ pub struct MenuEntry {
     /// The type.
     pub ty: CertificateType,
     /// Why the requester cannot obtain it now; `None` when available.
-    pub unavailable: Option<crate::rules::Reason>,
+    pub unavailable: Option<crate::reason::Reason>,
     /// Fee per copy, yen.
     pub fee_yen: u32,
     /// Most copies in one order.

@@ -21,7 +21,7 @@ use card::softcard::{SoftCard, SoftTransport};
 use clap::{Parser, Subcommand};
 use kiosk_proto::v1 as pb;
 
-use crate::client::{Terminal, TerminalError, TerminalTls, connect};
+use crate::client::{Issued, Terminal, TerminalError, TerminalTls, connect};
 use crate::load::{self, LoadCard, LoadOptions};
 
 /// The reference store terminal for kiosk.v1.
@@ -275,80 +275,14 @@ async fn issue_in_session(
     out: &std::path::Path,
     fail_print: bool,
 ) -> anyhow::Result<()> {
-    if let Some(status) = &opened.service_status
-        && status.state == pb::ServiceState::Closed as i32
-    {
-        let message = status.message.clone().unwrap_or_default();
-        anyhow::bail!("{}\n{}", message.ja, message.en);
-    }
-    // The PIN is read without echo and handed to the card; it is never sent anywhere else.
-    let pin_text = rpassword::prompt_password("暗証番号（4桁） / PIN (4 digits): ")?;
-    let pin = Pin::parse(pin_text.trim()).map_err(|_| anyhow::anyhow!("the PIN is 4 digits"))?;
-    drop(pin_text);
-    let proof = match (card, reader) {
-        (Some(path), _) => {
-            let mut transport = SoftTransport::new(SoftCard::load(&path)?);
-            let result = crate::login::sign_login(
-                &mut transport,
-                &pin,
-                &opened.challenge,
-                &opened.auth_context_bytes,
-            );
-            // The software card keeps its PIN counter in its file, as a real card would.
-            if transport.card_mut().take_counters_changed() {
-                transport.card().card_file().save(&path)?;
-            }
-            result
-        }
-        (None, reader) => pcsc_login(reader, &pin, opened),
-    }
-    .map_err(|e| anyhow::anyhow!(show(&e)))?;
+    refuse_if_closed(opened)?;
+    let proof = card_login(opened, card, reader)?;
     let menu = terminal
         .authenticate(&opened.session_id, proof.certificate, proof.signature)
         .await
         .map_err(|e| anyhow::anyhow!(show(&e)))?;
-    println!("\n{}（{}）", menu.municipality_name, menu.municipality_code);
-    for (i, entry) in menu.entries.iter().enumerate() {
-        let state = if entry.available {
-            format!("{} 円", entry.fee_yen)
-        } else {
-            let m = entry.unavailable_message.clone().unwrap_or_default();
-            format!("× {}", m.ja)
-        };
-        println!("  [{}] {:<20} {state}", i + 1, entry.display_name);
-    }
-    let chosen: Vec<pb::CertificateType> = if types.is_empty() {
-        let answer = prompt("番号を選んでください / choose (e.g. 1,3): ")?;
-        answer
-            .split(',')
-            .filter_map(|n| n.trim().parse::<usize>().ok())
-            .filter_map(|n| menu.entries.get(n.wrapping_sub(1)))
-            .filter_map(|e| pb::CertificateType::try_from(e.r#type).ok())
-            .collect()
-    } else {
-        types
-            .iter()
-            .filter_map(|t| pb::CertificateType::from_str_name(t))
-            .collect()
-    };
-    anyhow::ensure!(!chosen.is_empty(), "nothing chosen");
-    let items: Vec<pb::RequestItem> = chosen
-        .iter()
-        .map(|t| {
-            let entry = menu.entries.iter().find(|e| e.r#type == *t as i32);
-            pb::RequestItem {
-                r#type: *t as i32,
-                options: entry.and_then(|e| e.fiscal_years.first()).map(|year| {
-                    pb::CertificateOptions {
-                        fiscal_year: *year,
-                        ..Default::default()
-                    }
-                }),
-                subject_refs: Vec::new(),
-                copies: 1,
-            }
-        })
-        .collect();
+    show_menu(&menu);
+    let items = choose(&menu, &types)?;
     let quote = terminal
         .quote(&opened.session_id, items.clone())
         .await
@@ -368,6 +302,111 @@ async fn issue_in_session(
         )
         .await
         .map_err(|e| anyhow::anyhow!(show(&e)))?;
+    print_documents(&issued, out)?;
+    report_print(terminal, opened, &issued, fail_print).await?;
+    terminal
+        .close_session(&opened.session_id)
+        .await
+        .map_err(|e| anyhow::anyhow!(show(&e)))?;
+    Ok(())
+}
+
+/// Stops before asking for the PIN when the gateway says the service is closed, with its
+/// message in both languages.
+fn refuse_if_closed(opened: &pb::OpenSessionResponse) -> anyhow::Result<()> {
+    if let Some(status) = &opened.service_status
+        && status.state == pb::ServiceState::Closed as i32
+    {
+        let message = status.message.clone().unwrap_or_default();
+        anyhow::bail!("{}\n{}", message.ja, message.en);
+    }
+    Ok(())
+}
+
+/// Asks for the PIN and has the card (a software card file, else a PC/SC reader) sign the
+/// session's login message.
+fn card_login(
+    opened: &pb::OpenSessionResponse,
+    card: Option<PathBuf>,
+    reader: Option<String>,
+) -> anyhow::Result<card::login::LoginProof> {
+    // The PIN is read without echo and handed to the card; it is never sent anywhere else.
+    let pin_text = rpassword::prompt_password("暗証番号（4桁） / PIN (4 digits): ")?;
+    let pin = Pin::parse(pin_text.trim()).map_err(|_| anyhow::anyhow!("the PIN is 4 digits"))?;
+    drop(pin_text);
+    match (card, reader) {
+        (Some(path), _) => {
+            let mut transport = SoftTransport::new(SoftCard::load(&path)?);
+            let result = crate::login::sign_login(
+                &mut transport,
+                &pin,
+                &opened.challenge,
+                &opened.auth_context_bytes,
+            );
+            // The software card keeps its PIN counter in its file, as a real card would.
+            if transport.card_mut().take_counters_changed() {
+                transport.card().card_file().save(&path)?;
+            }
+            result
+        }
+        (None, reader) => pcsc_login(reader, &pin, opened),
+    }
+    .map_err(|e| anyhow::anyhow!(show(&e)))
+}
+
+/// The menu, numbered from 1, with each entry's fee or why it is unavailable.
+fn show_menu(menu: &pb::Menu) {
+    println!("\n{}（{}）", menu.municipality_name, menu.municipality_code);
+    for (i, entry) in menu.entries.iter().enumerate() {
+        let state = if entry.available {
+            format!("{} 円", entry.fee_yen)
+        } else {
+            let m = entry.unavailable_message.clone().unwrap_or_default();
+            format!("× {}", m.ja)
+        };
+        println!("  [{}] {:<20} {state}", i + 1, entry.display_name);
+    }
+}
+
+/// The order: the types given with `--type`, else the menu numbers typed at the prompt; one
+/// copy each, about the resident, and for a tax certificate the newest year offered.
+fn choose(menu: &pb::Menu, types: &[String]) -> anyhow::Result<Vec<pb::RequestItem>> {
+    let chosen: Vec<pb::CertificateType> = if types.is_empty() {
+        let answer = prompt("番号を選んでください / choose (e.g. 1,3): ")?;
+        answer
+            .split(',')
+            .filter_map(|n| n.trim().parse::<usize>().ok())
+            .filter_map(|n| menu.entries.get(n.wrapping_sub(1)))
+            .filter_map(|e| pb::CertificateType::try_from(e.r#type).ok())
+            .collect()
+    } else {
+        types
+            .iter()
+            .filter_map(|t| pb::CertificateType::from_str_name(t))
+            .collect()
+    };
+    anyhow::ensure!(!chosen.is_empty(), "nothing chosen");
+    Ok(chosen
+        .iter()
+        .map(|t| {
+            let entry = menu.entries.iter().find(|e| e.r#type == *t as i32);
+            pb::RequestItem {
+                r#type: *t as i32,
+                options: entry.and_then(|e| e.fiscal_years.first()).map(|year| {
+                    pb::CertificateOptions {
+                        fiscal_year: *year,
+                        ..Default::default()
+                    }
+                }),
+                subject_refs: Vec::new(),
+                copies: 1,
+            }
+        })
+        .collect())
+}
+
+/// "Prints": writes each document to `out` as `<serial>.pdf`.
+fn print_documents(issued: &Issued, out: &std::path::Path) -> anyhow::Result<()> {
     std::fs::create_dir_all(out)?;
     for document in &issued.documents {
         let path = out.join(format!("{}.pdf", document.serial));
@@ -378,6 +417,17 @@ async fn issue_in_session(
             document.page_count
         );
     }
+    Ok(())
+}
+
+/// Reports the print outcome (a failure with `--fail-print`) with the amount paid, and
+/// shows the issuance's state and any refund due.
+async fn report_print(
+    terminal: &Terminal,
+    opened: &pb::OpenSessionResponse,
+    issued: &Issued,
+    fail_print: bool,
+) -> anyhow::Result<()> {
     let outcome = if fail_print {
         pb::PrintOutcome::Failed
     } else {
@@ -400,10 +450,6 @@ async fn issue_in_session(
             .unwrap_or("?"),
         report.refund_due_yen
     );
-    terminal
-        .close_session(&opened.session_id)
-        .await
-        .map_err(|e| anyhow::anyhow!(show(&e)))?;
     Ok(())
 }
 

@@ -2,11 +2,18 @@
 //! every crate forbids `unsafe`, every source file opens with a module doc, no test is
 //! ignored or expects a panic, no stub macros in non-test code, the crypto stack stays
 //! ring-only in every manifest, and each concept of the shared vocabulary has one type.
+//! Issue 11's size and layering rules too: outside devkit/, tests and fuzzing, no function
+//! over 100 lines, no file over 1,000 lines before its tests, no module cycle in any crate
+//! (the scanners are in `tidy/scan.rs`, with tests of their own at the end of this file).
 #![allow(
     clippy::unwrap_used,
     reason = "a failed unwrap in a test is a failed assertion"
 )]
 
+#[path = "tidy/scan.rs"]
+mod scan;
+
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 fn workspace_root() -> PathBuf {
@@ -276,5 +283,419 @@ fn kiosk_document_library_does_no_io() {
         found.is_empty(),
         "I/O in kiosk-document:\n{}",
         found.join("\n")
+    );
+}
+
+/// Issue 11, while the re-layering is in flight: files that other engineers are moving into
+/// the new devkit/ crate or splitting on their own branches at the same time. Editing them
+/// here would only make those merges conflict, so the size and module-cycle checks below skip
+/// them (an entry ending in `/` is a whole directory). Empty this list once those branches
+/// are merged: nothing is meant to stay exempt.
+const EXEMPT_DURING_RELAYERING: &[&str] = &[
+    "kiosk-gateway/src/provision.rs",
+    "kiosk-gateway/src/demo.rs",
+    "kiosk-gateway/src/cli.rs",
+    "kiosk-gateway/src/config.rs",
+    "kiosk-gateway/src/revocation.rs",
+    "issuer/src/generator/",
+    "issuer/src/cards.rs",
+    "issuer/src/bin/issuer.rs",
+    "card/src/testpki.rs",
+    "card/src/testpki/",
+    "card/src/softcard.rs",
+    "card/src/vpcd.rs",
+    "card/src/testing.rs",
+    "card/src/bin/",
+];
+
+fn exempt(relative: &str) -> bool {
+    EXEMPT_DURING_RELAYERING.iter().any(|entry| {
+        if entry.ends_with('/') {
+            relative.starts_with(entry)
+        } else {
+            relative == *entry
+        }
+    })
+}
+
+/// The most lines a function may span, from its `fn` line to its closing brace.
+const MAX_FUNCTION_LINES: usize = 100;
+/// The most lines a file may have before its first `#[cfg(test)]` line.
+const MAX_FILE_LINES: usize = 1_000;
+
+/// A source file of shipped code, as a path relative to the workspace root (with `/`).
+struct Source {
+    relative: String,
+    masked: String,
+}
+
+/// Where the modules a file declares live: next to `lib.rs`, `main.rs` and `mod.rs`, else in
+/// the directory named after the file.
+fn child_module_dir(file: &Path) -> PathBuf {
+    let parent = file.parent().unwrap_or(Path::new(""));
+    match file.file_stem().and_then(|s| s.to_str()) {
+        Some("lib" | "main" | "mod") => parent.to_path_buf(),
+        Some(stem) => parent.join(stem),
+        None => parent.to_path_buf(),
+    }
+}
+
+/// Every `.rs` file of shipped code: not in devkit/, the tests crate or fuzz/, not an
+/// integration test or benchmark (`tests/`, `benches/` directories), and not a module file
+/// declared under `#[cfg(test)]` (with everything below it).
+fn shipped_sources() -> Vec<Source> {
+    let root = workspace_root();
+    let mut files = Vec::new();
+    all_rust_files(&root, &mut files);
+    let mut sources = Vec::new();
+    let mut test_modules: Vec<PathBuf> = Vec::new();
+    for file in files {
+        let relative = file
+            .strip_prefix(&root)
+            .unwrap()
+            .to_string_lossy()
+            .replace('\\', "/");
+        let top = relative.split('/').next().unwrap_or("");
+        let harness = relative
+            .split('/')
+            .any(|part| matches!(part, "tests" | "benches"));
+        if matches!(top, "devkit" | "tests" | "fuzz") || harness {
+            continue;
+        }
+        let masked = scan::mask(&std::fs::read_to_string(&file).unwrap());
+        for item in scan::test_items(&masked) {
+            if let Some(name) = item.declares {
+                let dir = child_module_dir(&file);
+                test_modules.push(dir.join(format!("{name}.rs")));
+                test_modules.push(dir.join(name));
+            }
+        }
+        sources.push((file, Source { relative, masked }));
+    }
+    assert!(sources.len() > 100, "found only {} files", sources.len());
+    sources
+        .into_iter()
+        .filter(|(file, _)| !test_modules.iter().any(|t| file.starts_with(t)))
+        .map(|(_, source)| source)
+        .collect()
+}
+
+/// The functions of a file longer than `max` lines, outside `#[cfg(test)]` items, as
+/// `path:line name (N lines)`.
+fn long_functions(relative: &str, masked: &str, max: usize) -> Vec<String> {
+    let tests = scan::test_items(masked);
+    scan::functions(masked)
+        .into_iter()
+        .filter(|f| f.lines > max && !tests.iter().any(|t| t.range.contains(&f.pos)))
+        .map(|f| format!("{relative}:{} {} ({} lines)", f.line, f.name, f.lines))
+        .collect()
+}
+
+/// Issue 11: a function that does not fit on a couple of screens does several things; split
+/// it into named steps.
+#[test]
+fn no_function_over_100_lines() {
+    let mut offenders = Vec::new();
+    for source in shipped_sources() {
+        if !exempt(&source.relative) {
+            offenders.extend(long_functions(
+                &source.relative,
+                &source.masked,
+                MAX_FUNCTION_LINES,
+            ));
+        }
+    }
+    assert!(
+        offenders.is_empty(),
+        "functions over {MAX_FUNCTION_LINES} lines:\n{}",
+        offenders.join("\n")
+    );
+}
+
+/// Issue 11: a file over 1,000 lines (its tests apart) holds several concerns; split it into
+/// submodules along its seams.
+#[test]
+fn no_file_over_1000_lines() {
+    let mut offenders = Vec::new();
+    for source in shipped_sources() {
+        let lines = scan::lines_before_tests(&source.masked);
+        if lines > MAX_FILE_LINES && !exempt(&source.relative) {
+            offenders.push(format!("{} ({lines} lines)", source.relative));
+        }
+    }
+    assert!(
+        offenders.is_empty(),
+        "files over {MAX_FILE_LINES} lines before their tests:\n{}",
+        offenders.join("\n")
+    );
+}
+
+/// The compilation target a file of `<crate>/src/` belongs to and its module path there:
+/// `src/bin/x.rs` and `src/bin/x/` are binary `x`, `src/main.rs` the main binary (whose
+/// modules, if any, would be beside it), everything else the library.
+fn target_and_module(in_src: &str) -> (String, Vec<String>) {
+    let parts: Vec<&str> = in_src.split('/').collect();
+    let (target, rest) = match parts.as_slice() {
+        ["bin", file] => (format!("bin {}", file.trim_end_matches(".rs")), &[][..]),
+        ["bin", dir, rest @ ..] => (format!("bin {dir}"), rest),
+        ["main.rs"] => ("main".to_owned(), &[][..]),
+        rest => ("lib".to_owned(), rest),
+    };
+    let mut module: Vec<String> = rest
+        .iter()
+        .map(|p| p.trim_end_matches(".rs").to_owned())
+        .collect();
+    let is_root = module.len() == 1 && matches!(module[0].as_str(), "lib" | "main");
+    if is_root || module.last().is_some_and(|last| last == "mod") {
+        module.pop();
+    }
+    (target, module)
+}
+
+/// The module graph of one compilation target from its files (module path, display path,
+/// masked text): an edge for every `crate::`/`super::` reference into another module.
+fn module_graph(files: &[(Vec<String>, String, String)]) -> scan::Graph {
+    let modules: BTreeSet<Vec<String>> = files.iter().map(|(m, _, _)| m.clone()).collect();
+    let mut graph = scan::Graph::new();
+    for (module, relative, masked) in files {
+        let edges = graph.entry(module.clone()).or_default();
+        for reference in scan::references(masked, module) {
+            let target = scan::target_module(&reference.path, &modules);
+            if &target != module {
+                edges
+                    .entry(target)
+                    .or_insert_with(|| format!("{relative}:{}", reference.line));
+            }
+        }
+    }
+    graph
+}
+
+fn module_name(module: &[String]) -> String {
+    if module.is_empty() {
+        "crate".to_owned()
+    } else {
+        module.join("::")
+    }
+}
+
+/// Each cycle of `graph` as `a -> b -> a`, then where each step is written.
+fn describe_cycles(graph: &scan::Graph) -> Vec<String> {
+    scan::cycles(graph)
+        .iter()
+        .map(|cycle| {
+            let names: Vec<String> = cycle.iter().map(|m| module_name(m)).collect();
+            let steps: Vec<String> = cycle
+                .windows(2)
+                .map(|pair| {
+                    let at = &graph[&pair[0]][&pair[1]];
+                    format!(
+                        "    {} -> {} at {at}",
+                        module_name(&pair[0]),
+                        module_name(&pair[1])
+                    )
+                })
+                .collect();
+            format!("{}\n{}", names.join(" -> "), steps.join("\n"))
+        })
+        .collect()
+}
+
+/// Issue 11: modules of one crate that need each other are one concern split in two, or
+/// two concerns tangled; either way neither can be read, tested or moved alone. (Crates
+/// cannot form cycles: cargo refuses them.) Exempt files contribute no references.
+#[test]
+fn no_module_cycles() {
+    let mut by_target: std::collections::BTreeMap<String, Vec<(Vec<String>, String, String)>> =
+        Default::default();
+    for source in shipped_sources() {
+        let Some((krate, in_src)) = source.relative.split_once("/src/") else {
+            continue; // build scripts
+        };
+        let (target, module) = target_and_module(in_src);
+        let masked = if exempt(&source.relative) {
+            String::new()
+        } else {
+            source.masked
+        };
+        by_target
+            .entry(format!("{krate} ({target})"))
+            .or_default()
+            .push((module, source.relative, masked));
+    }
+    assert!(by_target.len() >= 8, "found only {by_target:?}");
+    let mut problems = Vec::new();
+    for (target, files) in &by_target {
+        for cycle in describe_cycles(&module_graph(files)) {
+            problems.push(format!("{target}: {cycle}"));
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "module cycles:\n{}",
+        problems.join("\n")
+    );
+}
+
+/// A function of `body_lines` lines between its `fn` line and its closing brace.
+fn function_of(body_lines: usize) -> String {
+    let mut text = String::from("pub fn long(x: u8) -> u8 {\n");
+    for n in 0..body_lines {
+        text.push_str(&format!("    let _v{n} = x;\n"));
+    }
+    text.push_str("    x\n}\n");
+    text
+}
+
+#[test]
+fn the_function_scanner_catches_a_101_line_function() {
+    let at_limit = scan::mask(&function_of(MAX_FUNCTION_LINES - 3));
+    assert_eq!(
+        scan::functions(&at_limit)[0].lines,
+        MAX_FUNCTION_LINES,
+        "fn line, body and closing brace all count"
+    );
+    assert!(long_functions("a.rs", &at_limit, MAX_FUNCTION_LINES).is_empty());
+    let over = scan::mask(&format!(
+        "//! Doc.\n\n{}",
+        function_of(MAX_FUNCTION_LINES - 2)
+    ));
+    assert_eq!(
+        long_functions("a.rs", &over, MAX_FUNCTION_LINES),
+        ["a.rs:3 long (101 lines)"]
+    );
+}
+
+#[test]
+fn braces_in_literals_and_comments_do_not_confuse_the_function_scanner() {
+    let text = r###"
+fn tricky<'a>(s: &'a str) -> char {
+    let _ = "}}} \" }";
+    let _ = r##"} "# }"##;
+    let _ = b'}';
+    let _ = '\'';
+    let _ = '{';
+    // }
+    /* } /* nested } */ } */
+    'outer: loop { break 'outer; }
+    '}'
+}
+trait T { fn declared(&self); }
+fn takes(f: fn(u8) -> u8) -> u8 { f(1) }
+impl S {
+    fn method(&self) {
+        fn nested() {}
+    }
+}
+"###;
+    let found: Vec<(String, usize, usize)> = scan::functions(&scan::mask(text))
+        .into_iter()
+        .map(|f| (f.name, f.line, f.lines))
+        .collect();
+    assert_eq!(
+        found,
+        [
+            ("tricky".to_owned(), 2, 11),
+            ("takes".to_owned(), 14, 1),
+            ("method".to_owned(), 16, 3),
+            ("nested".to_owned(), 17, 1),
+        ]
+    );
+}
+
+#[test]
+fn test_items_are_not_shipped_code() {
+    let text = format!(
+        "//! Doc.\nfn short() {{}}\n#[cfg(test)]\n#[allow(dead_code)]\nmod tests {{\n{}}}\n\
+         #[cfg(test)]\nmod more;\n",
+        function_of(200)
+    );
+    let masked = scan::mask(&text);
+    assert!(long_functions("a.rs", &masked, MAX_FUNCTION_LINES).is_empty());
+    assert_eq!(scan::lines_before_tests(&masked), 2);
+    let items = scan::test_items(&masked);
+    assert_eq!(items.len(), 2);
+    assert_eq!(items[1].declares.as_deref(), Some("more"));
+    assert_eq!(scan::lines_before_tests("a\nb\nc\n"), 3);
+}
+
+fn path(p: &str) -> Vec<String> {
+    p.split("::")
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn references_are_read_from_paths_and_use_trees() {
+    let text = r#"
+use crate::{a::B, c::{self, d::E as F}, g::*};
+use super::h::I;
+pub(crate) mod inline {
+    use super::j::K;
+}
+mod declared;
+fn f() -> crate::l::M { crate::n::o::<u8>(); let _ = "crate::p::Q"; todo() }
+// crate::r::S
+#[cfg(test)]
+mod tests { use crate::t::U; }
+"#;
+    let found: Vec<String> = scan::references(&scan::mask(text), &path("x::y"))
+        .into_iter()
+        .map(|r| format!("{}@{}", r.path.join("::"), r.line))
+        .collect();
+    assert_eq!(
+        found,
+        [
+            "a::B@2",
+            "c@2",
+            "c::d::E@2",
+            "g@2",
+            "l::M@8",
+            "n::o@8",
+            "x::h::I@3",
+            "x::y::j::K@5"
+        ]
+    );
+}
+
+#[test]
+fn a_two_module_cycle_is_found_and_a_child_using_its_parent_is_not() {
+    let files = |a: &str, b: &str| {
+        vec![
+            (
+                path(""),
+                "lib.rs".to_owned(),
+                scan::mask("mod a;\nmod b;\n"),
+            ),
+            (path("a"), "a.rs".to_owned(), scan::mask(a)),
+            (path("b"), "b.rs".to_owned(), scan::mask(b)),
+            (
+                path("a::child"),
+                "a/child.rs".to_owned(),
+                scan::mask("use super::Thing;\n"),
+            ),
+        ]
+    };
+    let cycle = module_graph(&files(
+        "mod child;\npub struct Thing;\nuse crate::b::Reason;\n",
+        "//! B.\n\nfn f() -> crate::a::Thing { todo() }\npub struct Reason;\n",
+    ));
+    assert_eq!(
+        describe_cycles(&cycle),
+        ["a -> b -> a\n    a -> b at a.rs:3\n    b -> a at b.rs:3"]
+    );
+    let layered = module_graph(&files(
+        "mod child;\npub struct Thing;\nuse crate::b::Reason;\n",
+        "pub struct Reason;\n",
+    ));
+    assert!(describe_cycles(&layered).is_empty(), "{layered:?}");
+    assert_eq!(
+        scan::target_module(&path("a::child::X"), &layered.keys().cloned().collect()),
+        path("a::child")
+    );
+    assert_eq!(
+        scan::target_module(&path("a::inline::X"), &layered.keys().cloned().collect()),
+        path("a")
     );
 }
