@@ -1,10 +1,10 @@
 //! Resident card files for the generated register, minted with the card crate's test PKI
-//! (`card::testpki`). TEST ONLY: the keys are test keys from a per-user cache, but each card
+//! (`kiosk_devkit::testpki`). TEST ONLY: the keys are test keys from a per-user cache, but each card
 //! of a PKI has its own (issue 10).
 
 use std::path::Path;
 
-use card::testpki::{DevPki, files};
+use kiosk_devkit::testpki::{DevPki, files};
 
 use crate::bindings::CardBinding;
 use crate::error::IssuerError;
@@ -17,7 +17,7 @@ pub const TEST_CARD_PIN: &str = "1234";
 pub enum CardsError {
     /// The test PKI failed.
     #[error("test PKI: {0}")]
-    Pki(#[from] card::testpki::PkiError),
+    Pki(#[from] kiosk_devkit::testpki::PkiError),
     /// The CA certificate could not be read.
     #[error("cannot parse the card CA certificate")]
     CaCertificate,
@@ -38,7 +38,7 @@ impl From<CardsError> for IssuerError {
 /// RFC 4514 text of the user-authentication CA's subject).
 pub fn card_issuer_name(pki: &DevPki) -> Result<String, CardsError> {
     let pem = std::fs::read(pki.cert_path(files::JPKI_AUTH_CA)).map_err(|source| {
-        card::testpki::PkiError::Io {
+        kiosk_devkit::testpki::PkiError::Io {
             path: pki.cert_path(files::JPKI_AUTH_CA),
             source,
         }

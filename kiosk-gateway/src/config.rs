@@ -566,9 +566,10 @@ impl Config {
 
     /// The card CRL file.
     pub fn card_crl_file(&self) -> PathBuf {
-        self.card_crl_file
-            .clone()
-            .unwrap_or_else(|| self.pki_dir().join(card::testpki::files::JPKI_AUTH_CRL_DER))
+        self.card_crl_file.clone().unwrap_or_else(|| {
+            self.pki_dir()
+                .join(kiosk_devkit::testpki::files::JPKI_AUTH_CRL_DER)
+        })
     }
 
     /// The rehearsal clock's start in unix ms, if one is configured.

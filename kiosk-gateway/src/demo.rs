@@ -19,7 +19,7 @@ use std::time::Duration;
 use anyhow::Context;
 use card::jpki::JpkiCard;
 use card::pin::Pin;
-use card::softcard::{SoftCard, SoftTransport};
+use kiosk_devkit::softcard::{SoftCard, SoftTransport};
 use kiosk_proto::v1 as pb;
 use kiosk_terminal::client::{Terminal, TerminalError, TerminalTls, connect};
 use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};

@@ -15,7 +15,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use card::softcard::SoftCard;
+use kiosk_devkit::softcard::SoftCard;
 use kiosk_proto::reasons;
 use kiosk_proto::v1 as pb;
 use kiosk_terminal::client::{Terminal, TerminalTls};

@@ -228,7 +228,7 @@ async fn run_generate(args: GenerateArgs) -> anyhow::Result<()> {
     cfg.batch_residents = args.batch.max(1);
     let pki = match &args.pki {
         Some(dir) => {
-            let pki = card::testpki::DevPki::ensure(dir)?;
+            let pki = kiosk_devkit::testpki::DevPki::ensure(dir)?;
             cfg.card_issuer = issuer::cards::card_issuer_name(&pki)?;
             Some(pki)
         }

@@ -8,7 +8,7 @@
 
 use std::path::PathBuf;
 
-use card::softcard::SoftCard;
+use kiosk_devkit::softcard::SoftCard;
 use kiosk_proto::v1 as pb;
 use kiosk_terminal::client::Terminal;
 use std::process::Stdio;
