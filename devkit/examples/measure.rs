@@ -1,4 +1,4 @@
-//! Measures what other crates lean on: minting card files (the issuer's synthetic generator),
+//! Measures what other crates lean on: minting card files (the synthetic register generator),
 //! loading a software card, and one in-process login (VERIFY + READ cert + sign, the terminal
 //! load generator's per-session card cost).
 //!

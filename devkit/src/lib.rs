@@ -10,6 +10,9 @@
 //!   binary `card-emulator`.
 //! - `testing` (feature `pcsc`): the real-stack test harness, a private pcscd with vpcd
 //!   readers and `card-emulator` processes behind them.
+//! - `generator` and `cards` (feature `generator`, on by default): the deterministic synthetic
+//!   register written into the issuer's register, with the card bindings the gateway loads,
+//!   and card files minted for its residents; binary `kiosk-devkit generate`.
 //! - [`fuzzing`]: the fuzz entry point of the software card (the `softcard` target).
 //!
 //! Private keys, card files and the key cache are created 0600 in 0700 directories
@@ -20,7 +23,11 @@
 //! See `devkit/README.md`.
 #![forbid(unsafe_code)]
 
+#[cfg(feature = "generator")]
+pub mod cards;
 pub mod fuzzing;
+#[cfg(feature = "generator")]
+pub mod generator;
 mod private_file;
 pub mod softcard;
 #[cfg(feature = "pcsc")]

@@ -11,7 +11,7 @@
 //! keys are generated with the `rsa` crate on first need and kept in a per-user cache
 //! ([`KeyCache`], `$KIOSK_KEY_CACHE` or `~/.cache/kiosk-devkit/card-keys`); the PKI
 //! directory counts the cache indices it has handed out (`card-keys.next`, updated under a
-//! lock), so minters in several processes of one deployment — the gateway, `issuer
+//! lock), so minters in several processes of one deployment — the gateway, `kiosk-devkit
 //! generate` — never take an index twice. Different deployments do use the same cached
 //! keys, under different CAs.
 //!
@@ -639,7 +639,7 @@ Terminal identity: SAN URI `urn:kiosk:terminal:<chain>/<store>/<terminal>`.\n";
 /// Takes `n` card key indices that no card of the PKI in `pki_dir` has had, and advances
 /// its counter past them. The counter only grows, and is read and written under an
 /// exclusive lock, so minters of one deployment in several processes (the gateway and
-/// `issuer generate` share a PKI) get disjoint ranges. The lock is released when the file
+/// `kiosk-devkit generate` share a PKI) get disjoint ranges. The lock is released when the file
 /// closes, also if the process dies.
 fn reserve_key_indices(pki_dir: &Path, n: u64) -> Result<Range<u64>, PkiError> {
     let lock_path = pki_dir.join(files::CARD_KEYS_LOCK);

@@ -412,7 +412,7 @@ fn card_files_in(dirs: &[PathBuf]) -> Vec<PathBuf> {
 
 #[test]
 fn cards_minted_by_several_processes_of_one_deployment_never_share_a_key() {
-    // The gateway and `issuer generate` mint under one PKI in separate processes: two
+    // The gateway and `kiosk-devkit generate` mint under one PKI in separate processes: two
     // `card-testpki mint` runs at once, and this process in between, stand for them.
     let dir = tempfile::tempdir().unwrap();
     let pki = DevPki::generate(

@@ -50,7 +50,7 @@ pub struct RemoteIssuer {
     pub endpoint: String,
     /// The name in the issuer's server certificate; default: the endpoint's host.
     pub server_name: Option<String>,
-    /// The municipality's card bindings (JSON Lines from `issuer generate --bindings-out`),
+    /// The municipality's card bindings (JSON Lines, e.g. `kiosk-devkit generate --bindings-out`),
     /// imported on every start so the gateway knows whose cards route here.
     pub bindings: PathBuf,
     /// The municipality's name as kiosks and verifiers show it.

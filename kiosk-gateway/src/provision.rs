@@ -18,9 +18,9 @@ use issuer::Issuer;
 use issuer::bindings::CardBinding;
 use issuer::document::render::Renderer;
 use issuer::document::sign::DocumentSigner;
-use issuer::generator::{GeneratorConfig, generate};
 use issuer::register::Register;
 use issuer::service::IssuerGrpc;
+use kiosk_devkit::generator::{GeneratorConfig, generate};
 use kiosk_devkit::testpki::{DevPki, files};
 use kiosk_document::qr::TrustedKeys;
 use ring::rand::{SecureRandom, SystemRandom};
@@ -209,7 +209,7 @@ pub async fn prepare(config: &Config, clock: &dyn Clock) -> anyhow::Result<Embed
     let register = Register::open(&config.register_url())
         .await
         .map_err(|e| anyhow::anyhow!("register database: {e}"))?;
-    let card_issuer = issuer::cards::card_issuer_name(&pki)?;
+    let card_issuer = kiosk_devkit::cards::card_issuer_name(&pki)?;
     let cards_dir = data_dir.join("cards");
     let mut cards = Vec::new();
     let mut examples: HashMap<String, Vec<String>> = HashMap::new();
@@ -233,7 +233,7 @@ pub async fn prepare(config: &Config, clock: &dyn Clock) -> anyhow::Result<Embed
                 .await
                 .map_err(|e| anyhow::anyhow!("synthetic register: {e}"))?;
             let mut bindings = issuer::bindings::read_jsonl(out.as_slice())?;
-            issuer::cards::mint_cards(&pki, &cards_dir, &mut bindings)?;
+            kiosk_devkit::cards::mint_cards(&pki, &cards_dir, &mut bindings)?;
             let mut text = Vec::new();
             for b in &bindings {
                 issuer::bindings::write_row(&mut text, b)?;

@@ -15,7 +15,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
-use issuer::cards::TEST_CARD_PIN;
+use kiosk_devkit::cards::TEST_CARD_PIN;
 use kiosk_devkit::softcard::CardFile;
 use kiosk_document::ResidentRef;
 use kiosk_gateway::store::{self, IssuanceState};

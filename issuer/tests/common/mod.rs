@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use issuer::document::render::Renderer;
 use issuer::document::sign::DocumentSigner;
-use issuer::generator::{GenerationReport, GeneratorConfig, generate};
 use issuer::{Issuer, Register};
+use kiosk_devkit::generator::{GenerationReport, GeneratorConfig, generate};
 use kiosk_document::MunicipalityCode;
 use ring::rand::SecureRandom;
 use sqlx::{Connection, Executor};

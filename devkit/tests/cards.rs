@@ -5,7 +5,7 @@
 #![allow(clippy::unwrap_used)]
 
 use issuer::bindings::{CardBinding, serial_hex};
-use issuer::cards::{card_issuer_name, mint_cards};
+use kiosk_devkit::cards::{card_issuer_name, mint_cards};
 
 #[test]
 fn minted_card_matches_its_binding() {
