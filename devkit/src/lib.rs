@@ -13,6 +13,8 @@
 //! - `generator` and `cards` (feature `generator`, on by default): the deterministic synthetic
 //!   register written into the issuer's register, with the card bindings the gateway loads,
 //!   and card files minted for its residents; binary `kiosk-devkit generate`.
+//! - [`clock`]: where the demo's and the tests' rehearsal clocks start, the next instant within
+//!   weekday office hours in JST ([`clock::office_hours_at`]).
 //! - [`fuzzing`]: the fuzz entry point of the software card (the `softcard` target).
 //!
 //! Private keys, card files and the key cache are created 0600 in 0700 directories
@@ -25,6 +27,7 @@
 
 #[cfg(feature = "generator")]
 pub mod cards;
+pub mod clock;
 pub mod fuzzing;
 #[cfg(feature = "generator")]
 pub mod generator;
