@@ -8,7 +8,8 @@
 # so that service hours never refuse the run. Usage:
 #   bash scripts/bench-load.sh [ISSUANCES] [RATE]
 # BENCH_TOPOLOGY=two-process runs the issuer as its own process (`issuer serve`, pinned to core
-# 1 with the load generator, its register on the same backend) and the gateway routes to it
+# 1 with the load generator, its register on the same backend, written by `kiosk-devkit
+# generate`) and the gateway routes to it
 # over mutual TLS ([[remote_issuers]]), as a municipality would deploy it; the default
 # all-in-one runs the issuer inside the gateway.
 # PostgreSQL is reached over its Unix socket when one is found (BENCH_PG_SOCKET_DIR, default
@@ -20,12 +21,12 @@ issuances=${1:-2000}
 rate=${2:-150}
 topology=${BENCH_TOPOLOGY:-all-in-one}
 case $topology in all-in-one|two-process) ;; *) echo "BENCH_TOPOLOGY: all-in-one or two-process"; exit 64;; esac
-# BENCH_BIN_DIR runs already-built binaries (kiosk-gateway, kiosk-terminal, examples/floor),
-# e.g. two builds side by side in one session.
+# BENCH_BIN_DIR runs already-built binaries (kiosk-gateway, kiosk-terminal, examples/floor; for
+# two-process also issuer and kiosk-devkit), e.g. two builds side by side in one session.
 if [ -n "${BENCH_BIN_DIR:-}" ]; then
   bin=$BENCH_BIN_DIR
 else
-  cargo build --release -q -p kiosk-gateway -p kiosk-terminal -p issuer --examples --bins
+  cargo build --release -q -p kiosk-gateway -p kiosk-terminal -p issuer -p kiosk-devkit --examples --bins
   bin=target/release
 fi
 pg_base=${KIOSK_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test}
@@ -80,7 +81,7 @@ run() {
   local config=() issuer_pid=
   if [ "$topology" = two-process ]; then
     local reg=${KIOSK_REGISTER_URL:-sqlite://$data/register.db}
-    $bin/issuer generate --seed 1 --residents 300 --municipality 131016 --name 千代田区 \
+    $bin/kiosk-devkit generate --seed 1 --residents 300 --municipality 131016 --name 千代田区 \
       --db "$reg" --bindings-out "$data/bindings-131016.jsonl" --pki "$data/pki" \
       --cards-out "$data/cards" --cards 300 >"$data/generate.out"
     RUST_LOG=warn taskset -c 1 $bin/issuer serve --db "$reg" --municipality 131016 \

@@ -23,7 +23,7 @@ fn signed_pdf() -> Vec<u8> {
 }
 
 fn certificate(name: &str) -> Vec<u8> {
-    let pem = std::fs::read_to_string(root().join("card/testdata/pki").join(name)).unwrap();
+    let pem = std::fs::read_to_string(root().join("devkit/testdata/pki").join(name)).unwrap();
     pem_blocks(&pem, "CERTIFICATE").unwrap().remove(0)
 }
 

@@ -25,7 +25,7 @@ fn verify_document(args: &[&str]) -> (i32, String) {
 }
 
 fn check_pdf(name: &str) -> (i32, String) {
-    let cert = root().join("card/testdata/pki/municipality-131016.crt.pem");
+    let cert = root().join("devkit/testdata/pki/municipality-131016.crt.pem");
     let pdf = root().join("fuzz/seeds/pdf_signature").join(name);
     verify_document(&[
         "--cert",

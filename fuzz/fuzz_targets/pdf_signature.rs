@@ -18,7 +18,7 @@ use kiosk_document::pem::pem_blocks;
 use kiosk_document::signature::verify_pdf_signature;
 
 static CERT: LazyLock<Vec<u8>> = LazyLock::new(|| {
-    let pem = include_str!("../../card/testdata/pki/municipality-131016.crt.pem");
+    let pem = include_str!("../../devkit/testdata/pki/municipality-131016.crt.pem");
     // A broken fixture would make every input fail at the first check: stop at once instead.
     pem_blocks(pem, "CERTIFICATE")
         .ok()

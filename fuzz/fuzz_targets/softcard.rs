@@ -1,4 +1,4 @@
-//! Fuzz target: `card::fuzzing::softcard`.
+//! Fuzz target: `kiosk_devkit::fuzzing::softcard`.
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| card::fuzzing::softcard(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| kiosk_devkit::fuzzing::softcard(data));

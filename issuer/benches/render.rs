@@ -21,7 +21,7 @@ use issuer::document::sign::DocumentSigner;
 use kiosk_document::CertificateType;
 
 fn signer() -> DocumentSigner {
-    let pki = Path::new(env!("CARGO_MANIFEST_DIR")).join("../card/testdata/pki");
+    let pki = Path::new(env!("CARGO_MANIFEST_DIR")).join("../devkit/testdata/pki");
     let key = std::fs::read_to_string(pki.join("municipality-131016.key.pem")).unwrap();
     let crt = std::fs::read_to_string(pki.join("municipality-131016.crt.pem")).unwrap();
     DocumentSigner::from_pem(&key, &crt).unwrap()

@@ -1,6 +1,7 @@
 //! Card bindings: which card certificate (issuer name, serial) belongs to which resident of
-//! which municipality. The generator writes them; the gateway loads them into its binding
-//! table (`kiosk_gateway::store::bind_card`).
+//! which municipality. The synthetic register generator (`kiosk_devkit::generator`, TEST
+//! ONLY) writes test ones; the gateway loads them into its binding table
+//! (`kiosk_gateway::store::bind_card`).
 //!
 //! Format: JSON Lines, one object per card, UTF-8:
 //!

@@ -16,8 +16,9 @@
 //!   knows the wire types.
 //! - [`serve`]: `issuer serve`, the service as its own process over mutual TLS (gateways
 //!   only), with health and a graceful drain.
-//! - [`generator`] and [`bindings`]: the deterministic synthetic register and the card bindings
-//!   the gateway loads.
+//! - [`bindings`]: the card bindings file (which card belongs to which resident of which
+//!   municipality) the gateway loads. The synthetic register that writes test ones is
+//!   `kiosk_devkit::generator` (TEST ONLY), outside this crate.
 //! - [`document`]: layout, PDF rendering and signing. The document format, its readers and
 //!   verifiers, and the vocabulary every crate shares (certificate types, municipality codes,
 //!   resident references, issuance ids) are [`kiosk_document`]'s.
@@ -27,11 +28,9 @@
 
 pub mod bindings;
 pub mod calendar;
-pub mod cards;
 pub mod content;
 pub mod document;
 pub mod error;
-pub mod generator;
 pub mod issuer;
 pub mod model;
 pub mod reason;

@@ -119,7 +119,7 @@ impl Register {
 }
 
 /// Begins a plain write transaction on one connection (used by admin changes and the
-/// generator).
+/// synthetic register generator, `kiosk_devkit::generator`).
 pub async fn begin_plain(conn: &mut AnyConnection) -> Result<Transaction<'_, Any>, IssuerError> {
     Ok(conn.begin().await?)
 }

@@ -7,10 +7,10 @@
 mod common;
 
 use common::{CODE, OPEN, TestDb, generated};
-use issuer::generator::Case;
 use issuer::register::{ResidentStatus, ServiceWindow, SupportMeasure, read, write};
 use issuer::rules::Reason;
 use issuer::{CertificateOptions, Issuer, IssuerError, MemberRelation, RequestItem};
+use kiosk_devkit::generator::Case;
 use kiosk_document::{CertificateType as T, ResidentRef};
 use time::OffsetDateTime;
 use time::macros::{date, datetime};

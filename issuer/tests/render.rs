@@ -11,12 +11,12 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 
 use common::{OPEN, TestDb, generated};
-use issuer::generator::Case;
 use issuer::register::{Resident, read, write};
 use issuer::rules::Reason;
 use issuer::{
     CertificateOptions, DocumentStatus, Issuer, IssuerError, RenderedDocument, RequestItem,
 };
+use kiosk_devkit::generator::Case;
 use kiosk_document::{CertificateType as T, IssuanceId, ResidentRef};
 use time::macros::date;
 

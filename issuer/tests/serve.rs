@@ -18,7 +18,7 @@ use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 use tonic_health::pb::{HealthCheckRequest, HealthCheckResponse};
 
-const PKI: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../card/testdata/pki");
+const PKI: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../devkit/testdata/pki");
 const SERVICE: &str = "kiosk.v1.IssuerService";
 
 fn read(name: &str) -> Vec<u8> {

@@ -8,9 +8,9 @@
 mod common;
 
 use common::{TestDb, generated};
-use issuer::generator::Case;
 use issuer::service::{IssuerGrpc, item_to_wire};
 use issuer::{CertificateOptions, RequestItem};
+use kiosk_devkit::generator::Case;
 use kiosk_document::CertificateType;
 use kiosk_proto::v1 as pb;
 use kiosk_proto::v1::issuer_service_client::IssuerServiceClient;

@@ -8,10 +8,10 @@
 use std::time::Instant;
 
 use card::pin::Pin;
-use card::softcard::SoftTransport;
-use card::testpki::{DevPki, files};
 use issuer::document::render::Renderer;
 use issuer::document::sign::DocumentSigner;
+use kiosk_devkit::softcard::SoftTransport;
+use kiosk_devkit::testpki::{DevPki, files};
 use kiosk_gateway::cardauth::CardVerifier;
 use kiosk_gateway::store::{self, Store};
 
@@ -53,7 +53,7 @@ async fn main() -> anyhow::Result<()> {
     let verifier = CardVerifier::new(pki.cert_der(files::JPKI_AUTH_CA)?, &pki.crl_der()?)
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let pin = Pin::parse("1234")?;
-    let card = card::SoftCard::from_file(pki.card_minter()?.mint(424_242, &pin)?)?;
+    let card = kiosk_devkit::SoftCard::from_file(pki.card_minter()?.mint(424_242, &pin)?)?;
     let context = card::login::context_bytes("gw", "t/s/k", "s-1").unwrap_or_default();
     let challenge = [7u8; 32];
     let proof =

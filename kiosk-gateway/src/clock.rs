@@ -50,12 +50,13 @@ pub struct OffsetClock {
 }
 
 impl OffsetClock {
-    /// Real time if it is now a weekday between 9:00 and 16:00 JST (outside 12/29–1/3),
-    /// otherwise the next such weekday at 10:00 JST.
-    pub fn office_hours() -> Self {
+    /// Real speed from the instant `start` chooses for the current real time (both in unix
+    /// ms), read once; not shifted when it chooses the current time itself. The demo starts
+    /// at the next weekday office hours (`kiosk_devkit::clock::office_hours_at`).
+    pub fn starting_with(start: impl FnOnce(i64) -> i64) -> Self {
         let real = SystemClock.now_ms();
         OffsetClock {
-            offset_ms: office_hours_at(real) - real,
+            offset_ms: start(real) - real,
         }
     }
 
@@ -76,33 +77,6 @@ impl Clock for OffsetClock {
     fn now_ms(&self) -> i64 {
         SystemClock.now_ms() + self.offset_ms
     }
-}
-
-/// The first instant at or after `now_ms` that is within weekday office hours in JST.
-pub fn office_hours_at(now_ms: i64) -> i64 {
-    const HOUR: i64 = 3_600_000;
-    const DAY: i64 = 24 * HOUR;
-    let jst = now_ms + 9 * HOUR;
-    let day_start = jst.div_euclid(DAY) * DAY;
-    let in_hours = |day: i64, ms_of_day: i64| {
-        let date = time::OffsetDateTime::from_unix_timestamp(day / 1000)
-            .map(|t| t.date())
-            .ok();
-        let Some(date) = date else { return false };
-        let weekday = date.weekday().number_days_from_monday() < 5;
-        let holiday = matches!((date.month() as u8, date.day()), (12, 29..=31) | (1, 1..=3));
-        weekday && !holiday && (9 * HOUR..16 * HOUR).contains(&ms_of_day)
-    };
-    if in_hours(day_start, jst - day_start) {
-        return now_ms;
-    }
-    // The first 10:00 JST, today or later, on a day with office hours (two weeks always
-    // contain one: the longest closure is 12/29 to 1/3 plus a weekend).
-    (0..14)
-        .map(|n| day_start + n * DAY)
-        .find(|&day| day + 10 * HOUR >= jst && in_hours(day, 10 * HOUR))
-        .map(|day| day + 10 * HOUR - 9 * HOUR)
-        .unwrap_or(now_ms)
 }
 
 /// The deployment clock as rustls's time source, so the handshake judges client
@@ -128,18 +102,6 @@ impl rustls::time_provider::TimeProvider for TlsTime {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn office_hours_start_on_the_next_weekday_morning() {
-        // 2026-11-26 (Thu) 00:00 JST → 10:00 JST the same day.
-        assert_eq!(office_hours_at(1_795_532_400_000), 1_795_568_400_000);
-        // Within hours: unchanged.
-        assert_eq!(office_hours_at(1_795_485_600_000), 1_795_485_600_000);
-        // Saturday 2026-11-28 night → Monday 10:00 JST.
-        assert_eq!(office_hours_at(1_795_834_800_000), 1_796_000_400_000);
-        // 2026-12-29 → 2027-01-04 (Mon) 10:00 JST.
-        assert_eq!(office_hours_at(1_798_592_400_000), 1_799_024_400_000);
-    }
 
     #[test]
     fn calendar_time_and_tls_time_are_the_clock_instant() {

@@ -50,7 +50,7 @@ pub struct RemoteIssuer {
     pub endpoint: String,
     /// The name in the issuer's server certificate; default: the endpoint's host.
     pub server_name: Option<String>,
-    /// The municipality's card bindings (JSON Lines from `issuer generate --bindings-out`),
+    /// The municipality's card bindings (JSON Lines, e.g. `kiosk-devkit generate --bindings-out`),
     /// imported on every start so the gateway knows whose cards route here.
     pub bindings: PathBuf,
     /// The municipality's name as kiosks and verifiers show it.
@@ -566,9 +566,10 @@ impl Config {
 
     /// The card CRL file.
     pub fn card_crl_file(&self) -> PathBuf {
-        self.card_crl_file
-            .clone()
-            .unwrap_or_else(|| self.pki_dir().join(card::testpki::files::JPKI_AUTH_CRL_DER))
+        self.card_crl_file.clone().unwrap_or_else(|| {
+            self.pki_dir()
+                .join(kiosk_devkit::testpki::files::JPKI_AUTH_CRL_DER)
+        })
     }
 
     /// The rehearsal clock's start in unix ms, if one is configured.

@@ -19,7 +19,8 @@ use std::time::Duration;
 use anyhow::Context;
 use card::jpki::JpkiCard;
 use card::pin::Pin;
-use card::softcard::{SoftCard, SoftTransport};
+use kiosk_devkit::clock::office_hours_at;
+use kiosk_devkit::softcard::{SoftCard, SoftTransport};
 use kiosk_proto::v1 as pb;
 use kiosk_terminal::client::{Terminal, TerminalError, TerminalTls, connect};
 use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
@@ -28,7 +29,7 @@ use crate::config::Config;
 use crate::provision::{self, Embedded};
 use crate::route::IssuerDirectory;
 
-pub use crate::clock::{OffsetClock, office_hours_at};
+pub use crate::clock::OffsetClock;
 
 struct Demo {
     embedded: Embedded,
@@ -177,7 +178,7 @@ pub async fn run(out: &Path, residents: u32) -> anyhow::Result<String> {
         ..Config::default()
     };
     let started = std::time::Instant::now();
-    let clock = Arc::new(OffsetClock::office_hours());
+    let clock = Arc::new(OffsetClock::starting_with(office_hours_at));
     let embedded = provision::prepare(&config, clock.as_ref()).await?;
     let prepared_in = started.elapsed();
 

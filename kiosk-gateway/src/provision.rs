@@ -4,7 +4,7 @@
 //!
 //! Everything is created on first start under the data directory and reused after, so
 //! `serve` twice is the same deployment. Nothing here is for production: the PKI and card
-//! keys are TEST ONLY (see `card::testpki`).
+//! keys are TEST ONLY (see `kiosk_devkit::testpki`).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -14,14 +14,14 @@ use std::time::Duration;
 use anyhow::Context;
 use audit::checkpoint::CheckpointSigner;
 use audit::event::{Actor, Event, Ident, Pseudonymizer, UnixMillis};
-use card::testpki::{DevPki, files};
 use issuer::Issuer;
 use issuer::bindings::CardBinding;
 use issuer::document::render::Renderer;
 use issuer::document::sign::DocumentSigner;
-use issuer::generator::{GeneratorConfig, generate};
 use issuer::register::Register;
 use issuer::service::IssuerGrpc;
+use kiosk_devkit::generator::{GeneratorConfig, generate};
+use kiosk_devkit::testpki::{DevPki, files};
 use kiosk_document::qr::TrustedKeys;
 use ring::rand::{SecureRandom, SystemRandom};
 use rustls_pki_types::CertificateRevocationListDer;
@@ -209,7 +209,7 @@ pub async fn prepare(config: &Config, clock: &dyn Clock) -> anyhow::Result<Embed
     let register = Register::open(&config.register_url())
         .await
         .map_err(|e| anyhow::anyhow!("register database: {e}"))?;
-    let card_issuer = issuer::cards::card_issuer_name(&pki)?;
+    let card_issuer = kiosk_devkit::cards::card_issuer_name(&pki)?;
     let cards_dir = data_dir.join("cards");
     let mut cards = Vec::new();
     let mut examples: HashMap<String, Vec<String>> = HashMap::new();
@@ -233,7 +233,7 @@ pub async fn prepare(config: &Config, clock: &dyn Clock) -> anyhow::Result<Embed
                 .await
                 .map_err(|e| anyhow::anyhow!("synthetic register: {e}"))?;
             let mut bindings = issuer::bindings::read_jsonl(out.as_slice())?;
-            issuer::cards::mint_cards(&pki, &cards_dir, &mut bindings)?;
+            kiosk_devkit::cards::mint_cards(&pki, &cards_dir, &mut bindings)?;
             let mut text = Vec::new();
             for b in &bindings {
                 issuer::bindings::write_row(&mut text, b)?;
@@ -283,7 +283,7 @@ pub async fn prepare(config: &Config, clock: &dyn Clock) -> anyhow::Result<Embed
         .begin_write()
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-    for terminal in card::testpki::DevPkiSpec::fixture().terminals {
+    for terminal in kiosk_devkit::testpki::DevPkiSpec::fixture().terminals {
         // Registered once: a restart must not undo an operator's suspension or retirement
         // (`kiosk-gateway admin terminal`).
         let known = store::terminal_status(&mut tx, &terminal.id())

@@ -19,8 +19,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use card::softcard::SoftCard;
 use common::{Process, gateway_command, login, office_hours_start, rfc3339};
+use kiosk_devkit::softcard::SoftCard;
 use kiosk_proto::v1 as pb;
 use kiosk_terminal::client::{Terminal, TerminalTls};
 use kiosk_tests::{Db, PgDatabase, TERMINAL_1, TERMINAL_2, fee, item};

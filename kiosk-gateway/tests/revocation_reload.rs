@@ -11,9 +11,9 @@ mod common;
 
 use std::path::Path;
 
-use card::softcard::SoftCard;
-use card::testpki::{DevPki, files};
 use common::{Process, gateway_command, login, office_hours_start, rfc3339};
+use kiosk_devkit::softcard::SoftCard;
+use kiosk_devkit::testpki::{DevPki, files};
 use kiosk_gateway::provision::dev_crl;
 use kiosk_terminal::client::{Terminal, TerminalTls};
 use kiosk_tests::{TERMINAL_1, TERMINAL_2};

@@ -1,5 +1,6 @@
 //! The two-process topology through the real binaries: `issuer serve` runs one
-//! municipality's issuer as its own process with its own register (SQLite or PostgreSQL),
+//! municipality's issuer as its own process with its own register (SQLite or PostgreSQL,
+//! written by `kiosk-devkit generate`),
 //! and `kiosk-gateway serve` routes that municipality to it over mutual TLS
 //! (`[[remote_issuers]]`) while serving another municipality in process. A terminal issues
 //! from both, a verifier checks the remote municipality's document, a certificate that is not
@@ -15,7 +16,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use card::softcard::SoftCard;
+use kiosk_devkit::softcard::SoftCard;
 use kiosk_proto::reasons;
 use kiosk_proto::v1 as pb;
 use kiosk_terminal::client::{Terminal, TerminalTls};
@@ -26,22 +27,33 @@ use common::{Process, gateway_command, login, office_hours_rfc3339};
 const REMOTE: &str = "271004";
 const LOCAL: &str = "131016";
 
-/// The `issuer` binary. Cargo hands an integration test the binaries of its own package
-/// only; `issuer` is built into the same directory by any workspace test run (the issuer's
-/// own integration tests need it), which is how scripts/test.sh runs this.
-fn issuer_binary() -> PathBuf {
+/// A binary of another package of the workspace. Cargo hands an integration test the binaries
+/// of its own package only; `issuer` and `kiosk-devkit` are built into the same directory by
+/// any workspace test run (their packages' own integration tests need them), which is how
+/// scripts/test.sh runs this.
+fn workspace_binary(package: &str, name: &str) -> PathBuf {
     let gateway = Path::new(env!("CARGO_BIN_EXE_kiosk-gateway"));
-    let issuer = gateway.with_file_name(format!("issuer{}", std::env::consts::EXE_SUFFIX));
+    let binary = gateway.with_file_name(format!("{name}{}", std::env::consts::EXE_SUFFIX));
     assert!(
-        issuer.exists(),
+        binary.exists(),
         "{} is missing: run the workspace tests (bash scripts/test.sh) or \
-         `cargo build -p issuer --bin issuer` first",
-        issuer.display()
+         `cargo build -p {package} --bin {name}` first",
+        binary.display()
     );
-    issuer
+    binary
 }
 
-/// The resident refs `issuer generate` printed as examples of blocking cases.
+/// The `issuer` binary (`issuer serve`).
+fn issuer_binary() -> PathBuf {
+    workspace_binary("issuer", "issuer")
+}
+
+/// The `kiosk-devkit` binary (`kiosk-devkit generate`, TEST ONLY).
+fn devkit_binary() -> PathBuf {
+    workspace_binary("kiosk-devkit", "kiosk-devkit")
+}
+
+/// The resident refs `kiosk-devkit generate` printed as examples of blocking cases.
 fn example_refs(stdout: &str) -> Vec<String> {
     stdout
         .lines()
@@ -123,7 +135,7 @@ async fn remote_issuer_through_the_binaries(register_url: &str) {
     let cards = root.join("remote-cards");
 
     // The remote municipality's register, bindings and cards, as its operator would make them.
-    let generated = tokio::process::Command::new(issuer_binary())
+    let generated = tokio::process::Command::new(devkit_binary())
         .args(["generate", "--seed", "11", "--residents", "40"])
         .args([
             "--municipality",

@@ -17,8 +17,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use card::pin::Pin;
-use card::softcard::{SoftCard, SoftTransport};
 use clap::{Parser, Subcommand};
+use kiosk_devkit::softcard::{SoftCard, SoftTransport};
 use kiosk_proto::v1 as pb;
 
 use crate::client::{Issued, Terminal, TerminalError, TerminalTls, connect};
@@ -138,7 +138,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             for card in cards {
                 let opened = terminal.open_session().await?;
                 let proof = crate::login::sign_login(
-                    card::softcard::SoftTransport::new(card.card.clone()),
+                    kiosk_devkit::softcard::SoftTransport::new(card.card.clone()),
                     &card.pin,
                     &opened.challenge,
                     &opened.auth_context_bytes,

@@ -13,8 +13,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use card::pin::Pin;
-use card::softcard::{SoftCard, SoftTransport};
 use hdrhistogram::Histogram;
+use kiosk_devkit::softcard::{SoftCard, SoftTransport};
 use kiosk_proto::v1 as pb;
 use tokio::sync::Mutex;
 

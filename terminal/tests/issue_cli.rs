@@ -15,8 +15,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
-use card::softcard::CardFile;
-use issuer::cards::TEST_CARD_PIN;
+use kiosk_devkit::cards::TEST_CARD_PIN;
+use kiosk_devkit::softcard::CardFile;
 use kiosk_document::ResidentRef;
 use kiosk_gateway::store::{self, IssuanceState};
 use kiosk_proto::v1 as pb;
@@ -353,8 +353,9 @@ async fn a_wrong_pin_shows_the_tries_left_and_issues_nothing() {
 }
 
 /// The same person at a kiosk with a real card reader: the card sits in a PC/SC reader served
-/// by a private pcscd with the vpcd driver and `card-emulator` (card::testing::PcscStack), and
-/// the terminal reaches it only through libpcsclite. A wrong PIN first, then the right one.
+/// by a private pcscd with the vpcd driver and `card-emulator`
+/// (`kiosk_devkit::testing::PcscStack`), and the terminal reaches it only through libpcsclite.
+/// A wrong PIN first, then the right one.
 #[cfg(feature = "pcsc")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_card_in_a_pcsc_reader_signs_the_login() {
@@ -362,18 +363,18 @@ async fn a_card_in_a_pcsc_reader_signs_the_login() {
     let resident = app.examples("Family")[0].clone();
     let card = app.embedded.card_of(&resident).unwrap().card_file.clone();
     let out = app.dir.path().join("printed");
-    // The card package's emulator, built into the same directory by any workspace test run
-    // (the card's own PC/SC tests need it); cargo names only this package's binaries.
+    // kiosk-devkit's emulator, built into the same directory by any workspace test run
+    // (kiosk-devkit's own PC/SC tests need it); cargo names only this package's binaries.
     let emulator = Path::new(env!("CARGO_BIN_EXE_kiosk-terminal"))
         .with_file_name(format!("card-emulator{}", std::env::consts::EXE_SUFFIX));
     assert!(
         emulator.exists(),
         "{} is missing: run the workspace tests (bash scripts/test.sh) or \
-         `cargo build -p card --bin card-emulator` first",
+         `cargo build -p kiosk-devkit --bin card-emulator` first",
         emulator.display()
     );
     let (stack, inserted) = tokio::task::spawn_blocking(move || {
-        let stack = card::testing::PcscStack::start().unwrap();
+        let stack = kiosk_devkit::testing::PcscStack::start().unwrap();
         let inserted = stack.insert_card(&emulator, &card, 0).unwrap();
         (stack, inserted)
     })

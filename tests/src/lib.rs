@@ -11,9 +11,9 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use card::pin::Pin;
-use card::softcard::{SoftCard, SoftTransport};
+use kiosk_devkit::clock::office_hours_at;
+use kiosk_devkit::softcard::{SoftCard, SoftTransport};
 use kiosk_gateway::config::Config;
-use kiosk_gateway::demo::office_hours_at;
 use kiosk_gateway::flow::{Clock, Flow, SystemClock};
 use kiosk_gateway::provision::{self, Embedded};
 use kiosk_gateway::route::IssuerDirectory;

@@ -12,7 +12,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use card::softcard::CardFile;
+use kiosk_devkit::softcard::CardFile;
 use kiosk_tests::{Db, TERMINAL_1, sign, spawn_app};
 
 fn pem_der(pem: &str) -> Vec<u8> {

@@ -151,7 +151,8 @@ on_both_databases!(card_failures_each_get_their_reason, |db| async move {
     let pki = app.pki_dir();
 
     // A revoked card (fixture serial 3 is on the CRL).
-    let revoked = card::softcard::SoftCard::load(&pki.join("cards/revoked-0003.toml")).unwrap();
+    let revoked =
+        kiosk_devkit::softcard::SoftCard::load(&pki.join("cards/revoked-0003.toml")).unwrap();
     let opened = terminal.open_session().await.unwrap();
     let proof = sign(revoked, &opened).unwrap();
     let error = terminal
@@ -161,7 +162,8 @@ on_both_databases!(card_failures_each_get_their_reason, |db| async move {
     assert_eq!(reason(&error), "CARD_REVOKED");
 
     // A valid card that is bound to no resident.
-    let unbound = card::softcard::SoftCard::load(&pki.join("cards/resident-0001.toml")).unwrap();
+    let unbound =
+        kiosk_devkit::softcard::SoftCard::load(&pki.join("cards/resident-0001.toml")).unwrap();
     let opened = terminal.open_session().await.unwrap();
     let proof = sign(unbound, &opened).unwrap();
     let error = terminal
@@ -171,7 +173,7 @@ on_both_databases!(card_failures_each_get_their_reason, |db| async move {
     assert_eq!(reason(&error), "CARD_UNKNOWN");
 
     // A 住基カード never reaches the gateway: the terminal refuses it on the card.
-    let juki = card::softcard::SoftCard::load(&pki.join("cards/juki-0004.toml")).unwrap();
+    let juki = kiosk_devkit::softcard::SoftCard::load(&pki.join("cards/juki-0004.toml")).unwrap();
     let opened = terminal.open_session().await.unwrap();
     assert_eq!(
         reason(&sign(juki, &opened).unwrap_err()),

@@ -360,7 +360,7 @@ on_both_databases!(
     |db| async move {
         let app = spawn_app(db).await;
         let registered = events(&app, EventType::TerminalChanged).await;
-        let expected: Vec<String> = card::testpki::DevPkiSpec::fixture()
+        let expected: Vec<String> = kiosk_devkit::testpki::DevPkiSpec::fixture()
             .terminals
             .iter()
             .map(|t| t.id())

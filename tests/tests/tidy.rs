@@ -1,7 +1,8 @@
 //! Conventions of the workspace, checked as tests so they do not depend on memory:
 //! every crate forbids `unsafe`, every source file opens with a module doc, no test is
 //! ignored or expects a panic, no stub macros in non-test code, the crypto stack stays
-//! ring-only in every manifest, and each concept of the shared vocabulary has one type.
+//! ring-only in every manifest, each concept of the shared vocabulary has one type, and
+//! production crates do not reach the test and demo fixtures of kiosk-devkit.
 //! Issue 11's size and layering rules too: outside devkit/, tests and fuzzing, no function
 //! over 100 lines, no file over 1,000 lines before its tests, no module cycle in any crate
 //! (the scanners are in `tidy/scan.rs`, with tests of their own at the end of this file).
@@ -25,10 +26,12 @@ fn workspace_root() -> PathBuf {
 
 const CRATES: &[&str] = &[
     "proto",
+    "db",
     "document",
     "card",
     "issuer",
     "audit",
+    "devkit",
     "kiosk-gateway",
     "terminal",
     "tests",
@@ -297,15 +300,6 @@ const EXEMPT_DURING_RELAYERING: &[&str] = &[
     "kiosk-gateway/src/cli.rs",
     "kiosk-gateway/src/config.rs",
     "kiosk-gateway/src/revocation.rs",
-    "issuer/src/generator/",
-    "issuer/src/cards.rs",
-    "issuer/src/bin/issuer.rs",
-    "card/src/testpki.rs",
-    "card/src/testpki/",
-    "card/src/softcard.rs",
-    "card/src/vpcd.rs",
-    "card/src/testing.rs",
-    "card/src/bin/",
 ];
 
 fn exempt(relative: &str) -> bool {
@@ -698,4 +692,251 @@ fn a_two_module_cycle_is_found_and_a_child_using_its_parent_is_not() {
         scan::target_module(&path("a::inline::X"), &layered.keys().cloned().collect()),
         path("a")
     );
+}
+
+/// The packages a manifest depends on outside its tests: every dependency declared in a
+/// `[dependencies]` or `[build-dependencies]` table, also per target
+/// (`[target.'cfg(..)'.dependencies]`) and in the one-table-per-dependency form
+/// (`[dependencies.name]`), by package name (`alias = { package = "name" }` counts as
+/// `name`). `[dev-dependencies]` do not count. Comments do not count.
+fn production_dependencies(manifest: &str) -> Vec<String> {
+    /// Whether a table header (without brackets) is a table of production dependencies:
+    /// `dependencies`, `build-dependencies`, or either under `target.<spec>.`.
+    fn dependency_table(header: &str) -> bool {
+        let table = match header.strip_prefix("target.") {
+            Some(rest) => rest.rsplit('.').next().unwrap_or(""),
+            None => header,
+        };
+        matches!(table, "dependencies" | "build-dependencies")
+    }
+    fn unquote(key: &str) -> String {
+        key.trim().trim_matches('"').trim_matches('\'').to_owned()
+    }
+    /// The string value of `package = "name"` in an inline table or a value, if any.
+    fn package_of(value: &str) -> Option<String> {
+        let (_, rest) = value.split_once("package")?;
+        let rest = rest.trim_start().strip_prefix('=')?.trim_start();
+        let rest = rest.strip_prefix('"')?;
+        rest.split_once('"').map(|(name, _)| name.to_owned())
+    }
+    let mut found = Vec::new();
+    // None: another table; Some(None): a dependency table; Some(Some(i)): the table of the
+    // one dependency `found[i]` (`[dependencies.name]`).
+    let mut table: Option<Option<usize>> = None;
+    for line in manifest.lines() {
+        let line = line.split('#').next().unwrap_or("").trim();
+        if line.is_empty() {
+            continue;
+        }
+        if let Some(header) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            let header = header.trim();
+            table = if dependency_table(header) {
+                Some(None)
+            } else if let Some((_, name)) = header
+                .rsplit_once('.')
+                .filter(|(parent, _)| dependency_table(parent))
+            {
+                found.push(unquote(name));
+                Some(Some(found.len() - 1))
+            } else {
+                None
+            };
+            continue;
+        }
+        let Some((key, value)) = line.split_once('=') else {
+            continue;
+        };
+        match table {
+            Some(None) => {
+                let name = unquote(key.split('.').next().unwrap_or(""));
+                found.push(package_of(value).unwrap_or(name));
+            }
+            // `package = "name"` inside `[dependencies.alias]`: the package is `name`.
+            Some(Some(i)) if key.trim() == "package" => {
+                if let Some(package) = package_of(line) {
+                    found[i] = package;
+                }
+            }
+            _ => {}
+        }
+    }
+    found
+}
+
+/// The crates production runs (libraries and their binaries) must not reach the fixtures.
+const PRODUCTION_CRATES: &[&str] = &["card", "issuer", "document", "audit", "db", "proto"];
+
+/// Issue 11: the test PKI, the software card, the synthetic register and the rest of the test
+/// and demo fixtures live in kiosk-devkit; no production crate depends on it outside its tests.
+#[test]
+fn production_crates_do_not_depend_on_the_fixtures() {
+    let mut found = Vec::new();
+    for krate in PRODUCTION_CRATES {
+        let manifest = workspace_root().join(krate).join("Cargo.toml");
+        let text = std::fs::read_to_string(&manifest).unwrap();
+        let dependencies = production_dependencies(&text);
+        // A manifest the parser reads nothing from would pass for the wrong reason.
+        assert!(
+            !dependencies.is_empty(),
+            "no dependencies found in {}",
+            manifest.display()
+        );
+        if dependencies.iter().any(|d| d == "kiosk-devkit") {
+            found.push(manifest.display().to_string());
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "production crates depending on kiosk-devkit (make it a dev-dependency):\n{}",
+        found.join("\n")
+    );
+}
+
+#[test]
+fn the_dependency_parser_sees_every_form() {
+    let devkit = ["kiosk", "-devkit"].concat();
+    for (manifest, declared) in [
+        (format!("[dependencies]\n{devkit}.workspace = true\n"), true),
+        (
+            format!("[dependencies]\n{devkit} = {{ path = \"../devkit\" }}\n"),
+            true,
+        ),
+        (format!("[dependencies]\n\"{devkit}\" = \"0.1\"\n"), true),
+        (
+            format!("[dependencies.{devkit}]\npath = \"../devkit\"\n"),
+            true,
+        ),
+        (
+            format!("[target.'cfg(unix)'.dependencies]\n{devkit} = \"0.1\"\n"),
+            true,
+        ),
+        (
+            format!("[build-dependencies]\n{devkit}.workspace = true\n"),
+            true,
+        ),
+        (
+            format!("[dependencies]\nfixtures = {{ package = \"{devkit}\", path = \"x\" }}\n"),
+            true,
+        ),
+        (
+            format!(
+                "[dependencies]\nring.workspace = true\n\n[dev-dependencies]\n{devkit}.workspace = true\n"
+            ),
+            false,
+        ),
+        (
+            format!("[dependencies.fixtures]\npackage = \"{devkit}\"\npath = \"x\"\n"),
+            true,
+        ),
+        (
+            format!("[dev-dependencies.{devkit}]\npath = \"../devkit\"\n"),
+            false,
+        ),
+        (
+            format!("[dependencies]\n# {devkit}.workspace = true\n"),
+            false,
+        ),
+        (format!("[dependencies]\n{devkit}-extra = \"1\"\n"), false),
+        (
+            format!("[features]\nfixtures = [\"{devkit}/pcsc\"]\n"),
+            false,
+        ),
+    ] {
+        assert_eq!(
+            production_dependencies(&manifest).contains(&devkit),
+            declared,
+            "{manifest}"
+        );
+    }
+}
+
+/// Where code may name the test PKI: the fixtures themselves, the end-to-end tests,
+/// the reference terminal, the gateway's embedded default and demo, and the fuzz targets;
+/// besides, anything in a `tests`, `benches` or `examples` directory, and what follows a
+/// `#[cfg(test)]` line. Paths are relative to the workspace root.
+const MAY_NAME_THE_TEST_PKI: &[&str] = &[
+    "devkit/",
+    "tests/",
+    "terminal/",
+    "kiosk-gateway/src/provision.rs",
+    "kiosk-gateway/src/demo.rs",
+    "fuzz/",
+    // Until the gateway's embedded default goes behind its `embedded` feature (issue 11, in
+    // progress on another branch): the development client CRLs and the default card CRL path.
+    "kiosk-gateway/src/revocation.rs",
+    "kiosk-gateway/src/config.rs",
+];
+
+/// Whether `path` (relative to the workspace root, `/`-separated) may mention the test PKI.
+fn may_name_the_test_pki(path: &str) -> bool {
+    MAY_NAME_THE_TEST_PKI.iter().any(|p| path.starts_with(p))
+        || path
+            .split('/')
+            .any(|dir| matches!(dir, "tests" | "benches" | "examples"))
+}
+
+/// The part of a source file that is not test code: everything before its first
+/// `#[cfg(test)]` line (test modules come last in this workspace's files).
+fn outside_tests(text: &str) -> &str {
+    let marker = ["#[cfg(", "test)]"].concat();
+    let mut start = 0;
+    for line in text.split_inclusive('\n') {
+        if line.trim_start().starts_with(&marker) {
+            return &text[..start];
+        }
+        start += line.len();
+    }
+    text
+}
+
+/// Issue 11: production code does not reach the test PKI (kiosk-devkit's `testpki`).
+#[test]
+fn production_code_does_not_name_the_test_pki() {
+    let root = workspace_root();
+    let mut files = Vec::new();
+    all_rust_files(&root, &mut files);
+    assert!(files.len() > 100, "found only {} files", files.len());
+    // Built from pieces so this file does not match itself.
+    let needle = ["test", "pki"].concat();
+    let mut found = Vec::new();
+    for file in files {
+        let relative = file.strip_prefix(&root).unwrap();
+        let relative = relative.to_string_lossy().replace('\\', "/");
+        if may_name_the_test_pki(&relative) {
+            continue;
+        }
+        let text = std::fs::read_to_string(&file).unwrap();
+        if outside_tests(&text).contains(&needle) {
+            found.push(relative);
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "production code naming the test PKI (a fixture of kiosk-devkit):\n{}",
+        found.join("\n")
+    );
+}
+
+#[test]
+fn the_test_pki_finder_sees_what_it_must() {
+    let needle = ["test", "pki"].concat();
+    assert!(!may_name_the_test_pki("issuer/src/serve.rs"));
+    assert!(!may_name_the_test_pki("card/src/lib.rs"));
+    assert!(!may_name_the_test_pki("kiosk-gateway/src/cli.rs"));
+    assert!(may_name_the_test_pki("issuer/tests/common/mod.rs"));
+    assert!(may_name_the_test_pki(
+        "issuer/src/document/tests/pdf_signature.rs"
+    ));
+    assert!(may_name_the_test_pki("kiosk-gateway/src/provision.rs"));
+    assert!(may_name_the_test_pki("devkit/src/testpki.rs"));
+    let production = format!("use kiosk_devkit::{needle}::DevPki;\nfn f() {{}}\n");
+    assert!(outside_tests(&production).contains(&needle));
+    let in_tests =
+        format!("fn f() {{}}\n\n#[cfg(test)]\nmod tests {{\n    use kiosk_devkit::{needle};\n}}\n");
+    assert!(!outside_tests(&in_tests).contains(&needle));
+    assert_eq!(outside_tests("#[cfg(test)]\nmod tests {}\n"), "");
+    let windows = format!("fn f() {{}}\r\n  #[cfg(test)]\r\nmod tests {{ use {needle}; }}\r\n");
+    assert_eq!(outside_tests(&windows), "fn f() {}\r\n");
+    let attribute_elsewhere = format!("#[cfg(not(test))]\nuse kiosk_devkit::{needle};\n");
+    assert!(outside_tests(&attribute_elsewhere).contains(&needle));
 }

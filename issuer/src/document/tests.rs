@@ -17,7 +17,7 @@ use crate::document::sign::DocumentSigner;
 mod pdf_signature;
 
 fn pki() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../card/testdata/pki")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../devkit/testdata/pki")
 }
 
 fn signer() -> DocumentSigner {

@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use issuer::document::render::Renderer;
 use issuer::document::sign::DocumentSigner;
-use issuer::generator::{GenerationReport, GeneratorConfig, generate};
 use issuer::{Issuer, Register};
+use kiosk_devkit::generator::{GenerationReport, GeneratorConfig, generate};
 use kiosk_document::MunicipalityCode;
 use ring::rand::SecureRandom;
 use sqlx::{Connection, Executor};
@@ -91,7 +91,7 @@ impl TestDb {
 
 /// The renderer of the test municipality, signing with the committed test PKI.
 pub fn renderer() -> Arc<Renderer> {
-    let pki = concat!(env!("CARGO_MANIFEST_DIR"), "/../card/testdata/pki");
+    let pki = concat!(env!("CARGO_MANIFEST_DIR"), "/../devkit/testdata/pki");
     let key = std::fs::read_to_string(format!("{pki}/municipality-{CODE}.key.pem")).unwrap();
     let cert = std::fs::read_to_string(format!("{pki}/municipality-{CODE}.crt.pem")).unwrap();
     let ca = std::fs::read_to_string(format!("{pki}/municipality-ca.crt.pem")).unwrap();

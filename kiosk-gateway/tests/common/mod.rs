@@ -8,7 +8,7 @@
 
 use std::path::PathBuf;
 
-use card::softcard::SoftCard;
+use kiosk_devkit::softcard::SoftCard;
 use kiosk_proto::v1 as pb;
 use kiosk_terminal::client::Terminal;
 use std::process::Stdio;
@@ -128,7 +128,7 @@ impl Process {
 /// every certificate type is then within its service window. Fixtures a test writes for the
 /// gateway (CRLs) are dated relative to it, since the gateway judges everything by that clock.
 pub fn office_hours_start() -> time::OffsetDateTime {
-    let start = kiosk_gateway::clock::office_hours_at(
+    let start = kiosk_devkit::clock::office_hours_at(
         time::OffsetDateTime::now_utc().unix_timestamp() * 1000,
     );
     time::OffsetDateTime::from_unix_timestamp(start / 1000).unwrap()

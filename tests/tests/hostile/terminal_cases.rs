@@ -420,7 +420,7 @@ fn login_cases(app: &kiosk_tests::TestApp) -> Vec<Case> {
             AUTHENTICATE,
             Caller::T1,
             msg(move |c| {
-                let card = card::softcard::SoftCard::load(&file).expect("card file");
+                let card = kiosk_devkit::softcard::SoftCard::load(&file).expect("card file");
                 let proof = kiosk_tests::sign(card, c.fresh()).expect("signed");
                 pb::AuthenticateRequest {
                     session_id: c.fresh().session_id.clone(),
@@ -457,7 +457,8 @@ fn login_cases(app: &kiosk_tests::TestApp) -> Vec<Case> {
                 let mut elsewhere = c.fresh().clone();
                 elsewhere.auth_context_bytes =
                     b"kiosk.v1/auth-context\ngw-dev-01\nseven/131016-0042/k1\ns-other".to_vec();
-                let card = card::softcard::SoftCard::load(&other_session).expect("card file");
+                let card =
+                    kiosk_devkit::softcard::SoftCard::load(&other_session).expect("card file");
                 let proof = kiosk_tests::sign(card, &elsewhere).expect("signed");
                 pb::AuthenticateRequest {
                     session_id: c.fresh().session_id.clone(),

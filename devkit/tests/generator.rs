@@ -9,7 +9,7 @@ mod common;
 use common::{AS_OF, CODE, TestDb};
 use issuer::Register;
 use issuer::bindings;
-use issuer::generator::{Case, GeneratorConfig, generate};
+use kiosk_devkit::generator::{Case, GeneratorConfig, generate};
 use sqlx::Row;
 
 /// A digest of every row of the register's data tables, in a fixed order.
@@ -43,7 +43,7 @@ async fn run(
     db: &TestDb,
     seed: u64,
     residents: u64,
-) -> (String, Vec<u8>, issuer::generator::GenerationReport) {
+) -> (String, Vec<u8>, kiosk_devkit::generator::GenerationReport) {
     let register = Register::open(&db.url).await.unwrap();
     let cfg = GeneratorConfig::new(seed, residents, CODE, "千代田区", AS_OF);
     let mut out = Vec::new();

@@ -1,6 +1,6 @@
 //! `card-emulator --vpcd HOST:PORT --card FILE`: puts the software JPKI card described by
 //! FILE behind pcscd's vpcd virtual reader. Exits 0 on SIGINT/SIGTERM, 64 on bad arguments,
-//! 1 on a card-file error. The work is in `card::vpcd`.
+//! 1 on a card-file error. The work is in `kiosk_devkit::vpcd`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -47,7 +47,8 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     }
-    let result = card::vpcd::Emulator::new(&cli.vpcd, &cli.card).and_then(|mut e| e.run(&stop));
+    let result =
+        kiosk_devkit::vpcd::Emulator::new(&cli.vpcd, &cli.card).and_then(|mut e| e.run(&stop));
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

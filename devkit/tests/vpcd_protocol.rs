@@ -10,8 +10,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use card::softcard::ATR;
-use card::vpcd::Emulator;
+use kiosk_devkit::softcard::ATR;
+use kiosk_devkit::vpcd::Emulator;
 
 fn frame(payload: &[u8]) -> Vec<u8> {
     let mut out = (payload.len() as u16).to_be_bytes().to_vec();
@@ -79,7 +79,7 @@ fn framing_control_codes_reconnect_and_stop() {
     assert_eq!(read_frame(&mut s), ATR);
     assert_eq!(sw(&read_frame(&mut s)), [0x63, 0xC2]);
     // The counter was written back to the card file.
-    let saved = card::CardFile::load(&card).unwrap();
+    let saved = kiosk_devkit::softcard::CardFile::load(&card).unwrap();
     assert_eq!(saved.auth.unwrap().tries_left, 2);
     // Verify, then reset: the security state is gone.
     s.write_all(&frame(&[

@@ -1,4 +1,4 @@
-//! The committed test PKI (card/testdata/pki) is valid and is exactly what the generator
+//! The committed test PKI (devkit/testdata/pki) is valid and is exactly what the generator
 //! describes; a freshly generated one passes the same checks; minted cards chain and sign;
 //! no two cards of a PKI share a key, however many processes mint them (issue 10); private
 //! files are their owner's alone; the card key cache fills once under concurrent use.
@@ -8,12 +8,12 @@
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
-use card::softcard::{CardFile, CardKind, SoftCard, SoftTransport};
-use card::testpki::{
+use card::{JpkiCard, Pin, login};
+use kiosk_devkit::softcard::{CardFile, CardKind, SoftCard, SoftTransport};
+use kiosk_devkit::testpki::{
     CertDescription, DevPki, DevPkiSpec, Eku, KEY_CACHE_ENV, KeyCache, KeyUse, Name, PkiError,
     TerminalName, files,
 };
-use card::{JpkiCard, Pin, login};
 use rustls_pki_types::{CertificateDer, UnixTime};
 use x509_parser::prelude::*;
 
@@ -412,7 +412,7 @@ fn card_files_in(dirs: &[PathBuf]) -> Vec<PathBuf> {
 
 #[test]
 fn cards_minted_by_several_processes_of_one_deployment_never_share_a_key() {
-    // The gateway and `issuer generate` mint under one PKI in separate processes: two
+    // The gateway and `kiosk-devkit generate` mint under one PKI in separate processes: two
     // `card-testpki mint` runs at once, and this process in between, stand for them.
     let dir = tempfile::tempdir().unwrap();
     let pki = DevPki::generate(
@@ -545,7 +545,7 @@ fn the_key_cache_fills_once_under_concurrent_use() {
         .map(|e| e.unwrap().file_name().into_string().unwrap())
         .collect();
     let mut expected: BTreeSet<String> = (0..5).map(|i| format!("card-rsa-{i}.pem")).collect();
-    expected.insert(card::testpki::GENERATE_LOCK.to_owned());
+    expected.insert(kiosk_devkit::testpki::GENERATE_LOCK.to_owned());
     assert_eq!(names, expected);
     for i in 0..5u64 {
         assert_eq!(

@@ -5,9 +5,10 @@
 use ab_glyph::{Font, FontRef, PxScale, point};
 use image::{ImageBuffer, ImageFormat, Rgba};
 
-use crate::error::IssuerError;
+use issuer::error::IssuerError;
 
-const FONT: &[u8] = include_bytes!("../../fonts/ipaexm.ttf");
+/// The issuer's bundled IPAex Mincho (IPA Font License v1.0, see `issuer/fonts/`).
+const FONT: &[u8] = issuer::document::font::IPAEX_MINCHO;
 const SIZE: u32 = 128;
 const RED: [u8; 3] = [200, 30, 30];
 

@@ -17,8 +17,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::pcsc::PcscContext;
-use crate::transport::TransportError;
+use card::pcsc::PcscContext;
+use card::transport::TransportError;
 
 /// The lock file that serialises users of the host's single pcscd.
 pub const LOCK_PATH: &str = "/tmp/kiosk-card-pcscd.lock";

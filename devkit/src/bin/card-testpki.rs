@@ -1,12 +1,12 @@
 //! TEST ONLY: writes the test PKI (`card-testpki generate DIR`, `--fixture` for the committed
-//! set in card/testdata/pki) or mints resident card files under an existing one
+//! set in devkit/testdata/pki) or mints resident card files under an existing one
 //! (`card-testpki mint --pki DIR --out DIR --count N`).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use card::testpki::{DevPki, DevPkiSpec};
 use clap::{Parser, Subcommand};
+use kiosk_devkit::testpki::{DevPki, DevPkiSpec};
 
 #[derive(Parser)]
 #[command(about = "TEST ONLY: generate the test PKI and software card files")]

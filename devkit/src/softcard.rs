@@ -30,9 +30,9 @@ use rsa::pkcs8::DecodePrivateKey;
 use rsa::traits::PublicKeyParts;
 use serde::{Deserialize, Serialize};
 
-use crate::apdu::{Command, Response, StatusWord};
-use crate::jpki::{JPKI_AID, ef};
-use crate::transport::{Transport, TransportError};
+use card::apdu::{Command, Response, StatusWord};
+use card::jpki::{JPKI_AID, ef};
+use card::transport::{Transport, TransportError};
 
 /// The ATR the emulated card presents: the one entry in OpenSC's jpki ATR table, so OpenSC
 /// binds its jpki driver (card-profile.md 3.3). T=1, no historical bytes.
@@ -240,7 +240,7 @@ impl SoftCard {
         for (side, desc, max, cert_ef, ca_ef) in sides {
             let Some(desc) = desc else { continue };
             let pin_ok = match side {
-                Side::Auth => crate::pin::Pin::parse(&desc.pin).is_ok(),
+                Side::Auth => card::pin::Pin::parse(&desc.pin).is_ok(),
                 Side::Sign => {
                     (6..=16).contains(&desc.pin.len())
                         && desc

@@ -1,13 +1,14 @@
-//! Measures what other crates lean on: minting card files (the issuer's synthetic generator),
+//! Measures what other crates lean on: minting card files (the synthetic register generator),
 //! loading a software card, and one in-process login (VERIFY + READ cert + sign, the terminal
 //! load generator's per-session card cost).
 //!
-//! `cargo run --release -p card --example measure`
+//! `cargo run --release -p kiosk-devkit --example measure`
 
 use std::time::Instant;
 
-use card::testpki::{DevPki, DevPkiSpec};
-use card::{JpkiCard, Pin, SoftCard, SoftTransport, login};
+use card::{JpkiCard, Pin, login};
+use kiosk_devkit::softcard::{SoftCard, SoftTransport};
+use kiosk_devkit::testpki::{DevPki, DevPkiSpec};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dir = std::env::temp_dir().join(format!("card-measure-{}", std::process::id()));

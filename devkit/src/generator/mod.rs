@@ -23,10 +23,10 @@ use kiosk_document::{CertificateType, MunicipalityCode, ResidentRef};
 use sqlx::AnyConnection;
 use time::{Date, Duration as Days};
 
-use crate::bindings::CardBinding;
-use crate::calendar::{format_date, newest_tax_fiscal_year};
-use crate::error::IssuerError;
-use crate::register::{Municipality, Register, ServiceWindow, write};
+use issuer::bindings::CardBinding;
+use issuer::calendar::{format_date, newest_tax_fiscal_year};
+use issuer::error::IssuerError;
+use issuer::register::{Municipality, Register, ServiceWindow, write};
 
 /// The blocking and special cases the generator plants. `examples` in the report lists, per
 /// case, residents to use as the requester that meets it.
@@ -122,7 +122,7 @@ impl GeneratorConfig {
                 tax_years_offered: 3,
             },
             as_of,
-            card_issuer: crate::bindings::DEFAULT_CARD_ISSUER.to_owned(),
+            card_issuer: issuer::bindings::DEFAULT_CARD_ISSUER.to_owned(),
             batch_residents: 20_000,
         }
     }
@@ -567,7 +567,7 @@ impl Person {
     }
 
     fn age(&self, on: Date) -> i32 {
-        crate::calendar::age_on(self.birth, on) as i32
+        issuer::calendar::age_on(self.birth, on) as i32
     }
 }
 
@@ -1360,7 +1360,7 @@ pub async fn configure_municipality(
     m: &Municipality,
 ) -> Result<(), IssuerError> {
     let mut conn = register.pool().acquire().await?;
-    let mut tx = crate::register::begin_plain(&mut conn).await?;
+    let mut tx = issuer::register::begin_plain(&mut conn).await?;
     write::upsert_municipality(&mut tx, m).await?;
     let since = Date::from_calendar_date(2020, time::Month::April, 1)
         .map_err(|_| IssuerError::Corrupt { what: "fee date" })?;
@@ -1394,7 +1394,7 @@ pub async fn configure_municipality(
 }
 
 /// Generates a register into `register` and writes the card bindings as CSV to `bindings`
-/// (see [`crate::bindings`]). `progress` counts residents.
+/// (see [`issuer::bindings`]). `progress` counts residents.
 pub async fn generate(
     register: &Register,
     cfg: &GeneratorConfig,
@@ -1416,22 +1416,22 @@ pub async fn generate(
         number_counter: 0,
         seal_counter: 0,
         card_counter: 0,
-        now_ms: crate::calendar::unix_ms(
+        now_ms: issuer::calendar::unix_ms(
             cfg.as_of
                 .with_hms(0, 0, 0)
                 .map_err(|_| IssuerError::Corrupt { what: "as_of" })?
-                .assume_offset(crate::calendar::JST),
+                .assume_offset(issuer::calendar::JST),
         ),
         bindings: Vec::new(),
     };
-    crate::bindings::write_header(bindings)?;
+    issuer::bindings::write_header(bindings)?;
     progress.set_length(cfg.residents);
     let (max_params, anonymous) = match register.backend() {
-        crate::register::Backend::Sqlite => (MAX_PARAMS_SQLITE, true),
-        crate::register::Backend::Postgres => (MAX_PARAMS_POSTGRES, false),
+        issuer::register::Backend::Sqlite => (MAX_PARAMS_SQLITE, true),
+        issuer::register::Backend::Postgres => (MAX_PARAMS_POSTGRES, false),
     };
     let mut conn = register.pool().acquire().await?;
-    if register.backend() == crate::register::Backend::Sqlite {
+    if register.backend() == issuer::register::Backend::Sqlite {
         // A generated register is rebuilt, not recovered, if the machine dies mid-way: skip
         // the fsyncs of WAL checkpoints while loading, and restore them before returning.
         sqlx::Executor::execute(&mut *conn, "PRAGMA synchronous = OFF").await?;
@@ -1457,15 +1457,15 @@ pub async fn generate(
             let budget = cfg.residents - g.report.residents;
             g.household(case, budget)?;
         }
-        let mut tx = crate::register::begin_plain(&mut conn).await?;
+        let mut tx = issuer::register::begin_plain(&mut conn).await?;
         g.report.rows += g.tables.flush(&mut tx, max_params, anonymous).await?;
         tx.commit().await?;
         for b in g.bindings.drain(..) {
-            crate::bindings::write_row(bindings, &b)?;
+            issuer::bindings::write_row(bindings, &b)?;
         }
         progress.set_position(g.report.residents);
     }
-    if register.backend() == crate::register::Backend::Sqlite {
+    if register.backend() == issuer::register::Backend::Sqlite {
         sqlx::Executor::execute(&mut *conn, "PRAGMA synchronous = NORMAL").await?;
         sqlx::Executor::execute(&mut *conn, "PRAGMA cache_size = -2000").await?;
     }

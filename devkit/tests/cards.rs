@@ -5,16 +5,16 @@
 #![allow(clippy::unwrap_used)]
 
 use issuer::bindings::{CardBinding, serial_hex};
-use issuer::cards::{card_issuer_name, mint_cards};
+use kiosk_devkit::cards::{card_issuer_name, mint_cards};
 
 #[test]
 fn minted_card_matches_its_binding() {
     // A PKI of its own: minting advances the PKI's card key counter, which must not happen
     // to the committed fixture set.
     let dir = tempfile::tempdir().unwrap();
-    let pki = card::testpki::DevPki::generate(
+    let pki = kiosk_devkit::testpki::DevPki::generate(
         &dir.path().join("pki"),
-        &card::testpki::DevPkiSpec::development(time::OffsetDateTime::now_utc()),
+        &kiosk_devkit::testpki::DevPkiSpec::development(time::OffsetDateTime::now_utc()),
     )
     .unwrap();
     let issuer_name = card_issuer_name(&pki).unwrap();
@@ -26,7 +26,7 @@ fn minted_card_matches_its_binding() {
     assert_eq!(mint_cards(&pki, out.path(), &mut bindings).unwrap(), 2);
     for b in &bindings {
         let file = out.path().join(b.card_file.as_ref().unwrap());
-        let card = card::CardFile::load(&file).unwrap();
+        let card = kiosk_devkit::CardFile::load(&file).unwrap();
         let pem = card.auth.unwrap().certificate.unwrap();
         let (_, pem) = x509_parser::pem::parse_x509_pem(pem.as_bytes()).unwrap();
         let (_, cert) = x509_parser::parse_x509_certificate(&pem.contents).unwrap();

@@ -1,7 +1,7 @@
 //! The JPKI client and OpenSC against the software card through the real PC/SC stack:
 //! our own pcscd (private reader config on a free loopback port), vsmartcard's vpcd driver,
 //! and the `card-emulator` binary. Needs pcscd, vsmartcard-vpcd and opensc installed
-//! (scripts/install-deps.sh); run with `cargo test -p card --features pcsc`.
+//! (scripts/install-deps.sh); run with `cargo test -p kiosk-devkit --features pcsc`.
 // Helpers outside #[test] functions panic on purpose: a panic is a failed assertion.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 #![cfg(feature = "pcsc")]
@@ -12,10 +12,10 @@ use std::process::Command;
 use card::apdu::{Command as Apdu, StatusWord};
 use card::jpki::{JpkiCard, JpkiError};
 use card::pcsc::PcscContext;
-use card::softcard::CardFile;
-use card::testing::{EmulatorProcess, PcscStack};
 use card::transport::{TransportError, exchange};
 use card::{Pin, login};
+use kiosk_devkit::softcard::CardFile;
+use kiosk_devkit::testing::{EmulatorProcess, PcscStack};
 use rustls_pki_types::{CertificateDer, UnixTime};
 
 const EMULATOR: &str = env!("CARGO_BIN_EXE_card-emulator");
@@ -89,7 +89,7 @@ fn login_through_pcscd_wrong_pin_then_right_pin_and_sign() {
     let (_dir, file) = card_copy("resident-0001");
     let _emulator = insert(&stack, &file);
     let transport = connect(&stack);
-    assert_eq!(transport.atr().unwrap(), card::softcard::ATR);
+    assert_eq!(transport.atr().unwrap(), kiosk_devkit::softcard::ATR);
     let mut card = JpkiCard::open(transport).unwrap();
     let cert = card.read_auth_certificate().unwrap();
     let on_file = CardFile::load(&file).unwrap();
@@ -221,10 +221,11 @@ fn removed_card_and_stopped_service_are_typed_errors() {
     assert_eq!(card.read_auth_certificate(), Err(JpkiError::CardRemoved));
     let ctx = PcscContext::establish().unwrap();
     // pcscd notices the removal on its next presence poll.
-    let gone = card::testing::poll_until(std::time::Duration::from_secs(10), "removal", || {
-        Ok(ctx.connect(&stack.reader(0)).err())
-    })
-    .unwrap();
+    let gone =
+        kiosk_devkit::testing::poll_until(std::time::Duration::from_secs(10), "removal", || {
+            Ok(ctx.connect(&stack.reader(0)).err())
+        })
+        .unwrap();
     assert_eq!(gone, TransportError::NoCard);
     assert_eq!(
         ctx.wait_for_card(

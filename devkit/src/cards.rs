@@ -1,13 +1,13 @@
-//! Resident card files for the generated register, minted with the card crate's test PKI
-//! (`card::testpki`). TEST ONLY: the keys are test keys from a per-user cache, but each card
-//! of a PKI has its own (issue 10).
+//! Resident card files for the generated register, minted with the test PKI
+//! ([`crate::testpki`]) for the issuer's card bindings. TEST ONLY: the keys are test keys from
+//! a per-user cache, but each card of a PKI has its own (issue 10).
 
 use std::path::Path;
 
-use card::testpki::{DevPki, files};
+use issuer::bindings::CardBinding;
+use issuer::error::IssuerError;
 
-use crate::bindings::CardBinding;
-use crate::error::IssuerError;
+use crate::testpki::{DevPki, PkiError, files};
 
 /// The PIN of every generated card.
 pub const TEST_CARD_PIN: &str = "1234";
@@ -17,7 +17,7 @@ pub const TEST_CARD_PIN: &str = "1234";
 pub enum CardsError {
     /// The test PKI failed.
     #[error("test PKI: {0}")]
-    Pki(#[from] card::testpki::PkiError),
+    Pki(#[from] PkiError),
     /// The CA certificate could not be read.
     #[error("cannot parse the card CA certificate")]
     CaCertificate,
@@ -37,11 +37,9 @@ impl From<CardsError> for IssuerError {
 /// The issuer name card certificates of `pki` carry, as the gateway reads it (x509-parser's
 /// RFC 4514 text of the user-authentication CA's subject).
 pub fn card_issuer_name(pki: &DevPki) -> Result<String, CardsError> {
-    let pem = std::fs::read(pki.cert_path(files::JPKI_AUTH_CA)).map_err(|source| {
-        card::testpki::PkiError::Io {
-            path: pki.cert_path(files::JPKI_AUTH_CA),
-            source,
-        }
+    let pem = std::fs::read(pki.cert_path(files::JPKI_AUTH_CA)).map_err(|source| PkiError::Io {
+        path: pki.cert_path(files::JPKI_AUTH_CA),
+        source,
     })?;
     let (_, pem) = x509_parser::pem::parse_x509_pem(&pem).map_err(|_| CardsError::CaCertificate)?;
     let (_, cert) = x509_parser::parse_x509_certificate(&pem.contents)

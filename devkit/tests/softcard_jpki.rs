@@ -6,9 +6,9 @@
 
 use card::apdu::{Command, Response, StatusWord};
 use card::jpki::{JpkiCard, JpkiError};
-use card::softcard::{CardFile, SoftCard, SoftTransport};
 use card::transport::{Transport, TransportError};
 use card::{Pin, login};
+use kiosk_devkit::softcard::{CardFile, SoftCard, SoftTransport};
 
 fn fixture(name: &str) -> CardFile {
     CardFile::load(
