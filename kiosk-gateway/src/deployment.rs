@@ -54,6 +54,11 @@ pub async fn prepare(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<P
         .iter()
         .map(|r| (r.municipality.clone(), r.name.clone().unwrap_or_default()))
         .collect();
+    if config.database_url.is_none() {
+        // The default database is a SQLite file in the data directory.
+        std::fs::create_dir_all(&config.data_dir)
+            .with_context(|| format!("creating {}", config.data_dir.display()))?;
+    }
     let store = Store::open(&config.database_url())
         .await
         .map_err(|e| anyhow::anyhow!("gateway database: {e}"))?;
