@@ -40,3 +40,4 @@ pub mod shed;
 pub mod store;
 pub mod tls;
 pub mod trust;
+pub mod validate;
