@@ -156,6 +156,49 @@ async fn open_session(addr: &str, pki: &Path, stem: &str) -> Result<String, Stri
     }
 }
 
+/// The auditor's checkpoint verifies under the key of the configured seed, and a verifier
+/// without a client certificate is answered.
+async fn auditor_and_verifier_are_answered(addr: &str, pki_dir: &Path, root: &Path) {
+    // The auditor's checkpoint is signed with the key of the configured seed.
+    let mut auditor = pb::audit_service_client::AuditServiceClient::new(
+        channel(addr, pki_dir, Some("auditor")).await,
+    );
+    let note = auditor
+        .get_checkpoint(pb::GetCheckpointRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .signed_note;
+    let seed: [u8; 32] = std::fs::read(root.join("keys/checkpoint.seed"))
+        .unwrap()
+        .try_into()
+        .unwrap();
+    let signer =
+        audit::checkpoint::CheckpointSigner::from_seed(&format!("{GATEWAY_ID}/audit"), &seed)
+            .unwrap();
+    let signed = signer.verifier().verify(&note).unwrap();
+    assert!(
+        signed.checkpoint().size() >= 2,
+        "STARTED and the registration"
+    );
+
+    // A verifier without a client certificate is answered.
+    let mut verifier =
+        pb::verify_service_client::VerifyServiceClient::new(channel(addr, pki_dir, None).await);
+    let refused = verifier
+        .verify_document(pb::VerifyDocumentRequest {
+            document: Some(pb::verify_document_request::Document::Pdf(
+                b"%PDF-1.7 not a kiosk document".to_vec(),
+            )),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        kiosk_proto::reasons::reason_of(&refused).map(|r| r.name),
+        Some("DOCUMENT_UNREADABLE")
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn production_serve_starts_with_configured_files_and_writes_none() {
     let dir = tempfile::tempdir().unwrap();
@@ -213,44 +256,7 @@ async fn production_serve_starts_with_configured_files_and_writes_none() {
     assert!(listed.contains("seven/131016-0042/k1"), "{listed}");
     assert!(!listed.contains("k2"), "{listed}");
 
-    // The auditor's checkpoint is signed with the key of the configured seed.
-    let mut auditor = pb::audit_service_client::AuditServiceClient::new(
-        channel(&addr, &pki_dir, Some("auditor")).await,
-    );
-    let note = auditor
-        .get_checkpoint(pb::GetCheckpointRequest {})
-        .await
-        .unwrap()
-        .into_inner()
-        .signed_note;
-    let seed: [u8; 32] = std::fs::read(root.join("keys/checkpoint.seed"))
-        .unwrap()
-        .try_into()
-        .unwrap();
-    let signer =
-        audit::checkpoint::CheckpointSigner::from_seed(&format!("{GATEWAY_ID}/audit"), &seed)
-            .unwrap();
-    let signed = signer.verifier().verify(&note).unwrap();
-    assert!(
-        signed.checkpoint().size() >= 2,
-        "STARTED and the registration"
-    );
-
-    // A verifier without a client certificate is answered.
-    let mut verifier =
-        pb::verify_service_client::VerifyServiceClient::new(channel(&addr, &pki_dir, None).await);
-    let refused = verifier
-        .verify_document(pb::VerifyDocumentRequest {
-            document: Some(pb::verify_document_request::Document::Pdf(
-                b"%PDF-1.7 not a kiosk document".to_vec(),
-            )),
-        })
-        .await
-        .unwrap_err();
-    assert_eq!(
-        kiosk_proto::reasons::reason_of(&refused).map(|r| r.name),
-        Some("DOCUMENT_UNREADABLE")
-    );
+    auditor_and_verifier_are_answered(&addr, &pki_dir, &root).await;
     gateway.terminate().await;
 
     // Nothing it trusts or signs with was created or changed: the only new files are the
