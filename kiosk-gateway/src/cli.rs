@@ -28,7 +28,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve terminals, auditors and verifiers: with the certificates and keys of the
-    /// configuration's [trust] and [keys]; in a build with the `embedded` feature and without
+    /// configuration's `[trust]` and `[keys]`; in a build with the `embedded` feature and without
     /// those sections, the embedded development deployment under .kiosk-data/ (SQLite, a
     /// development PKI, a synthetic register; TEST ONLY).
     Serve {
@@ -83,7 +83,7 @@ pub enum TerminalCommand {
     /// Every registered terminal: id, chain, store, status.
     List,
     /// Register a terminal (active): the id its certificate's SAN URI carries,
-    /// urn:kiosk:terminal:<chain>/<store>/<terminal>.
+    /// `urn:kiosk:terminal:<chain>/<store>/<terminal>`.
     Register(TerminalChange),
     /// Refuse the terminal's sessions (TERMINAL_SUSPENDED) until resumed.
     Suspend(TerminalChange),
