@@ -1,5 +1,5 @@
-//! Operator commands over the gateway's database: list terminals; suspend, resume and retire
-//! one; turn the kill switch on or off, for every municipality or for one.
+//! Operator commands over the gateway's database: list terminals; register, suspend, resume
+//! and retire one; turn the kill switch on or off, for every municipality or for one.
 //!
 //! These are what `kiosk-gateway admin …` runs (the CLI in `cli.rs` only parses and prints),
 //! as library functions so tests call them directly. The running gateway reads terminal
@@ -181,6 +181,56 @@ pub async fn open_store(url: &str) -> Result<Store, AdminError> {
 pub async fn terminals(store: &Store) -> Result<Vec<TerminalRow>, AdminError> {
     let mut conn = store.pool().acquire().await?;
     Ok(store::list_terminals(&mut conn).await?)
+}
+
+/// Registers `terminal_id` as active, with its `TERMINAL_CHANGED` event at `now`: how a
+/// production gateway learns its terminals (the embedded deployment registers the development
+/// PKI's itself). A registered terminal is left as it is (`Unchanged`); a retired id is never
+/// registered again.
+pub async fn register_terminal(
+    store: &Store,
+    terminal_id: &str,
+    by: &Attribution,
+    now: UnixMillis,
+) -> Result<Change, AdminError> {
+    let terminal = TerminalIdentity::parse(terminal_id)
+        .ok_or_else(|| AdminError::MalformedTerminal(terminal_id.to_owned()))?;
+    let id = terminal.id();
+    let event = Event::terminal_changed(
+        now,
+        by.operator.clone(),
+        ident(&id)?,
+        ident(terminal.store())?,
+        ident(terminal.chain())?,
+    )
+    .with_fact(Fact::Resolution(by.reason.clone()));
+    let mut tx = store.begin_write().await?;
+    // The event first, as in `change_terminal`: the append serialises this check and write
+    // with every other gateway write.
+    let appended = audit::store::append(&mut tx, &event).await?;
+    let verdict = match store::terminal_status(&mut tx, &id).await? {
+        None => Ok(Change::Applied {
+            event_index: appended.index,
+        }),
+        Some(TerminalStatus::Retired) => Err(AdminError::Retired(id.clone())),
+        Some(_) => Ok(Change::Unchanged),
+    };
+    if !matches!(verdict, Ok(Change::Applied { .. })) {
+        tx.rollback().await?;
+        return verdict;
+    }
+    store::upsert_terminal(
+        &mut tx,
+        &id,
+        terminal.chain(),
+        terminal.store(),
+        TerminalStatus::Active,
+        now.0,
+    )
+    .await?;
+    tx.commit().await?;
+    tracing::info!(terminal = %id, operator = %by.operator, "terminal registered");
+    verdict
 }
 
 /// Suspends, resumes or retires `terminal_id`, with its `TERMINAL_CHANGED` event at `now`.

@@ -1,5 +1,9 @@
-//! The command line: `serve`, `demo`, and operator commands. `main.rs` only parses and calls
-//! into here, so every path is testable as a library function.
+//! The command line: `serve`, `demo` (feature `embedded`), and operator commands. `main.rs`
+//! only parses and calls into here, so every path is testable as a library function.
+//!
+//! `serve` runs the production deployment (`crate::deployment`) when the configuration has
+//! `[trust]` or `[keys]`, and always in a build without the `embedded` feature; otherwise the
+//! embedded development deployment (`crate::provision`).
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -9,6 +13,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::admin::{self, AdminError, Attribution, Change, TerminalAction};
 use crate::config::{Config, ProcessEnvironment};
+use crate::trust::Refused;
 
 /// The certificate-issuance gateway for convenience-store kiosks.
 #[derive(Debug, Parser)]
@@ -22,8 +27,10 @@ pub struct Cli {
 /// What to do.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Serve terminals, auditors and verifiers. With no configuration: the embedded default
-    /// under .kiosk-data/ (SQLite, a development PKI, a synthetic register).
+    /// Serve terminals, auditors and verifiers: with the certificates and keys of the
+    /// configuration's `[trust]` and `[keys]`; in a build with the `embedded` feature and without
+    /// those sections, the embedded development deployment under .kiosk-data/ (SQLite, a
+    /// development PKI, a synthetic register; TEST ONLY).
     Serve {
         /// A TOML configuration file; `KIOSK_*` variables override it.
         #[arg(long, env = "KIOSK_CONFIG")]
@@ -31,6 +38,7 @@ pub enum Command {
     },
     /// Run the whole system once in this process and print a report: a gateway and an issuer
     /// on loopback with real TLS, the reference terminal with software cards.
+    #[cfg(feature = "embedded")]
     Demo {
         /// Where the issued PDFs go.
         #[arg(long, default_value = "demo-out")]
@@ -55,7 +63,7 @@ pub enum Command {
 /// Operator commands.
 #[derive(Debug, Subcommand)]
 pub enum AdminCommand {
-    /// List, suspend, resume or retire store terminals.
+    /// List, register, suspend, resume or retire store terminals.
     Terminal {
         /// The command.
         #[command(subcommand)]
@@ -74,6 +82,9 @@ pub enum AdminCommand {
 pub enum TerminalCommand {
     /// Every registered terminal: id, chain, store, status.
     List,
+    /// Register a terminal (active): the id its certificate's SAN URI carries,
+    /// `urn:kiosk:terminal:<chain>/<store>/<terminal>`.
+    Register(TerminalChange),
     /// Refuse the terminal's sessions (TERMINAL_SUSPENDED) until resumed.
     Suspend(TerminalChange),
     /// Accept the terminal's sessions again.
@@ -131,23 +142,9 @@ pub const EXIT_CONFIG: u8 = 64;
 /// Runs the parsed command line; returns the process exit code.
 pub async fn run(cli: Cli) -> u8 {
     match cli.command {
-        Command::Serve { config } => {
-            let config = match Config::load(config.as_deref(), &ProcessEnvironment) {
-                Ok(config) => config,
-                Err(error) => {
-                    eprintln!("kiosk-gateway: {error}");
-                    return EXIT_CONFIG;
-                }
-            };
-            match serve(config).await {
-                Ok(()) => 0,
-                Err(error) => {
-                    eprintln!("kiosk-gateway: {error:#}");
-                    1
-                }
-            }
-        }
+        Command::Serve { config } => serve_command(config).await,
         Command::Admin { config, command } => admin(config, command).await,
+        #[cfg(feature = "embedded")]
         Command::Demo { out, residents } => match crate::demo::run(&out, residents).await {
             Ok(report) => {
                 println!("{report}");
@@ -158,6 +155,29 @@ pub async fn run(cli: Cli) -> u8 {
                 1
             }
         },
+    }
+}
+
+/// `serve`: 64 when the configuration or its trust and key files are refused (before
+/// anything binds), 1 when serving fails.
+async fn serve_command(config: Option<PathBuf>) -> u8 {
+    let config = match Config::load(config.as_deref(), &ProcessEnvironment) {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("kiosk-gateway: {error}");
+            return EXIT_CONFIG;
+        }
+    };
+    match serve(config).await {
+        Ok(()) => 0,
+        Err(error) if error.downcast_ref::<Refused>().is_some() => {
+            eprintln!("kiosk-gateway: {error}");
+            EXIT_CONFIG
+        }
+        Err(error) => {
+            eprintln!("kiosk-gateway: {error:#}");
+            1
+        }
     }
 }
 
@@ -183,74 +203,102 @@ async fn admin(config: Option<PathBuf>, command: AdminCommand) -> u8 {
 
 /// Runs one operator command; returns what to print.
 async fn run_admin(config: &Config, command: AdminCommand) -> Result<String, AdminError> {
-    // The attribution is checked before the database is opened: bad input touches nothing.
-    let attribution = |by: &ChangedBy| Attribution::parse(&by.operator, &by.reason);
-    // The deployment's clock, as `serve` builds it from the same configuration.
-    let now = || -> Result<UnixMillis, AdminError> {
-        let clock = config
-            .clock()
-            .map_err(|e| AdminError::Audit(format!("rehearsal_clock_start: {e}")))?;
-        Ok(clock.now())
-    };
     match command {
-        AdminCommand::Terminal { command } => {
-            let (change, action) = match command {
-                TerminalCommand::List => {
-                    let store = admin::open_store(&config.database_url()).await?;
-                    return Ok(terminal_table(&admin::terminals(&store).await?));
-                }
-                TerminalCommand::Suspend(change) => (change, TerminalAction::Suspend),
-                TerminalCommand::Resume(change) => (change, TerminalAction::Resume),
-                TerminalCommand::Retire(change) => (change, TerminalAction::Retire),
-            };
-            let by = attribution(&change.by)?;
-            let store = admin::open_store(&config.database_url()).await?;
-            let id = &change.terminal_id;
-            let status = action.target().as_str();
-            Ok(
-                match admin::change_terminal(&store, id, action, &by, now()?).await? {
-                    Change::Applied { event_index } => {
-                        format!("terminal {id}: {status} (audit event {event_index})\n")
-                    }
-                    Change::Unchanged => {
-                        format!("terminal {id} is already {status}: nothing written\n")
-                    }
-                },
-            )
-        }
-        AdminCommand::KillSwitch { command } => {
-            let (change, on) = match command {
-                KillSwitchCommand::Status => {
-                    let store = admin::open_store(&config.database_url()).await?;
-                    let codes: Vec<String> = config
-                        .all_municipalities()
-                        .into_iter()
-                        .map(|(code, _)| code)
-                        .collect();
-                    let status = admin::kill_switch_status(&store, &codes).await?;
-                    return Ok(status.to_string());
-                }
-                KillSwitchCommand::On(change) => (change, true),
-                KillSwitchCommand::Off(change) => (change, false),
-            };
-            let by = attribution(&change.by)?;
-            let store = admin::open_store(&config.database_url()).await?;
-            let scope = match &change.municipality {
-                Some(code) => format!("kill switch of municipality {code}"),
-                None => "global kill switch".to_owned(),
-            };
-            let state = if on { "on" } else { "off" };
-            let municipality = change.municipality.as_deref();
-            Ok(
-                match admin::set_kill_switch(&store, municipality, on, &by, now()?).await? {
-                    Change::Applied { event_index } => {
-                        format!("{scope}: {state} (audit event {event_index})\n")
-                    }
-                    Change::Unchanged => format!("{scope} is already {state}: nothing written\n"),
-                },
-            )
-        }
+        AdminCommand::Terminal { command } => terminal_command(config, command).await,
+        AdminCommand::KillSwitch { command } => kill_switch_command(config, command).await,
     }
+}
+
+/// Who makes a change and why, checked before the database is opened: bad input touches
+/// nothing.
+fn attribution(by: &ChangedBy) -> Result<Attribution, AdminError> {
+    Attribution::parse(&by.operator, &by.reason)
+}
+
+/// Now by the deployment's clock, as `serve` builds it from the same configuration.
+fn now(config: &Config) -> Result<UnixMillis, AdminError> {
+    let clock = config
+        .clock()
+        .map_err(|e| AdminError::Audit(format!("rehearsal_clock_start: {e}")))?;
+    Ok(clock.now())
+}
+
+/// `admin terminal …`.
+async fn terminal_command(config: &Config, command: TerminalCommand) -> Result<String, AdminError> {
+    let (change, action) = match command {
+        TerminalCommand::List => {
+            let store = admin::open_store(&config.database_url()).await?;
+            return Ok(terminal_table(&admin::terminals(&store).await?));
+        }
+        TerminalCommand::Register(change) => return register(config, &change).await,
+        TerminalCommand::Suspend(change) => (change, TerminalAction::Suspend),
+        TerminalCommand::Resume(change) => (change, TerminalAction::Resume),
+        TerminalCommand::Retire(change) => (change, TerminalAction::Retire),
+    };
+    let by = attribution(&change.by)?;
+    let store = admin::open_store(&config.database_url()).await?;
+    let id = &change.terminal_id;
+    let status = action.target().as_str();
+    Ok(
+        match admin::change_terminal(&store, id, action, &by, now(config)?).await? {
+            Change::Applied { event_index } => {
+                format!("terminal {id}: {status} (audit event {event_index})\n")
+            }
+            Change::Unchanged => format!("terminal {id} is already {status}: nothing written\n"),
+        },
+    )
+}
+
+/// `admin terminal register`.
+async fn register(config: &Config, change: &TerminalChange) -> Result<String, AdminError> {
+    let by = attribution(&change.by)?;
+    let store = admin::open_store(&config.database_url()).await?;
+    let id = &change.terminal_id;
+    Ok(
+        match admin::register_terminal(&store, id, &by, now(config)?).await? {
+            Change::Applied { event_index } => {
+                format!("terminal {id}: registered, active (audit event {event_index})\n")
+            }
+            Change::Unchanged => format!("terminal {id} is already registered: nothing written\n"),
+        },
+    )
+}
+
+/// `admin kill-switch …`.
+async fn kill_switch_command(
+    config: &Config,
+    command: KillSwitchCommand,
+) -> Result<String, AdminError> {
+    let (change, on) = match command {
+        KillSwitchCommand::Status => {
+            let store = admin::open_store(&config.database_url()).await?;
+            let codes: Vec<String> = config
+                .all_municipalities()
+                .into_iter()
+                .map(|(code, _)| code)
+                .collect();
+            let status = admin::kill_switch_status(&store, &codes).await?;
+            return Ok(status.to_string());
+        }
+        KillSwitchCommand::On(change) => (change, true),
+        KillSwitchCommand::Off(change) => (change, false),
+    };
+    let by = attribution(&change.by)?;
+    let store = admin::open_store(&config.database_url()).await?;
+    let scope = match &change.municipality {
+        Some(code) => format!("kill switch of municipality {code}"),
+        None => "global kill switch".to_owned(),
+    };
+    let state = if on { "on" } else { "off" };
+    let municipality = change.municipality.as_deref();
+    Ok(
+        match admin::set_kill_switch(&store, municipality, on, &by, now(config)?).await? {
+            Change::Applied { event_index } => {
+                format!("{scope}: {state} (audit event {event_index})\n")
+            }
+            Change::Unchanged => format!("{scope} is already {state}: nothing written\n"),
+        },
+    )
 }
 
 /// Terminals as aligned columns with a header line.
@@ -283,6 +331,13 @@ fn terminal_table(rows: &[crate::store::TerminalRow]) -> String {
     out
 }
 
+/// A deployment ready to start, with what to print about it once it listens.
+struct Prepared {
+    store: crate::store::Store,
+    parts: crate::server::ServerParts,
+    summary: Vec<String>,
+}
+
 async fn serve(config: Config) -> anyhow::Result<()> {
     // Every connection is a descriptor: the soft limit (often 1,024) goes up to the hard one
     // before the connection cap is derived from it.
@@ -290,23 +345,28 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         Ok(soft) => tracing::info!(soft, "RLIMIT_NOFILE"),
         Err(error) => tracing::warn!(%error, "RLIMIT_NOFILE not raised"),
     }
-    println!(
-        "preparing the deployment under {}",
-        config.data_dir.display()
-    );
     let clock = config.clock()?;
     if let Some(start) = config.rehearsal_clock_start()? {
         println!("WARNING: rehearsal clock from {start} ms: not for production");
     }
-    let embedded = crate::provision::prepare(&config, clock.as_ref()).await?;
-    let directory = embedded.issuer_directory(&config)?;
-    let mut parts = embedded.server_parts(&config, clock.clone(), directory)?;
+    #[cfg(feature = "embedded")]
+    let prepared = if config.production() {
+        prepare_production(&config, clock.clone()).await?
+    } else {
+        prepare_embedded(&config, clock.clone()).await?
+    };
+    #[cfg(not(feature = "embedded"))]
+    let prepared = prepare_production(&config, clock.clone()).await?;
+    let Prepared {
+        store,
+        mut parts,
+        summary,
+    } = prepared;
     parts.revocation_refresh = Some(Duration::from_secs(config.crl_refresh_secs));
-    crate::provision::record_start(&embedded.store, clock.as_ref()).await?;
+    crate::deployment::record_start(&store, clock.as_ref()).await?;
     let server = crate::server::start(parts, config.listen).await?;
     println!("kiosk-gateway listening on https://{}", server.local_addr());
     println!("  gateway database: {}", config.database_url());
-    println!("  register:         {}", config.register_url());
     for remote in &config.remote_issuers {
         println!(
             "  issuer of {}:   {} (separate process, mutual TLS)",
@@ -319,26 +379,9 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         config.max_anonymous_connections,
         config.max_anonymous_connections_per_ip
     );
-    println!("  PKI (TEST ONLY):  {}", config.pki_dir().display());
-    println!(
-        "  resident cards:   {}",
-        config.data_dir.join("cards").display()
-    );
-    println!(
-        "  terminals:        seven/131016-0042/k1, seven/131016-0042/k2, lawson/271004-0007/k1"
-    );
-    if config.client_crl_files.is_empty() {
-        println!("  client CRLs:      minted from the development PKI (TEST ONLY)");
-    } else {
-        for file in &config.client_crl_files {
-            println!("  client CRL:       {}", file.display());
-        }
+    for line in summary {
+        println!("  {line}");
     }
-    println!(
-        "  card CRL:         {} (re-read every {} s and on SIGHUP)",
-        config.card_crl_file().display(),
-        config.crl_refresh_secs
-    );
     shutdown_signal().await;
     println!("draining");
     server
@@ -348,6 +391,75 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         )
         .await;
     Ok(())
+}
+
+/// The production deployment: the configured files, remote issuers only.
+async fn prepare_production(
+    config: &Config,
+    clock: std::sync::Arc<dyn crate::clock::Clock>,
+) -> anyhow::Result<Prepared> {
+    println!("preparing the production deployment ([trust], [keys])");
+    let production = crate::deployment::prepare(config, clock).await?;
+    let files = &production.files;
+    let mut summary = vec![format!(
+        "server certificate: {}",
+        files.server_cert.display()
+    )];
+    for file in &files.client_crls {
+        summary.push(format!("client CRL:       {}", file.display()));
+    }
+    summary.push(format!(
+        "card CRL:         {} (re-read every {} s and on SIGHUP)",
+        files.card_crl.display(),
+        config.crl_refresh_secs
+    ));
+    summary.push("terminals:        as registered (kiosk-gateway admin terminal)".to_owned());
+    Ok(Prepared {
+        store: production.store,
+        parts: production.parts,
+        summary,
+    })
+}
+
+/// The embedded development deployment, created on first start under the data directory.
+#[cfg(feature = "embedded")]
+async fn prepare_embedded(
+    config: &Config,
+    clock: std::sync::Arc<dyn crate::clock::Clock>,
+) -> anyhow::Result<Prepared> {
+    println!(
+        "preparing the deployment under {}",
+        config.data_dir.display()
+    );
+    let embedded = crate::provision::prepare(config, clock.as_ref()).await?;
+    let directory = embedded.issuer_directory(config)?;
+    let parts = embedded.server_parts(config, clock, directory)?;
+    let mut summary = vec![
+        format!("register:         {}", config.register_url()),
+        format!("PKI (TEST ONLY):  {}", config.pki_dir().display()),
+        format!(
+            "resident cards:   {}",
+            config.data_dir.join("cards").display()
+        ),
+        "terminals:        seven/131016-0042/k1, seven/131016-0042/k2, lawson/271004-0007/k1"
+            .to_owned(),
+    ];
+    if config.client_crl_files.is_empty() {
+        summary.push("client CRLs:      minted from the development PKI (TEST ONLY)".to_owned());
+    }
+    for file in &config.client_crl_files {
+        summary.push(format!("client CRL:       {}", file.display()));
+    }
+    summary.push(format!(
+        "card CRL:         {} (re-read every {} s and on SIGHUP)",
+        crate::provision::card_crl_file(config).display(),
+        config.crl_refresh_secs
+    ));
+    Ok(Prepared {
+        store: embedded.store,
+        parts,
+        summary,
+    })
 }
 
 /// Resolves on SIGINT or SIGTERM.

@@ -99,6 +99,15 @@ impl rustls::time_provider::TimeProvider for TlsTime {
     }
 }
 
+/// A `google.protobuf.Timestamp` from unix milliseconds (the flow's and the services' one
+/// conversion of an instant to the wire).
+pub fn timestamp(ms: i64) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: ms.div_euclid(1000),
+        nanos: (ms.rem_euclid(1000) * 1_000_000) as i32,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

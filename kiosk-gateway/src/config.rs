@@ -1,14 +1,19 @@
 //! The gateway's configuration: one typed tree, read from an optional TOML file and then
 //! `KIOSK_*` environment variables, validated before anything binds.
 //!
-//! With no file and no variables it describes the embedded default: everything under
-//! `.kiosk-data/` (SQLite databases, a development PKI, a synthetic register), listening on
-//! 127.0.0.1:7443, with the issuers in process.
+//! Two deployments read it. The production one (`crate::deployment`; the only one in a build
+//! without the `embedded` feature) serves with the certificates and keys that the `[trust]`
+//! and `[keys]` sections name, the CRL files `client_crl_files` and `card_crl_file`, and the
+//! issuers of `[[remote_issuers]]`; it creates no key or certificate. The embedded one
+//! (`crate::provision`, feature `embedded`, default) runs when neither section is given: with
+//! no file and no variables that is everything under `.kiosk-data/` (SQLite databases, a
+//! development PKI, a synthetic register), listening on 127.0.0.1:7443, with the issuers in
+//! process. TEST ONLY.
 //!
-//! `municipalities` are served in process; each `[[remote_issuers]]` entry routes one
-//! municipality to a separate `issuer serve` process over mutual TLS (the gateway presents
-//! its internal client certificate and trusts the internal CA from its PKI directory). A
-//! municipality is in exactly one of the two lists.
+//! `municipalities` are served in process (embedded only); each `[[remote_issuers]]` entry
+//! routes one municipality to a separate `issuer serve` process over mutual TLS (the gateway
+//! presents its internal client certificate and trusts the internal CA). A municipality is in
+//! exactly one of the two lists.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -53,8 +58,73 @@ pub struct RemoteIssuer {
     /// The municipality's card bindings (JSON Lines, e.g. `kiosk-devkit generate --bindings-out`),
     /// imported on every start so the gateway knows whose cards route here.
     pub bindings: PathBuf,
-    /// The municipality's name as kiosks and verifiers show it.
+    /// The municipality's name as kiosks and verifiers show it (required in production).
     pub name: Option<String>,
+    /// The municipality's document-signing certificate (PEM or DER), under
+    /// `trust.municipality_ca`: the gateway checks every page and PDF signature of its
+    /// documents with it. Required in production; the embedded deployment takes
+    /// `municipality-<code>.crt.pem` from its PKI directory.
+    pub signing_cert: Option<PathBuf>,
+}
+
+/// `[trust]`: the certificates a production gateway presents and trusts, as files. TLS
+/// material is PEM; `card_auth_ca`, `municipality_ca` and the remote issuers' `signing_cert`
+/// may also be DER. Each key has the variable `KIOSK_TRUST_<KEY>` (upper case).
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct TrustConfig {
+    /// The gateway's TLS server certificate chain, leaf first.
+    pub server_cert: Option<PathBuf>,
+    /// The CA that issues terminal client certificates (`urn:kiosk:terminal:…`).
+    pub terminal_ca: Option<PathBuf>,
+    /// The CA that issues auditor client certificates (`urn:kiosk:auditor:…`).
+    pub auditor_ca: Option<PathBuf>,
+    /// The JPKI user-authentication CA that issues residents' card certificates.
+    pub card_auth_ca: Option<PathBuf>,
+    /// The CA over the municipalities' document-signing certificates.
+    pub municipality_ca: Option<PathBuf>,
+    /// The internal CA: it issues the issuers' server certificates (and the gateway's
+    /// internal client certificate).
+    pub internal_ca: Option<PathBuf>,
+    /// The gateway's client certificate toward the issuers (`urn:kiosk:gateway:<id>`).
+    pub internal_client_cert: Option<PathBuf>,
+}
+
+/// `[keys]`: a production gateway's private keys and secrets, as files that must exist (the
+/// gateway never creates one). Each key has the variable `KIOSK_KEYS_<KEY>` (upper case).
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct KeysConfig {
+    /// The private key of `trust.server_cert` (PEM).
+    pub server_key: Option<PathBuf>,
+    /// The private key of `trust.internal_client_cert` (PEM).
+    pub internal_client_key: Option<PathBuf>,
+    /// 32 random bytes: the key of the residents' pseudonyms in the audit log.
+    pub pseudonym_key: Option<PathBuf>,
+    /// 32 random bytes: the seed of the audit checkpoints' Ed25519 signing key.
+    pub checkpoint_seed: Option<PathBuf>,
+}
+
+/// Every `[trust]` and `[keys]` key (each with its variable, [`env_var`]), as
+/// kiosk-gateway/README.md lists them.
+pub const TRUST_KEYS: [&str; 11] = [
+    "trust.server_cert",
+    "trust.terminal_ca",
+    "trust.auditor_ca",
+    "trust.card_auth_ca",
+    "trust.municipality_ca",
+    "trust.internal_ca",
+    "trust.internal_client_cert",
+    "keys.server_key",
+    "keys.internal_client_key",
+    "keys.pseudonym_key",
+    "keys.checkpoint_seed",
+];
+
+/// The `KIOSK_*` variable of a configuration key: `trust.terminal_ca` is
+/// `KIOSK_TRUST_TERMINAL_CA`.
+pub fn env_var(key: &str) -> String {
+    format!("KIOSK_{}", key.replace('.', "_").to_uppercase())
 }
 
 impl RemoteIssuer {
@@ -84,17 +154,26 @@ pub struct Config {
     pub register_url: Option<String>,
     /// This gateway's id (bound into login signatures).
     pub gateway_id: String,
-    /// The PKI directory; default `<data_dir>/pki` (a development PKI is created if empty).
+    /// Embedded deployment only: the PKI directory; default `<data_dir>/pki` (a development
+    /// PKI is created if empty).
     pub pki_dir: Option<PathBuf>,
-    /// Municipalities served in process, with a synthetic register on first start.
+    /// Embedded deployment only: municipalities served in process, with a synthetic register
+    /// on first start. A production gateway needs `[]` and `[[remote_issuers]]`.
     pub municipalities: Vec<String>,
     /// One CRL file (DER or PEM) per client CA (terminal CA, auditor CA), kept current by an
-    /// outside fetcher; re-read every `crl_refresh_secs` and on SIGHUP. Empty: CRLs minted
-    /// from the development PKI (TEST ONLY).
+    /// outside fetcher; re-read every `crl_refresh_secs` and on SIGHUP. Required in
+    /// production; empty in the embedded deployment: CRLs minted from the development PKI
+    /// (TEST ONLY).
     pub client_crl_files: Vec<PathBuf>,
-    /// The JPKI authentication CA's CRL (DER or PEM); default
-    /// `<pki_dir>/jpki-auth-ca.crl.der`. Re-read like the client CRLs.
+    /// The JPKI authentication CA's CRL (DER or PEM), re-read like the client CRLs. Required
+    /// in production; the embedded deployment's default is `<pki_dir>/jpki-auth-ca.crl.der`.
     pub card_crl_file: Option<PathBuf>,
+    /// `[trust]`: the certificates of a production gateway. Given (even empty), or with any
+    /// `KIOSK_TRUST_*` variable, `serve` runs the production deployment.
+    pub trust: Option<TrustConfig>,
+    /// `[keys]`: the private keys and secrets of a production gateway. Given (even empty), or
+    /// with any `KIOSK_KEYS_*` variable, `serve` runs the production deployment.
+    pub keys: Option<KeysConfig>,
     /// How often the CRL files are re-read, seconds.
     pub crl_refresh_secs: u64,
     /// Municipalities whose issuer is a separate process, reached over mutual TLS.
@@ -180,6 +259,8 @@ impl Default for Config {
             remote_issuers: Vec::new(),
             client_crl_files: Vec::new(),
             card_crl_file: None,
+            trust: None,
+            keys: None,
             crl_refresh_secs: 60,
             synthetic_residents: 200,
             handshake_timeout_ms: 5_000,
@@ -265,8 +346,43 @@ impl Config {
             &mut config.synthetic_residents,
         )?;
         config.limits_from_env(env)?;
+        config.trust_from_env(env);
         config.validate()?;
         Ok(config)
+    }
+
+    /// The `[trust]` and `[keys]` files from `KIOSK_TRUST_*` and `KIOSK_KEYS_*` variables
+    /// (`KIOSK_TRUST_TERMINAL_CA`, `KIOSK_KEYS_PSEUDONYM_KEY`, ...). A variable creates its
+    /// section, so it selects the production deployment as the section would.
+    fn trust_from_env(&mut self, env: &dyn Environment) {
+        let trust = &mut self.trust;
+        path_var(env, "trust.server_cert", trust, |t| &mut t.server_cert);
+        path_var(env, "trust.terminal_ca", trust, |t| &mut t.terminal_ca);
+        path_var(env, "trust.auditor_ca", trust, |t| &mut t.auditor_ca);
+        path_var(env, "trust.card_auth_ca", trust, |t| &mut t.card_auth_ca);
+        path_var(env, "trust.municipality_ca", trust, |t| {
+            &mut t.municipality_ca
+        });
+        path_var(env, "trust.internal_ca", trust, |t| &mut t.internal_ca);
+        path_var(env, "trust.internal_client_cert", trust, |t| {
+            &mut t.internal_client_cert
+        });
+        let keys = &mut self.keys;
+        path_var(env, "keys.server_key", keys, |k| &mut k.server_key);
+        path_var(env, "keys.internal_client_key", keys, |k| {
+            &mut k.internal_client_key
+        });
+        path_var(env, "keys.pseudonym_key", keys, |k| &mut k.pseudonym_key);
+        path_var(env, "keys.checkpoint_seed", keys, |k| {
+            &mut k.checkpoint_seed
+        });
+    }
+
+    /// Whether `serve` runs the production deployment (`crate::deployment`): always in a
+    /// build without the `embedded` feature; in one with it, when `[trust]` or `[keys]` is
+    /// configured. Otherwise it runs the embedded development deployment.
+    pub fn production(&self) -> bool {
+        !cfg!(feature = "embedded") || self.trust.is_some() || self.keys.is_some()
     }
 
     /// The connection and stream limits from `KIOSK_*` variables (names as the fields, upper
@@ -524,22 +640,14 @@ impl Config {
         self.validate_limits()
     }
 
-    /// Every municipality this gateway routes, in process first, with its display name.
-    pub fn all_municipalities(&self) -> Vec<(String, String)> {
-        let in_process = self.municipalities.iter().map(|code| {
-            (
-                code.clone(),
-                crate::provision::municipality_name(code).to_owned(),
-            )
-        });
-        let remote = self.remote_issuers.iter().map(|r| {
-            (
-                r.municipality.clone(),
-                r.name.clone().unwrap_or_else(|| {
-                    crate::provision::municipality_name(&r.municipality).to_owned()
-                }),
-            )
-        });
+    /// Every municipality this gateway routes, in process first, with its configured display
+    /// name (only `[[remote_issuers]]` entries configure one).
+    pub fn all_municipalities(&self) -> Vec<(String, Option<String>)> {
+        let in_process = self.municipalities.iter().map(|code| (code.clone(), None));
+        let remote = self
+            .remote_issuers
+            .iter()
+            .map(|r| (r.municipality.clone(), r.name.clone()));
         in_process.chain(remote).collect()
     }
 
@@ -562,14 +670,6 @@ impl Config {
         self.pki_dir
             .clone()
             .unwrap_or_else(|| self.data_dir.join("pki"))
-    }
-
-    /// The card CRL file.
-    pub fn card_crl_file(&self) -> PathBuf {
-        self.card_crl_file.clone().unwrap_or_else(|| {
-            self.pki_dir()
-                .join(kiosk_devkit::testpki::files::JPKI_AUTH_CRL_DER)
-        })
     }
 
     /// The rehearsal clock's start in unix ms, if one is configured.
@@ -630,6 +730,19 @@ where
         field: name,
         why: format!("{e}"),
     })
+}
+
+/// Sets the path `field` of `section` (created if absent) from the variable of `key` when it
+/// is set.
+fn path_var<T: Default>(
+    env: &dyn Environment,
+    key: &str,
+    section: &mut Option<T>,
+    field: fn(&mut T) -> &mut Option<PathBuf>,
+) {
+    if let Some(value) = env.var(&env_var(key)) {
+        *field(section.get_or_insert_with(T::default)) = Some(PathBuf::from(value));
+    }
 }
 
 /// Overrides `field` with the variable `name` when it is set.
@@ -756,5 +869,57 @@ mod tests {
             ),
             Err(ConfigError::Parse(_))
         ));
+    }
+
+    #[test]
+    fn trust_and_keys_sections_select_the_production_deployment() {
+        let config = load_toml("").unwrap();
+        assert_eq!(config.production(), !cfg!(feature = "embedded"));
+        // An empty section is enough: the production path then names what is missing.
+        let config = load_toml("[trust]\n").unwrap();
+        assert!(config.production());
+        let config = load_toml(
+            "[trust]\nterminal_ca = \"/etc/kiosk/terminal-ca.pem\"\n\
+             [keys]\npseudonym_key = \"/var/lib/kiosk/pseudonym.key\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            config.trust.unwrap().terminal_ca,
+            Some(PathBuf::from("/etc/kiosk/terminal-ca.pem"))
+        );
+        assert_eq!(
+            config.keys.unwrap().pseudonym_key,
+            Some(PathBuf::from("/var/lib/kiosk/pseudonym.key"))
+        );
+        // A typo in a section is refused, not ignored.
+        assert!(matches!(
+            load_toml("[trust]\nterminal_cert = \"x\"\n"),
+            Err(ConfigError::Parse(_))
+        ));
+    }
+
+    #[test]
+    fn every_trust_and_key_variable_sets_its_key() {
+        struct OneVar(String);
+        impl Environment for OneVar {
+            fn var(&self, name: &str) -> Option<String> {
+                (name == self.0).then(|| "/from/env".to_owned())
+            }
+        }
+        for key in TRUST_KEYS {
+            let config = Config::load(None, &OneVar(env_var(key))).unwrap();
+            assert!(config.production(), "{key}");
+            let (section, field) = key.split_once('.').unwrap();
+            let text = match section {
+                "trust" => format!("{:?}", config.trust.unwrap()),
+                _ => format!("{:?}", config.keys.unwrap()),
+            };
+            assert!(
+                text.contains(&format!("{field}: Some(\"/from/env\")")),
+                "{key} from {}: {text}",
+                env_var(key)
+            );
+        }
+        assert_eq!(env_var("trust.terminal_ca"), "KIOSK_TRUST_TERMINAL_CA");
     }
 }

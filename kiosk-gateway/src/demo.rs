@@ -171,8 +171,34 @@ pub async fn run(out: &Path, residents: u32) -> anyhow::Result<String> {
     crate::logging::init();
     std::fs::create_dir_all(out)?;
     let data = tempfile::tempdir()?;
+    let (mut demo, servers) = start(data.path(), out, residents).await?;
+    demo.family().await?;
+    demo.wrong_pin_and_jam().await?;
+    demo.support_measure().await?;
+    demo.verification(&servers.url).await?;
+    demo.audit_checkpoint(&servers.url).await?;
+    let _ = writeln!(demo.report, "\nPDFs in {}", out.display());
+    servers
+        .gateway
+        .shutdown(Duration::from_millis(0), Duration::from_secs(5))
+        .await;
+    servers.issuer.shutdown(Duration::from_secs(5)).await?;
+    Ok(demo.report)
+}
+
+/// The demo's two servers on loopback.
+struct Servers {
+    gateway: crate::server::RunningServer,
+    issuer: issuer::serve::RunningIssuer,
+    url: String,
+}
+
+/// Prepares a fresh embedded deployment under `data`, serves its issuer as its own
+/// `IssuerService` and the gateway routing to it, and connects the first development
+/// terminal; the report starts with what was set up.
+async fn start(data: &Path, out: &Path, residents: u32) -> anyhow::Result<(Demo, Servers)> {
     let config = Config {
-        data_dir: data.path().to_owned(),
+        data_dir: data.to_owned(),
         listen: "127.0.0.1:0".parse()?,
         synthetic_residents: residents,
         ..Config::default()
@@ -212,7 +238,7 @@ pub async fn run(out: &Path, residents: u32) -> anyhow::Result<String> {
             "real time"
         }
     );
-    let mut demo = Demo {
+    let demo = Demo {
         embedded,
         terminal,
         out: out.to_owned(),
@@ -220,145 +246,186 @@ pub async fn run(out: &Path, residents: u32) -> anyhow::Result<String> {
         printed: Vec::new(),
         voided: Vec::new(),
     };
-    let example = |demo: &Demo, case: &str, n: usize| -> anyhow::Result<String> {
-        demo.embedded
+    let servers = Servers {
+        gateway: server,
+        issuer: issuer_server,
+        url,
+    };
+    Ok((demo, servers))
+}
+
+/// A 住民票の写し of the applicant alone.
+fn resident_record() -> pb::RequestItem {
+    pb::RequestItem {
+        r#type: pb::CertificateType::ResidentRecord as i32,
+        options: None,
+        subject_refs: Vec::new(),
+        copies: 1,
+    }
+}
+
+/// The item that orders what a menu entry offers, with the options it needs.
+fn item_for(entry: &pb::MenuEntry) -> pb::RequestItem {
+    let mut item = pb::RequestItem {
+        r#type: entry.r#type,
+        options: None,
+        subject_refs: Vec::new(),
+        copies: 1,
+    };
+    if entry.r#type == pb::CertificateType::ResidentRecord as i32 {
+        item.subject_refs = entry.selectable_subject_refs.clone();
+        item.options = Some(pb::CertificateOptions {
+            include_household_head: true,
+            ..Default::default()
+        });
+    }
+    if let Some(year) = entry.fiscal_years.first() {
+        item.options = Some(pb::CertificateOptions {
+            fiscal_year: *year,
+            ..Default::default()
+        });
+    }
+    item
+}
+
+impl Demo {
+    /// The `n`th example of a blocking case in the register.
+    fn example(&self, case: &str, n: usize) -> anyhow::Result<String> {
+        self.embedded
             .examples
             .get(case)
             .and_then(|v| v.get(n))
             .cloned()
             .with_context(|| format!("the register has no {case} example"))
-    };
+    }
 
-    // 1. A family: every certificate type the menu offers.
-    let family = example(&demo, "Family", 0)?;
-    let _ = writeln!(
-        demo.report,
-        "1. a resident of a family household: every type on the menu"
-    );
-    let (session, menu) = demo
-        .login(load_card(&demo.embedded, &family)?, None)
-        .await?;
-    for entry in &menu.entries {
-        if !entry.available {
-            let _ = writeln!(
-                demo.report,
-                "  {:<22} refused: {}",
-                type_name(entry.r#type),
-                entry.unavailable_reason
-            );
-            continue;
+    /// 1. A family: every certificate type the menu offers.
+    async fn family(&mut self) -> anyhow::Result<()> {
+        let family = self.example("Family", 0)?;
+        let _ = writeln!(
+            self.report,
+            "1. a resident of a family household: every type on the menu"
+        );
+        let (session, menu) = self
+            .login(load_card(&self.embedded, &family)?, None)
+            .await?;
+        for entry in &menu.entries {
+            if !entry.available {
+                let _ = writeln!(
+                    self.report,
+                    "  {:<22} refused: {}",
+                    type_name(entry.r#type),
+                    entry.unavailable_reason
+                );
+                continue;
+            }
+            let label = type_name(entry.r#type).to_lowercase();
+            if let Err(error) = self
+                .issue(
+                    &session,
+                    vec![item_for(entry)],
+                    &label,
+                    pb::PrintOutcome::Printed,
+                )
+                .await
+            {
+                let _ = writeln!(
+                    self.report,
+                    "  {:<22} refused: {}",
+                    type_name(entry.r#type),
+                    error.reason()
+                );
+            }
         }
-        let mut item = pb::RequestItem {
-            r#type: entry.r#type,
-            options: None,
-            subject_refs: Vec::new(),
-            copies: 1,
-        };
-        if entry.r#type == pb::CertificateType::ResidentRecord as i32 {
-            item.subject_refs = entry.selectable_subject_refs.clone();
-            item.options = Some(pb::CertificateOptions {
-                include_household_head: true,
-                ..Default::default()
-            });
-        }
-        if let Some(year) = entry.fiscal_years.first() {
-            item.options = Some(pb::CertificateOptions {
-                fiscal_year: *year,
-                ..Default::default()
-            });
-        }
-        let label = type_name(entry.r#type).to_lowercase();
-        if let Err(error) = demo
-            .issue(&session, vec![item], &label, pb::PrintOutcome::Printed)
+        self.terminal.close_session(&session).await?;
+        Ok(())
+    }
+
+    /// 2. A wrong PIN, then a print failure that voids the documents.
+    async fn wrong_pin_and_jam(&mut self) -> anyhow::Result<()> {
+        let second = self
+            .example("Family", 1)
+            .or_else(|_| self.example("FormerSurname", 0))?;
+        let _ = writeln!(
+            self.report,
+            "\n2. another resident: a wrong PIN first, then the printer jams"
+        );
+        let (session, _) = self
+            .login(load_card(&self.embedded, &second)?, Some("9999"))
+            .await?;
+        if let Err(error) = self
+            .issue(
+                &session,
+                vec![resident_record()],
+                "jam",
+                pb::PrintOutcome::Failed,
+            )
             .await
         {
-            let _ = writeln!(
-                demo.report,
-                "  {:<22} refused: {}",
-                type_name(entry.r#type),
-                error.reason()
-            );
+            let _ = writeln!(self.report, "  refused: {}", error.reason());
         }
+        self.terminal.close_session(&session).await?;
+        Ok(())
     }
-    demo.terminal.close_session(&session).await?;
 
-    // 2. A wrong PIN, then a print failure that voids the documents.
-    let second = example(&demo, "Family", 1).or_else(|_| example(&demo, "FormerSurname", 0))?;
-    let _ = writeln!(
-        demo.report,
-        "\n2. another resident: a wrong PIN first, then the printer jams"
-    );
-    let (session, _) = demo
-        .login(load_card(&demo.embedded, &second)?, Some("9999"))
-        .await?;
-    let item = pb::RequestItem {
-        r#type: pb::CertificateType::ResidentRecord as i32,
-        options: None,
-        subject_refs: Vec::new(),
-        copies: 1,
-    };
-    if let Err(error) = demo
-        .issue(
-            &session,
-            vec![item.clone()],
-            "jam",
-            pb::PrintOutcome::Failed,
-        )
-        .await
-    {
-        let _ = writeln!(demo.report, "  refused: {}", error.reason());
-    }
-    demo.terminal.close_session(&session).await?;
-
-    // 3. A resident under a support measure.
-    let blocked = example(&demo, "SupportMeasure", 0)?;
-    let _ = writeln!(
-        demo.report,
-        "\n3. a resident under a support measure (DV等支援措置)"
-    );
-    let (session, menu) = demo
-        .login(load_card(&demo.embedded, &blocked)?, None)
-        .await?;
-    let refused: Vec<String> = menu
-        .entries
-        .iter()
-        .filter(|e| !e.available)
-        .map(|e| format!("{} ({})", type_name(e.r#type), e.unavailable_reason))
-        .collect();
-    let _ = writeln!(demo.report, "  menu greys out: {}", refused.join(", "));
-    match demo
-        .issue(&session, vec![item], "blocked", pb::PrintOutcome::Printed)
-        .await
-    {
-        Ok(()) => anyhow::bail!("a resident under a support measure was issued a 住民票"),
-        Err(error) => {
-            let _ = writeln!(demo.report, "  Issue refused: {}", error.reason());
+    /// 3. A resident under a support measure: greyed out on the menu, refused at Issue.
+    async fn support_measure(&mut self) -> anyhow::Result<()> {
+        let blocked = self.example("SupportMeasure", 0)?;
+        let _ = writeln!(
+            self.report,
+            "\n3. a resident under a support measure (DV等支援措置)"
+        );
+        let (session, menu) = self
+            .login(load_card(&self.embedded, &blocked)?, None)
+            .await?;
+        let refused: Vec<String> = menu
+            .entries
+            .iter()
+            .filter(|e| !e.available)
+            .map(|e| format!("{} ({})", type_name(e.r#type), e.unavailable_reason))
+            .collect();
+        let _ = writeln!(self.report, "  menu greys out: {}", refused.join(", "));
+        match self
+            .issue(
+                &session,
+                vec![resident_record()],
+                "blocked",
+                pb::PrintOutcome::Printed,
+            )
+            .await
+        {
+            Ok(()) => anyhow::bail!("a resident under a support measure was issued a 住民票"),
+            Err(error) => {
+                let _ = writeln!(self.report, "  Issue refused: {}", error.reason());
+            }
         }
+        self.terminal.close_session(&session).await?;
+        Ok(())
     }
-    demo.terminal.close_session(&session).await?;
 
-    // 4. Anyone can verify a printed document; a voided one says so.
-    let _ = writeln!(
-        demo.report,
-        "\n4. public verification (VerifyService, no client certificate)"
-    );
-    let verify_channel = Endpoint::from_shared(url.clone())?
-        .tls_config(
-            ClientTlsConfig::new()
-                .ca_certificate(Certificate::from_pem(std::fs::read(
-                    demo.embedded.pki.cert_path("server-ca"),
-                )?))
-                .domain_name("localhost"),
-        )?
-        .connect()
-        .await?;
-    let mut verifier = pb::verify_service_client::VerifyServiceClient::new(verify_channel)
-        .max_decoding_message_size(16 << 20);
-    for (label, docs) in [
-        ("printed", demo.printed.first().cloned()),
-        ("voided", demo.voided.first().cloned()),
-    ] {
-        if let Some((serial, pdf)) = docs {
+    /// 4. Anyone can verify a printed document; a voided one says so.
+    async fn verification(&mut self, url: &str) -> anyhow::Result<()> {
+        let _ = writeln!(
+            self.report,
+            "\n4. public verification (VerifyService, no client certificate)"
+        );
+        let verify_channel = Endpoint::from_shared(url.to_owned())?
+            .tls_config(
+                ClientTlsConfig::new()
+                    .ca_certificate(Certificate::from_pem(std::fs::read(
+                        self.embedded.pki.cert_path("server-ca"),
+                    )?))
+                    .domain_name("localhost"),
+            )?
+            .connect()
+            .await?;
+        let mut verifier = pb::verify_service_client::VerifyServiceClient::new(verify_channel)
+            .max_decoding_message_size(16 << 20);
+        for (label, docs) in [
+            ("printed", self.printed.first().cloned()),
+            ("voided", self.voided.first().cloned()),
+        ] {
+            let Some((serial, pdf)) = docs else { continue };
             let answer = verifier
                 .verify_document(pb::VerifyDocumentRequest {
                     document: Some(pb::verify_document_request::Document::Pdf(pdf)),
@@ -366,7 +433,7 @@ pub async fn run(out: &Path, residents: u32) -> anyhow::Result<String> {
                 .await?
                 .into_inner();
             let _ = writeln!(
-                demo.report,
+                self.report,
                 "  {label} {serial}: {} (PDF signature {})",
                 pb::Validity::try_from(answer.validity)
                     .map(|v| v.as_str_name())
@@ -378,53 +445,50 @@ pub async fn run(out: &Path, residents: u32) -> anyhow::Result<String> {
                 }
             );
         }
+        Ok(())
     }
 
-    // 5. The audit log's signed checkpoint, as an auditor sees it.
-    let pki = demo.embedded.pki.dir().to_owned();
-    let auditor_channel = Endpoint::from_shared(url.clone())?
-        .tls_config(
-            ClientTlsConfig::new()
-                .ca_certificate(Certificate::from_pem(std::fs::read(
-                    pki.join("server-ca.crt.pem"),
-                )?))
-                .identity(Identity::from_pem(
-                    std::fs::read(pki.join("auditor.crt.pem"))?,
-                    std::fs::read(pki.join("auditor.key.pem"))?,
-                ))
-                .domain_name("localhost"),
-        )?
-        .connect()
-        .await?;
-    let mut auditor = pb::audit_service_client::AuditServiceClient::new(auditor_channel);
-    let anomalies = auditor
-        .list_anomalies(pb::ListAnomaliesRequest {
-            include_resolved: false,
-        })
-        .await?
-        .into_inner()
-        .anomalies;
-    let checkpoint = auditor
-        .get_checkpoint(pb::GetCheckpointRequest {})
-        .await?
-        .into_inner();
-    let _ = writeln!(
-        demo.report,
-        "\n5. audit log: {} events; open anomalies: {}\n  signed checkpoint:\n{}",
-        checkpoint.tree_size,
-        anomalies.len(),
-        checkpoint
-            .signed_note
-            .lines()
-            .map(|l| format!("    {l}"))
-            .collect::<Vec<_>>()
-            .join("\n")
-    );
-    let _ = writeln!(demo.report, "\nPDFs in {}", out.display());
-
-    server
-        .shutdown(Duration::from_millis(0), Duration::from_secs(5))
-        .await;
-    issuer_server.shutdown(Duration::from_secs(5)).await?;
-    Ok(demo.report)
+    /// 5. The audit log's signed checkpoint, as an auditor sees it.
+    async fn audit_checkpoint(&mut self, url: &str) -> anyhow::Result<()> {
+        let pki = self.embedded.pki.dir().to_owned();
+        let auditor_channel = Endpoint::from_shared(url.to_owned())?
+            .tls_config(
+                ClientTlsConfig::new()
+                    .ca_certificate(Certificate::from_pem(std::fs::read(
+                        pki.join("server-ca.crt.pem"),
+                    )?))
+                    .identity(Identity::from_pem(
+                        std::fs::read(pki.join("auditor.crt.pem"))?,
+                        std::fs::read(pki.join("auditor.key.pem"))?,
+                    ))
+                    .domain_name("localhost"),
+            )?
+            .connect()
+            .await?;
+        let mut auditor = pb::audit_service_client::AuditServiceClient::new(auditor_channel);
+        let anomalies = auditor
+            .list_anomalies(pb::ListAnomaliesRequest {
+                include_resolved: false,
+            })
+            .await?
+            .into_inner()
+            .anomalies;
+        let checkpoint = auditor
+            .get_checkpoint(pb::GetCheckpointRequest {})
+            .await?
+            .into_inner();
+        let _ = writeln!(
+            self.report,
+            "\n5. audit log: {} events; open anomalies: {}\n  signed checkpoint:\n{}",
+            checkpoint.tree_size,
+            anomalies.len(),
+            checkpoint
+                .signed_note
+                .lines()
+                .map(|l| format!("    {l}"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+        Ok(())
+    }
 }

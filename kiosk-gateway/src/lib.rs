@@ -7,6 +7,13 @@
 //! Protobuf types stop at this crate's service modules: handlers convert messages into the
 //! validated domain types below by hand, and [`error::GatewayError`] is turned into a
 //! `tonic::Status` in one place.
+//!
+//! Two deployments serve through the same server-building path (`deployment::server_parts`):
+//! the production one (`deployment`, `trust`), with the certificates and keys the
+//! configuration names, and the embedded development one (`provision`, with `demo`), which
+//! mints its own PKI and synthetic registers. The embedded one and `demo` exist only with the
+//! default feature `embedded`; a production build leaves it out (`--no-default-features`),
+//! and with it the development fixtures and the reference terminal.
 #![forbid(unsafe_code)]
 
 pub mod admin;
@@ -15,12 +22,15 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod conn;
+#[cfg(feature = "embedded")]
 pub mod demo;
+pub mod deployment;
 pub mod error;
 pub mod flow;
 pub mod identity;
 pub mod limits;
 pub mod logging;
+#[cfg(feature = "embedded")]
 pub mod provision;
 pub mod revocation;
 pub mod route;
@@ -29,3 +39,5 @@ pub mod service;
 pub mod shed;
 pub mod store;
 pub mod tls;
+pub mod trust;
+pub mod validate;

@@ -1,19 +1,22 @@
-//! The embedded default, assembled: a development PKI, a synthetic register per municipality
-//! with card files for its residents, the card bindings, terminals and municipalities in the
-//! gateway's database, the deployment keys, and every part the server needs.
+//! The embedded development deployment (feature `embedded`), assembled: a development PKI, a
+//! synthetic register per municipality with card files for its residents, the card bindings,
+//! terminals and municipalities in the gateway's database, the deployment's secrets, and
+//! in-process issuers.
 //!
 //! Everything is created on first start under the data directory and reused after, so
 //! `serve` twice is the same deployment. Nothing here is for production: the PKI and card
-//! keys are TEST ONLY (see `kiosk_devkit::testpki`).
+//! keys are TEST ONLY (see `kiosk_devkit::testpki`). The server itself is built by the production
+//! path (`crate::deployment::server_parts`) from the [`TrustFiles`] that
+//! [`development_trust_files`] points into the PKI directory, so both deployments serve
+//! through the same code.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use audit::checkpoint::CheckpointSigner;
-use audit::event::{Actor, Event, Ident, Pseudonymizer, UnixMillis};
+use audit::event::{Actor, Event, Ident, UnixMillis};
 use issuer::Issuer;
 use issuer::bindings::CardBinding;
 use issuer::document::render::Renderer;
@@ -22,21 +25,25 @@ use issuer::register::Register;
 use issuer::service::IssuerGrpc;
 use kiosk_devkit::generator::{GeneratorConfig, generate};
 use kiosk_devkit::testpki::{DevPki, files};
-use kiosk_document::qr::TrustedKeys;
 use ring::rand::{SecureRandom, SystemRandom};
 use rustls_pki_types::CertificateRevocationListDer;
 
-use crate::cardauth::CardVerifier;
 use crate::config::Config;
-use crate::flow::{Clock, DocumentChecks, Flow, FlowSettings};
-use crate::identity::RoleAnchors;
+use crate::deployment::{self, InternalTls, TrustFiles, import_municipality};
+use crate::flow::Clock;
+use crate::revocation::ClientCrls;
 use crate::route::{InProcess, IssuerDirectory};
 use crate::server::ServerParts;
-use crate::service::verify::{self, VerifyApi};
 use crate::store::{self, Store, TerminalStatus};
-use crate::tls::{ReloadableServerConfig, ServerTlsMaterial};
+use crate::trust::{SECRET_LEN, read_secret};
 
-/// The names of the municipalities the development PKI knows.
+pub use crate::deployment::{check_signing_chain, page_markers, record_start};
+
+/// How often the development client CRLs (valid a week) are minted again.
+const DEVELOPMENT_REMINT: Duration = Duration::from_secs(24 * 3600);
+
+/// The names of the municipalities the development PKI knows (a remote issuer's configured
+/// `name` comes first).
 pub fn municipality_name(code: &str) -> &'static str {
     match code {
         "131016" => "千代田区",
@@ -79,18 +86,12 @@ fn read_pem(path: &Path) -> anyhow::Result<Vec<u8>> {
     std::fs::read(path).with_context(|| format!("reading {}", path.display()))
 }
 
-fn pem_to_der(pem: &[u8]) -> anyhow::Result<Vec<u8>> {
-    use rustls_pki_types::pem::PemObject;
-    Ok(rustls_pki_types::CertificateDer::from_pem_slice(pem)
-        .map_err(|e| anyhow::anyhow!("certificate PEM: {e}"))?
-        .to_vec())
-}
-
 /// A secret of `len` random bytes kept in `path`, created on first use: the file with mode
 /// 0600 and its directory with 0700, each by the call that creates it (a chmod after writing
 /// would leave the key readable for a moment). The key is written to a private temporary
 /// file and linked into place only when complete, so a crash never leaves a short key, and
-/// of two processes starting at once the first one's key is the one both use.
+/// of two processes starting at once the first one's key is the one both use. The
+/// production deployment never creates one (`crate::trust`).
 fn secret_file(path: &Path, len: usize) -> anyhow::Result<Vec<u8>> {
     if let Some(bytes) = read_secret(path, len)? {
         return Ok(bytes);
@@ -134,16 +135,6 @@ fn secret_file(path: &Path, len: usize) -> anyhow::Result<Vec<u8>> {
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => read_secret(path, len)?
             .with_context(|| format!("{} vanished while being created", path.display())),
         Err(e) => Err(e).with_context(|| format!("writing {}", path.display())),
-    }
-}
-
-/// The secret in `path`, or `None` if there is none yet.
-fn read_secret(path: &Path, len: usize) -> anyhow::Result<Option<Vec<u8>>> {
-    match std::fs::read(path) {
-        Ok(bytes) if bytes.len() == len => Ok(Some(bytes)),
-        Ok(_) => anyhow::bail!("{} has the wrong length", path.display()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
     }
 }
 
@@ -209,83 +200,141 @@ pub async fn prepare(config: &Config, clock: &dyn Clock) -> anyhow::Result<Embed
     let register = Register::open(&config.register_url())
         .await
         .map_err(|e| anyhow::anyhow!("register database: {e}"))?;
-    let card_issuer = kiosk_devkit::cards::card_issuer_name(&pki)?;
-    let cards_dir = data_dir.join("cards");
-    let mut cards = Vec::new();
-    let mut examples: HashMap<String, Vec<String>> = HashMap::new();
-    let today = clock.now_utc().date();
-
+    let mut residents = Residents::default();
     for code in &config.municipalities {
-        let bindings_path = data_dir.join(format!("bindings-{code}.jsonl"));
-        let examples_path = data_dir.join(format!("examples-{code}.txt"));
-        if !bindings_path.exists() {
-            let mut cfg = GeneratorConfig::new(
-                1,
-                u64::from(config.synthetic_residents),
-                code,
-                municipality_name(code),
-                today,
-            );
-            cfg.card_issuer = card_issuer.clone();
-            let bar = indicatif::ProgressBar::hidden();
-            let mut out = Vec::new();
-            let report = generate(&register, &cfg, &bar, &mut out)
-                .await
-                .map_err(|e| anyhow::anyhow!("synthetic register: {e}"))?;
-            let mut bindings = issuer::bindings::read_jsonl(out.as_slice())?;
-            kiosk_devkit::cards::mint_cards(&pki, &cards_dir, &mut bindings)?;
-            let mut text = Vec::new();
-            for b in &bindings {
-                issuer::bindings::write_row(&mut text, b)?;
-            }
-            let mut lines = String::new();
-            for (case, refs) in &report.examples {
-                for r in refs {
-                    lines.push_str(&format!("{case:?} {}\n", r.as_str()));
-                }
-            }
-            std::fs::write(&examples_path, lines)?;
-            // Written last: its presence says the municipality is fully provisioned.
-            std::fs::write(&bindings_path, text)?;
-        }
-        let bindings: Vec<CardBinding> = issuer::bindings::read_file(&bindings_path)?;
+        let municipality = Synthetic {
+            pki: &pki,
+            register: &register,
+            data_dir: &data_dir,
+            code,
+        };
+        let bindings = municipality.ensure(config, clock).await?;
         import_municipality(&store, code, municipality_name(code), &bindings).await?;
+        residents.add(&municipality, &bindings)?;
+    }
+    deployment::import_remote_bindings(&store, config, &municipality_names(config)).await?;
+    register_dev_terminals(&store, clock).await?;
+    let files = development_trust_files(&pki, config, &data_dir);
+    let issuers = in_process_issuers(config, &register, &files)?;
+    Ok(Embedded {
+        pki,
+        store,
+        register,
+        cards: residents.cards,
+        examples: residents.examples,
+        gateway_id: config.gateway_id.clone(),
+        issuers: Arc::new(IssuerGrpc::new(issuers)),
+        data_dir,
+    })
+}
+
+/// A municipality with a synthetic register in the deployment's register database.
+struct Synthetic<'a> {
+    pki: &'a DevPki,
+    register: &'a Register,
+    data_dir: &'a Path,
+    code: &'a str,
+}
+
+impl Synthetic<'_> {
+    fn bindings_path(&self) -> PathBuf {
+        self.data_dir.join(format!("bindings-{}.jsonl", self.code))
+    }
+
+    fn examples_path(&self) -> PathBuf {
+        self.data_dir.join(format!("examples-{}.txt", self.code))
+    }
+
+    fn cards_dir(&self) -> PathBuf {
+        self.data_dir.join("cards")
+    }
+
+    /// The municipality's card bindings: generated with its register, card files and
+    /// examples on first start, read back after.
+    async fn ensure(&self, config: &Config, clock: &dyn Clock) -> anyhow::Result<Vec<CardBinding>> {
+        let bindings_path = self.bindings_path();
+        if !bindings_path.exists() {
+            self.generate(config, clock).await?;
+        }
+        Ok(issuer::bindings::read_file(&bindings_path)?)
+    }
+
+    async fn generate(&self, config: &Config, clock: &dyn Clock) -> anyhow::Result<()> {
+        let mut cfg = GeneratorConfig::new(
+            1,
+            u64::from(config.synthetic_residents),
+            self.code,
+            municipality_name(self.code),
+            clock.now_utc().date(),
+        );
+        cfg.card_issuer = kiosk_devkit::cards::card_issuer_name(self.pki)?;
+        let bar = indicatif::ProgressBar::hidden();
+        let mut out = Vec::new();
+        let report = generate(self.register, &cfg, &bar, &mut out)
+            .await
+            .map_err(|e| anyhow::anyhow!("synthetic register: {e}"))?;
+        let mut bindings = issuer::bindings::read_jsonl(out.as_slice())?;
+        kiosk_devkit::cards::mint_cards(self.pki, &self.cards_dir(), &mut bindings)?;
+        let mut text = Vec::new();
         for b in &bindings {
+            issuer::bindings::write_row(&mut text, b)?;
+        }
+        let mut lines = String::new();
+        for (case, refs) in &report.examples {
+            for r in refs {
+                lines.push_str(&format!("{case:?} {}\n", r.as_str()));
+            }
+        }
+        std::fs::write(self.examples_path(), lines)?;
+        // Written last: its presence says the municipality is fully provisioned.
+        std::fs::write(self.bindings_path(), text)?;
+        Ok(())
+    }
+}
+
+/// Residents with card files, and the register's examples of each blocking case.
+#[derive(Default)]
+struct Residents {
+    cards: Vec<ResidentCard>,
+    examples: HashMap<String, Vec<String>>,
+}
+
+impl Residents {
+    fn add(
+        &mut self,
+        municipality: &Synthetic<'_>,
+        bindings: &[CardBinding],
+    ) -> anyhow::Result<()> {
+        let cards_dir = municipality.cards_dir();
+        for b in bindings {
             if let Some(file) = &b.card_file {
-                cards.push(ResidentCard {
+                self.cards.push(ResidentCard {
                     card_file: cards_dir.join(file),
                     resident_ref: b.resident_ref.clone(),
                     municipality_code: b.municipality_code.clone(),
                 });
             }
         }
-        for line in std::fs::read_to_string(&examples_path)?.lines() {
+        for line in std::fs::read_to_string(municipality.examples_path())?.lines() {
             if let Some((case, r)) = line.split_once(' ') {
-                examples
+                self.examples
                     .entry(case.to_owned())
                     .or_default()
                     .push(r.to_owned());
             }
         }
+        Ok(())
     }
+}
 
-    for remote in &config.remote_issuers {
-        let bindings: Vec<CardBinding> = issuer::bindings::read_file(&remote.bindings)
-            .with_context(|| format!("card bindings of {}", remote.municipality))?;
-        let name = remote
-            .name
-            .clone()
-            .unwrap_or_else(|| municipality_name(&remote.municipality).to_owned());
-        import_municipality(&store, &remote.municipality, &name, &bindings).await?;
-    }
-
+/// Registers the development PKI's terminals, each once: a restart must not undo an
+/// operator's suspension or retirement (`kiosk-gateway admin terminal`).
+async fn register_dev_terminals(store: &Store, clock: &dyn Clock) -> anyhow::Result<()> {
     let mut tx = store
         .begin_write()
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     for terminal in kiosk_devkit::testpki::DevPkiSpec::fixture().terminals {
-        // Registered once: a restart must not undo an operator's suspension or retirement
-        // (`kiosk-gateway admin terminal`).
         let known = store::terminal_status(&mut tx, &terminal.id())
             .await
             .map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -315,12 +364,24 @@ pub async fn prepare(config: &Config, clock: &dyn Clock) -> anyhow::Result<Embed
         audit::store::append(&mut tx, &event).await?;
     }
     tx.commit().await?;
+    Ok(())
+}
 
+/// An issuer in this process for each of `config.municipalities`, signing with the key and
+/// certificate `files` names for it.
+fn in_process_issuers(
+    config: &Config,
+    register: &Register,
+    files: &TrustFiles,
+) -> anyhow::Result<Vec<Issuer>> {
     let mut issuers = Vec::new();
     for code in &config.municipalities {
-        let stem = format!("municipality-{code}");
-        let key = std::fs::read_to_string(pki.key_path(&stem))?;
-        let chain = std::fs::read_to_string(pki.cert_path(&stem))?;
+        let (key, chain) = match (files.signing_keys.get(code), files.signing_certs.get(code)) {
+            (Some(key), Some(chain)) => (key, chain),
+            _ => anyhow::bail!("no signing key and certificate for {code}"),
+        };
+        let key = std::fs::read_to_string(key)?;
+        let chain = std::fs::read_to_string(chain)?;
         let signer = DocumentSigner::from_pem(&key, &chain)
             .map_err(|e| anyhow::anyhow!("document signer {code}: {e}"))?;
         let municipality = kiosk_document::MunicipalityCode::parse(code)
@@ -331,85 +392,70 @@ pub async fn prepare(config: &Config, clock: &dyn Clock) -> anyhow::Result<Embed
             Arc::new(Renderer::new(signer)),
         ));
     }
-
-    Ok(Embedded {
-        pki,
-        store,
-        register,
-        cards,
-        examples,
-        gateway_id: config.gateway_id.clone(),
-        issuers: Arc::new(IssuerGrpc::new(issuers)),
-        data_dir,
-    })
+    Ok(issuers)
 }
 
-/// Binds a municipality's cards to its residents and records the municipality, in one
-/// transaction, keeping an operator's kill switch across restarts. Every binding must name
-/// this municipality: a card routed to the wrong issuer would be refused there at best.
-async fn import_municipality(
-    store: &Store,
-    code: &str,
-    name: &str,
-    bindings: &[CardBinding],
-) -> anyhow::Result<()> {
-    if let Some(stray) = bindings.iter().find(|b| b.municipality_code != code) {
-        anyhow::bail!(
-            "the card bindings of {code} hold a card of municipality {}",
-            stray.municipality_code
-        );
+/// The files of the embedded deployment: the development PKI's certificates and keys, the
+/// configured CRL files (by default the PKI's card CRL, and no client CRL files: those are
+/// minted), and the secrets under `<data_dir>/keys/`.
+pub fn development_trust_files(pki: &DevPki, config: &Config, data_dir: &Path) -> TrustFiles {
+    let stem = |code: &str| format!("municipality-{code}");
+    let mut signing_certs = BTreeMap::new();
+    let mut signing_keys = BTreeMap::new();
+    for (code, _) in config.all_municipalities() {
+        signing_certs.insert(code.clone(), pki.cert_path(&stem(&code)));
     }
-    let mut tx = store
-        .begin_write()
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    for b in bindings {
-        store::bind_card(
-            &mut tx,
-            &b.card_issuer,
-            &b.card_serial_hex,
-            &store::CardBinding {
-                municipality_code: b.municipality_code.clone(),
-                resident_ref: b.resident_ref.clone(),
-            },
-        )
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    for code in &config.municipalities {
+        signing_keys.insert(code.clone(), pki.key_path(&stem(code)));
     }
-    // A restart keeps an operator's kill switch (`kiosk-gateway admin kill-switch`).
-    let suspended = store::municipality(&mut tx, code)
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?
-        .is_some_and(|m| m.suspended);
-    store::upsert_municipality(
-        &mut tx,
-        &store::Municipality {
-            code: code.to_owned(),
-            name: name.to_owned(),
-            suspended,
-        },
-    )
-    .await
-    .map_err(|e| anyhow::anyhow!("{e}"))?;
-    tx.commit().await?;
-    Ok(())
+    TrustFiles {
+        server_cert: pki.cert_path(files::GATEWAY),
+        server_key: pki.key_path(files::GATEWAY),
+        terminal_ca: pki.cert_path(files::TERMINAL_CA),
+        auditor_ca: pki.cert_path(files::AUDITOR_CA),
+        card_auth_ca: pki.cert_path(files::JPKI_AUTH_CA),
+        card_crl: card_crl_file(config),
+        client_crls: config.client_crl_files.clone(),
+        internal_ca: pki.cert_path(files::INTERNAL_CA),
+        internal_client_cert: pki.cert_path(files::GATEWAY_INTERNAL),
+        internal_client_key: pki.key_path(files::GATEWAY_INTERNAL),
+        municipality_ca: pki.cert_path(files::MUNICIPALITY_CA),
+        signing_certs,
+        signing_keys,
+        pseudonym_key: data_dir.join("keys/pseudonym.key"),
+        checkpoint_seed: data_dir.join("keys/checkpoint.seed"),
+    }
+}
+
+/// The card CRL file of the embedded deployment: `card_crl_file`, else the development PKI's.
+pub fn card_crl_file(config: &Config) -> PathBuf {
+    config
+        .card_crl_file
+        .clone()
+        .unwrap_or_else(|| config.pki_dir().join(files::JPKI_AUTH_CRL_DER))
+}
+
+/// Every routed municipality with its display name: a remote issuer's configured `name`, else
+/// the development PKI's name for the code.
+pub fn municipality_names(config: &Config) -> Vec<(String, String)> {
+    config
+        .all_municipalities()
+        .into_iter()
+        .map(|(code, name)| {
+            let name = name.unwrap_or_else(|| municipality_name(&code).to_owned());
+            (code, name)
+        })
+        .collect()
 }
 
 impl Embedded {
     /// The configured routes: the in-process municipalities to the issuers in this process,
-    /// each `[[remote_issuers]]` entry to its issuer process over mutual TLS. Remote links
-    /// connect lazily, so the gateway starts while an issuer is down and that municipality's
-    /// requests answer ISSUER_UNAVAILABLE until it is back.
+    /// each `[[remote_issuers]]` entry to its issuer process over mutual TLS
+    /// (`deployment::add_remote_issuers`).
     pub fn issuer_directory(&self, config: &Config) -> anyhow::Result<IssuerDirectory> {
         let mut directory = self.in_process_directory(config);
-        for remote in &config.remote_issuers {
-            let link = remote_issuer_endpoint(&self.pki, &remote.endpoint, &remote.server_name())
-                .with_context(|| format!("remote issuer of {}", remote.municipality))?;
-            directory.insert(
-                &remote.municipality,
-                Arc::new(crate::route::Remote::new(link.connect_lazy())),
-            );
-        }
+        let internal = self.trust_files(config).internal_tls()?;
+        deployment::add_remote_issuers(&mut directory, config, &internal)?;
         Ok(directory)
     }
 
@@ -423,16 +469,16 @@ impl Embedded {
     }
 
     /// Where the client CRLs come from: the configured files, or the development PKI (minted
-    /// current by `clock`).
-    pub fn client_crls(
-        &self,
-        config: &Config,
-        clock: Arc<dyn Clock>,
-    ) -> crate::revocation::ClientCrls {
+    /// current by `clock`, again every day).
+    pub fn client_crls(&self, config: &Config, clock: Arc<dyn Clock>) -> ClientCrls {
         if config.client_crl_files.is_empty() {
-            crate::revocation::ClientCrls::Development(self.pki.clone(), clock)
+            let pki = self.pki.clone();
+            ClientCrls::Minted {
+                mint: Box::new(move || dev_client_crls(&pki, clock.as_ref())),
+                every: DEVELOPMENT_REMINT,
+            }
         } else {
-            crate::revocation::ClientCrls::Files(config.client_crl_files.clone())
+            ClientCrls::Files(config.client_crl_files.clone())
         }
     }
 
@@ -441,178 +487,34 @@ impl Embedded {
         self.cards.iter().find(|c| c.resident_ref == resident_ref)
     }
 
-    /// The server's parts over this deployment, routing issuances through `directory`.
+    /// The files this deployment serves with ([`development_trust_files`]).
+    pub fn trust_files(&self, config: &Config) -> TrustFiles {
+        development_trust_files(&self.pki, config, &self.data_dir)
+    }
+
+    /// The server's parts over this deployment, routing issuances through `directory`: the
+    /// production path (`deployment::server_parts`) over the development PKI, with the
+    /// pseudonym key and the checkpoint seed created on first use.
     pub fn server_parts(
         &self,
         config: &Config,
         clock: Arc<dyn Clock>,
         directory: IssuerDirectory,
     ) -> anyhow::Result<ServerParts> {
-        let pki = &self.pki;
-        let auth_ca = pki.cert_der(files::JPKI_AUTH_CA)?;
-        let card_crl = crate::revocation::read_crl(&config.card_crl_file())?;
-        let cards =
-            Arc::new(CardVerifier::new(auth_ca, &card_crl).map_err(|e| anyhow::anyhow!("{e}"))?);
-        let pseudonyms =
-            Pseudonymizer::new(&secret_file(&self.data_dir.join("keys/pseudonym.key"), 32)?)
-                .map_err(|e| anyhow::anyhow!("pseudonym key: {e}"))?;
-        let seed: [u8; 32] = secret_file(&self.data_dir.join("keys/checkpoint.seed"), 32)?
-            .try_into()
-            .map_err(|_| anyhow::anyhow!("checkpoint seed length"))?;
-        let signer = CheckpointSigner::from_seed(&format!("{}/audit", self.gateway_id), &seed)
-            .map_err(|e| anyhow::anyhow!("checkpoint key: {e}"))?;
-        let settings = FlowSettings {
-            gateway_id: self.gateway_id.clone(),
-            max_concurrent_issuances: config.max_concurrent_issuances,
-            max_open_sessions_per_terminal: config.max_open_sessions_per_terminal,
-            print_window: Duration::from_secs(config.print_window_secs),
-            ..FlowSettings::default()
-        };
-        let mut signing_certs = HashMap::new();
-        for (code, _) in config.all_municipalities() {
-            let cert = pki
-                .cert_der(&format!("municipality-{code}"))
-                .with_context(|| format!("the document-signing certificate of {code}"))?;
-            signing_certs.insert(code, cert);
-        }
-        let checks = DocumentChecks {
-            page_markers,
-            pdf_signature: |pdf, cert| {
-                kiosk_document::signature::verify_pdf_signature(pdf, cert).is_ok()
-            },
-            signing_certs,
-        };
-        let flow = Arc::new(Flow::new(
-            checks,
+        let files = self.trust_files(config);
+        secret_file(&files.pseudonym_key, SECRET_LEN)?;
+        secret_file(&files.checkpoint_seed, SECRET_LEN)?;
+        let trust = files.load()?;
+        deployment::server_parts(
+            config,
+            clock.clone(),
             self.store.clone(),
-            cards.clone(),
+            &trust,
+            self.client_crls(config, clock),
             directory,
-            pseudonyms,
-            settings,
-            clock.clone(),
-        ));
-
-        let terminal_ca = read_pem(&pki.cert_path(files::TERMINAL_CA))?;
-        let auditor_ca = read_pem(&pki.cert_path(files::AUDITOR_CA))?;
-
-        let material = ServerTlsMaterial::from_pem(
-            &read_pem(&pki.cert_path(files::GATEWAY))?,
-            &read_pem(&pki.key_path(files::GATEWAY))?,
-            &[&terminal_ca, &auditor_ca],
-        )?;
-        let client_crls = self.client_crls(config, clock.clone());
-        let installed_client = client_crls.load()?;
-        let tls = Arc::new(ReloadableServerConfig::new(
-            material,
-            installed_client.clone(),
-            clock.clone(),
-        )?);
-        let revocation = crate::revocation::Refresher::new(
-            client_crls,
-            config.card_crl_file(),
-            tls.clone(),
-            cards.clone(),
-            &installed_client,
-            card_crl,
-        );
-        let anchors = Arc::new(
-            RoleAnchors::new(&pem_to_der(&terminal_ca)?, &pem_to_der(&auditor_ca)?)
-                .map_err(|e| anyhow::anyhow!("{e}"))?
-                .with_revocation(tls.revocation()),
-        );
-
-        let mut trusted = TrustedKeys::new();
-        let mut municipalities = HashMap::new();
-        let municipality_ca = pki.cert_der(files::MUNICIPALITY_CA)?;
-        for (code, name) in config.all_municipalities() {
-            let der = pki.cert_der(&format!("municipality-{code}"))?;
-            // TrustedKeys only extracts the key: the chain is checked here, once, at start.
-            check_signing_chain(&der, &municipality_ca, clock.as_ref())
-                .with_context(|| format!("municipality {code} signing certificate"))?;
-            trusted
-                .add_certificate_der(&der, None)
-                .map_err(|e| anyhow::anyhow!("municipality {code} key: {e}"))?;
-            municipalities.insert(
-                code,
-                verify::Municipality {
-                    name,
-                    signer_cert_der: der,
-                },
-            );
-        }
-        let verify = VerifyApi::new(self.store.clone(), Arc::new(trusted), municipalities);
-        Ok(ServerParts {
-            flow,
-            revocation,
-            revocation_refresh: None,
-            anchors,
-            tls,
-            handshake_timeout: config.handshake_timeout(),
-            limits: config.limits(),
-            sweep_interval: Duration::from_secs(5),
-            reconcile_interval: Duration::from_secs(config.reconcile_interval_secs),
-            checkpoint_signer: Arc::new(signer),
-            verify,
-        })
+            &municipality_names(config),
+        )
     }
-}
-
-/// Checks that a document-signing certificate chains to the municipality CA now, by the
-/// deployment's `clock`.
-pub fn check_signing_chain(
-    cert_der: &[u8],
-    ca_der: &[u8],
-    clock: &dyn Clock,
-) -> anyhow::Result<()> {
-    let ca = rustls_pki_types::CertificateDer::from(ca_der);
-    let anchor = webpki::anchor_from_trusted_cert(&ca)?;
-    let cert = rustls_pki_types::CertificateDer::from(cert_der);
-    let end_entity = webpki::EndEntityCert::try_from(&cert)?;
-    let secs = u64::try_from(clock.now_ms().div_euclid(1000)).unwrap_or(0);
-    let now = rustls_pki_types::UnixTime::since_unix_epoch(Duration::from_secs(secs));
-    end_entity.verify_for_usage(
-        &[webpki::ring::ECDSA_P256_SHA256],
-        &[anchor],
-        &[],
-        now,
-        webpki::KeyUsage::client_auth(),
-        None,
-        None,
-    )?;
-    Ok(())
-}
-
-/// Reads each page's `(issuance id, subjects)` marker from a PDF.
-pub fn page_markers(pdf: &[u8]) -> Result<Vec<(String, Vec<String>)>, String> {
-    let markers = kiosk_document::markers::read_page_markers(pdf).map_err(|e| e.to_string())?;
-    Ok(markers
-        .into_iter()
-        .map(|m| {
-            (
-                m.issuance_id.as_str().to_owned(),
-                m.subjects.iter().map(|s| s.as_str().to_owned()).collect(),
-            )
-        })
-        .collect())
-}
-
-/// Records the STARTED audit event with this binary's build identity, at the deployment's
-/// `clock`.
-pub async fn record_start(store: &Store, clock: &dyn Clock) -> anyhow::Result<()> {
-    let (version, commit) = crate::server::build_identity();
-    let event = Event::started(
-        clock.now(),
-        Ident::parse("kiosk-gateway")?,
-        Ident::parse(version)?,
-        Ident::parse(commit)?,
-    );
-    let mut tx = store
-        .begin_write()
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    audit::store::append(&mut tx, &event).await?;
-    tx.commit().await?;
-    Ok(())
 }
 
 /// Serves the in-process issuers as a separate `IssuerService` on loopback with mutual TLS
@@ -638,27 +540,19 @@ pub async fn start_issuer_server(
 }
 
 /// The endpoint of an issuer process at `url` (`https://host:port`), over mutual TLS with the
-/// gateway's internal client certificate, expecting `server_name` in the issuer's certificate
-/// under the internal CA.
+/// development PKI's internal client certificate, expecting `server_name` in the issuer's
+/// certificate under the internal CA (`deployment::issuer_endpoint`).
 pub fn remote_issuer_endpoint(
     pki: &DevPki,
     url: &str,
     server_name: &str,
 ) -> anyhow::Result<tonic::transport::Endpoint> {
-    use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
-    let tls = ClientTlsConfig::new()
-        .ca_certificate(Certificate::from_pem(read_pem(
-            &pki.cert_path(files::INTERNAL_CA),
-        )?))
-        .identity(Identity::from_pem(
-            read_pem(&pki.cert_path(files::GATEWAY_INTERNAL))?,
-            read_pem(&pki.key_path(files::GATEWAY_INTERNAL))?,
-        ))
-        .domain_name(server_name);
-    Ok(Endpoint::from_shared(url.to_owned())?
-        .tls_config(tls)?
-        .connect_timeout(Duration::from_secs(5))
-        .tcp_nodelay(true))
+    let internal = InternalTls {
+        ca_pem: read_pem(&pki.cert_path(files::INTERNAL_CA))?,
+        client_cert_pem: read_pem(&pki.cert_path(files::GATEWAY_INTERNAL))?,
+        client_key_pem: read_pem(&pki.key_path(files::GATEWAY_INTERNAL))?,
+    };
+    deployment::issuer_endpoint(&internal, url, server_name)
 }
 
 /// A link to an issuer process at `addr` over mutual TLS with the gateway's internal client

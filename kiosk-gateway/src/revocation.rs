@@ -8,31 +8,36 @@
 //! once their nextUpdate passes (a stale CRL refuses), so a broken fetcher fails closed, never
 //! open.
 //!
-//! With no `client_crl_files` (the embedded default) the client CRLs are minted from the
-//! development CA keys, revoking nothing, valid a week, and minted again every day. TEST ONLY.
+//! The embedded development deployment (`crate::provision`, feature `embedded`) may instead
+//! hand over a source that mints the client CRLs itself ([`ClientCrls::Minted`]); this module
+//! knows nothing of where such lists come from. A production gateway always reads files.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use kiosk_devkit::testpki::DevPki;
 use rustls_pki_types::CertificateRevocationListDer;
 use rustls_pki_types::pem::PemObject;
 
 use crate::cardauth::CardVerifier;
-use crate::clock::Clock;
 use crate::tls::ReloadableServerConfig;
 
-/// How often the development CRLs (valid a week) are minted again.
-const DEVELOPMENT_REMINT: Duration = Duration::from_secs(24 * 3600);
+/// Mints the current client CRLs (DER), one per client CA.
+pub type MintCrls =
+    Box<dyn Fn() -> anyhow::Result<Vec<CertificateRevocationListDer<'static>>> + Send + Sync>;
 
 /// Where the client CRLs come from.
 pub enum ClientCrls {
     /// Files kept current by an outside fetcher, one per client CA, DER or PEM.
     Files(Vec<PathBuf>),
-    /// Minted from the development PKI's CA keys (TEST ONLY), current by the deployment's
-    /// clock.
-    Development(DevPki, Arc<dyn Clock>),
+    /// Lists the deployment mints itself (the embedded development PKI, TEST ONLY), minted
+    /// again once `every` has passed since the last installed ones.
+    Minted {
+        /// Mints the lists.
+        mint: MintCrls,
+        /// How long minted lists stay before new ones are minted.
+        every: Duration,
+    },
 }
 
 /// Reads a CRL file, DER or PEM.
@@ -55,9 +60,7 @@ impl ClientCrls {
                 .iter()
                 .map(|p| read_crl(p).map(CertificateRevocationListDer::from))
                 .collect(),
-            ClientCrls::Development(pki, clock) => {
-                crate::provision::dev_client_crls(pki, clock.as_ref())
-            }
+            ClientCrls::Minted { mint, .. } => mint(),
         }
     }
 }
@@ -112,7 +115,7 @@ impl Refresher {
         let mut errors = Vec::new();
         let client_due = match &self.client {
             ClientCrls::Files(_) => true,
-            ClientCrls::Development(..) => self.client_loaded_at.elapsed() >= DEVELOPMENT_REMINT,
+            ClientCrls::Minted { every, .. } => self.client_loaded_at.elapsed() >= *every,
         };
         if client_due {
             match self.client.load() {

@@ -289,29 +289,6 @@ fn kiosk_document_library_does_no_io() {
     );
 }
 
-/// Issue 11, while the re-layering is in flight: files that other engineers are moving into
-/// the new devkit/ crate or splitting on their own branches at the same time. Editing them
-/// here would only make those merges conflict, so the size and module-cycle checks below skip
-/// them (an entry ending in `/` is a whole directory). Empty this list once those branches
-/// are merged: nothing is meant to stay exempt.
-const EXEMPT_DURING_RELAYERING: &[&str] = &[
-    "kiosk-gateway/src/provision.rs",
-    "kiosk-gateway/src/demo.rs",
-    "kiosk-gateway/src/cli.rs",
-    "kiosk-gateway/src/config.rs",
-    "kiosk-gateway/src/revocation.rs",
-];
-
-fn exempt(relative: &str) -> bool {
-    EXEMPT_DURING_RELAYERING.iter().any(|entry| {
-        if entry.ends_with('/') {
-            relative.starts_with(entry)
-        } else {
-            relative == *entry
-        }
-    })
-}
-
 /// The most lines a function may span, from its `fn` line to its closing brace.
 const MAX_FUNCTION_LINES: usize = 100;
 /// The most lines a file may have before its first `#[cfg(test)]` line.
@@ -391,13 +368,11 @@ fn long_functions(relative: &str, masked: &str, max: usize) -> Vec<String> {
 fn no_function_over_100_lines() {
     let mut offenders = Vec::new();
     for source in shipped_sources() {
-        if !exempt(&source.relative) {
-            offenders.extend(long_functions(
-                &source.relative,
-                &source.masked,
-                MAX_FUNCTION_LINES,
-            ));
-        }
+        offenders.extend(long_functions(
+            &source.relative,
+            &source.masked,
+            MAX_FUNCTION_LINES,
+        ));
     }
     assert!(
         offenders.is_empty(),
@@ -413,7 +388,7 @@ fn no_file_over_1000_lines() {
     let mut offenders = Vec::new();
     for source in shipped_sources() {
         let lines = scan::lines_before_tests(&source.masked);
-        if lines > MAX_FILE_LINES && !exempt(&source.relative) {
+        if lines > MAX_FILE_LINES {
             offenders.push(format!("{} ({lines} lines)", source.relative));
         }
     }
@@ -507,15 +482,10 @@ fn no_module_cycles() {
             continue; // build scripts
         };
         let (target, module) = target_and_module(in_src);
-        let masked = if exempt(&source.relative) {
-            String::new()
-        } else {
-            source.masked
-        };
         by_target
             .entry(format!("{krate} ({target})"))
             .or_default()
-            .push((module, source.relative, masked));
+            .push((module, source.relative, source.masked));
     }
     assert!(by_target.len() >= 8, "found only {by_target:?}");
     let mut problems = Vec::new();
@@ -861,10 +831,6 @@ const MAY_NAME_THE_TEST_PKI: &[&str] = &[
     "kiosk-gateway/src/provision.rs",
     "kiosk-gateway/src/demo.rs",
     "fuzz/",
-    // Until the gateway's embedded default goes behind its `embedded` feature (issue 11, in
-    // progress on another branch): the development client CRLs and the default card CRL path.
-    "kiosk-gateway/src/revocation.rs",
-    "kiosk-gateway/src/config.rs",
 ];
 
 /// Whether `path` (relative to the workspace root, `/`-separated) may mention the test PKI.

@@ -260,9 +260,9 @@ impl Flow {
         Ok(items.iter().cloned().zip(quoted.fee_yen).collect())
     }
 
-    /// The order's shape (see `service::validate::order_items`): bounded work and a bounded
+    /// The order's shape (see `validate::order_items`): bounded work and a bounded
     /// answer however many items came.
     pub(super) fn validate_items(&self, items: &[pb::RequestItem]) -> Result<(), GatewayError> {
-        crate::service::validate::order_items(items, self.settings.max_items)
+        crate::validate::order_items(items, self.settings.max_items)
     }
 }

@@ -114,7 +114,7 @@ impl Flow {
         expected_total_fee_yen: u32,
         deadline: Option<Duration>,
     ) -> Result<ReleasedIssuance, GatewayError> {
-        crate::service::validate::request_id(client_request_id)?;
+        crate::validate::request_id(client_request_id)?;
         self.validate_items(items)?;
         let digest = request_digest(items, expected_total_fee_yen)?;
         let mut conn = self.store.pool().acquire().await?;

@@ -30,10 +30,10 @@ use sqlx::AnyConnection;
 use tokio::sync::Semaphore;
 
 use crate::cardauth::CardVerifier;
+use crate::clock::timestamp;
 use crate::error::GatewayError;
 use crate::identity::TerminalIdentity;
 use crate::route::{IssuerDirectory, IssuerLink};
-use crate::service::timestamp;
 use crate::store::{
     self, CardBinding, IssuanceRow, IssuanceState, SessionRow, SessionState, Store,
 };

@@ -24,9 +24,9 @@ use audit::event::{Event, UnixMillis};
 use kiosk_proto::v1 as pb;
 
 use super::{Flow, append_all, audit_type, ident, municipality_code, reason_code};
+use crate::clock::timestamp;
 use crate::error::GatewayError;
 use crate::route::IssuerLink;
-use crate::service::timestamp;
 use crate::store::{self, IssuanceState};
 
 /// Issuances asked for per ListPending call.

@@ -7,15 +7,16 @@ pub mod audit;
 pub mod fuzzing;
 pub mod issue_stream;
 pub mod terminal;
-pub mod validate;
 pub mod verify;
 
 use kiosk_proto::reasons;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use crate::clock::timestamp;
 use crate::error::GatewayError;
 use crate::identity::{Caller, RoleAnchors, TerminalIdentity};
+pub use crate::validate;
 
 /// The caller of a request, from its verified client certificate.
 pub fn caller<T>(
@@ -72,14 +73,6 @@ pub fn remaining<T>(request: &tonic::Request<T>) -> Option<Duration> {
         "n" => Duration::from_nanos(amount),
         _ => return None,
     })
-}
-
-/// A `google.protobuf.Timestamp` from unix milliseconds.
-pub fn timestamp(ms: i64) -> prost_types::Timestamp {
-    prost_types::Timestamp {
-        seconds: ms.div_euclid(1000),
-        nanos: (ms.rem_euclid(1000) * 1_000_000) as i32,
-    }
 }
 
 #[cfg(test)]

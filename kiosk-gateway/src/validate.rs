@@ -1,6 +1,8 @@
 //! The checks every request passes before it reaches the flow or the store: pure functions
-//! of the message (no I/O, no clock), so the handlers call them first and the fuzz target
-//! `gateway_validators` runs them on arbitrary decoded messages.
+//! of the message (no I/O, no clock), so the handlers (`service`) call them first, the flow
+//! calls the order checks again for callers that come without a handler, and the fuzz target
+//! `gateway_validators` runs them on arbitrary decoded messages. A leaf under both `service`
+//! and `flow`, so neither reaches the other through it.
 //!
 //! Two rules hold for every one of them, from issue 10:
 //! - Work and answer are bounded by the limits, not by the request. A repeated field over its

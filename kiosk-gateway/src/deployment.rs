@@ -1,0 +1,427 @@
+//! The production deployment, and the one path that builds a server from trust material.
+//!
+//! [`prepare`] is what `serve` runs in production: it reads the certificates, keys and CRLs
+//! the configuration names (`crate::trust`), refusing to start with every problem named
+//! before it opens a database or binds; opens the gateway's database; imports each remote
+//! issuer's card bindings; routes each municipality to its `issuer serve` over mutual TLS;
+//! and builds the server's parts. It creates no key, certificate or CRL, registers no
+//! terminal (operators do, with `kiosk-gateway admin terminal register`) and issues nothing in
+//! this process.
+//!
+//! [`server_parts`] is shared with the embedded development deployment (`crate::provision`,
+//! feature `embedded`), which fills the same [`TrustFiles`] from its development PKI.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use audit::checkpoint::CheckpointSigner;
+use audit::event::{Event, Ident, Pseudonymizer};
+use issuer::bindings::CardBinding;
+use kiosk_document::qr::TrustedKeys;
+
+use crate::cardauth::CardVerifier;
+use crate::config::Config;
+use crate::flow::{Clock, DocumentChecks, Flow, FlowSettings};
+use crate::identity::RoleAnchors;
+use crate::revocation::ClientCrls;
+use crate::route::IssuerDirectory;
+use crate::server::ServerParts;
+use crate::service::verify::{self, VerifyApi};
+use crate::store::{self, Store};
+use crate::tls::{ReloadableServerConfig, ServerTlsMaterial};
+pub use crate::trust::{InternalTls, Refused, TrustFiles, TrustMaterial};
+
+/// A production deployment, ready to start.
+pub struct Production {
+    /// The gateway's database.
+    pub store: Store,
+    /// The server's parts.
+    pub parts: ServerParts,
+    /// The files it serves with.
+    pub files: TrustFiles,
+}
+
+/// Prepares the production deployment `config` describes, judging time by `clock`. A
+/// [`Refused`] error (every problem of the trust and key files and the routes) comes before
+/// anything is opened, written or bound.
+pub async fn prepare(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Production> {
+    let files = TrustFiles::from_config(config)?;
+    let trust = files.load()?;
+    let municipalities: Vec<(String, String)> = config
+        .remote_issuers
+        .iter()
+        .map(|r| (r.municipality.clone(), r.name.clone().unwrap_or_default()))
+        .collect();
+    if config.database_url.is_none() {
+        // The default database is a SQLite file in the data directory.
+        std::fs::create_dir_all(&config.data_dir)
+            .with_context(|| format!("creating {}", config.data_dir.display()))?;
+    }
+    let store = Store::open(&config.database_url())
+        .await
+        .map_err(|e| anyhow::anyhow!("gateway database: {e}"))?;
+    import_remote_bindings(&store, config, &municipalities).await?;
+    let mut directory = IssuerDirectory::new();
+    add_remote_issuers(&mut directory, config, &trust.internal)?;
+    let client_crls = ClientCrls::Files(trust.client_crl_files.clone());
+    let parts = server_parts(
+        config,
+        clock,
+        store.clone(),
+        &trust,
+        client_crls,
+        directory,
+        &municipalities,
+    )?;
+    Ok(Production {
+        store,
+        parts,
+        files,
+    })
+}
+
+/// Imports the card bindings of every `[[remote_issuers]]` entry, named as `municipalities`
+/// (code, name) says.
+pub async fn import_remote_bindings(
+    store: &Store,
+    config: &Config,
+    municipalities: &[(String, String)],
+) -> anyhow::Result<()> {
+    for remote in &config.remote_issuers {
+        let bindings: Vec<CardBinding> = issuer::bindings::read_file(&remote.bindings)
+            .with_context(|| format!("card bindings of {}", remote.municipality))?;
+        let name = municipalities
+            .iter()
+            .find(|(code, _)| *code == remote.municipality)
+            .map_or(remote.municipality.as_str(), |(_, name)| name.as_str());
+        import_municipality(store, &remote.municipality, name, &bindings).await?;
+    }
+    Ok(())
+}
+
+/// Binds a municipality's cards to its residents and records the municipality, in one
+/// transaction, keeping an operator's kill switch across restarts. Every binding must name
+/// this municipality: a card routed to the wrong issuer would be refused there at best.
+pub async fn import_municipality(
+    store: &Store,
+    code: &str,
+    name: &str,
+    bindings: &[CardBinding],
+) -> anyhow::Result<()> {
+    if let Some(stray) = bindings.iter().find(|b| b.municipality_code != code) {
+        anyhow::bail!(
+            "the card bindings of {code} hold a card of municipality {}",
+            stray.municipality_code
+        );
+    }
+    let mut tx = store
+        .begin_write()
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    for b in bindings {
+        store::bind_card(
+            &mut tx,
+            &b.card_issuer,
+            &b.card_serial_hex,
+            &store::CardBinding {
+                municipality_code: b.municipality_code.clone(),
+                resident_ref: b.resident_ref.clone(),
+            },
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    }
+    // A restart keeps an operator's kill switch (`kiosk-gateway admin kill-switch`).
+    let suspended = store::municipality(&mut tx, code)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?
+        .is_some_and(|m| m.suspended);
+    store::upsert_municipality(
+        &mut tx,
+        &store::Municipality {
+            code: code.to_owned(),
+            name: name.to_owned(),
+            suspended,
+        },
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Routes each `[[remote_issuers]]` entry to its issuer process over mutual TLS. Links
+/// connect lazily, so the gateway starts while an issuer is down and that municipality's
+/// requests answer ISSUER_UNAVAILABLE until it is back.
+pub fn add_remote_issuers(
+    directory: &mut IssuerDirectory,
+    config: &Config,
+    internal: &InternalTls,
+) -> anyhow::Result<()> {
+    for remote in &config.remote_issuers {
+        let link = issuer_endpoint(internal, &remote.endpoint, &remote.server_name())
+            .with_context(|| format!("remote issuer of {}", remote.municipality))?;
+        directory.insert(
+            &remote.municipality,
+            Arc::new(crate::route::Remote::new(link.connect_lazy())),
+        );
+    }
+    Ok(())
+}
+
+/// The endpoint of an issuer process at `url` (`https://host:port`), over mutual TLS with the
+/// gateway's internal client certificate, expecting `server_name` in the issuer's certificate
+/// under the internal CA.
+pub fn issuer_endpoint(
+    internal: &InternalTls,
+    url: &str,
+    server_name: &str,
+) -> anyhow::Result<tonic::transport::Endpoint> {
+    use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
+    let tls = ClientTlsConfig::new()
+        .ca_certificate(Certificate::from_pem(&internal.ca_pem))
+        .identity(Identity::from_pem(
+            &internal.client_cert_pem,
+            &internal.client_key_pem,
+        ))
+        .domain_name(server_name);
+    Ok(Endpoint::from_shared(url.to_owned())?
+        .tls_config(tls)?
+        .connect_timeout(Duration::from_secs(5))
+        .tcp_nodelay(true))
+}
+
+/// The server's parts over `store` and the loaded `trust`, routing issuances through
+/// `directory`, with `client_crls` as the source of the client CRLs and `municipalities`
+/// (code, display name) as every municipality routed.
+pub fn server_parts(
+    config: &Config,
+    clock: Arc<dyn Clock>,
+    store: Store,
+    trust: &TrustMaterial,
+    client_crls: ClientCrls,
+    directory: IssuerDirectory,
+    municipalities: &[(String, String)],
+) -> anyhow::Result<ServerParts> {
+    let cards = Arc::new(
+        CardVerifier::new(trust.card_auth_ca_der.clone(), &trust.card_crl)
+            .map_err(|e| anyhow::anyhow!("trust.card_auth_ca, card_crl_file: {e}"))?,
+    );
+    let signer = CheckpointSigner::from_seed(
+        &format!("{}/audit", config.gateway_id),
+        &trust.checkpoint_seed,
+    )
+    .map_err(|e| anyhow::anyhow!("keys.checkpoint_seed: {e}"))?;
+    let routes = Routes {
+        directory,
+        municipalities,
+    };
+    let flow = flow(config, clock.clone(), store.clone(), trust, &cards, routes)?;
+    let (tls, revocation, anchors) = tls(clock.clone(), trust, client_crls, cards)?;
+    let verify = verify_api(store, trust, municipalities, clock.as_ref())?;
+    Ok(ServerParts {
+        flow,
+        revocation,
+        revocation_refresh: None,
+        anchors,
+        tls,
+        handshake_timeout: config.handshake_timeout(),
+        limits: config.limits(),
+        sweep_interval: Duration::from_secs(5),
+        reconcile_interval: Duration::from_secs(config.reconcile_interval_secs),
+        checkpoint_signer: Arc::new(signer),
+        verify,
+    })
+}
+
+/// Where issuances go: the links, and every municipality routed (code, display name).
+struct Routes<'a> {
+    directory: IssuerDirectory,
+    municipalities: &'a [(String, String)],
+}
+
+/// The issuance flow, checking each routed municipality's documents with its certificate.
+fn flow(
+    config: &Config,
+    clock: Arc<dyn Clock>,
+    store: Store,
+    trust: &TrustMaterial,
+    cards: &Arc<CardVerifier>,
+    routes: Routes<'_>,
+) -> anyhow::Result<Arc<Flow>> {
+    let pseudonyms = Pseudonymizer::new(&trust.pseudonym_key)
+        .map_err(|e| anyhow::anyhow!("keys.pseudonym_key: {e}"))?;
+    let settings = FlowSettings {
+        gateway_id: config.gateway_id.clone(),
+        max_concurrent_issuances: config.max_concurrent_issuances,
+        max_open_sessions_per_terminal: config.max_open_sessions_per_terminal,
+        print_window: Duration::from_secs(config.print_window_secs),
+        ..FlowSettings::default()
+    };
+    let mut signing_certs = HashMap::new();
+    for (code, _) in routes.municipalities {
+        let cert = trust
+            .signing_certs
+            .get(code)
+            .with_context(|| format!("the document-signing certificate of {code}"))?;
+        signing_certs.insert(code.clone(), cert.clone());
+    }
+    let checks = DocumentChecks {
+        page_markers,
+        pdf_signature: |pdf, cert| {
+            kiosk_document::signature::verify_pdf_signature(pdf, cert).is_ok()
+        },
+        signing_certs,
+    };
+    Ok(Arc::new(Flow::new(
+        checks,
+        store,
+        cards.clone(),
+        routes.directory,
+        pseudonyms,
+        settings,
+        clock,
+    )))
+}
+
+/// The TLS server configuration with the client CRLs in force, the refresher that keeps
+/// them and the card CRL current, and the CAs that grant caller roles.
+fn tls(
+    clock: Arc<dyn Clock>,
+    trust: &TrustMaterial,
+    client_crls: ClientCrls,
+    cards: Arc<CardVerifier>,
+) -> anyhow::Result<(
+    Arc<ReloadableServerConfig>,
+    crate::revocation::Refresher,
+    Arc<RoleAnchors>,
+)> {
+    let material = ServerTlsMaterial::from_pem(
+        &trust.server_cert_pem,
+        &trust.server_key_pem,
+        &[&trust.terminal_ca_pem, &trust.auditor_ca_pem],
+    )
+    .context("trust.server_cert, keys.server_key, trust.terminal_ca, trust.auditor_ca")?;
+    let installed_client = client_crls.load().context("client_crl_files")?;
+    let tls = Arc::new(ReloadableServerConfig::new(
+        material,
+        installed_client.clone(),
+        clock,
+    )?);
+    let revocation = crate::revocation::Refresher::new(
+        client_crls,
+        trust.card_crl_file.clone(),
+        tls.clone(),
+        cards,
+        &installed_client,
+        trust.card_crl.clone(),
+    );
+    let anchors = Arc::new(
+        RoleAnchors::new(
+            &pem_to_der(&trust.terminal_ca_pem)?,
+            &pem_to_der(&trust.auditor_ca_pem)?,
+        )
+        .map_err(|e| anyhow::anyhow!("trust.terminal_ca, trust.auditor_ca: {e}"))?
+        .with_revocation(tls.revocation()),
+    );
+    Ok((tls, revocation, anchors))
+}
+
+/// Public verification: every routed municipality's signing key, each certificate checked
+/// to chain to the municipality CA now.
+fn verify_api(
+    store: Store,
+    trust: &TrustMaterial,
+    municipalities: &[(String, String)],
+    clock: &dyn Clock,
+) -> anyhow::Result<VerifyApi> {
+    let mut trusted = TrustedKeys::new();
+    let mut known = HashMap::new();
+    for (code, name) in municipalities {
+        let der = trust
+            .signing_certs
+            .get(code)
+            .with_context(|| format!("the document-signing certificate of {code}"))?;
+        // TrustedKeys only extracts the key: the chain is checked here, once, at start.
+        check_signing_chain(der, &trust.municipality_ca_der, clock)
+            .with_context(|| format!("municipality {code} signing certificate"))?;
+        trusted
+            .add_certificate_der(der, None)
+            .map_err(|e| anyhow::anyhow!("municipality {code} key: {e}"))?;
+        known.insert(
+            code.clone(),
+            verify::Municipality {
+                name: name.clone(),
+                signer_cert_der: der.clone(),
+            },
+        );
+    }
+    Ok(VerifyApi::new(store, Arc::new(trusted), known))
+}
+
+fn pem_to_der(pem: &[u8]) -> anyhow::Result<Vec<u8>> {
+    use rustls_pki_types::pem::PemObject;
+    Ok(rustls_pki_types::CertificateDer::from_pem_slice(pem)
+        .map_err(|e| anyhow::anyhow!("certificate PEM: {e}"))?
+        .to_vec())
+}
+
+/// Checks that a document-signing certificate chains to the municipality CA now, by the
+/// deployment's `clock`.
+pub fn check_signing_chain(
+    cert_der: &[u8],
+    ca_der: &[u8],
+    clock: &dyn Clock,
+) -> anyhow::Result<()> {
+    let ca = rustls_pki_types::CertificateDer::from(ca_der);
+    let anchor = webpki::anchor_from_trusted_cert(&ca)?;
+    let cert = rustls_pki_types::CertificateDer::from(cert_der);
+    let end_entity = webpki::EndEntityCert::try_from(&cert)?;
+    let secs = u64::try_from(clock.now_ms().div_euclid(1000)).unwrap_or(0);
+    let now = rustls_pki_types::UnixTime::since_unix_epoch(Duration::from_secs(secs));
+    end_entity.verify_for_usage(
+        &[webpki::ring::ECDSA_P256_SHA256],
+        &[anchor],
+        &[],
+        now,
+        webpki::KeyUsage::client_auth(),
+        None,
+        None,
+    )?;
+    Ok(())
+}
+
+/// Reads each page's `(issuance id, subjects)` marker from a PDF.
+pub fn page_markers(pdf: &[u8]) -> Result<Vec<(String, Vec<String>)>, String> {
+    let markers = kiosk_document::markers::read_page_markers(pdf).map_err(|e| e.to_string())?;
+    Ok(markers
+        .into_iter()
+        .map(|m| {
+            (
+                m.issuance_id.as_str().to_owned(),
+                m.subjects.iter().map(|s| s.as_str().to_owned()).collect(),
+            )
+        })
+        .collect())
+}
+
+/// Records the STARTED audit event with this binary's build identity, at the deployment's
+/// `clock`.
+pub async fn record_start(store: &Store, clock: &dyn Clock) -> anyhow::Result<()> {
+    let (version, commit) = crate::server::build_identity();
+    let event = Event::started(
+        clock.now(),
+        Ident::parse("kiosk-gateway")?,
+        Ident::parse(version)?,
+        Ident::parse(commit)?,
+    );
+    let mut tx = store
+        .begin_write()
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    audit::store::append(&mut tx, &event).await?;
+    tx.commit().await?;
+    Ok(())
+}

@@ -1,0 +1,580 @@
+//! The files a gateway serves with, and reading them: its TLS server certificate and key, the
+//! CAs whose clients it accepts (terminals, auditors), the JPKI user-authentication CA and its
+//! CRL, the client CRLs, the internal CA and its client certificate toward the issuers, the
+//! municipality CA with each municipality's document-signing certificate (and key, for an
+//! issuer in this process), the pseudonym key and the checkpoint seed.
+//!
+//! [`TrustFiles`] holds the paths; both deployments fill it, the production one from the
+//! configuration's `[trust]` and `[keys]` sections ([`TrustFiles::from_config`]) and the
+//! embedded one from its development PKI (`crate::provision`), so that one path builds the
+//! server from it (`crate::deployment::server_parts`). [`TrustFiles::load`] reads every file
+//! and reports every problem at once, each with the configuration key it concerns. Nothing
+//! here creates a file: the secrets must exist.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+
+use crate::config::{Config, env_var};
+
+/// The length of the pseudonym key and of the checkpoint seed, bytes.
+pub const SECRET_LEN: usize = 32;
+
+/// One thing wrong with the files a gateway would serve with: the configuration key it
+/// concerns and what is wrong (a file's path, never its content).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// The configuration key, e.g. `trust.terminal_ca`.
+    pub key: String,
+    /// What is wrong.
+    pub what: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.key, self.what)
+    }
+}
+
+/// The gateway refused to start: every problem found, nothing bound or written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refused(pub Vec<Problem>);
+
+impl fmt::Display for Refused {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "not started: the trust and key files are not usable ({} problem{}; see the \
+             [trust] and [keys] sections in kiosk-gateway/README.md)",
+            self.0.len(),
+            if self.0.len() == 1 { "" } else { "s" }
+        )?;
+        for problem in &self.0 {
+            write!(f, "\n  {problem}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Refused {}
+
+/// Problems collected while checking or reading, all reported together.
+#[derive(Default)]
+struct Problems(Vec<Problem>);
+
+impl Problems {
+    fn push(&mut self, key: impl Into<String>, what: impl Into<String>) {
+        self.0.push(Problem {
+            key: key.into(),
+            what: what.into(),
+        });
+    }
+
+    /// The path set for `key`, checked readable; a problem if it is not set or not readable.
+    fn required(&mut self, key: &str, value: Option<&PathBuf>) -> PathBuf {
+        match value {
+            Some(path) => {
+                self.readable(key, path);
+                path.clone()
+            }
+            None => {
+                self.push(key, format!("not set (or {})", env_var(key)));
+                PathBuf::new()
+            }
+        }
+    }
+
+    /// A problem if `path` is not a readable file.
+    fn readable(&mut self, key: &str, path: &Path) {
+        let opened = std::fs::File::open(path).and_then(|file| file.metadata());
+        match opened {
+            Ok(meta) if meta.is_file() => {}
+            Ok(_) => self.push(key, format!("{}: not a file", path.display())),
+            Err(e) => self.push(key, format!("{}: {e}", path.display())),
+        }
+    }
+
+    /// The bytes of `path`, or a problem.
+    fn read(&mut self, key: &str, path: &Path) -> Vec<u8> {
+        std::fs::read(path).unwrap_or_else(|e| {
+            self.push(key, format!("{}: {e}", path.display()));
+            Vec::new()
+        })
+    }
+
+    fn finish<T>(self, value: T) -> Result<T, Refused> {
+        if self.0.is_empty() {
+            Ok(value)
+        } else {
+            Err(Refused(self.0))
+        }
+    }
+}
+
+/// Where a gateway's certificates, keys and revocation lists are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrustFiles {
+    /// `trust.server_cert`: the TLS server certificate chain, leaf first (PEM).
+    pub server_cert: PathBuf,
+    /// `keys.server_key`: its private key (PEM).
+    pub server_key: PathBuf,
+    /// `trust.terminal_ca` (PEM).
+    pub terminal_ca: PathBuf,
+    /// `trust.auditor_ca` (PEM).
+    pub auditor_ca: PathBuf,
+    /// `trust.card_auth_ca`: the JPKI user-authentication CA (PEM or DER).
+    pub card_auth_ca: PathBuf,
+    /// `card_crl_file`: its CRL (PEM or DER), re-read while serving.
+    pub card_crl: PathBuf,
+    /// `client_crl_files`: one CRL per client CA, re-read while serving. Empty only in the
+    /// embedded deployment, which mints its own.
+    pub client_crls: Vec<PathBuf>,
+    /// `trust.internal_ca` (PEM).
+    pub internal_ca: PathBuf,
+    /// `trust.internal_client_cert` (PEM).
+    pub internal_client_cert: PathBuf,
+    /// `keys.internal_client_key` (PEM).
+    pub internal_client_key: PathBuf,
+    /// `trust.municipality_ca` (PEM or DER).
+    pub municipality_ca: PathBuf,
+    /// Each routed municipality's document-signing certificate (PEM or DER), by code
+    /// (`remote_issuers.signing_cert`).
+    pub signing_certs: BTreeMap<String, PathBuf>,
+    /// The signing key of each municipality issued in this process, by code (embedded only).
+    pub signing_keys: BTreeMap<String, PathBuf>,
+    /// `keys.pseudonym_key`: 32 bytes.
+    pub pseudonym_key: PathBuf,
+    /// `keys.checkpoint_seed`: 32 bytes.
+    pub checkpoint_seed: PathBuf,
+}
+
+/// The gateway's client side toward the issuers: the CA its server certificates chain to,
+/// and the gateway's client certificate and key (PEM).
+pub struct InternalTls {
+    /// The internal CA.
+    pub ca_pem: Vec<u8>,
+    /// The gateway's internal client certificate.
+    pub client_cert_pem: Vec<u8>,
+    /// Its private key.
+    pub client_key_pem: Vec<u8>,
+}
+
+/// Everything [`TrustFiles`] names, read and checked. Holds secrets: no `Debug`.
+pub struct TrustMaterial {
+    /// The server certificate chain (PEM).
+    pub server_cert_pem: Vec<u8>,
+    /// The server key (PEM).
+    pub server_key_pem: Vec<u8>,
+    /// The terminal CA (PEM).
+    pub terminal_ca_pem: Vec<u8>,
+    /// The auditor CA (PEM).
+    pub auditor_ca_pem: Vec<u8>,
+    /// The JPKI user-authentication CA (DER).
+    pub card_auth_ca_der: Vec<u8>,
+    /// Where the card CRL is re-read from.
+    pub card_crl_file: PathBuf,
+    /// The card CRL as read at start (DER).
+    pub card_crl: Vec<u8>,
+    /// The client CRL files (empty: minted by the embedded deployment).
+    pub client_crl_files: Vec<PathBuf>,
+    /// The client side toward the issuers.
+    pub internal: InternalTls,
+    /// The municipality CA (DER).
+    pub municipality_ca_der: Vec<u8>,
+    /// The document-signing certificates by municipality code (DER).
+    pub signing_certs: BTreeMap<String, Vec<u8>>,
+    /// The pseudonym key.
+    pub pseudonym_key: Vec<u8>,
+    /// The checkpoint seed.
+    pub checkpoint_seed: [u8; SECRET_LEN],
+}
+
+impl TrustFiles {
+    /// The files a production configuration names, each checked readable. Every key that is
+    /// not set and every file that cannot be read is reported, together with the settings a
+    /// production gateway needs otherwise: CRL files, remote issuers with a name and a
+    /// signing certificate each, and no municipality in process.
+    pub fn from_config(config: &Config) -> Result<TrustFiles, Refused> {
+        let mut problems = Problems::default();
+        let trust = config.trust.clone().unwrap_or_default();
+        let keys = config.keys.clone().unwrap_or_default();
+        let mut required =
+            |key: &str, value: &Option<PathBuf>| problems.required(key, value.as_ref());
+        let mut files = TrustFiles {
+            server_cert: required("trust.server_cert", &trust.server_cert),
+            server_key: required("keys.server_key", &keys.server_key),
+            terminal_ca: required("trust.terminal_ca", &trust.terminal_ca),
+            auditor_ca: required("trust.auditor_ca", &trust.auditor_ca),
+            card_auth_ca: required("trust.card_auth_ca", &trust.card_auth_ca),
+            card_crl: required("card_crl_file", &config.card_crl_file),
+            client_crls: config.client_crl_files.clone(),
+            internal_ca: required("trust.internal_ca", &trust.internal_ca),
+            internal_client_cert: required(
+                "trust.internal_client_cert",
+                &trust.internal_client_cert,
+            ),
+            internal_client_key: required("keys.internal_client_key", &keys.internal_client_key),
+            municipality_ca: required("trust.municipality_ca", &trust.municipality_ca),
+            signing_certs: BTreeMap::new(),
+            signing_keys: BTreeMap::new(),
+            pseudonym_key: required("keys.pseudonym_key", &keys.pseudonym_key),
+            checkpoint_seed: required("keys.checkpoint_seed", &keys.checkpoint_seed),
+        };
+        if config.client_crl_files.is_empty() {
+            problems.push(
+                "client_crl_files",
+                "not set: one CRL file per client CA (terminal CA, auditor CA), kept current \
+                 by a fetcher",
+            );
+        }
+        for path in &config.client_crl_files {
+            problems.readable("client_crl_files", path);
+        }
+        production_routes(config, &mut problems, &mut files);
+        problems.finish(files)
+    }
+
+    /// Reads and checks every file: certificates decode, keys are PEM private keys, secrets
+    /// exist with their length. Every problem is reported, each with its key.
+    pub fn load(&self) -> Result<TrustMaterial, Refused> {
+        let mut problems = Problems::default();
+        let p = &mut problems;
+        let server_cert_pem = pem_chain(p, "trust.server_cert", &self.server_cert);
+        let server_key_pem = pem_key(p, "keys.server_key", &self.server_key);
+        let terminal_ca_pem = pem_chain(p, "trust.terminal_ca", &self.terminal_ca);
+        let auditor_ca_pem = pem_chain(p, "trust.auditor_ca", &self.auditor_ca);
+        let card_auth_ca_der = certificate(p, "trust.card_auth_ca", &self.card_auth_ca);
+        let card_crl = match crate::revocation::read_crl(&self.card_crl) {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                p.push("card_crl_file", format!("{e:#}"));
+                Vec::new()
+            }
+        };
+        let internal = self.internal_tls_into(p);
+        let municipality_ca_der = certificate(p, "trust.municipality_ca", &self.municipality_ca);
+        let mut signing_certs = BTreeMap::new();
+        for (code, path) in &self.signing_certs {
+            let key = format!("remote_issuers.signing_cert (municipality {code})");
+            signing_certs.insert(code.clone(), certificate(p, &key, path));
+        }
+        let pseudonym_key = secret(p, "keys.pseudonym_key", &self.pseudonym_key);
+        let seed = secret(p, "keys.checkpoint_seed", &self.checkpoint_seed);
+        let checkpoint_seed = seed.try_into().unwrap_or([0; SECRET_LEN]);
+        problems.finish(TrustMaterial {
+            server_cert_pem,
+            server_key_pem,
+            terminal_ca_pem,
+            auditor_ca_pem,
+            card_auth_ca_der,
+            card_crl_file: self.card_crl.clone(),
+            card_crl,
+            client_crl_files: self.client_crls.clone(),
+            internal,
+            municipality_ca_der,
+            signing_certs,
+            pseudonym_key,
+            checkpoint_seed,
+        })
+    }
+
+    /// The gateway's client side toward the issuers, read.
+    pub fn internal_tls(&self) -> Result<InternalTls, Refused> {
+        let mut problems = Problems::default();
+        let internal = self.internal_tls_into(&mut problems);
+        problems.finish(internal)
+    }
+
+    fn internal_tls_into(&self, p: &mut Problems) -> InternalTls {
+        InternalTls {
+            ca_pem: pem_chain(p, "trust.internal_ca", &self.internal_ca),
+            client_cert_pem: pem_chain(p, "trust.internal_client_cert", &self.internal_client_cert),
+            client_key_pem: pem_key(p, "keys.internal_client_key", &self.internal_client_key),
+        }
+    }
+}
+
+/// What a production gateway needs of its routes: no municipality in process, at least one
+/// `[[remote_issuers]]` entry, each with a name, a readable bindings file and a signing
+/// certificate (recorded in `files`).
+fn production_routes(config: &Config, problems: &mut Problems, files: &mut TrustFiles) {
+    if !config.municipalities.is_empty() {
+        problems.push(
+            "municipalities",
+            format!(
+                "{} would be issued in this process, which only the embedded development \
+                 deployment does: set municipalities = [] and route each municipality to its \
+                 `issuer serve` with [[remote_issuers]]",
+                config.municipalities.join(", ")
+            ),
+        );
+    }
+    if config.remote_issuers.is_empty() {
+        problems.push(
+            "remote_issuers",
+            "none: route each municipality to its `issuer serve` with [[remote_issuers]]",
+        );
+    }
+    for remote in &config.remote_issuers {
+        let code = &remote.municipality;
+        let key = |name: &str| format!("remote_issuers.{name} (municipality {code})");
+        if remote.name.is_none() {
+            problems.push(key("name"), "not set: the name kiosks and verifiers show");
+        }
+        problems.readable(&key("bindings"), &remote.bindings);
+        match &remote.signing_cert {
+            Some(path) => {
+                problems.readable(&key("signing_cert"), path);
+                files.signing_certs.insert(code.clone(), path.clone());
+            }
+            None => problems.push(
+                key("signing_cert"),
+                "not set: the municipality's document-signing certificate",
+            ),
+        }
+    }
+}
+
+/// The secret in `path` (`len` bytes), or `None` if there is none yet.
+pub fn read_secret(path: &Path, len: usize) -> anyhow::Result<Option<Vec<u8>>> {
+    match std::fs::read(path) {
+        Ok(bytes) if bytes.len() == len => Ok(Some(bytes)),
+        Ok(_) => anyhow::bail!(
+            "{} has the wrong length (expected {len} bytes)",
+            path.display()
+        ),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(anyhow::anyhow!("{}: {e}", path.display())),
+    }
+}
+
+/// A secret that must exist: never created here.
+fn secret(p: &mut Problems, key: &str, path: &Path) -> Vec<u8> {
+    match read_secret(path, SECRET_LEN) {
+        Ok(Some(bytes)) => bytes,
+        Ok(None) => {
+            p.push(
+                key,
+                format!(
+                    "{}: no such file ({SECRET_LEN} random bytes, mode 0600: the gateway \
+                     never creates it)",
+                    path.display()
+                ),
+            );
+            Vec::new()
+        }
+        Err(e) => {
+            p.push(key, format!("{e:#}"));
+            Vec::new()
+        }
+    }
+}
+
+/// A PEM file of one or more certificates, checked to decode.
+fn pem_chain(p: &mut Problems, key: &str, path: &Path) -> Vec<u8> {
+    let bytes = p.read(key, path);
+    if bytes.is_empty() {
+        return bytes;
+    }
+    match CertificateDer::pem_slice_iter(&bytes).collect::<Result<Vec<_>, _>>() {
+        Ok(certs) if !certs.is_empty() => {}
+        Ok(_) => p.push(key, format!("{}: no PEM certificate", path.display())),
+        Err(e) => p.push(
+            key,
+            format!("{}: not PEM certificates: {e}", path.display()),
+        ),
+    }
+    bytes
+}
+
+/// A PEM private key file, checked to decode.
+fn pem_key(p: &mut Problems, key: &str, path: &Path) -> Vec<u8> {
+    let bytes = p.read(key, path);
+    if !bytes.is_empty() && PrivateKeyDer::from_pem_slice(&bytes).is_err() {
+        p.push(key, format!("{}: not a PEM private key", path.display()));
+    }
+    bytes
+}
+
+/// One certificate, PEM or DER, as DER.
+fn certificate(p: &mut Problems, key: &str, path: &Path) -> Vec<u8> {
+    let bytes = p.read(key, path);
+    if bytes.is_empty() {
+        return bytes;
+    }
+    let der = if bytes.starts_with(b"-----BEGIN") {
+        match CertificateDer::from_pem_slice(&bytes) {
+            Ok(der) => der.to_vec(),
+            Err(e) => {
+                p.push(
+                    key,
+                    format!("{}: not a PEM certificate: {e}", path.display()),
+                );
+                return Vec::new();
+            }
+        }
+    } else {
+        bytes
+    };
+    if x509_parser::parse_x509_certificate(&der).is_err() {
+        p.push(key, format!("{}: not an X.509 certificate", path.display()));
+    }
+    der
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{RemoteIssuer, TrustConfig};
+
+    fn keys(refused: &Refused) -> Vec<&str> {
+        refused.0.iter().map(|p| p.key.as_str()).collect()
+    }
+
+    /// The keys a refusal of an empty production configuration names.
+    const EVERY_KEY: [&str; 15] = [
+        "trust.server_cert",
+        "keys.server_key",
+        "trust.terminal_ca",
+        "trust.auditor_ca",
+        "trust.card_auth_ca",
+        "card_crl_file",
+        "trust.internal_ca",
+        "trust.internal_client_cert",
+        "keys.internal_client_key",
+        "trust.municipality_ca",
+        "keys.pseudonym_key",
+        "keys.checkpoint_seed",
+        "client_crl_files",
+        "municipalities",
+        "remote_issuers",
+    ];
+
+    #[test]
+    fn an_empty_production_configuration_names_every_key() {
+        let config = Config {
+            trust: Some(TrustConfig::default()),
+            ..Config::default()
+        };
+        let refused = TrustFiles::from_config(&config).unwrap_err();
+        assert_eq!(keys(&refused), EVERY_KEY);
+        let text = refused.to_string();
+        assert!(text.contains("trust.terminal_ca: not set (or KIOSK_TRUST_TERMINAL_CA)"));
+        assert!(text.contains("keys.pseudonym_key: not set (or KIOSK_KEYS_PSEUDONYM_KEY)"));
+        assert!(text.contains("municipalities: 131016 would be issued in this process"));
+    }
+
+    #[test]
+    fn unreadable_files_and_incomplete_remote_issuers_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("terminal-ca.crt.pem");
+        let config = Config {
+            municipalities: Vec::new(),
+            trust: Some(TrustConfig {
+                terminal_ca: Some(missing.clone()),
+                auditor_ca: Some(dir.path().to_owned()),
+                ..TrustConfig::default()
+            }),
+            remote_issuers: vec![RemoteIssuer {
+                municipality: "271004".into(),
+                endpoint: "https://issuer.internal:7444".into(),
+                server_name: None,
+                bindings: dir.path().join("bindings.jsonl"),
+                name: None,
+                signing_cert: None,
+            }],
+            ..Config::default()
+        };
+        let refused = TrustFiles::from_config(&config).unwrap_err();
+        let found = |key: &str| {
+            refused
+                .0
+                .iter()
+                .find(|p| p.key == key)
+                .unwrap_or_else(|| panic!("{key} not named: {refused}"))
+                .what
+                .clone()
+        };
+        let what = found("trust.terminal_ca");
+        assert!(what.contains(&missing.display().to_string()), "{what}");
+        assert!(what.contains("No such file"), "{what}");
+        assert!(found("trust.auditor_ca").ends_with("not a file"));
+        assert!(found("remote_issuers.bindings (municipality 271004)").contains("No such file"));
+        assert!(found("remote_issuers.name (municipality 271004)").starts_with("not set"));
+        assert!(found("remote_issuers.signing_cert (municipality 271004)").starts_with("not set"));
+        assert!(!keys(&refused).contains(&"municipalities"));
+        assert!(!keys(&refused).contains(&"remote_issuers"));
+    }
+
+    #[test]
+    fn secrets_must_exist_with_their_length_and_are_never_created() {
+        let dir = tempfile::tempdir().unwrap();
+        let short = dir.path().join("checkpoint.seed");
+        std::fs::write(&short, [7u8; 16]).unwrap();
+        let absent = dir.path().join("pseudonym.key");
+        let files = TrustFiles {
+            server_cert: dir.path().join("none"),
+            server_key: dir.path().join("none"),
+            terminal_ca: dir.path().join("none"),
+            auditor_ca: dir.path().join("none"),
+            card_auth_ca: dir.path().join("none"),
+            card_crl: dir.path().join("none"),
+            client_crls: Vec::new(),
+            internal_ca: dir.path().join("none"),
+            internal_client_cert: dir.path().join("none"),
+            internal_client_key: dir.path().join("none"),
+            municipality_ca: dir.path().join("none"),
+            signing_certs: BTreeMap::new(),
+            signing_keys: BTreeMap::new(),
+            pseudonym_key: absent.clone(),
+            checkpoint_seed: short,
+        };
+        let Err(refused) = files.load() else {
+            panic!("loaded without files")
+        };
+        let what = |key: &str| {
+            refused
+                .0
+                .iter()
+                .find(|p| p.key == key)
+                .map(|p| p.what.clone())
+                .unwrap_or_default()
+        };
+        assert!(what("keys.pseudonym_key").contains("never creates it"));
+        assert!(what("keys.checkpoint_seed").contains("wrong length"));
+        assert!(!absent.exists(), "the secret was created");
+        // Every file is named, not just the first.
+        assert_eq!(refused.0.len(), 12, "{refused}");
+    }
+
+    #[test]
+    fn every_key_a_refusal_names_is_documented() {
+        let readme =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+        for key in EVERY_KEY {
+            let field = key.rsplit('.').next().unwrap_or(key);
+            assert!(
+                readme.contains(&format!("`{key}`"))
+                    || readme.contains(&format!("`[[{key}]]`"))
+                    || readme.contains(&format!("{field} =")),
+                "{key} is not in kiosk-gateway/README.md"
+            );
+        }
+        for key in crate::config::TRUST_KEYS {
+            assert!(
+                readme.contains(&env_var(key)),
+                "{} not documented",
+                env_var(key)
+            );
+        }
+        for field in ["signing_cert", "name"] {
+            assert!(
+                readme.contains(&format!("{field} =")),
+                "remote_issuers.{field}"
+            );
+        }
+    }
+}

@@ -1,0 +1,334 @@
+//! The production path of `kiosk-gateway serve` through the real binary: configured with the
+//! files of a PKI (`[trust]`, `[keys]`, CRL files, a remote issuer), it starts, serves a
+//! terminal an operator registered with `admin terminal register`, an auditor and a verifier,
+//! signs checkpoints with the configured seed, and writes no key, certificate or CRL file;
+//! configured with missing files it refuses to start, naming every problem, before it binds or
+//! opens anything. (A build without the `embedded` feature: `tests/without_embedded.rs`.)
+#![allow(
+    clippy::unwrap_used,
+    reason = "a failed unwrap in a test is a failed assertion"
+)]
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use common::{Process, gateway_command};
+use kiosk_devkit::testpki::{DevPki, files};
+use kiosk_gateway::provision::dev_crl;
+use kiosk_proto::v1 as pb;
+use kiosk_terminal::client::{Terminal, TerminalTls};
+use kiosk_tests::{TERMINAL_1, TERMINAL_2};
+use ring::rand::SecureRandom;
+use time::{Duration as Span, OffsetDateTime};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_client::HealthClient;
+
+const GATEWAY_ID: &str = "gw-prod-test-01";
+const REMOTE: &str = "271004";
+
+/// Every file under `dir` with its bytes.
+fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    let mut files = BTreeMap::new();
+    let mut pending = vec![dir.to_owned()];
+    while let Some(dir) = pending.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                pending.push(path);
+            } else {
+                files.insert(path.clone(), std::fs::read(&path).unwrap());
+            }
+        }
+    }
+    files
+}
+
+fn random_secret(path: &Path) {
+    let mut bytes = [0u8; 32];
+    ring::rand::SystemRandom::new().fill(&mut bytes).unwrap();
+    std::fs::write(path, bytes).unwrap();
+}
+
+/// A production configuration over the PKI in `pki` and the files under `root`: client CRLs
+/// current now, the PKI's card CRL, fresh secrets, one remote issuer (down: links connect
+/// lazily) with an empty bindings file.
+fn production_config(root: &Path, pki: &DevPki) -> PathBuf {
+    let now = OffsetDateTime::now_utc();
+    let crl_dir = root.join("crl");
+    let keys = root.join("keys");
+    let data = root.join("data");
+    for dir in [&crl_dir, &keys, &data] {
+        std::fs::create_dir_all(dir).unwrap();
+    }
+    let (from, to) = (now - Span::minutes(5), now + Span::days(1));
+    for ca in [files::TERMINAL_CA, files::AUDITOR_CA] {
+        let crl = dev_crl(pki, ca, &[], from, to).unwrap();
+        std::fs::write(crl_dir.join(format!("{ca}.crl")), crl).unwrap();
+    }
+    random_secret(&keys.join("pseudonym.key"));
+    random_secret(&keys.join("checkpoint.seed"));
+    let bindings = root.join("bindings-271004.jsonl");
+    std::fs::write(&bindings, "").unwrap();
+    let cert = |stem: &str| pki.cert_path(stem);
+    let key = |stem: &str| pki.key_path(stem);
+    let config = root.join("gateway.toml");
+    let text = format!(
+        "data_dir = {data:?}\nlisten = \"127.0.0.1:0\"\ngateway_id = \"{GATEWAY_ID}\"\n\
+         drain_ms = 0\nmunicipalities = []\n\
+         client_crl_files = [{:?}, {:?}]\ncard_crl_file = {:?}\n\
+         [trust]\nserver_cert = {:?}\nterminal_ca = {:?}\nauditor_ca = {:?}\n\
+         card_auth_ca = {:?}\nmunicipality_ca = {:?}\ninternal_ca = {:?}\n\
+         internal_client_cert = {:?}\n\
+         [keys]\nserver_key = {:?}\ninternal_client_key = {:?}\n\
+         pseudonym_key = {:?}\ncheckpoint_seed = {:?}\n\
+         [[remote_issuers]]\nmunicipality = \"{REMOTE}\"\n\
+         endpoint = \"https://127.0.0.1:9\"\nserver_name = \"localhost\"\n\
+         bindings = {bindings:?}\nname = \"大阪市\"\nsigning_cert = {:?}\n",
+        crl_dir.join("terminal-ca.crl"),
+        crl_dir.join("auditor-ca.crl"),
+        pki.dir().join(files::JPKI_AUTH_CRL_DER),
+        cert(files::GATEWAY),
+        cert(files::TERMINAL_CA),
+        cert(files::AUDITOR_CA),
+        cert(files::JPKI_AUTH_CA),
+        cert(files::MUNICIPALITY_CA),
+        cert(files::INTERNAL_CA),
+        cert(files::GATEWAY_INTERNAL),
+        key(files::GATEWAY),
+        key(files::GATEWAY_INTERNAL),
+        keys.join("pseudonym.key"),
+        keys.join("checkpoint.seed"),
+        cert(&format!("municipality-{REMOTE}")),
+    );
+    std::fs::write(&config, text).unwrap();
+    config
+}
+
+/// `kiosk-gateway admin --config <config> <args>`, which must succeed; its output.
+async fn admin(config: &Path, args: &[&str]) -> String {
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_kiosk-gateway"));
+    command.arg("admin").arg("--config").arg(config).args(args);
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("KIOSK_") {
+            command.env_remove(name);
+        }
+    }
+    let output = command.output().await.unwrap();
+    assert!(
+        output.status.success(),
+        "admin {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
+async fn channel(addr: &str, pki: &Path, client: Option<&str>) -> Channel {
+    let read = |name: &str| std::fs::read(pki.join(name)).unwrap();
+    let mut tls = ClientTlsConfig::new()
+        .ca_certificate(Certificate::from_pem(read("server-ca.crt.pem")))
+        .domain_name("localhost");
+    if let Some(stem) = client {
+        tls = tls.identity(Identity::from_pem(
+            read(&format!("{stem}.crt.pem")),
+            read(&format!("{stem}.key.pem")),
+        ));
+    }
+    Endpoint::from_shared(format!("https://{addr}"))
+        .unwrap()
+        .tls_config(tls)
+        .unwrap()
+        .connect()
+        .await
+        .unwrap()
+}
+
+async fn open_session(addr: &str, pki: &Path, stem: &str) -> Result<String, String> {
+    let tls = TerminalTls::from_pki_dir(pki, stem, "localhost").unwrap();
+    let channel = kiosk_terminal::client::connect(&format!("https://{addr}"), &tls)
+        .await
+        .unwrap();
+    match Terminal::new(channel).open_session().await {
+        Ok(opened) => Ok(opened.session_id),
+        Err(error) => Err(error.reason().to_owned()),
+    }
+}
+
+/// The auditor's checkpoint verifies under the key of the configured seed, and a verifier
+/// without a client certificate is answered.
+async fn auditor_and_verifier_are_answered(addr: &str, pki_dir: &Path, root: &Path) {
+    // The auditor's checkpoint is signed with the key of the configured seed.
+    let mut auditor = pb::audit_service_client::AuditServiceClient::new(
+        channel(addr, pki_dir, Some("auditor")).await,
+    );
+    let note = auditor
+        .get_checkpoint(pb::GetCheckpointRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .signed_note;
+    let seed: [u8; 32] = std::fs::read(root.join("keys/checkpoint.seed"))
+        .unwrap()
+        .try_into()
+        .unwrap();
+    let signer =
+        audit::checkpoint::CheckpointSigner::from_seed(&format!("{GATEWAY_ID}/audit"), &seed)
+            .unwrap();
+    let signed = signer.verifier().verify(&note).unwrap();
+    assert!(
+        signed.checkpoint().size() >= 2,
+        "STARTED and the registration"
+    );
+
+    // A verifier without a client certificate is answered.
+    let mut verifier =
+        pb::verify_service_client::VerifyServiceClient::new(channel(addr, pki_dir, None).await);
+    let refused = verifier
+        .verify_document(pb::VerifyDocumentRequest {
+            document: Some(pb::verify_document_request::Document::Pdf(
+                b"%PDF-1.7 not a kiosk document".to_vec(),
+            )),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        kiosk_proto::reasons::reason_of(&refused).map(|r| r.name),
+        Some("DOCUMENT_UNREADABLE")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn production_serve_starts_with_configured_files_and_writes_none() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("deployment");
+    let pki_dir = root.join("pki");
+    let pki = DevPki::ensure(&pki_dir).unwrap();
+    let config = production_config(&root, &pki);
+    let before = snapshot(&root);
+
+    let (gateway, addr) =
+        Process::spawn(gateway_command(&config), dir.path().join("gateway.log")).await;
+
+    // Health answers for every service the moment it listens.
+    let mut health = HealthClient::new(channel(&addr, &pki_dir, None).await);
+    for service in ["kiosk.v1.TerminalService", "kiosk.v1.AuditService", ""] {
+        let answer = health
+            .check(HealthCheckRequest {
+                service: service.to_owned(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(
+            answer.status,
+            tonic_health::pb::health_check_response::ServingStatus::Serving as i32,
+            "{service}"
+        );
+    }
+
+    // No terminal is known until an operator registers it.
+    assert_eq!(
+        open_session(&addr, &pki_dir, TERMINAL_1).await.unwrap_err(),
+        "TERMINAL_UNKNOWN"
+    );
+    let registered = admin(
+        &config,
+        &[
+            "terminal",
+            "register",
+            "seven/131016-0042/k1",
+            "--operator",
+            "ops-test-01",
+            "--reason",
+            "kiosk installed",
+        ],
+    )
+    .await;
+    assert!(registered.contains("registered"), "{registered}");
+    open_session(&addr, &pki_dir, TERMINAL_1).await.unwrap();
+    assert_eq!(
+        open_session(&addr, &pki_dir, TERMINAL_2).await.unwrap_err(),
+        "TERMINAL_UNKNOWN"
+    );
+    let listed = admin(&config, &["terminal", "list"]).await;
+    assert!(listed.contains("seven/131016-0042/k1"), "{listed}");
+    assert!(!listed.contains("k2"), "{listed}");
+
+    auditor_and_verifier_are_answered(&addr, &pki_dir, &root).await;
+    gateway.terminate().await;
+
+    // Nothing it trusts or signs with was created or changed: the only new files are the
+    // gateway database's.
+    let after = snapshot(&root);
+    for (path, bytes) in &before {
+        assert_eq!(after.get(path), Some(bytes), "{} changed", path.display());
+    }
+    let created: Vec<&PathBuf> = after.keys().filter(|p| !before.contains_key(*p)).collect();
+    assert!(!created.is_empty(), "no database written");
+    for path in created {
+        let name = path.file_name().unwrap().to_string_lossy();
+        assert!(
+            path.parent() == Some(root.join("data").as_path()) && name.starts_with("gateway.db"),
+            "serve created {}",
+            path.display()
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn production_serve_refuses_to_start_naming_every_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let missing = root.join("ca/terminal-ca.crt.pem");
+    let data = root.join("data");
+    let config = root.join("gateway.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "data_dir = {data:?}\nlisten = \"127.0.0.1:0\"\n\
+             [trust]\nterminal_ca = {missing:?}\n"
+        ),
+    )
+    .unwrap();
+    let output = gateway_command(&config).output().await.unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(64), "{stdout}\n{stderr}");
+    assert!(!stdout.contains("listening"), "{stdout}");
+    assert!(
+        stderr.contains(&format!(
+            "trust.terminal_ca: {}: No such file",
+            missing.display()
+        )),
+        "{stderr}"
+    );
+    for key in [
+        "trust.server_cert",
+        "keys.server_key",
+        "trust.auditor_ca",
+        "trust.card_auth_ca",
+        "trust.municipality_ca",
+        "trust.internal_ca",
+        "trust.internal_client_cert",
+        "keys.internal_client_key",
+        "keys.pseudonym_key",
+        "keys.checkpoint_seed",
+    ] {
+        let variable = format!(
+            "{key}: not set (or KIOSK_{})",
+            key.replace('.', "_").to_uppercase()
+        );
+        assert!(stderr.contains(&variable), "{variable}:\n{stderr}");
+    }
+    for key in [
+        "client_crl_files: not set",
+        "card_crl_file: not set",
+        "municipalities: 131016",
+        "remote_issuers: none",
+    ] {
+        assert!(stderr.contains(key), "{key}:\n{stderr}");
+    }
+    assert!(!data.exists(), "the data directory was created");
+}
