@@ -104,7 +104,7 @@ pub fn request_digest(
 impl Flow {
     /// Issues an order: the issuer decides and renders, the gateway checks every page's subject,
     /// records the issuance with its audit events, has the issuer confirm the documents, and
-    /// only then returns them. Idempotent by `client_request_id` (see [`Flow::replay`]).
+    /// only then returns them. Idempotent by `client_request_id` (the replay step, `flow/replay.rs`).
     pub async fn issue(
         &self,
         terminal: &TerminalIdentity,

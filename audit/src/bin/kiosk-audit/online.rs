@@ -23,7 +23,7 @@ use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
 /// Where and how to reach `AuditService`.
 #[derive(Args, Clone, Default)]
 pub struct OnlineArgs {
-    /// The gateway's AuditService, e.g. https://gateway.example:8443 (online mode).
+    /// The gateway's AuditService, e.g. `https://gateway.example:8443` (online mode).
     #[arg(long, conflicts_with_all = ["export", "db"])]
     pub online: Option<String>,
     /// CA certificate (PEM) that issued the gateway's server certificate.
