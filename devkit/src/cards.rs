@@ -41,9 +41,9 @@ pub fn card_issuer_name(pki: &DevPki) -> Result<String, CardsError> {
         path: pki.cert_path(files::JPKI_AUTH_CA),
         source,
     })?;
-    let (_, pem) = x509_parser::pem::parse_x509_pem(&pem).map_err(|_| CardsError::CaCertificate)?;
-    let (_, cert) = x509_parser::parse_x509_certificate(&pem.contents)
-        .map_err(|_| CardsError::CaCertificate)?;
+    let der = kiosk_document::pem::certificate_der(&pem).map_err(|_| CardsError::CaCertificate)?;
+    let (_, cert) =
+        x509_parser::parse_x509_certificate(&der).map_err(|_| CardsError::CaCertificate)?;
     Ok(cert.subject().to_string())
 }
 

@@ -196,11 +196,12 @@ impl std::fmt::Debug for SoftCard {
 }
 
 fn pem_der(text: &str, what: &'static str) -> Result<Vec<u8>, CardFileError> {
-    let p = pem::parse(text).map_err(|_| CardFileError::Certificate(what))?;
-    if p.tag() != "CERTIFICATE" {
+    let mut blocks = kiosk_document::pem::pem_blocks(text, "CERTIFICATE")
+        .map_err(|_| CardFileError::Certificate(what))?;
+    if blocks.len() != 1 {
         return Err(CardFileError::Certificate(what));
     }
-    Ok(p.into_contents())
+    Ok(blocks.remove(0))
 }
 
 impl SoftCard {

@@ -889,8 +889,8 @@ impl DevPki {
     /// DER of `<stem>.crt.pem`.
     pub fn cert_der(&self, stem: &str) -> Result<Vec<u8>, PkiError> {
         let path = self.cert_path(stem);
-        let p = pem::parse(read(&path)?).map_err(|_| PkiError::Unexpected(path.clone()))?;
-        Ok(p.into_contents())
+        kiosk_document::pem::certificate_der(read(&path)?.as_bytes())
+            .map_err(|_| PkiError::Unexpected(path.clone()))
     }
 
     /// DER of the user-authentication CA's CRL.
@@ -967,9 +967,8 @@ impl CardMinter {
         let ca_path = pki.cert_path(files::JPKI_AUTH_CA);
         let ca_pem = read(&ca_path)?;
         let key = KeyPair::from_pem(&read(&pki.key_path(files::JPKI_AUTH_CA))?)?;
-        let ca_der = pem::parse(&ca_pem)
-            .map_err(|_| PkiError::Unexpected(ca_path.clone()))?
-            .into_contents();
+        let ca_der = kiosk_document::pem::certificate_der(ca_pem.as_bytes())
+            .map_err(|_| PkiError::Unexpected(ca_path.clone()))?;
         let (_, ca) = x509_parser::parse_x509_certificate(&ca_der)
             .map_err(|_| PkiError::Unexpected(ca_path.clone()))?;
         let validity = ca.validity();

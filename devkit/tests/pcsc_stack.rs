@@ -53,7 +53,7 @@ fn connect(stack: &PcscStack) -> card::pcsc::PcscTransport {
 }
 
 fn pem_der(pem_text: &str) -> Vec<u8> {
-    pem::parse(pem_text).unwrap().into_contents()
+    kiosk_document::pem::certificate_der(pem_text.as_bytes()).unwrap()
 }
 
 /// Full chain + revocation check of the card certificate with webpki, as the gateway does.

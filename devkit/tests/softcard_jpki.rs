@@ -45,9 +45,8 @@ fn reads_certificates_and_counts_tries() {
     let mut t = resident();
     let mut card = JpkiCard::open(&mut t).unwrap();
     let cert = card.read_auth_certificate().unwrap();
-    let expected = pem::parse(fixture("resident-0001").auth.unwrap().certificate.unwrap())
-        .unwrap()
-        .into_contents();
+    let pem = fixture("resident-0001").auth.unwrap().certificate.unwrap();
+    let expected = kiosk_document::pem::certificate_der(pem.as_bytes()).unwrap();
     assert_eq!(cert, expected);
     assert!(cert.len() > 256, "needs more than one READ BINARY chunk");
     let ca = card.read_auth_ca_certificate().unwrap();

@@ -18,7 +18,7 @@ use rustls_pki_types::{CertificateDer, UnixTime};
 use x509_parser::prelude::*;
 
 fn pem_der(text: &str) -> Vec<u8> {
-    ::pem::parse(text).unwrap().into_contents()
+    kiosk_document::pem::certificate_der(text.as_bytes()).unwrap()
 }
 
 /// The certificate and the PEM of its private key, wherever the generator put them.
@@ -191,7 +191,10 @@ fn check_pki(dir: &Path, spec: &DevPkiSpec, now: UnixTime) {
     let descriptions = spec.describe();
     let crl_der = std::fs::read(dir.join(files::JPKI_AUTH_CRL_DER)).unwrap();
     let crl_pem = std::fs::read_to_string(dir.join(files::JPKI_AUTH_CRL_PEM)).unwrap();
-    assert_eq!(pem_der(&crl_pem), crl_der);
+    assert_eq!(
+        kiosk_document::pem::crl_der(crl_pem.as_bytes()).unwrap(),
+        crl_der
+    );
     // The CRL lists exactly the revoked cards.
     let (_, crl) = parse_x509_crl(&crl_der).unwrap();
     let listed: BTreeSet<u64> = crl

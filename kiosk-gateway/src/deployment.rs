@@ -362,10 +362,7 @@ fn verify_api(
 }
 
 fn pem_to_der(pem: &[u8]) -> anyhow::Result<Vec<u8>> {
-    use rustls_pki_types::pem::PemObject;
-    Ok(rustls_pki_types::CertificateDer::from_pem_slice(pem)
-        .map_err(|e| anyhow::anyhow!("certificate PEM: {e}"))?
-        .to_vec())
+    kiosk_document::pem::certificate_der(pem).map_err(|e| anyhow::anyhow!("certificate PEM: {e}"))
 }
 
 /// Checks that a document-signing certificate chains to the municipality CA now, by the

@@ -17,7 +17,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rustls_pki_types::CertificateRevocationListDer;
-use rustls_pki_types::pem::PemObject;
 
 use crate::cardauth::CardVerifier;
 use crate::tls::ReloadableServerConfig;
@@ -44,12 +43,8 @@ pub enum ClientCrls {
 pub fn read_crl(path: &Path) -> anyhow::Result<Vec<u8>> {
     let bytes =
         std::fs::read(path).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
-    if bytes.starts_with(b"-----BEGIN") {
-        let der = CertificateRevocationListDer::from_pem_slice(&bytes)
-            .map_err(|e| anyhow::anyhow!("{}: not a PEM CRL: {e}", path.display()))?;
-        return Ok(der.to_vec());
-    }
-    Ok(bytes)
+    kiosk_document::pem::crl_der(&bytes)
+        .map_err(|e| anyhow::anyhow!("{}: not a PEM CRL: {e}", path.display()))
 }
 
 impl ClientCrls {

@@ -61,17 +61,15 @@ pub struct ServerTlsMaterial {
 impl ServerTlsMaterial {
     /// Reads the material from PEM: server chain, server key, client CA certificates.
     pub fn from_pem(chain: &[u8], key: &[u8], client_roots: &[&[u8]]) -> Result<Self, TlsError> {
-        use rustls_pki_types::pem::PemObject;
-        let chain = CertificateDer::pem_slice_iter(chain)
-            .collect::<Result<Vec<_>, _>>()
+        use kiosk_document::pem;
+        let chain = pem::certificates(chain)
             .map_err(|e| TlsError::Material(format!("server certificate: {e}")))?;
-        let key = PrivateKeyDer::from_pem_slice(key)
-            .map_err(|e| TlsError::Material(format!("server key: {e}")))?;
+        let key =
+            pem::private_key(key).map_err(|e| TlsError::Material(format!("server key: {e}")))?;
         let mut roots = Vec::new();
-        for pem in client_roots {
+        for client_root in client_roots {
             roots.extend(
-                CertificateDer::pem_slice_iter(pem)
-                    .collect::<Result<Vec<_>, _>>()
+                pem::certificates(client_root)
                     .map_err(|e| TlsError::Material(format!("client CA: {e}")))?,
             );
         }

@@ -15,8 +15,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use kiosk_document::pem;
 
 use crate::config::{Config, env_var};
 
@@ -379,13 +378,11 @@ fn pem_chain(p: &mut Problems, key: &str, path: &Path) -> Vec<u8> {
     if bytes.is_empty() {
         return bytes;
     }
-    match CertificateDer::pem_slice_iter(&bytes).collect::<Result<Vec<_>, _>>() {
-        Ok(certs) if !certs.is_empty() => {}
-        Ok(_) => p.push(key, format!("{}: no PEM certificate", path.display())),
-        Err(e) => p.push(
+    if let Err(e) = pem::certificates(&bytes) {
+        p.push(
             key,
             format!("{}: not PEM certificates: {e}", path.display()),
-        ),
+        );
     }
     bytes
 }
@@ -393,7 +390,7 @@ fn pem_chain(p: &mut Problems, key: &str, path: &Path) -> Vec<u8> {
 /// A PEM private key file, checked to decode.
 fn pem_key(p: &mut Problems, key: &str, path: &Path) -> Vec<u8> {
     let bytes = p.read(key, path);
-    if !bytes.is_empty() && PrivateKeyDer::from_pem_slice(&bytes).is_err() {
+    if !bytes.is_empty() && pem::private_key(&bytes).is_err() {
         p.push(key, format!("{}: not a PEM private key", path.display()));
     }
     bytes
@@ -405,19 +402,15 @@ fn certificate(p: &mut Problems, key: &str, path: &Path) -> Vec<u8> {
     if bytes.is_empty() {
         return bytes;
     }
-    let der = if bytes.starts_with(b"-----BEGIN") {
-        match CertificateDer::from_pem_slice(&bytes) {
-            Ok(der) => der.to_vec(),
-            Err(e) => {
-                p.push(
-                    key,
-                    format!("{}: not a PEM certificate: {e}", path.display()),
-                );
-                return Vec::new();
-            }
+    let der = match pem::certificate_der(&bytes) {
+        Ok(der) => der,
+        Err(e) => {
+            p.push(
+                key,
+                format!("{}: not a PEM certificate: {e}", path.display()),
+            );
+            return Vec::new();
         }
-    } else {
-        bytes
     };
     if x509_parser::parse_x509_certificate(&der).is_err() {
         p.push(key, format!("{}: not an X.509 certificate", path.display()));
