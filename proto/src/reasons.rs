@@ -46,7 +46,7 @@ pub fn find(name: &str) -> Option<&'static Reason> {
 pub fn markdown_table() -> String {
     let mut out = String::from(
         "# kiosk.v1 error reasons\n\n\
-         Generated from `proto/src/reasons.rs` (a test fails when this file is stale; \
+         Generated from `proto/kiosk/v1/reasons.toml` (a test fails when this file is stale; \
          regenerate with `UPDATE_DOCS=1 cargo test -p kiosk-proto`).\n\n\
          Every error carries `google.rpc.ErrorInfo` (domain `kiosk.v1`, reason below) and \
          `google.rpc.LocalizedMessage` in ja-JP and en-US with the texts below. \
