@@ -7,6 +7,7 @@ debian_packages=(
   pkg-config libpcsclite-dev pcscd vsmartcard-vpcd opensc   # the real PC/SC stack (card tests)
   poppler-utils                                              # pdftotext, pdffonts, pdfsig, pdftoppm
   faketime                                                   # scripts/test-at-night.sh
+  openssl                                                    # kiosk-gateway/tests/openssl_pki.rs: a PKI not ours
 )
 python_packages=(grpcio-tools==1.85.1 pyHanko==0.38.0 cryptography)
 

@@ -22,45 +22,13 @@ use kiosk_proto::v1 as pb;
 use kiosk_terminal::client::{Terminal, TerminalTls};
 use kiosk_tests::{PgDatabase, TERMINAL_1, fee, item, page_subjects, pdf_text};
 
-use common::{Process, gateway_command, login, office_hours_rfc3339};
+use common::{
+    Process, devkit_binary, example_refs, gateway_command, issuer_binary, login,
+    office_hours_rfc3339,
+};
 
 const REMOTE: &str = "271004";
 const LOCAL: &str = "131016";
-
-/// A binary of another package of the workspace. Cargo hands an integration test the binaries
-/// of its own package only; `issuer` and `kiosk-devkit` are built into the same directory by
-/// any workspace test run (their packages' own integration tests need them), which is how
-/// scripts/test.sh runs this.
-fn workspace_binary(package: &str, name: &str) -> PathBuf {
-    let gateway = Path::new(env!("CARGO_BIN_EXE_kiosk-gateway"));
-    let binary = gateway.with_file_name(format!("{name}{}", std::env::consts::EXE_SUFFIX));
-    assert!(
-        binary.exists(),
-        "{} is missing: run the workspace tests (bash scripts/test.sh) or \
-         `cargo build -p {package} --bin {name}` first",
-        binary.display()
-    );
-    binary
-}
-
-/// The `issuer` binary (`issuer serve`).
-fn issuer_binary() -> PathBuf {
-    workspace_binary("issuer", "issuer")
-}
-
-/// The `kiosk-devkit` binary (`kiosk-devkit generate`, TEST ONLY).
-fn devkit_binary() -> PathBuf {
-    workspace_binary("kiosk-devkit", "kiosk-devkit")
-}
-
-/// The resident refs `kiosk-devkit generate` printed as examples of blocking cases.
-fn example_refs(stdout: &str) -> Vec<String> {
-    stdout
-        .lines()
-        .filter_map(|l| l.strip_prefix("example "))
-        .filter_map(|l| l.split_once(": ").map(|(_, r)| r.trim().to_owned()))
-        .collect()
-}
 
 /// The residents with a card file who are not printed examples of a blocking case, in
 /// bindings order, with their cards.

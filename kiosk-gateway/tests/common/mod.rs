@@ -6,7 +6,7 @@
     reason = "each test file uses part of this; a failed unwrap is a failed assertion"
 )]
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use kiosk_devkit::softcard::SoftCard;
 use kiosk_proto::v1 as pb;
@@ -178,4 +178,39 @@ pub async fn login(terminal: &Terminal, card: SoftCard) -> Result<(String, pb::M
         Ok(menu) => Ok((opened.session_id, menu)),
         Err(error) => Err(error.reason().to_owned()),
     }
+}
+
+/// A binary of another package of the workspace. Cargo hands an integration test the binaries
+/// of its own package only; `issuer` and `kiosk-devkit` are built into the same directory by
+/// any workspace test run (their packages' own integration tests need them), which is how
+/// scripts/test.sh runs this.
+pub fn workspace_binary(package: &str, name: &str) -> PathBuf {
+    let gateway = Path::new(env!("CARGO_BIN_EXE_kiosk-gateway"));
+    let binary = gateway.with_file_name(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        binary.exists(),
+        "{} is missing: run the workspace tests (bash scripts/test.sh) or \
+         `cargo build -p {package} --bin {name}` first",
+        binary.display()
+    );
+    binary
+}
+
+/// The `issuer` binary (`issuer serve`).
+pub fn issuer_binary() -> PathBuf {
+    workspace_binary("issuer", "issuer")
+}
+
+/// The `kiosk-devkit` binary (`kiosk-devkit generate`, TEST ONLY).
+pub fn devkit_binary() -> PathBuf {
+    workspace_binary("kiosk-devkit", "kiosk-devkit")
+}
+
+/// The resident refs `kiosk-devkit generate` printed as examples of blocking cases.
+pub fn example_refs(stdout: &str) -> Vec<String> {
+    stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("example "))
+        .filter_map(|l| l.split_once(": ").map(|(_, r)| r.trim().to_owned()))
+        .collect()
 }

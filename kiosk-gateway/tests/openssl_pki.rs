@@ -1,0 +1,659 @@
+//! Interoperation with a PKI this project did not mint: every certificate, key, CRL and secret
+//! of a production deployment is made by the `openssl` command-line tool (Debian package
+//! `openssl`; never a dependency: the tree stays ring-only), in the shapes a real deployment
+//! has — ECDSA P-256 CAs for terminals, auditors, servers, the internal links and the
+//! municipalities, and an RSA-2048 JPKI user-authentication CA named like the real one over
+//! RSA-2048 resident cards. `issuer serve` runs with the openssl signing key and TLS files
+//! over a register `kiosk-devkit generate` wrote (register data, not PKI); `kiosk-gateway
+//! serve --config` names only openssl files; an operator registers the terminal with `admin
+//! terminal register`; and the terminal, with its openssl certificate, logs a resident in with
+//! a card signature made by `openssl dgst`, gets the menu, quotes, issues, reports the print
+//! and closes. The PDF's signature verifies under the openssl signing certificate with
+//! `kiosk_document::signature::verify_pdf_signature`, through the gateway's verifier, and with
+//! poppler's `pdfsig` when it is installed.
+#![allow(
+    clippy::unwrap_used,
+    reason = "a failed unwrap in a test is a failed assertion"
+)]
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::{
+    Process, devkit_binary, example_refs, gateway_command, issuer_binary, office_hours_rfc3339,
+};
+use issuer::bindings::CardBinding;
+use kiosk_proto::v1 as pb;
+use kiosk_terminal::client::{Terminal, TerminalTls};
+use kiosk_tests::{fee, item, page_subjects};
+use x509_parser::prelude::{FromDer, X509Certificate};
+
+const GATEWAY_ID: &str = "gw-openssl-01";
+const REMOTE: &str = "271004";
+/// The terminal's identity: chain / store / terminal.
+const TERMINAL: &str = "lawson/271004-0007/k1";
+/// How many resident cards are minted (each bound to its own resident): a menu that blocks
+/// one resident's 住民票 for a reason of the register does not fail the test.
+const CARDS: u64 = 4;
+/// Validity of every end-entity certificate and CRL, in days from now: generous, since the
+/// gateway judges time by a rehearsal clock at the next weekday office hours.
+const DAYS: &str = "60";
+
+/// `openssl <args>` in `dir`, which must succeed; its stdout.
+fn openssl(dir: &Path, args: &[&str]) -> Vec<u8> {
+    let output = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("the openssl command-line tool (Debian package openssl; scripts/install-deps.sh)");
+    assert!(
+        output.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output.stdout
+}
+
+/// The extension sections of every certificate, for `-extfile`/`-config`.
+fn extensions() -> String {
+    format!(
+        "[req]\ndistinguished_name = dn\nprompt = no\n[dn]\nCN = unused\n\
+         [ca]\nbasicConstraints = critical, CA:true\n\
+         keyUsage = critical, keyCertSign, cRLSign\nsubjectKeyIdentifier = hash\n\
+         [server]\nbasicConstraints = critical, CA:false\nkeyUsage = critical, digitalSignature\n\
+         extendedKeyUsage = serverAuth\nsubjectAltName = DNS:localhost, IP:127.0.0.1\n\
+         subjectKeyIdentifier = hash\nauthorityKeyIdentifier = keyid\n\
+         [issuer]\nbasicConstraints = critical, CA:false\nkeyUsage = critical, digitalSignature\n\
+         extendedKeyUsage = serverAuth\n\
+         subjectAltName = DNS:localhost, IP:127.0.0.1, URI:urn:kiosk:issuer:{REMOTE}\n\
+         authorityKeyIdentifier = keyid\n\
+         [terminal]\nbasicConstraints = critical, CA:false\nkeyUsage = critical, digitalSignature\n\
+         extendedKeyUsage = clientAuth\nsubjectAltName = URI:urn:kiosk:terminal:{TERMINAL}\n\
+         authorityKeyIdentifier = keyid\n\
+         [gateway_internal]\nbasicConstraints = critical, CA:false\n\
+         keyUsage = critical, digitalSignature\nextendedKeyUsage = clientAuth\n\
+         subjectAltName = URI:urn:kiosk:gateway:{GATEWAY_ID}\nauthorityKeyIdentifier = keyid\n\
+         [document_signing]\nbasicConstraints = critical, CA:false\n\
+         keyUsage = critical, digitalSignature, nonRepudiation\n\
+         subjectAltName = URI:urn:kiosk:municipality:{REMOTE}\nauthorityKeyIdentifier = keyid\n\
+         [card]\nbasicConstraints = critical, CA:false\nkeyUsage = critical, digitalSignature\n\
+         authorityKeyIdentifier = keyid\n"
+    )
+}
+
+/// A PKI made with openssl in one directory: `<stem>.key.pem` (PKCS#8), `<stem>.crt.pem`.
+struct OpensslPki {
+    dir: PathBuf,
+    serial: u64,
+}
+
+impl OpensslPki {
+    fn new(dir: PathBuf) -> Self {
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("extensions.cnf"), extensions()).unwrap();
+        OpensslPki { dir, serial: 0x1000 }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    fn run(&self, args: &[&str]) -> Vec<u8> {
+        openssl(&self.dir, args)
+    }
+
+    /// A new key: RSA 2048 or ECDSA P-256.
+    fn key(&self, stem: &str, rsa: bool) {
+        let algorithm: &[&str] = if rsa {
+            &["-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"]
+        } else {
+            &["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"]
+        };
+        let out = format!("{stem}.key.pem");
+        let mut args = vec!["genpkey"];
+        args.extend_from_slice(algorithm);
+        args.extend_from_slice(&["-out", &out]);
+        self.run(&args);
+    }
+
+    /// A self-signed CA, valid ten years from now.
+    fn ca(&self, stem: &str, subject: &str, rsa: bool) {
+        self.key(stem, rsa);
+        self.run(&[
+            "req",
+            "-x509",
+            "-new",
+            "-utf8",
+            "-sha256",
+            "-key",
+            &format!("{stem}.key.pem"),
+            "-subj",
+            subject,
+            "-days",
+            "3650",
+            "-config",
+            "extensions.cnf",
+            "-extensions",
+            "ca",
+            "-out",
+            &format!("{stem}.crt.pem"),
+        ]);
+    }
+
+    /// A certificate `stem` issued by `ca` with the extension section `extensions`, valid
+    /// from now for [`DAYS`]; its serial.
+    fn issue(&mut self, stem: &str, ca: &str, subject: &str, extensions: &str, rsa: bool) -> u64 {
+        self.key(stem, rsa);
+        let csr = format!("{stem}.csr.pem");
+        self.run(&[
+            "req",
+            "-new",
+            "-utf8",
+            "-key",
+            &format!("{stem}.key.pem"),
+            "-subj",
+            subject,
+            "-config",
+            "extensions.cnf",
+            "-out",
+            &csr,
+        ]);
+        self.serial += 1;
+        let serial = self.serial;
+        self.run(&[
+            "x509",
+            "-req",
+            "-sha256",
+            "-in",
+            &csr,
+            "-CA",
+            &format!("{ca}.crt.pem"),
+            "-CAkey",
+            &format!("{ca}.key.pem"),
+            "-set_serial",
+            &format!("0x{serial:x}"),
+            "-days",
+            DAYS,
+            "-extfile",
+            "extensions.cnf",
+            "-extensions",
+            extensions,
+            "-out",
+            &format!("{stem}.crt.pem"),
+        ]);
+        serial
+    }
+
+    /// `ca`'s empty CRL (`openssl ca -gencrl` with a minimal CA configuration), current from
+    /// now for [`DAYS`], PEM or DER; its path.
+    fn empty_crl(&self, ca: &str, der: bool) -> PathBuf {
+        let config = format!("{ca}.ca.cnf");
+        std::fs::write(self.path(&format!("{ca}.index")), "").unwrap();
+        std::fs::write(self.path(&format!("{ca}.crlnumber")), "01\n").unwrap();
+        std::fs::write(
+            self.path(&config),
+            format!(
+                "[ca]\ndefault_ca = this\n[this]\ndatabase = {ca}.index\n\
+                 crlnumber = {ca}.crlnumber\ndefault_md = sha256\ndefault_crl_days = {DAYS}\n\
+                 crl_extensions = crl_extensions\n\
+                 [crl_extensions]\nauthorityKeyIdentifier = keyid:always\n"
+            ),
+        )
+        .unwrap();
+        let pem = format!("{ca}.crl.pem");
+        self.run(&[
+            "ca",
+            "-gencrl",
+            "-config",
+            &config,
+            "-keyfile",
+            &format!("{ca}.key.pem"),
+            "-cert",
+            &format!("{ca}.crt.pem"),
+            "-out",
+            &pem,
+        ]);
+        if !der {
+            return self.path(&pem);
+        }
+        let out = format!("{ca}.crl.der");
+        self.run(&["crl", "-in", &pem, "-outform", "DER", "-out", &out]);
+        self.path(&out)
+    }
+
+    /// The certificate `stem` as DER.
+    fn der(&self, stem: &str) -> Vec<u8> {
+        self.run(&["x509", "-in", &format!("{stem}.crt.pem"), "-outform", "DER"])
+    }
+
+    /// 32 random bytes from `openssl rand`, in `name`; its path.
+    fn secret(&self, name: &str) -> PathBuf {
+        self.run(&["rand", "-out", name, "32"]);
+        let path = self.path(name);
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), 32);
+        path
+    }
+
+    /// The RSASSA-PKCS1-v1_5 SHA-256 signature of `message` with `stem`'s key, by
+    /// `openssl dgst`: what a JPKI card's authentication key computes over the login.
+    fn sign(&self, stem: &str, message: &[u8]) -> Vec<u8> {
+        std::fs::write(self.path("login.bin"), message).unwrap();
+        self.run(&[
+            "dgst",
+            "-sha256",
+            "-sign",
+            &format!("{stem}.key.pem"),
+            "-out",
+            "login.sig",
+            "login.bin",
+        ]);
+        std::fs::read(self.path("login.sig")).unwrap()
+    }
+}
+
+/// The card certificates: stem and serial.
+struct Pki {
+    files: OpensslPki,
+    cards: Vec<(String, u64)>,
+}
+
+/// The whole PKI of the deployment, made with openssl in `dir`.
+fn make_pki(dir: PathBuf) -> Pki {
+    let mut pki = OpensslPki::new(dir);
+    pki.ca(
+        "terminal-ca",
+        "/C=JP/O=Convenience Chain Example/CN=Example Terminal CA",
+        false,
+    );
+    pki.ca(
+        "auditor-ca",
+        "/C=JP/O=Kiosk Operator Example/CN=Example Auditor CA",
+        false,
+    );
+    pki.ca(
+        "server-ca",
+        "/C=JP/O=Kiosk Operator Example/CN=Example Server CA",
+        false,
+    );
+    pki.ca(
+        "internal-ca",
+        "/C=JP/O=Kiosk Operator Example/CN=Example Internal CA",
+        false,
+    );
+    pki.ca(
+        "municipality-ca",
+        "/C=JP/O=Municipality Example/CN=Example Document Signing CA",
+        false,
+    );
+    // Named like the real JPKI user-authentication CA (two OUs), RSA 2048.
+    pki.ca(
+        "jpki-auth-ca",
+        "/C=JP/O=JPKI/OU=JPKI for user authentication/\
+         OU=Japan Agency for Local Authority Information Systems",
+        true,
+    );
+    pki.issue(
+        "gateway",
+        "server-ca",
+        "/C=JP/O=Kiosk Operator Example/CN=localhost",
+        "server",
+        false,
+    );
+    pki.issue(
+        "terminal",
+        "terminal-ca",
+        "/C=JP/O=lawson/OU=271004-0007/CN=k1",
+        "terminal",
+        false,
+    );
+    pki.issue(
+        "gateway-internal",
+        "internal-ca",
+        &format!("/C=JP/O=Kiosk Operator Example/CN=gateway {GATEWAY_ID}"),
+        "gateway_internal",
+        false,
+    );
+    pki.issue(
+        "issuer",
+        "internal-ca",
+        &format!("/C=JP/O=Kiosk Operator Example/CN=issuer {REMOTE}"),
+        "issuer",
+        false,
+    );
+    pki.issue(
+        "signing",
+        "municipality-ca",
+        &format!("/C=JP/O=大阪市/CN={REMOTE} document signing"),
+        "document_signing",
+        false,
+    );
+    // The signer's chain for `issuer serve`: leaf first.
+    let chain = [
+        std::fs::read(pki.path("signing.crt.pem")).unwrap(),
+        std::fs::read(pki.path("municipality-ca.crt.pem")).unwrap(),
+    ]
+    .concat();
+    std::fs::write(pki.path("signing-chain.pem"), chain).unwrap();
+    let cards = (1..=CARDS)
+        .map(|i| {
+            let stem = format!("card-{i}");
+            let serial = pki.issue(
+                &stem,
+                "jpki-auth-ca",
+                &format!("/C=JP/CN=CARD{i:04}OPENSSL"),
+                "card",
+                true,
+            );
+            (stem, serial)
+        })
+        .collect();
+    Pki { files: pki, cards }
+}
+
+/// Runs `kiosk-devkit generate` for the remote municipality's register (no PKI: the register
+/// only); its printed example resident refs and the residents of its bindings, in order.
+async fn generate_register(register_url: &str, root: &Path) -> (Vec<String>, Vec<String>) {
+    let bindings = root.join("generated-bindings.jsonl");
+    let generated = tokio::process::Command::new(devkit_binary())
+        .args(["generate", "--seed", "12", "--residents", "40"])
+        .args([
+            "--municipality",
+            REMOTE,
+            "--name",
+            "大阪市",
+            "--prefecture",
+            "大阪府",
+        ])
+        .args(["--db", register_url])
+        .arg("--bindings-out")
+        .arg(&bindings)
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        generated.status.success(),
+        "{}",
+        String::from_utf8_lossy(&generated.stderr)
+    );
+    let examples = example_refs(&String::from_utf8(generated.stdout).unwrap());
+    let residents = issuer::bindings::read_file(&bindings)
+        .unwrap()
+        .into_iter()
+        .map(|b| b.resident_ref)
+        .collect();
+    (examples, residents)
+}
+
+/// `kiosk-gateway admin --config <config> <args>`, which must succeed; its output.
+async fn admin(config: &Path, args: &[&str]) -> String {
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_kiosk-gateway"));
+    command.arg("admin").arg("--config").arg(config).args(args);
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("KIOSK_") {
+            command.env_remove(name);
+        }
+    }
+    let output = command.output().await.unwrap();
+    assert!(
+        output.status.success(),
+        "admin {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
+/// The production configuration, naming only files of the openssl PKI.
+fn gateway_config(root: &Path, pki: &OpensslPki, issuer_addr: &str, bindings: &Path) -> PathBuf {
+    let data = root.join("gateway-data");
+    let config = root.join("gateway.toml");
+    let start = office_hours_rfc3339();
+    let path = |name: &str| pki.path(name);
+    let text = format!(
+        "data_dir = {data:?}\nlisten = \"127.0.0.1:0\"\ngateway_id = \"{GATEWAY_ID}\"\n\
+         drain_ms = 0\nmunicipalities = []\nrehearsal_clock_start = \"{start}\"\n\
+         client_crl_files = [{:?}, {:?}]\ncard_crl_file = {:?}\n\
+         [trust]\nserver_cert = {:?}\nterminal_ca = {:?}\nauditor_ca = {:?}\n\
+         card_auth_ca = {:?}\nmunicipality_ca = {:?}\ninternal_ca = {:?}\n\
+         internal_client_cert = {:?}\n\
+         [keys]\nserver_key = {:?}\ninternal_client_key = {:?}\n\
+         pseudonym_key = {:?}\ncheckpoint_seed = {:?}\n\
+         [[remote_issuers]]\nmunicipality = \"{REMOTE}\"\n\
+         endpoint = \"https://{issuer_addr}\"\nserver_name = \"localhost\"\n\
+         bindings = {bindings:?}\nname = \"大阪市\"\nsigning_cert = {:?}\n",
+        pki.empty_crl("terminal-ca", false),
+        pki.empty_crl("auditor-ca", false),
+        pki.empty_crl("jpki-auth-ca", true),
+        path("gateway.crt.pem"),
+        path("terminal-ca.crt.pem"),
+        path("auditor-ca.crt.pem"),
+        path("jpki-auth-ca.crt.pem"),
+        path("municipality-ca.crt.pem"),
+        path("internal-ca.crt.pem"),
+        path("gateway-internal.crt.pem"),
+        path("gateway.key.pem"),
+        path("gateway-internal.key.pem"),
+        pki.secret("pseudonym.key"),
+        pki.secret("checkpoint.seed"),
+        path("signing.crt.pem"),
+    );
+    std::fs::write(&config, text).unwrap();
+    config
+}
+
+/// Logs the card `stem` in (signed by openssl), and asks GetMenu; the session and menu.
+async fn login(
+    terminal: &Terminal,
+    channel: &tonic::transport::Channel,
+    pki: &OpensslPki,
+    stem: &str,
+) -> (String, pb::Menu) {
+    let opened = terminal.open_session().await.unwrap();
+    let message = card::login::signed_message(&opened.auth_context_bytes, &opened.challenge);
+    let signature = pki.sign(stem, &message);
+    assert_eq!(signature.len(), 256, "RSA 2048");
+    let from_login = terminal
+        .authenticate(&opened.session_id, pki.der(stem), signature)
+        .await
+        .unwrap();
+    let menu = pb::terminal_service_client::TerminalServiceClient::new(channel.clone())
+        .get_menu(pb::GetMenuRequest {
+            session_id: opened.session_id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .menu
+        .unwrap();
+    assert_eq!(menu, from_login, "GetMenu answers the login's menu");
+    (opened.session_id, menu)
+}
+
+/// Issues a 住民票の写し to the first card whose resident's menu offers one, reports it
+/// printed and closes; the resident and the PDF.
+async fn issue_resident_record(
+    terminal: &Terminal,
+    channel: &tonic::transport::Channel,
+    pki: &Pki,
+    residents: &[String],
+) -> (String, Vec<u8>) {
+    for ((stem, _), resident) in pki.cards.iter().zip(residents) {
+        let (session, menu) = login(terminal, channel, &pki.files, stem).await;
+        assert_eq!(&menu.members[0].subject_ref, resident);
+        assert_eq!(menu.municipality_code, REMOTE);
+        let offered = menu
+            .entries
+            .iter()
+            .any(|e| e.available && e.r#type == pb::CertificateType::ResidentRecord as i32);
+        if !offered {
+            terminal.close_session(&session).await.unwrap();
+            continue;
+        }
+        let items = vec![item(pb::CertificateType::ResidentRecord)];
+        let total = fee(&menu, &items);
+        let quoted = terminal.quote(&session, items.clone()).await.unwrap();
+        assert_eq!(quoted.total_fee_yen, total);
+        let key = format!("openssl-{}", &session[2..18]);
+        let issued = terminal
+            .issue(&session, &key, items, total, Duration::from_secs(60))
+            .await
+            .unwrap();
+        assert_eq!(issued.documents.len(), 1);
+        let pdf = issued.documents[0].pdf.clone();
+        for (issuance, subjects) in page_subjects(&pdf) {
+            assert_eq!(issuance, issued.header.issuance_id);
+            assert_eq!(subjects, std::slice::from_ref(resident));
+        }
+        let printed = terminal
+            .report_print(
+                &session,
+                &issued.header.issuance_id,
+                pb::PrintOutcome::Printed,
+                total,
+                "",
+            )
+            .await
+            .unwrap();
+        assert_eq!(printed.refund_due_yen, 0);
+        terminal.close_session(&session).await.unwrap();
+        return (resident.clone(), pdf);
+    }
+    panic!("no resident with an openssl card is offered a 住民票の写し");
+}
+
+/// The gateway's verifier (no client certificate) judges `pdf` valid for the municipality.
+async fn gateway_verifies(addr: &str, server_ca_pem: &[u8], pdf: Vec<u8>) {
+    let channel = tonic::transport::Endpoint::from_shared(format!("https://{addr}"))
+        .unwrap()
+        .tls_config(
+            tonic::transport::ClientTlsConfig::new()
+                .ca_certificate(tonic::transport::Certificate::from_pem(server_ca_pem))
+                .domain_name("localhost"),
+        )
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let verdict = pb::verify_service_client::VerifyServiceClient::new(channel)
+        .max_encoding_message_size(16 << 20)
+        .verify_document(pb::VerifyDocumentRequest {
+            document: Some(pb::verify_document_request::Document::Pdf(pdf)),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(verdict.validity, pb::Validity::Valid as i32, "{verdict:?}");
+    assert!(verdict.pdf_signature_valid);
+    assert_eq!(verdict.summary.unwrap().municipality_code, REMOTE);
+}
+
+/// poppler's `pdfsig` validates the signature too (the signer is not in its trust store, so
+/// only the signature is judged), when it is installed.
+fn pdfsig_validates(dir: &Path, pdf: &[u8]) {
+    let path = dir.join("issued.pdf");
+    std::fs::write(&path, pdf).unwrap();
+    let Ok(output) = Command::new("pdfsig").arg(&path).output() else {
+        eprintln!("pdfsig not installed: poppler's check skipped");
+        return;
+    };
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains("Signature Validation: Signature is Valid."),
+        "pdfsig:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deployment_on_an_openssl_pki_issues_a_signed_document() {
+    let started = Instant::now();
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let pki = make_pki(root.join("pki"));
+    let files = &pki.files;
+
+    // The register (data, not PKI) and the bindings of the openssl cards to its residents.
+    let register_url = format!("sqlite://{}", root.join("register.db").display());
+    let (examples, residents) = generate_register(&register_url, root).await;
+    let residents: Vec<String> = residents
+        .into_iter()
+        .filter(|r| !examples.contains(r))
+        .rev()
+        .take(pki.cards.len())
+        .collect();
+    let bindings = root.join(format!("bindings-{REMOTE}.jsonl"));
+    let mut out = Vec::new();
+    for ((stem, serial), resident) in pki.cards.iter().zip(&residents) {
+        let der = files.der(stem);
+        let (_, card) = X509Certificate::from_der(&der).unwrap();
+        let binding = CardBinding::new(&card.issuer().to_string(), *serial, REMOTE, resident);
+        issuer::bindings::write_row(&mut out, &binding).unwrap();
+    }
+    std::fs::write(&bindings, out).unwrap();
+
+    // The municipality's issuer, on the openssl TLS files and signing key.
+    let mut command = tokio::process::Command::new(issuer_binary());
+    command
+        .args(["serve", "--db", &register_url, "--municipality", REMOTE])
+        .args(["--listen", "127.0.0.1:0"])
+        .arg("--tls-cert")
+        .arg(files.path("issuer.crt.pem"))
+        .arg("--tls-key")
+        .arg(files.path("issuer.key.pem"))
+        .arg("--client-ca")
+        .arg(files.path("internal-ca.crt.pem"))
+        .arg("--signing-cert")
+        .arg(files.path("signing-chain.pem"))
+        .arg("--signing-key")
+        .arg(files.path("signing.key.pem"));
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("KIOSK_") {
+            command.env_remove(name);
+        }
+    }
+    let (issuer, issuer_addr) = Process::spawn(command, root.join("issuer.log")).await;
+
+    // The gateway's production path, and the operator's registration of the terminal.
+    let config = gateway_config(root, files, &issuer_addr, &bindings);
+    let (gateway, addr) = Process::spawn(gateway_command(&config), root.join("gateway.log")).await;
+    let registered = admin(
+        &config,
+        &[
+            "terminal",
+            "register",
+            TERMINAL,
+            "--operator",
+            "ops-openssl-01",
+            "--reason",
+            "kiosk installed",
+        ],
+    )
+    .await;
+    assert!(registered.contains("registered"), "{registered}");
+
+    // The terminal, with its openssl certificate.
+    let read = |name: &str| std::fs::read(files.path(name)).unwrap();
+    let tls = TerminalTls {
+        server_ca_pem: read("server-ca.crt.pem"),
+        cert_pem: read("terminal.crt.pem"),
+        key_pem: read("terminal.key.pem"),
+        server_name: "localhost".into(),
+    };
+    let channel = kiosk_terminal::client::connect(&format!("https://{addr}"), &tls)
+        .await
+        .unwrap();
+    let terminal = Terminal::new(channel.clone());
+    let (resident, pdf) = issue_resident_record(&terminal, &channel, &pki, &residents).await;
+    assert!(!resident.is_empty());
+
+    // The signature is the openssl signing key's, by our reader, the gateway's and poppler's.
+    kiosk_document::signature::verify_pdf_signature(&pdf, &files.der("signing")).unwrap();
+    gateway_verifies(&addr, &tls.server_ca_pem, pdf.clone()).await;
+    pdfsig_validates(root, &pdf);
+
+    gateway.terminate().await;
+    issuer.terminate().await;
+    eprintln!("openssl PKI deployment: {:.1} s", started.elapsed().as_secs_f64());
+}
