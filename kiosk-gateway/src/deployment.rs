@@ -365,8 +365,21 @@ fn pem_to_der(pem: &[u8]) -> anyhow::Result<Vec<u8>> {
     kiosk_document::pem::certificate_der(pem).map_err(|e| anyhow::anyhow!("certificate PEM: {e}"))
 }
 
+/// The purposes a document-signing certificate's extended key usage may name, as webpki
+/// takes them (the OID's content octets): id-kp-documentSigning (RFC 9336, 1.3.6.1.5.5.7.3.36),
+/// id-kp-emailProtection (1.3.6.1.5.5.7.3.4, which PDF signers have long carried) and
+/// anyExtendedKeyUsage (2.5.29.37.0). A certificate without the extension may sign too
+/// (RFC 5280 4.2.1.12); one whose EKU names only other purposes — a TLS client or server
+/// certificate — may not.
+const DOCUMENT_SIGNING_PURPOSES: [&[u8]; 3] = [
+    &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x24],
+    &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x04],
+    &[0x55, 0x1d, 0x25, 0x00],
+];
+
 /// Checks that a document-signing certificate chains to the municipality CA now, by the
-/// deployment's `clock`.
+/// deployment's `clock`, and that its extended key usage, if any, names a document-signing
+/// purpose ([`DOCUMENT_SIGNING_PURPOSES`]).
 pub fn check_signing_chain(
     cert_der: &[u8],
     ca_der: &[u8],
@@ -378,16 +391,26 @@ pub fn check_signing_chain(
     let end_entity = webpki::EndEntityCert::try_from(&cert)?;
     let secs = u64::try_from(clock.now_ms().div_euclid(1000)).unwrap_or(0);
     let now = rustls_pki_types::UnixTime::since_unix_epoch(Duration::from_secs(secs));
-    end_entity.verify_for_usage(
-        &[webpki::ring::ECDSA_P256_SHA256],
-        &[anchor],
-        &[],
-        now,
-        webpki::KeyUsage::client_auth(),
-        None,
-        None,
-    )?;
-    Ok(())
+    let mut present = Vec::new();
+    for purpose in DOCUMENT_SIGNING_PURPOSES {
+        match end_entity.verify_for_usage(
+            &[webpki::ring::ECDSA_P256_SHA256],
+            std::slice::from_ref(&anchor),
+            &[],
+            now,
+            webpki::KeyUsage::required_if_present(purpose),
+            None,
+            None,
+        ) {
+            Ok(_) => return Ok(()),
+            Err(webpki::Error::RequiredEkuNotFoundContext(context)) => present = context.present,
+            Err(error) => return Err(error.into()),
+        }
+    }
+    anyhow::bail!(
+        "its extended key usage {present:?} names no document-signing purpose \
+         (id-kp-documentSigning, emailProtection, anyExtendedKeyUsage, or no extension)"
+    )
 }
 
 /// Reads each page's `(issuance id, subjects)` marker from a PDF.

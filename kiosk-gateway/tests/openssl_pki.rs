@@ -78,7 +78,14 @@ fn extensions() -> String {
          subjectAltName = URI:urn:kiosk:gateway:{GATEWAY_ID}\nauthorityKeyIdentifier = keyid\n\
          [document_signing]\nbasicConstraints = critical, CA:false\n\
          keyUsage = critical, digitalSignature, nonRepudiation\n\
+         extendedKeyUsage = 1.3.6.1.5.5.7.3.36\n\
          subjectAltName = URI:urn:kiosk:municipality:{REMOTE}\nauthorityKeyIdentifier = keyid\n\
+         [signing_without_eku]\nkeyUsage = critical, digitalSignature\n\
+         [signing_email]\nkeyUsage = critical, digitalSignature\nextendedKeyUsage = emailProtection\n\
+         [signing_any]\nkeyUsage = critical, digitalSignature\n\
+         extendedKeyUsage = anyExtendedKeyUsage\n\
+         [signing_tls_client]\nkeyUsage = critical, digitalSignature\nextendedKeyUsage = clientAuth\n\
+         [signing_tls_server]\nkeyUsage = critical, digitalSignature\nextendedKeyUsage = serverAuth\n\
          [card]\nbasicConstraints = critical, CA:false\nkeyUsage = critical, digitalSignature\n\
          authorityKeyIdentifier = keyid\n"
     )
@@ -94,7 +101,10 @@ impl OpensslPki {
     fn new(dir: PathBuf) -> Self {
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("extensions.cnf"), extensions()).unwrap();
-        OpensslPki { dir, serial: 0x1000 }
+        OpensslPki {
+            dir,
+            serial: 0x1000,
+        }
     }
 
     fn path(&self, name: &str) -> PathBuf {
@@ -588,6 +598,13 @@ async fn a_deployment_on_an_openssl_pki_issues_a_signed_document() {
     for ((stem, serial), resident) in pki.cards.iter().zip(&residents) {
         let der = files.der(stem);
         let (_, card) = X509Certificate::from_der(&der).unwrap();
+        // The binding key is the issuer name as x509-parser prints it: RDNs in certificate
+        // order, ", " between them — not RFC 4514's reversed order, nor openssl's text.
+        assert_eq!(
+            card.issuer().to_string(),
+            "C=JP, O=JPKI, OU=JPKI for user authentication, \
+             OU=Japan Agency for Local Authority Information Systems"
+        );
         let binding = CardBinding::new(&card.issuer().to_string(), *serial, REMOTE, resident);
         issuer::bindings::write_row(&mut out, &binding).unwrap();
     }
@@ -655,5 +672,37 @@ async fn a_deployment_on_an_openssl_pki_issues_a_signed_document() {
 
     gateway.terminate().await;
     issuer.terminate().await;
-    eprintln!("openssl PKI deployment: {:.1} s", started.elapsed().as_secs_f64());
+    eprintln!(
+        "openssl PKI deployment: {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+}
+
+/// The gateway accepts a municipality's document-signing certificate without an extended key
+/// usage, or with one naming id-kp-documentSigning (RFC 9336; the deployment above),
+/// emailProtection or anyExtendedKeyUsage, and refuses one naming only TLS purposes.
+#[test]
+fn document_signing_purposes_of_an_openssl_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut pki = OpensslPki::new(dir.path().to_owned());
+    pki.ca(
+        "municipality-ca",
+        "/C=JP/O=Municipality Example/CN=Example Document Signing CA",
+        false,
+    );
+    let ca = pki.der("municipality-ca");
+    let clock = kiosk_gateway::clock::SystemClock;
+    for (section, accepted) in [
+        ("document_signing", true),
+        ("signing_without_eku", true),
+        ("signing_email", true),
+        ("signing_any", true),
+        ("signing_tls_client", false),
+        ("signing_tls_server", false),
+    ] {
+        pki.issue(section, "municipality-ca", "/CN=signer", section, false);
+        let checked =
+            kiosk_gateway::deployment::check_signing_chain(&pki.der(section), &ca, &clock);
+        assert_eq!(checked.is_ok(), accepted, "{section}: {checked:?}");
+    }
 }
