@@ -28,7 +28,8 @@ pub const DEFAULT_CARD_ISSUER: &str = "CN=JPKI TEST AUTH CA (no PKI given)";
 /// One card binding.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CardBinding {
-    /// The card certificate's issuer name (RFC 4514 text as x509-parser prints it).
+    /// The card certificate's issuer name as x509-parser prints it: the RDNs in certificate
+    /// order joined by `, ` (`C=JP, O=JPKI, OU=…`), not RFC 4514's reversed order.
     pub card_issuer: String,
     /// The certificate serial.
     pub card_serial: u64,

@@ -43,7 +43,8 @@ pub struct VerifiedCard {
 }
 
 impl VerifiedCard {
-    /// The certificate's issuer name as text (RFC 4514), the first half of the binding key.
+    /// The certificate's issuer name as x509-parser prints it (RDNs in certificate order,
+    /// joined by `, `), the first half of the binding key.
     pub fn issuer(&self) -> &str {
         &self.issuer
     }
