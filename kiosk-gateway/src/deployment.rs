@@ -379,7 +379,7 @@ const DOCUMENT_SIGNING_PURPOSES: [&[u8]; 3] = [
 
 /// Checks that a document-signing certificate chains to the municipality CA now, by the
 /// deployment's `clock`, and that its extended key usage, if any, names a document-signing
-/// purpose ([`DOCUMENT_SIGNING_PURPOSES`]).
+/// purpose (`DOCUMENT_SIGNING_PURPOSES`).
 pub fn check_signing_chain(
     cert_der: &[u8],
     ca_der: &[u8],
