@@ -20,6 +20,7 @@ command -v faketime >/dev/null || { echo "test-at-night: faketime missing (scrip
 targets=(
   "kiosk-gateway:revocation_reload"
   "kiosk-gateway:two_process"
+  "kiosk-gateway:openssl_pki"
   "kiosk-gateway:demo_cli"
   "kiosk-gateway:admin_cli"
   "kiosk-terminal:issue_cli"
