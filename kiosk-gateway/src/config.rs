@@ -1,25 +1,61 @@
 //! The gateway's configuration: one typed tree, read from an optional TOML file and then
 //! `KIOSK_*` environment variables, validated before anything binds.
 //!
-//! Two deployments read it. The production one (`crate::deployment`; the only one in a build
-//! without the `embedded` feature) serves with the certificates and keys that the `[trust]`
-//! and `[keys]` sections name, the CRL files `client_crl_files` and `card_crl_file`, and the
-//! issuers of `[[remote_issuers]]`; it creates no key or certificate. The embedded one
-//! (`crate::provision`, feature `embedded`, default) runs when neither section is given: with
-//! no file and no variables that is everything under `.kiosk-data/` (SQLite databases, a
-//! development PKI, a synthetic register), listening on 127.0.0.1:7443, with the issuers in
-//! process. TEST ONLY.
+//! Two profiles ([`Profile`]) read it, chosen explicitly and never by which sections happen
+//! to be present. `production` (`crate::deployment`; the only one in a build without the
+//! `embedded` feature) serves with the certificates and keys that the `[trust]` and `[keys]`
+//! sections name, the CRL files `client_crl_files` and `card_crl_file`, the database
+//! `database_url` and the issuers of `[[remote_issuers]]`; it creates no key or certificate.
+//! `dev` (`crate::provision`, feature `embedded`, default) is the embedded development
+//! deployment: with no file and no variables that is everything under `.kiosk-data/` (SQLite
+//! databases, a development PKI, a synthetic register), listening on 127.0.0.1:7443, with the
+//! issuers in process. TEST ONLY. [`Config::profile`] says which: `KIOSK_PROFILE`, else
+//! `profile` in the file, else `production` when a file is given and `dev` when none is (in a
+//! build without `embedded`, `production`); `serve --dev` forces `dev`.
 //!
 //! `municipalities` are served in process (embedded only); each `[[remote_issuers]]` entry
 //! routes one municipality to a separate `issuer serve` process over mutual TLS (the gateway
 //! presents its internal client certificate and trusts the internal CA). A municipality is in
 //! exactly one of the two lists.
 
+use std::cell::RefCell;
+use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+
+/// Which deployment `serve` runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Profile {
+    /// The embedded development deployment (feature `embedded`): a development PKI, synthetic
+    /// registers, secrets created on first start. TEST ONLY.
+    Dev,
+    /// The configured files, database and remote issuers; nothing created.
+    Production,
+}
+
+impl Profile {
+    /// `dev` or `production`, as the file and `KIOSK_PROFILE` spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Profile::Dev => "dev",
+            Profile::Production => "production",
+        }
+    }
+
+    /// The profile of a start that does not say: `production` when a configuration file is
+    /// given or the build has no development deployment, else `dev`.
+    pub fn default_for(file_given: bool) -> Profile {
+        if file_given || !cfg!(feature = "embedded") {
+            Profile::Production
+        } else {
+            Profile::Dev
+        }
+    }
+}
 
 /// Why a configuration was refused (the binary exits with code 64).
 #[derive(Debug, thiserror::Error)]
@@ -46,7 +82,7 @@ pub enum ConfigError {
 }
 
 /// A municipality whose issuer runs as its own process (`issuer serve`).
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct RemoteIssuer {
     /// The 6-digit municipality code.
@@ -70,7 +106,7 @@ pub struct RemoteIssuer {
 /// `[trust]`: the certificates a production gateway presents and trusts, as files. TLS
 /// material is PEM; `card_auth_ca`, `municipality_ca` and the remote issuers' `signing_cert`
 /// may also be DER. Each key has the variable `KIOSK_TRUST_<KEY>` (upper case).
-#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct TrustConfig {
     /// The gateway's TLS server certificate chain, leaf first.
@@ -92,7 +128,7 @@ pub struct TrustConfig {
 
 /// `[keys]`: a production gateway's private keys and secrets, as files that must exist (the
 /// gateway never creates one). Each key has the variable `KIOSK_KEYS_<KEY>` (upper case).
-#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct KeysConfig {
     /// The private key of `trust.server_cert` (PEM).
@@ -141,9 +177,13 @@ impl RemoteIssuer {
 }
 
 /// The whole configuration.
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
+    /// `dev` or `production` (variable `KIOSK_PROFILE`). [`Config::load`] always sets it:
+    /// when neither the file nor the variable says, `production` if a file was given, else
+    /// `dev` (`production` in a build without the `embedded` feature).
+    pub profile: Option<Profile>,
     /// Where the embedded defaults live (databases, PKI, keys).
     pub data_dir: PathBuf,
     /// Address to listen on.
@@ -168,11 +208,11 @@ pub struct Config {
     /// The JPKI authentication CA's CRL (DER or PEM), re-read like the client CRLs. Required
     /// in production; the embedded deployment's default is `<pki_dir>/jpki-auth-ca.crl.der`.
     pub card_crl_file: Option<PathBuf>,
-    /// `[trust]`: the certificates of a production gateway. Given (even empty), or with any
-    /// `KIOSK_TRUST_*` variable, `serve` runs the production deployment.
+    /// `[trust]`: the certificates of a production gateway (refused in the `dev` profile,
+    /// which uses its development PKI).
     pub trust: Option<TrustConfig>,
-    /// `[keys]`: the private keys and secrets of a production gateway. Given (even empty), or
-    /// with any `KIOSK_KEYS_*` variable, `serve` runs the production deployment.
+    /// `[keys]`: the private keys and secrets of a production gateway (refused in the `dev`
+    /// profile, which creates its own).
     pub keys: Option<KeysConfig>,
     /// How often the CRL files are re-read, seconds.
     pub crl_refresh_secs: u64,
@@ -244,11 +284,73 @@ pub struct Config {
     /// (sessions, deadlines, certificate and CRL validity at the handshake and at login, audit
     /// event times; see `crate::clock`), so CRL files must be current by it.
     pub rehearsal_clock_start: Option<String>,
+    /// Where each setting came from: the keys the file set (`trust.terminal_ca`, ...) and the
+    /// `KIOSK_*` variables that were set. Filled by [`Config::load`]; not a setting.
+    #[serde(skip)]
+    pub sources: Sources,
+}
+
+/// Where the settings of a loaded [`Config`] came from.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Sources {
+    /// The configuration file, if one was read.
+    pub file: Option<PathBuf>,
+    /// The keys the file sets (top-level keys, and `trust.<key>` / `keys.<key>`).
+    pub file_keys: BTreeSet<String>,
+    /// The `KIOSK_*` variables that were set and read.
+    pub variables: BTreeSet<String>,
+}
+
+impl Sources {
+    /// Where `key` came from: its variable, the file, or the default.
+    pub fn of(&self, key: &str) -> String {
+        let variable = env_var(key);
+        if self.variables.contains(&variable) {
+            variable
+        } else if self.file_keys.contains(key) {
+            match &self.file {
+                Some(file) => file.display().to_string(),
+                None => "file".to_owned(),
+            }
+        } else {
+            "default".to_owned()
+        }
+    }
+}
+
+/// An [`Environment`] that remembers which variables were set.
+struct Recording<'a> {
+    env: &'a dyn Environment,
+    seen: RefCell<BTreeSet<String>>,
+}
+
+impl Environment for Recording<'_> {
+    fn var(&self, name: &str) -> Option<String> {
+        let value = self.env.var(name);
+        if value.is_some() {
+            self.seen.borrow_mut().insert(name.to_owned());
+        }
+        value
+    }
+}
+
+/// The keys a configuration file sets: top-level keys, and `<section>.<key>` for the keys of
+/// `[trust]` and `[keys]`.
+fn file_keys(table: &toml::Table) -> BTreeSet<String> {
+    let mut keys = BTreeSet::new();
+    for (key, value) in table {
+        keys.insert(key.clone());
+        if let (true, Some(section)) = (key == "trust" || key == "keys", value.as_table()) {
+            keys.extend(section.keys().map(|field| format!("{key}.{field}")));
+        }
+    }
+    keys
 }
 
 impl Default for Config {
     fn default() -> Self {
         Config {
+            profile: None,
             data_dir: PathBuf::from(".kiosk-data"),
             listen: SocketAddr::from(([127, 0, 0, 1], 7443)),
             database_url: None,
@@ -287,6 +389,7 @@ impl Default for Config {
             max_verify_calls_in_flight: 16,
             max_calls_in_flight_per_caller: 32,
             rehearsal_clock_start: None,
+            sources: Sources::default(),
         }
     }
 }
@@ -307,18 +410,45 @@ impl Environment for ProcessEnvironment {
 }
 
 impl Config {
-    /// Reads `file` (if given), then applies `KIOSK_*` variables, then validates.
+    /// Reads `file` (if given), then applies `KIOSK_*` variables, then validates. The
+    /// profile is always set afterwards (see [`Config::profile`]), and [`Config::sources`]
+    /// says where each setting came from.
     pub fn load(file: Option<&Path>, env: &dyn Environment) -> Result<Self, ConfigError> {
-        let mut config = match file {
+        let env = &Recording {
+            env,
+            seen: RefCell::default(),
+        };
+        let (mut config, keys) = match file {
             Some(path) => {
                 let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
                     path: path.to_owned(),
                     source,
                 })?;
-                toml::from_str(&text).map_err(|e| ConfigError::Parse(e.to_string()))?
+                let config: Config =
+                    toml::from_str(&text).map_err(|e| ConfigError::Parse(e.to_string()))?;
+                let table: toml::Table =
+                    toml::from_str(&text).map_err(|e| ConfigError::Parse(e.to_string()))?;
+                (config, file_keys(&table))
             }
-            None => Config::default(),
+            None => (Config::default(), BTreeSet::new()),
         };
+        if let Some(v) = env.var("KIOSK_PROFILE") {
+            config.profile = Some(match v.as_str() {
+                "dev" => Profile::Dev,
+                "production" => Profile::Production,
+                _ => {
+                    return Err(ConfigError::Invalid {
+                        field: "KIOSK_PROFILE",
+                        why: "dev or production".to_owned(),
+                    });
+                }
+            });
+        }
+        config.profile = Some(
+            config
+                .profile
+                .unwrap_or_else(|| Profile::default_for(file.is_some())),
+        );
         if let Some(v) = env.var("KIOSK_DATA_DIR") {
             config.data_dir = PathBuf::from(v);
         }
@@ -348,12 +478,17 @@ impl Config {
         config.limits_from_env(env)?;
         config.trust_from_env(env);
         config.validate()?;
+        config.sources = Sources {
+            file: file.map(Path::to_owned),
+            file_keys: keys,
+            variables: env.seen.take(),
+        };
         Ok(config)
     }
 
     /// The `[trust]` and `[keys]` files from `KIOSK_TRUST_*` and `KIOSK_KEYS_*` variables
     /// (`KIOSK_TRUST_TERMINAL_CA`, `KIOSK_KEYS_PSEUDONYM_KEY`, ...). A variable creates its
-    /// section, so it selects the production deployment as the section would.
+    /// section; it does not choose the profile.
     fn trust_from_env(&mut self, env: &dyn Environment) {
         let trust = &mut self.trust;
         path_var(env, "trust.server_cert", trust, |t| &mut t.server_cert);
@@ -378,11 +513,16 @@ impl Config {
         });
     }
 
-    /// Whether `serve` runs the production deployment (`crate::deployment`): always in a
-    /// build without the `embedded` feature; in one with it, when `[trust]` or `[keys]` is
-    /// configured. Otherwise it runs the embedded development deployment.
+    /// The profile `serve` runs: as [`Config::load`] set it (`KIOSK_PROFILE`, else `profile`
+    /// in the file, else `production` with a file and `dev` without one); a `Config` built
+    /// in code without one is `dev` in a build with the `embedded` feature.
+    pub fn profile(&self) -> Profile {
+        self.profile.unwrap_or_else(|| Profile::default_for(false))
+    }
+
+    /// Whether `serve` runs the production deployment (`crate::deployment`).
     pub fn production(&self) -> bool {
-        !cfg!(feature = "embedded") || self.trust.is_some() || self.keys.is_some()
+        self.profile() == Profile::Production
     }
 
     /// The connection and stream limits from `KIOSK_*` variables (names as the fields, upper
@@ -721,6 +861,38 @@ impl Config {
     }
 }
 
+/// `url` with its password replaced by `***` (`postgres://user:***@host/db`), also a
+/// `password=` query parameter: what may be printed or logged of a database URL.
+pub fn redact_url(url: &str) -> String {
+    let (scheme, rest) = match url.split_once("://") {
+        Some((scheme, rest)) => (format!("{scheme}://"), rest),
+        None => (String::new(), url),
+    };
+    let (before_query, query) = match rest.split_once('?') {
+        Some((before, query)) => (before, Some(query)),
+        None => (rest, None),
+    };
+    // The last `@` ends the user information, even when an unencoded password holds `/`.
+    let location = match before_query.rsplit_once('@') {
+        Some((userinfo, host_and_path)) => match userinfo.split_once(':') {
+            Some((user, _)) => format!("{user}:***@{host_and_path}"),
+            None => format!("{userinfo}@{host_and_path}"),
+        },
+        None => before_query.to_owned(),
+    };
+    let query = query.map(|query| {
+        let params: Vec<String> = query
+            .split('&')
+            .map(|param| match param.split_once('=') {
+                Some((name, _)) if name.eq_ignore_ascii_case("password") => format!("{name}=***"),
+                _ => param.to_owned(),
+            })
+            .collect();
+        format!("?{}", params.join("&"))
+    });
+    format!("{scheme}{location}{}", query.unwrap_or_default())
+}
+
 /// Parses a `KIOSK_*` number.
 fn parse_number<T: std::str::FromStr>(name: &'static str, value: &str) -> Result<T, ConfigError>
 where
@@ -794,6 +966,36 @@ mod tests {
             Config::load(None, &bad),
             Err(ConfigError::Invalid { .. })
         ));
+    }
+
+    #[test]
+    fn database_passwords_are_redacted() {
+        for (url, shown) in [
+            (
+                "postgres://gateway:s3cret@db:5432/kiosk",
+                "postgres://gateway:***@db:5432/kiosk",
+            ),
+            (
+                "postgresql://gateway:p@ss@db/kiosk?sslmode=require",
+                "postgresql://gateway:***@db/kiosk?sslmode=require",
+            ),
+            (
+                "postgres://db/kiosk?user=gateway&password=s3cret",
+                "postgres://db/kiosk?user=gateway&password=***",
+            ),
+            ("postgres://gateway@db/kiosk", "postgres://gateway@db/kiosk"),
+            ("postgres://u:pa/ss@db/kiosk", "postgres://u:***@db/kiosk"),
+            (
+                "sqlite:///var/lib/kiosk/gateway.db",
+                "sqlite:///var/lib/kiosk/gateway.db",
+            ),
+            (
+                "sqlite://gateway.db?mode=rwc",
+                "sqlite://gateway.db?mode=rwc",
+            ),
+        ] {
+            assert_eq!(redact_url(url), shown);
+        }
     }
 
     #[test]
@@ -872,25 +1074,58 @@ mod tests {
     }
 
     #[test]
-    fn trust_and_keys_sections_select_the_production_deployment() {
-        let config = load_toml("").unwrap();
-        assert_eq!(config.production(), !cfg!(feature = "embedded"));
-        // An empty section is enough: the production path then names what is missing.
-        let config = load_toml("[trust]\n").unwrap();
+    fn a_file_chooses_production_unless_it_says_dev() {
+        // A file, even empty, is the production profile; none is the dev profile (production
+        // in a build without the embedded deployment).
+        assert!(load_toml("").unwrap().production());
+        let none = Config::load(None, &FakeEnv(HashMap::new())).unwrap();
+        assert_eq!(none.production(), !cfg!(feature = "embedded"));
+        assert_eq!(
+            load_toml("profile = \"dev\"\n").unwrap().profile(),
+            Profile::Dev
+        );
+        assert_eq!(
+            load_toml("profile = \"production\"\n").unwrap().profile(),
+            Profile::Production
+        );
+        assert!(matches!(
+            load_toml("profile = \"staging\"\n"),
+            Err(ConfigError::Parse(_))
+        ));
+        // KIOSK_PROFILE overrides the file and chooses without one.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("gateway.toml");
+        std::fs::write(&path, "profile = \"dev\"\n").unwrap();
+        let env = FakeEnv(HashMap::from([("KIOSK_PROFILE", "production")]));
+        let config = Config::load(Some(&path), &env).unwrap();
         assert!(config.production());
+        assert!(config.sources.variables.contains("KIOSK_PROFILE"));
+        assert_eq!(config.sources.of("profile"), "KIOSK_PROFILE");
+        let env = FakeEnv(HashMap::from([("KIOSK_PROFILE", "dev")]));
+        assert_eq!(Config::load(None, &env).unwrap().profile(), Profile::Dev);
+        let env = FakeEnv(HashMap::from([("KIOSK_PROFILE", "prod")]));
+        assert!(matches!(
+            Config::load(None, &env),
+            Err(ConfigError::Invalid {
+                field: "KIOSK_PROFILE",
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn trust_and_keys_sections_are_read() {
+        // [trust] or [keys] do not choose the profile: the file does.
+        let config = load_toml("profile = \"dev\"\n[trust]\n").unwrap();
+        assert_eq!(config.profile(), Profile::Dev);
         let config = load_toml(
             "[trust]\nterminal_ca = \"/etc/kiosk/terminal-ca.pem\"\n\
              [keys]\npseudonym_key = \"/var/lib/kiosk/pseudonym.key\"\n",
         )
         .unwrap();
-        assert_eq!(
-            config.trust.unwrap().terminal_ca,
-            Some(PathBuf::from("/etc/kiosk/terminal-ca.pem"))
-        );
-        assert_eq!(
-            config.keys.unwrap().pseudonym_key,
-            Some(PathBuf::from("/var/lib/kiosk/pseudonym.key"))
-        );
+        assert!(config.sources.file_keys.contains("trust.terminal_ca"));
+        assert!(config.sources.file_keys.contains("keys"));
+        assert!(!config.sources.file_keys.contains("trust.server_cert"));
         // A typo in a section is refused, not ignored.
         assert!(matches!(
             load_toml("[trust]\nterminal_cert = \"x\"\n"),
@@ -908,7 +1143,7 @@ mod tests {
         }
         for key in TRUST_KEYS {
             let config = Config::load(None, &OneVar(env_var(key))).unwrap();
-            assert!(config.production(), "{key}");
+            assert_eq!(config.sources.of(key), env_var(key));
             let (section, field) = key.split_once('.').unwrap();
             let text = match section {
                 "trust" => format!("{:?}", config.trust.unwrap()),

@@ -77,6 +77,7 @@ fn production_config(root: &Path, pki: &DevPki) -> PathBuf {
     let config = root.join("gateway.toml");
     let text = format!(
         "data_dir = {data:?}\nlisten = \"127.0.0.1:0\"\ngateway_id = \"{GATEWAY_ID}\"\n\
+         database_url = \"sqlite://{}/gateway.db\"\n\
          drain_ms = 0\nmunicipalities = []\n\
          client_crl_files = [{:?}, {:?}]\ncard_crl_file = {:?}\n\
          [trust]\nserver_cert = {:?}\nterminal_ca = {:?}\nauditor_ca = {:?}\n\
@@ -87,6 +88,7 @@ fn production_config(root: &Path, pki: &DevPki) -> PathBuf {
          [[remote_issuers]]\nmunicipality = \"{REMOTE}\"\n\
          endpoint = \"https://127.0.0.1:9\"\nserver_name = \"localhost\"\n\
          bindings = {bindings:?}\nname = \"大阪市\"\nsigning_cert = {:?}\n",
+        data.display(),
         crl_dir.join("terminal-ca.crl"),
         crl_dir.join("auditor-ca.crl"),
         pki.dir().join(files::JPKI_AUTH_CRL_DER),
