@@ -461,6 +461,9 @@ impl Config {
         if let Some(v) = env.var("KIOSK_DATABASE_URL") {
             config.database_url = Some(v);
         }
+        if let Some(v) = env.var("KIOSK_CARD_CRL_FILE") {
+            config.card_crl_file = Some(PathBuf::from(v));
+        }
         if let Some(v) = env.var("KIOSK_REGISTER_URL") {
             config.register_url = Some(v);
         }

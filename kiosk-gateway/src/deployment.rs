@@ -48,8 +48,7 @@ pub struct Production {
 /// routes) comes before anything is opened, written or bound. The database is
 /// `database_url`, which must be set: nothing defaults to a file under `data_dir`.
 pub async fn prepare(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Production> {
-    let files = TrustFiles::from_config(config)?;
-    let trust = files.load()?;
+    let (files, trust) = TrustFiles::read(config)?;
     let municipalities: Vec<(String, String)> = config
         .remote_issuers
         .iter()

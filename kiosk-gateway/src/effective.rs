@@ -9,7 +9,7 @@ use std::fmt::Write as _;
 use crate::config::{Config, Profile, TRUST_KEYS, redact_url};
 
 /// Settings only the `dev` profile reads.
-const DEV_ONLY: [&str; 3] = ["pki_dir", "register_url", "synthetic_residents"];
+const DEV_ONLY: [&str; 4] = ["data_dir", "pki_dir", "register_url", "synthetic_residents"];
 
 /// The effective configuration of `config` as TOML, each setting commented with its source;
 /// `dev_flag` when `--dev` chose the profile.

@@ -196,6 +196,30 @@ impl TrustFiles {
     /// production gateway needs otherwise: CRL files, remote issuers with a name and a
     /// signing certificate each, and no municipality in process.
     pub fn from_config(config: &Config) -> Result<TrustFiles, Refused> {
+        let (files, problems) = TrustFiles::collect(config);
+        problems.finish(files)
+    }
+
+    /// [`TrustFiles::from_config`] and then [`TrustFiles::load`], every problem of both named
+    /// once: a file that is set and readable but undecodable or of the wrong length is named
+    /// even when another key is not set.
+    pub fn read(config: &Config) -> Result<(TrustFiles, TrustMaterial), Refused> {
+        let (files, mut problems) = TrustFiles::collect(config);
+        match files.load() {
+            Ok(material) => problems.finish((files, material)),
+            Err(Refused(more)) => {
+                let named: std::collections::BTreeSet<String> =
+                    problems.0.iter().map(|p| p.key.clone()).collect();
+                problems
+                    .0
+                    .extend(more.into_iter().filter(|p| !named.contains(&p.key)));
+                Err(Refused(problems.0))
+            }
+        }
+    }
+
+    /// The files `config` names, with the problems found (an unset key is an empty path).
+    fn collect(config: &Config) -> (TrustFiles, Problems) {
         let mut problems = Problems::default();
         let trust = config.trust.clone().unwrap_or_default();
         let keys = config.keys.clone().unwrap_or_default();
@@ -233,7 +257,7 @@ impl TrustFiles {
         }
         production_database(config, &mut problems);
         production_routes(config, &mut problems, &mut files);
-        problems.finish(files)
+        (files, problems)
     }
 
     /// Reads and checks every file: certificates decode, keys are PEM private keys, secrets
@@ -301,7 +325,7 @@ impl TrustFiles {
 pub fn check(config: &Config) -> Result<(), Refused> {
     profile_problems(config)?;
     if config.production() {
-        TrustFiles::from_config(config)?.load()?;
+        TrustFiles::read(config)?;
     }
     Ok(())
 }
