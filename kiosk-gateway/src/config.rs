@@ -71,6 +71,9 @@ pub enum ConfigError {
     /// The file is not valid TOML for this schema.
     #[error("invalid configuration: {0}")]
     Parse(String),
+    /// Several values are out of range: every one of them.
+    #[error("invalid configuration ({} problems):{}", .0.len(), list(.0))]
+    Several(Vec<ConfigError>),
     /// A value is out of range.
     #[error("invalid configuration: {field}: {why}")]
     Invalid {
@@ -79,6 +82,17 @@ pub enum ConfigError {
         /// Why.
         why: String,
     },
+}
+
+/// Each problem of `errors` on its own line, as `field: why`.
+fn list(errors: &[ConfigError]) -> String {
+    errors
+        .iter()
+        .map(|error| match error {
+            ConfigError::Invalid { field, why } => format!("\n  {field}: {why}"),
+            other => format!("\n  {other}"),
+        })
+        .collect()
 }
 
 /// A municipality whose issuer runs as its own process (`issuer serve`).
@@ -618,13 +632,15 @@ impl Config {
         Ok(())
     }
 
-    fn validate_limits(&self) -> Result<(), ConfigError> {
-        let invalid = |field, why: &str| ConfigError::Invalid {
-            field,
-            why: why.to_owned(),
+    fn validate_limits(&self, problems: &mut Vec<ConfigError>) {
+        let mut invalid = |field, why: &str| {
+            problems.push(ConfigError::Invalid {
+                field,
+                why: why.to_owned(),
+            });
         };
         if self.max_connections == Some(0) {
-            return Err(invalid("max_connections", "at least 1"));
+            invalid("max_connections", "at least 1");
         }
         for (field, value) in [
             ("max_handshakes_per_ip", self.max_handshakes_per_ip),
@@ -643,22 +659,22 @@ impl Config {
             ),
         ] {
             if value == 0 {
-                return Err(invalid(field, "at least 1"));
+                invalid(field, "at least 1");
             }
         }
         if self.max_anonymous_connections_per_ip > self.max_anonymous_connections {
-            return Err(invalid(
+            invalid(
                 "max_anonymous_connections_per_ip",
                 "at most max_anonymous_connections",
-            ));
+            );
         }
         if let Some(max) = self.max_connections
             && self.max_anonymous_connections >= max
         {
-            return Err(invalid(
+            invalid(
                 "max_anonymous_connections",
                 "below max_connections: the rest is kept for terminals",
-            ));
+            );
         }
         for (field, value) in [
             ("preface_timeout_ms", self.preface_timeout_ms),
@@ -674,113 +690,136 @@ impl Config {
             ("issue_stream_timeout_ms", self.issue_stream_timeout_ms),
         ] {
             if value == 0 {
-                return Err(invalid(field, "at least 1 ms"));
+                invalid(field, "at least 1 ms");
             }
         }
         if self.max_concurrent_streams == 0 {
-            return Err(invalid("max_concurrent_streams", "at least 1"));
+            invalid("max_concurrent_streams", "at least 1");
         }
         if self.issue_stream_budget_per_terminal_bytes < 1 << 20 {
-            return Err(invalid(
+            invalid(
                 "issue_stream_budget_per_terminal_bytes",
                 "at least 1 MiB",
-            ));
+            );
         }
         if self.issue_stream_budget_per_terminal_bytes > self.issue_stream_budget_bytes {
-            return Err(invalid(
+            invalid(
                 "issue_stream_budget_per_terminal_bytes",
                 "at most issue_stream_budget_bytes",
-            ));
+            );
         }
-        Ok(())
     }
 
+    /// Every value out of range, all reported together.
     fn validate(&self) -> Result<(), ConfigError> {
-        let invalid = |field, why: &str| ConfigError::Invalid {
-            field,
-            why: why.to_owned(),
+        let mut problems = Vec::new();
+        self.validate_values(&mut problems);
+        self.validate_routes(&mut problems);
+        self.validate_limits(&mut problems);
+        match problems.len() {
+            0 => Ok(()),
+            1 => Err(problems.remove(0)),
+            _ => Err(ConfigError::Several(problems)),
+        }
+    }
+
+    fn validate_values(&self, problems: &mut Vec<ConfigError>) {
+        let mut invalid = |field, why: &str| {
+            problems.push(ConfigError::Invalid {
+                field,
+                why: why.to_owned(),
+            });
         };
         if card::login::context_bytes(&self.gateway_id, "t", "s").is_none()
             || self.gateway_id.len() > 64
         {
-            return Err(invalid("gateway_id", "1 to 64 characters, no newline"));
+            invalid("gateway_id", "1 to 64 characters, no newline");
         }
-        for url in [&self.database_url, &self.register_url]
-            .into_iter()
-            .flatten()
-        {
-            crate::store::Backend::of_url(url)
-                .map_err(|_| invalid("database_url", "must start with sqlite: or postgres:"))?;
+        for (field, url) in [
+            ("database_url", &self.database_url),
+            ("register_url", &self.register_url),
+        ] {
+            if let Some(url) = url
+                && crate::store::Backend::of_url(url).is_err()
+            {
+                invalid(field, "must start with sqlite: or postgres:");
+            }
         }
         if self.max_open_sessions_per_terminal == 0 {
-            return Err(invalid(
+            invalid(
                 "max_open_sessions_per_terminal",
                 "at least 1 (a terminal needs one session per resident at the kiosk)",
-            ));
+            );
         }
-        if self.reconcile_interval_secs == 0 {
-            return Err(invalid("reconcile_interval_secs", "at least 1 second"));
+        for (field, value) in [
+            ("reconcile_interval_secs", self.reconcile_interval_secs),
+            ("crl_refresh_secs", self.crl_refresh_secs),
+            ("print_window_secs", self.print_window_secs),
+        ] {
+            if value == 0 {
+                invalid(field, "at least 1 second");
+            }
         }
+        if self.max_concurrent_issuances == 0 {
+            invalid("max_concurrent_issuances", "at least 1");
+        }
+        if self.rehearsal_clock_start().is_err() {
+            invalid("rehearsal_clock_start", "an RFC 3339 instant");
+        }
+    }
+
+    /// The municipalities in process and the remote issuers.
+    fn validate_routes(&self, problems: &mut Vec<ConfigError>) {
+        let mut invalid = |field, why: &str| {
+            problems.push(ConfigError::Invalid {
+                field,
+                why: why.to_owned(),
+            });
+        };
         if self.municipalities.is_empty() && self.remote_issuers.is_empty() {
-            return Err(invalid(
+            invalid(
                 "municipalities",
                 "at least one municipality, in process or in remote_issuers",
-            ));
+            );
         }
-        for code in &self.municipalities {
-            audit::event::MunicipalityCode::parse(code)
-                .map_err(|_| invalid("municipalities", "6-digit codes with a valid check digit"))?;
+        if self
+            .municipalities
+            .iter()
+            .any(|code| audit::event::MunicipalityCode::parse(code).is_err())
+        {
+            invalid("municipalities", "6-digit codes with a valid check digit");
         }
         let mut seen: Vec<&str> = self.municipalities.iter().map(String::as_str).collect();
         seen.sort_unstable();
         if seen.windows(2).any(|w| w[0] == w[1]) {
-            return Err(invalid("municipalities", "a code is listed twice"));
+            invalid("municipalities", "a code is listed twice");
         }
         for remote in &self.remote_issuers {
-            audit::event::MunicipalityCode::parse(&remote.municipality).map_err(|_| {
+            if audit::event::MunicipalityCode::parse(&remote.municipality).is_err() {
                 invalid(
                     "remote_issuers.municipality",
                     "6-digit codes with a valid check digit",
-                )
-            })?;
+                );
+            }
             if seen.contains(&remote.municipality.as_str()) {
-                return Err(invalid(
+                invalid(
                     "remote_issuers.municipality",
                     "a municipality is served either in process (municipalities) or by one \
                      remote issuer, not both; set municipalities = [] to serve none in process",
-                ));
+                );
             }
             seen.push(&remote.municipality);
-            let uri: tonic::codegen::http::Uri = remote
-                .endpoint
-                .parse()
-                .map_err(|_| invalid("remote_issuers.endpoint", "an https://host:port URL"))?;
-            if uri.scheme_str() != Some("https") || uri.host().is_none() {
-                return Err(invalid(
+            match remote.endpoint.parse::<tonic::codegen::http::Uri>() {
+                Ok(uri) if uri.scheme_str() == Some("https") && uri.host().is_some() => {}
+                _ => invalid(
                     "remote_issuers.endpoint",
                     "an https://host:port URL (the issuer is only reached over mutual TLS)",
-                ));
+                ),
             }
             if remote.server_name().is_empty() {
-                return Err(invalid(
-                    "remote_issuers.server_name",
-                    "a DNS name or address",
-                ));
+                invalid("remote_issuers.server_name", "a DNS name or address");
             }
         }
-        if self.max_concurrent_issuances == 0 {
-            return Err(invalid("max_concurrent_issuances", "at least 1"));
-        }
-        if self.crl_refresh_secs == 0 {
-            return Err(invalid("crl_refresh_secs", "at least 1"));
-        }
-        if self.print_window_secs == 0 {
-            return Err(invalid("print_window_secs", "at least 1"));
-        }
-        if self.rehearsal_clock_start().is_err() {
-            return Err(invalid("rehearsal_clock_start", "an RFC 3339 instant"));
-        }
-        self.validate_limits()
     }
 
     /// Every municipality this gateway routes, in process first, with its configured display
@@ -999,6 +1038,39 @@ mod tests {
         ] {
             assert_eq!(redact_url(url), shown);
         }
+    }
+
+    #[test]
+    fn every_value_out_of_range_is_named() {
+        let error = load_toml(
+            "max_concurrent_streams = 0\nprint_window_secs = 0\n\
+             register_url = \"mysql://x\"\nmunicipalities = [\"131017\"]\n",
+        )
+        .unwrap_err();
+        let ConfigError::Several(problems) = &error else {
+            panic!("{error}")
+        };
+        let fields: Vec<&str> = problems
+            .iter()
+            .map(|p| match p {
+                ConfigError::Invalid { field, .. } => *field,
+                _ => "?",
+            })
+            .collect();
+        assert_eq!(
+            fields,
+            [
+                "register_url",
+                "print_window_secs",
+                "municipalities",
+                "max_concurrent_streams"
+            ]
+        );
+        let text = error.to_string();
+        assert!(
+            text.starts_with("invalid configuration (4 problems):\n  register_url: "),
+            "{text}"
+        );
     }
 
     #[test]
