@@ -14,7 +14,8 @@ use audit::event::UnixMillis;
 use clap::{Args, Parser, Subcommand};
 
 use crate::admin::{self, AdminError, Attribution, Change, TerminalAction};
-use crate::config::{Config, ProcessEnvironment, Profile, env_var, redact_url};
+use crate::config::{Config, ProcessEnvironment, Profile, env_var};
+use crate::effective::redact_url;
 use crate::trust::Refused;
 
 /// The certificate-issuance gateway for convenience-store kiosks.

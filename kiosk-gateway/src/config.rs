@@ -319,8 +319,11 @@ impl Sources {
     /// Where `key` came from: its variable, the file, or the default.
     pub fn of(&self, key: &str) -> String {
         let variable = env_var(key);
+        let human = crate::durations::human_key(key).map(env_var);
         if self.variables.contains(&variable) {
             variable
+        } else if let Some(human) = human.filter(|v| self.variables.contains(v)) {
+            human
         } else if self.file_keys.contains(key) {
             match &self.file {
                 Some(file) => file.display().to_string(),
@@ -438,10 +441,20 @@ impl Config {
                     path: path.to_owned(),
                     source,
                 })?;
-                let config: Config =
+                let mut table: toml::Table =
                     toml::from_str(&text).map_err(|e| ConfigError::Parse(e.to_string()))?;
-                let table: toml::Table =
-                    toml::from_str(&text).map_err(|e| ConfigError::Parse(e.to_string()))?;
+                let human = crate::durations::DURATION_KEYS
+                    .iter()
+                    .any(|(key, _, _)| table.contains_key(*key));
+                // Durations in human form become their integer keys; without any, the text
+                // is read directly, so that errors keep their line and column.
+                let config: Config = if human {
+                    crate::durations::normalize(&mut table).map_err(ConfigError::Parse)?;
+                    table.clone().try_into()
+                } else {
+                    toml::from_str(&text)
+                }
+                .map_err(|e| ConfigError::Parse(e.to_string()))?;
                 (config, file_keys(&table))
             }
             None => (Config::default(), BTreeSet::new()),
@@ -493,6 +506,7 @@ impl Config {
             &mut config.synthetic_residents,
         )?;
         config.limits_from_env(env)?;
+        config.durations_from_env(env)?;
         config.trust_from_env(env);
         config.validate()?;
         config.sources = Sources {
@@ -540,6 +554,46 @@ impl Config {
     /// Whether `serve` runs the production deployment (`crate::deployment`).
     pub fn production(&self) -> bool {
         self.profile() == Profile::Production
+    }
+
+    /// The duration settings in human form from their variables (`KIOSK_RECONCILE_INTERVAL=60s`,
+    /// see `crate::durations`); one and its integer variable are not both set.
+    fn durations_from_env(&mut self, env: &dyn Environment) -> Result<(), ConfigError> {
+        for (human, integer, unit_ms) in crate::durations::DURATION_KEYS {
+            let Some(text) = env.var(&env_var(human)) else {
+                continue;
+            };
+            let invalid = |why: String| ConfigError::Invalid {
+                field: human,
+                why: format!("{} ({})", why, env_var(human)),
+            };
+            if env.var(&env_var(integer)).is_some() {
+                return Err(invalid(format!("{} is set too: set one", env_var(integer))));
+            }
+            let units = crate::durations::in_units(&text, unit_ms).map_err(invalid)?;
+            if let Some(field) = self.duration_field(integer) {
+                *field = units;
+            }
+        }
+        Ok(())
+    }
+
+    /// The integer duration setting `key` (`reconcile_interval_secs`, ...).
+    fn duration_field(&mut self, key: &str) -> Option<&mut u64> {
+        Some(match key {
+            "handshake_timeout_ms" => &mut self.handshake_timeout_ms,
+            "reconcile_interval_secs" => &mut self.reconcile_interval_secs,
+            "print_window_secs" => &mut self.print_window_secs,
+            "drain_ms" => &mut self.drain_ms,
+            "grace_ms" => &mut self.grace_ms,
+            "crl_refresh_secs" => &mut self.crl_refresh_secs,
+            "preface_timeout_ms" => &mut self.preface_timeout_ms,
+            "anonymous_idle_timeout_ms" => &mut self.anonymous_idle_timeout_ms,
+            "http2_keepalive_interval_ms" => &mut self.http2_keepalive_interval_ms,
+            "http2_keepalive_timeout_ms" => &mut self.http2_keepalive_timeout_ms,
+            "issue_stream_timeout_ms" => &mut self.issue_stream_timeout_ms,
+            _ => return None,
+        })
     }
 
     /// The connection and stream limits from `KIOSK_*` variables (names as the fields, upper
@@ -697,10 +751,7 @@ impl Config {
             invalid("max_concurrent_streams", "at least 1");
         }
         if self.issue_stream_budget_per_terminal_bytes < 1 << 20 {
-            invalid(
-                "issue_stream_budget_per_terminal_bytes",
-                "at least 1 MiB",
-            );
+            invalid("issue_stream_budget_per_terminal_bytes", "at least 1 MiB");
         }
         if self.issue_stream_budget_per_terminal_bytes > self.issue_stream_budget_bytes {
             invalid(
@@ -903,38 +954,6 @@ impl Config {
     }
 }
 
-/// `url` with its password replaced by `***` (`postgres://user:***@host/db`), also a
-/// `password=` query parameter: what may be printed or logged of a database URL.
-pub fn redact_url(url: &str) -> String {
-    let (scheme, rest) = match url.split_once("://") {
-        Some((scheme, rest)) => (format!("{scheme}://"), rest),
-        None => (String::new(), url),
-    };
-    let (before_query, query) = match rest.split_once('?') {
-        Some((before, query)) => (before, Some(query)),
-        None => (rest, None),
-    };
-    // The last `@` ends the user information, even when an unencoded password holds `/`.
-    let location = match before_query.rsplit_once('@') {
-        Some((userinfo, host_and_path)) => match userinfo.split_once(':') {
-            Some((user, _)) => format!("{user}:***@{host_and_path}"),
-            None => format!("{userinfo}@{host_and_path}"),
-        },
-        None => before_query.to_owned(),
-    };
-    let query = query.map(|query| {
-        let params: Vec<String> = query
-            .split('&')
-            .map(|param| match param.split_once('=') {
-                Some((name, _)) if name.eq_ignore_ascii_case("password") => format!("{name}=***"),
-                _ => param.to_owned(),
-            })
-            .collect();
-        format!("?{}", params.join("&"))
-    });
-    format!("{scheme}{location}{}", query.unwrap_or_default())
-}
-
 /// Parses a `KIOSK_*` number.
 fn parse_number<T: std::str::FromStr>(name: &'static str, value: &str) -> Result<T, ConfigError>
 where
@@ -1011,36 +1030,6 @@ mod tests {
     }
 
     #[test]
-    fn database_passwords_are_redacted() {
-        for (url, shown) in [
-            (
-                "postgres://gateway:s3cret@db:5432/kiosk",
-                "postgres://gateway:***@db:5432/kiosk",
-            ),
-            (
-                "postgresql://gateway:p@ss@db/kiosk?sslmode=require",
-                "postgresql://gateway:***@db/kiosk?sslmode=require",
-            ),
-            (
-                "postgres://db/kiosk?user=gateway&password=s3cret",
-                "postgres://db/kiosk?user=gateway&password=***",
-            ),
-            ("postgres://gateway@db/kiosk", "postgres://gateway@db/kiosk"),
-            ("postgres://u:pa/ss@db/kiosk", "postgres://u:***@db/kiosk"),
-            (
-                "sqlite:///var/lib/kiosk/gateway.db",
-                "sqlite:///var/lib/kiosk/gateway.db",
-            ),
-            (
-                "sqlite://gateway.db?mode=rwc",
-                "sqlite://gateway.db?mode=rwc",
-            ),
-        ] {
-            assert_eq!(redact_url(url), shown);
-        }
-    }
-
-    #[test]
     fn every_value_out_of_range_is_named() {
         let error = load_toml(
             "max_concurrent_streams = 0\nprint_window_secs = 0\n\
@@ -1071,6 +1060,47 @@ mod tests {
             text.starts_with("invalid configuration (4 problems):\n  register_url: "),
             "{text}"
         );
+    }
+
+    #[test]
+    fn durations_in_human_form_set_the_integer_settings() {
+        let config =
+            load_toml("reconcile_interval = \"2m\"\npreface_timeout = \"250ms\"\ndrain_ms = 5\n")
+                .unwrap();
+        assert_eq!(config.reconcile_interval_secs, 120);
+        assert_eq!(config.preface_timeout_ms, 250);
+        assert_eq!(config.drain_ms, 5);
+        assert!(config.sources.file_keys.contains("reconcile_interval_secs"));
+        assert!(matches!(
+            load_toml("reconcile_interval = \"2m\"\nreconcile_interval_secs = 60\n"),
+            Err(ConfigError::Parse(_))
+        ));
+        assert!(matches!(
+            load_toml("crl_refresh = \"1500ms\"\n"),
+            Err(ConfigError::Parse(_))
+        ));
+        let env = FakeEnv(HashMap::from([
+            ("KIOSK_RECONCILE_INTERVAL", "90s"),
+            ("KIOSK_ISSUE_STREAM_TIMEOUT", "1m"),
+        ]));
+        let config = Config::load(None, &env).unwrap();
+        assert_eq!(config.reconcile_interval_secs, 90);
+        assert_eq!(config.issue_stream_timeout_ms, 60_000);
+        assert_eq!(
+            config.sources.of("reconcile_interval_secs"),
+            "KIOSK_RECONCILE_INTERVAL"
+        );
+        let both = FakeEnv(HashMap::from([
+            ("KIOSK_RECONCILE_INTERVAL", "90s"),
+            ("KIOSK_RECONCILE_INTERVAL_SECS", "90"),
+        ]));
+        assert!(matches!(
+            Config::load(None, &both),
+            Err(ConfigError::Invalid {
+                field: "reconcile_interval",
+                ..
+            })
+        ));
     }
 
     #[test]

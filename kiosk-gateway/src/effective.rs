@@ -6,7 +6,7 @@
 
 use std::fmt::Write as _;
 
-use crate::config::{Config, Profile, TRUST_KEYS, redact_url};
+use crate::config::{Config, Profile, TRUST_KEYS};
 
 /// Settings only the `dev` profile reads.
 const DEV_ONLY: [&str; 4] = ["data_dir", "pki_dir", "register_url", "synthetic_residents"];
@@ -126,4 +126,71 @@ pub fn render(config: &Config, dev_flag: bool) -> String {
         }
     }
     out
+}
+
+/// `url` with its password replaced by `***` (`postgres://user:***@host/db`), also a
+/// `password=` query parameter: what may be printed or logged of a database URL.
+pub fn redact_url(url: &str) -> String {
+    let (scheme, rest) = match url.split_once("://") {
+        Some((scheme, rest)) => (format!("{scheme}://"), rest),
+        None => (String::new(), url),
+    };
+    let (before_query, query) = match rest.split_once('?') {
+        Some((before, query)) => (before, Some(query)),
+        None => (rest, None),
+    };
+    // The last `@` ends the user information, even when an unencoded password holds `/`.
+    let location = match before_query.rsplit_once('@') {
+        Some((userinfo, host_and_path)) => match userinfo.split_once(':') {
+            Some((user, _)) => format!("{user}:***@{host_and_path}"),
+            None => format!("{userinfo}@{host_and_path}"),
+        },
+        None => before_query.to_owned(),
+    };
+    let query = query.map(|query| {
+        let params: Vec<String> = query
+            .split('&')
+            .map(|param| match param.split_once('=') {
+                Some((name, _)) if name.eq_ignore_ascii_case("password") => format!("{name}=***"),
+                _ => param.to_owned(),
+            })
+            .collect();
+        format!("?{}", params.join("&"))
+    });
+    format!("{scheme}{location}{}", query.unwrap_or_default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn database_passwords_are_redacted() {
+        for (url, shown) in [
+            (
+                "postgres://gateway:s3cret@db:5432/kiosk",
+                "postgres://gateway:***@db:5432/kiosk",
+            ),
+            (
+                "postgresql://gateway:p@ss@db/kiosk?sslmode=require",
+                "postgresql://gateway:***@db/kiosk?sslmode=require",
+            ),
+            (
+                "postgres://db/kiosk?user=gateway&password=s3cret",
+                "postgres://db/kiosk?user=gateway&password=***",
+            ),
+            ("postgres://gateway@db/kiosk", "postgres://gateway@db/kiosk"),
+            ("postgres://u:pa/ss@db/kiosk", "postgres://u:***@db/kiosk"),
+            (
+                "sqlite:///var/lib/kiosk/gateway.db",
+                "sqlite:///var/lib/kiosk/gateway.db",
+            ),
+            (
+                "sqlite://gateway.db?mode=rwc",
+                "sqlite://gateway.db?mode=rwc",
+            ),
+        ] {
+            assert_eq!(redact_url(url), shown);
+        }
+    }
 }
