@@ -605,6 +605,11 @@ impl Config {
         number(env, "KIOSK_FD_RESERVE", &mut self.fd_reserve)?;
         number(
             env,
+            "KIOSK_HANDSHAKE_TIMEOUT_MS",
+            &mut self.handshake_timeout_ms,
+        )?;
+        number(
+            env,
             "KIOSK_MAX_HANDSHAKES_PER_IP",
             &mut self.max_handshakes_per_ip,
         )?;
