@@ -90,6 +90,21 @@ pub fn render(config: &Config, dev_flag: bool) -> String {
         }
     }
 
+    sections(&mut out, config, trust, keys);
+    remote_issuers(&mut out, remote);
+    out
+}
+
+/// `[trust]` and `[keys]`: in production every key, set or not; in dev only if set (which
+/// the dev profile refuses).
+fn sections(
+    out: &mut String,
+    config: &Config,
+    trust: Option<toml::Value>,
+    keys: Option<toml::Value>,
+) {
+    let production = config.profile() == Profile::Production;
+    let source = |key: &str| config.sources.of(key);
     for (name, section) in [("trust", trust), ("keys", keys)] {
         if !production && section.is_none() {
             continue;
@@ -113,7 +128,10 @@ pub fn render(config: &Config, dev_flag: bool) -> String {
             }
         }
     }
+}
 
+/// Each `[[remote_issuers]]` entry as the file gave it.
+fn remote_issuers(out: &mut String, remote: Option<toml::Value>) {
     let remote = remote
         .and_then(|value| value.as_array().cloned())
         .unwrap_or_default();
@@ -125,7 +143,6 @@ pub fn render(config: &Config, dev_flag: bool) -> String {
             }
         }
     }
-    out
 }
 
 /// `url` with its password replaced by `***` (`postgres://user:***@host/db`), also a

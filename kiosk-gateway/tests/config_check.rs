@@ -244,7 +244,7 @@ fn the_dev_profile_is_printed_as_test_only_and_creates_nothing() {
     assert_eq!(output.status.code(), Some(0), "{}", text(&output));
     assert!(
         String::from_utf8_lossy(&output.stdout)
-            .starts_with(&format!("profile = \"dev\"  # gateway.toml (TEST ONLY)")),
+            .starts_with("profile = \"dev\"  # gateway.toml (TEST ONLY)"),
         "{}",
         text(&output)
     );
