@@ -340,7 +340,7 @@ pub fn profile_problems(config: &Config) -> Result<(), Refused> {
             problems.push(
                 "profile",
                 "dev: this build has no development deployment (built without the cargo \
-                 feature `embedded`); it serves only the production profile",
+                 feature embedded); it serves only the production profile",
             );
         }
         for (key, set) in [

@@ -178,7 +178,7 @@ fn without_the_embedded_feature_serve_needs_trust_files_and_demo_is_gone() {
         let stderr = String::from_utf8_lossy(&refused.stderr);
         assert_eq!(refused.status.code(), Some(64), "{stderr}");
         assert!(
-            stderr.contains("profile: dev: this build has no development deployment"),
+            stderr.contains("dev: this build has no development deployment"),
             "{stderr}"
         );
         assert!(!String::from_utf8_lossy(&refused.stdout).contains("listening"));
