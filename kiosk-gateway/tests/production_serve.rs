@@ -3,7 +3,8 @@
 //! terminal an operator registered with `admin terminal register`, an auditor and a verifier,
 //! signs checkpoints with the configured seed, and writes no key, certificate or CRL file;
 //! configured with missing files it refuses to start, naming every problem, before it binds or
-//! opens anything. (A build without the `embedded` feature: `tests/without_embedded.rs`.)
+//! opens anything; it never prints its database URL's password. (A build without the
+//! `embedded` feature: `tests/without_embedded.rs`.)
 #![allow(
     clippy::unwrap_used,
     reason = "a failed unwrap in a test is a failed assertion"
@@ -246,4 +247,89 @@ async fn production_serve_refuses_to_start_naming_every_problem() {
         assert!(stderr.contains(key), "{key}:\n{stderr}");
     }
     assert!(!data.exists(), "the data directory was created");
+}
+
+/// `url` with a password in its user information (one is added if it has none: the test
+/// server trusts local connections, so it is not checked), and that password.
+fn with_password(url: &str) -> (String, String) {
+    let password = "never-printed-7f3a".to_owned();
+    let (scheme, rest) = url.split_once("://").unwrap();
+    let (userinfo, location) = rest.split_once('@').unwrap();
+    match userinfo.split_once(':') {
+        Some((_, existing)) => (url.to_owned(), existing.to_owned()),
+        None => (
+            format!("{scheme}://{userinfo}:{password}@{location}"),
+            password,
+        ),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn production_serve_never_prints_the_database_password() {
+    use std::io::BufRead;
+    let database = kiosk_tests::PgDatabase::create("prod_redact")
+        .await
+        .unwrap();
+    let (url, password) = with_password(database.url());
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("deployment");
+    let pki = DevPki::ensure(&root.join("pki")).unwrap();
+    let config = production_config(&root, &pki);
+    let text = std::fs::read_to_string(&config).unwrap();
+    let text: Vec<String> = text
+        .lines()
+        .map(|line| {
+            if line.starts_with("database_url = ") {
+                format!("database_url = {url:?}")
+            } else {
+                line.to_owned()
+            }
+        })
+        .collect();
+    std::fs::write(&config, text.join("\n") + "\n").unwrap();
+
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_kiosk-gateway"));
+    command.arg("serve").arg("--config").arg(&config);
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("KIOSK_") {
+            command.env_remove(name);
+        }
+    }
+    let mut child = command
+        .env("RUST_LOG", "debug")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The summary ends with the terminals line; read up to it (or to the end, if it failed).
+    let mut stdout = String::new();
+    for line in std::io::BufReader::new(child.stdout.take().unwrap()).lines() {
+        let line = line.unwrap();
+        stdout.push_str(&line);
+        stdout.push('\n');
+        if line.trim_start().starts_with("terminals:") {
+            break;
+        }
+    }
+    child.kill().unwrap();
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stdout.contains("listening on https://"),
+        "{stdout}\n{stderr}"
+    );
+    let (server, _) = database.url().split_once('@').unwrap();
+    let user = server
+        .split_once("://")
+        .unwrap()
+        .1
+        .split(':')
+        .next()
+        .unwrap();
+    assert!(
+        stdout.contains("gateway database: ") && stdout.contains(&format!("://{user}:***@")),
+        "{stdout}"
+    );
+    assert!(!stdout.contains(&password), "{stdout}");
+    assert!(!stderr.contains(&password), "{stderr}");
 }
