@@ -89,7 +89,7 @@ run() {
     issuer_pid=$!
     for _ in $(seq 1 240); do grep -q listening "$data/issuer.out" 2>/dev/null && break; sleep 0.5; done
     grep -q listening "$data/issuer.out" || { cat "$data/issuer.err"; exit 1; }
-    printf '%s\n' 'municipalities = []' '[[remote_issuers]]' 'municipality = "131016"' \
+    printf '%s\n' 'profile = "dev"' 'municipalities = []' '[[remote_issuers]]' 'municipality = "131016"' \
       "endpoint = \"https://127.0.0.1:$((port + 1))\"" 'server_name = "localhost"' \
       "bindings = \"$data/bindings-131016.jsonl\"" >"$data/gateway.toml"
     config=(--config "$data/gateway.toml")

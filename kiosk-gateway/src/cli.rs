@@ -1,9 +1,11 @@
-//! The command line: `serve`, `demo` (feature `embedded`), and operator commands. `main.rs`
-//! only parses and calls into here, so every path is testable as a library function.
+//! The command line: `serve`, `config check`, `demo` (feature `embedded`), and operator
+//! commands. `main.rs` only parses and calls into here, so every path is testable as a library
+//! function.
 //!
-//! `serve` runs the production deployment (`crate::deployment`) when the configuration has
-//! `[trust]` or `[keys]`, and always in a build without the `embedded` feature; otherwise the
-//! embedded development deployment (`crate::provision`).
+//! `serve` runs the profile the configuration chooses (`crate::config::Profile`): the
+//! production deployment (`crate::deployment`) or the embedded development one
+//! (`crate::provision`, TEST ONLY). Both first run `crate::trust::check`'s checks, which
+//! `config check` runs alone.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -12,7 +14,8 @@ use audit::event::UnixMillis;
 use clap::{Args, Parser, Subcommand};
 
 use crate::admin::{self, AdminError, Attribution, Change, TerminalAction};
-use crate::config::{Config, ProcessEnvironment};
+use crate::config::{Config, ProcessEnvironment, Profile, env_var};
+use crate::effective::redact_url;
 use crate::trust::Refused;
 
 /// The certificate-issuance gateway for convenience-store kiosks.
@@ -27,14 +30,17 @@ pub struct Cli {
 /// What to do.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Serve terminals, auditors and verifiers: with the certificates and keys of the
-    /// configuration's `[trust]` and `[keys]`; in a build with the `embedded` feature and without
-    /// those sections, the embedded development deployment under .kiosk-data/ (SQLite, a
-    /// development PKI, a synthetic register; TEST ONLY).
-    Serve {
-        /// A TOML configuration file; `KIOSK_*` variables override it.
-        #[arg(long, env = "KIOSK_CONFIG")]
-        config: Option<PathBuf>,
+    /// Serve terminals, auditors and verifiers. With --config FILE, the production profile
+    /// (the certificates, keys, database and issuers it names; nothing created) unless the
+    /// file says profile = "dev"; without a file, or with --dev, the development profile: the
+    /// embedded deployment under .kiosk-data/ (SQLite, a development PKI, a synthetic
+    /// register; TEST ONLY; feature `embedded`).
+    Serve(ConfigSource),
+    /// Configuration commands.
+    Config {
+        /// The command.
+        #[command(subcommand)]
+        command: ConfigCommand,
     },
     /// Run the whole system once in this process and print a report: a gateway and an issuer
     /// on loopback with real TLS, the reference terminal with software cards.
@@ -58,6 +64,27 @@ pub enum Command {
         #[command(subcommand)]
         command: AdminCommand,
     },
+}
+
+/// Where the configuration comes from, and the profile when forced.
+#[derive(Debug, Args)]
+pub struct ConfigSource {
+    /// A TOML configuration file; `KIOSK_*` variables override it. With one, the profile is
+    /// production unless it says profile = "dev".
+    #[arg(long, env = "KIOSK_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// The development profile (the embedded deployment, TEST ONLY), whatever the file says.
+    #[arg(long)]
+    pub dev: bool,
+}
+
+/// Configuration commands.
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Print the effective configuration (every setting, from the file, `KIOSK_*` variables
+    /// and defaults, database passwords shown as ***) and check it as `serve` would, without
+    /// opening a database or binding: exit 0 if `serve` would start, 64 listing every problem.
+    Check(ConfigSource),
 }
 
 /// Operator commands.
@@ -142,7 +169,10 @@ pub const EXIT_CONFIG: u8 = 64;
 /// Runs the parsed command line; returns the process exit code.
 pub async fn run(cli: Cli) -> u8 {
     match cli.command {
-        Command::Serve { config } => serve_command(config).await,
+        Command::Serve(source) => serve_command(&source).await,
+        Command::Config {
+            command: ConfigCommand::Check(source),
+        } => config_check(&source),
         Command::Admin { config, command } => admin(config, command).await,
         #[cfg(feature = "embedded")]
         Command::Demo { out, residents } => match crate::demo::run(&out, residents).await {
@@ -158,25 +188,88 @@ pub async fn run(cli: Cli) -> u8 {
     }
 }
 
+/// The configuration `source` names, with the profile `--dev` forces.
+fn load(source: &ConfigSource) -> Result<Config, String> {
+    let mut config = Config::load(source.config.as_deref(), &ProcessEnvironment)
+        .map_err(|error| error.to_string())?;
+    if source.dev {
+        config.profile = Some(Profile::Dev);
+    }
+    Ok(config)
+}
+
+/// A refusal as printed: where the configuration came from, then every problem, each with
+/// the key it concerns (and the variable that set it, when one did).
+fn refusal(config: &Config, refused: &Refused) -> String {
+    let origin = match &config.sources.file {
+        Some(file) => format!("{} and KIOSK_* variables", file.display()),
+        None => "no configuration file; KIOSK_* variables".to_owned(),
+    };
+    let mut refused = refused.clone();
+    for problem in &mut refused.0 {
+        let variable = env_var(&problem.key);
+        if config.sources.variables.contains(&variable) {
+            problem.key = format!("{} ({variable})", problem.key);
+        }
+    }
+    format!(
+        "profile {} ({origin}): {refused}",
+        config.profile().as_str()
+    )
+}
+
 /// `serve`: 64 when the configuration or its trust and key files are refused (before
 /// anything binds), 1 when serving fails.
-async fn serve_command(config: Option<PathBuf>) -> u8 {
-    let config = match Config::load(config.as_deref(), &ProcessEnvironment) {
+async fn serve_command(source: &ConfigSource) -> u8 {
+    let config = match load(source) {
         Ok(config) => config,
         Err(error) => {
             eprintln!("kiosk-gateway: {error}");
             return EXIT_CONFIG;
         }
     };
-    match serve(config).await {
-        Ok(()) => 0,
-        Err(error) if error.downcast_ref::<Refused>().is_some() => {
-            eprintln!("kiosk-gateway: {error}");
+    if let Err(refused) = crate::trust::profile_problems(&config) {
+        eprintln!("kiosk-gateway: not started: {}", refusal(&config, &refused));
+        return EXIT_CONFIG;
+    }
+    let Err(error) = serve(&config).await else {
+        return 0;
+    };
+    match error.downcast_ref::<Refused>() {
+        Some(refused) => {
+            eprintln!("kiosk-gateway: not started: {}", refusal(&config, refused));
             EXIT_CONFIG
         }
-        Err(error) => {
+        None => {
             eprintln!("kiosk-gateway: {error:#}");
             1
+        }
+    }
+}
+
+/// `config check`: the effective configuration on stdout; 0 when `serve` would start with
+/// it, else 64 with every problem on stderr. Opens no database, binds nothing, creates
+/// nothing.
+fn config_check(source: &ConfigSource) -> u8 {
+    let config = match load(source) {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("kiosk-gateway config check: {error}");
+            return EXIT_CONFIG;
+        }
+    };
+    print!("{}", crate::effective::render(&config, source.dev));
+    match crate::trust::check(&config) {
+        Ok(()) => {
+            eprintln!(
+                "kiosk-gateway config check: ok: the {} profile would start",
+                config.profile().as_str()
+            );
+            0
+        }
+        Err(refused) => {
+            eprintln!("kiosk-gateway config check: {}", refusal(&config, &refused));
+            EXIT_CONFIG
         }
     }
 }
@@ -338,7 +431,7 @@ struct Prepared {
     summary: Vec<String>,
 }
 
-async fn serve(config: Config) -> anyhow::Result<()> {
+async fn serve(config: &Config) -> anyhow::Result<()> {
     // Every connection is a descriptor: the soft limit (often 1,024) goes up to the hard one
     // before the connection cap is derived from it.
     match crate::limits::raise_nofile_limit() {
@@ -351,12 +444,13 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     }
     #[cfg(feature = "embedded")]
     let prepared = if config.production() {
-        prepare_production(&config, clock.clone()).await?
+        prepare_production(config, clock.clone()).await?
     } else {
-        prepare_embedded(&config, clock.clone()).await?
+        prepare_embedded(config, clock.clone()).await?
     };
+    // `trust::profile_problems` refused the dev profile in this build.
     #[cfg(not(feature = "embedded"))]
-    let prepared = prepare_production(&config, clock.clone()).await?;
+    let prepared = prepare_production(config, clock.clone()).await?;
     let Prepared {
         store,
         mut parts,
@@ -366,7 +460,8 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     crate::deployment::record_start(&store, clock.as_ref()).await?;
     let server = crate::server::start(parts, config.listen).await?;
     println!("kiosk-gateway listening on https://{}", server.local_addr());
-    println!("  gateway database: {}", config.database_url());
+    println!("  profile:          {}", profile_banner(config.profile()));
+    println!("  gateway database: {}", redact_url(&config.database_url()));
     for remote in &config.remote_issuers {
         println!(
             "  issuer of {}:   {} (separate process, mutual TLS)",
@@ -398,7 +493,7 @@ async fn prepare_production(
     config: &Config,
     clock: std::sync::Arc<dyn crate::clock::Clock>,
 ) -> anyhow::Result<Prepared> {
-    println!("preparing the production deployment ([trust], [keys])");
+    println!("preparing the production profile ([trust], [keys], database_url, remote issuers)");
     let production = crate::deployment::prepare(config, clock).await?;
     let files = &production.files;
     let mut summary = vec![format!(
@@ -428,14 +523,14 @@ async fn prepare_embedded(
     clock: std::sync::Arc<dyn crate::clock::Clock>,
 ) -> anyhow::Result<Prepared> {
     println!(
-        "preparing the deployment under {}",
+        "preparing the dev profile (TEST ONLY) under {}",
         config.data_dir.display()
     );
     let embedded = crate::provision::prepare(config, clock.as_ref()).await?;
     let directory = embedded.issuer_directory(config)?;
     let parts = embedded.server_parts(config, clock, directory)?;
     let mut summary = vec![
-        format!("register:         {}", config.register_url()),
+        format!("register:         {}", redact_url(&config.register_url())),
         format!("PKI (TEST ONLY):  {}", config.pki_dir().display()),
         format!(
             "resident cards:   {}",
@@ -460,6 +555,14 @@ async fn prepare_embedded(
         parts,
         summary,
     })
+}
+
+/// How `serve` names its profile once it listens.
+fn profile_banner(profile: Profile) -> &'static str {
+    match profile {
+        Profile::Production => "production",
+        Profile::Dev => "dev: the embedded development deployment, TEST ONLY",
+    }
 }
 
 /// Resolves on SIGINT or SIGTERM.

@@ -1,25 +1,61 @@
 //! The gateway's configuration: one typed tree, read from an optional TOML file and then
 //! `KIOSK_*` environment variables, validated before anything binds.
 //!
-//! Two deployments read it. The production one (`crate::deployment`; the only one in a build
-//! without the `embedded` feature) serves with the certificates and keys that the `[trust]`
-//! and `[keys]` sections name, the CRL files `client_crl_files` and `card_crl_file`, and the
-//! issuers of `[[remote_issuers]]`; it creates no key or certificate. The embedded one
-//! (`crate::provision`, feature `embedded`, default) runs when neither section is given: with
-//! no file and no variables that is everything under `.kiosk-data/` (SQLite databases, a
-//! development PKI, a synthetic register), listening on 127.0.0.1:7443, with the issuers in
-//! process. TEST ONLY.
+//! Two profiles ([`Profile`]) read it, chosen explicitly and never by which sections happen
+//! to be present. `production` (`crate::deployment`; the only one in a build without the
+//! `embedded` feature) serves with the certificates and keys that the `[trust]` and `[keys]`
+//! sections name, the CRL files `client_crl_files` and `card_crl_file`, the database
+//! `database_url` and the issuers of `[[remote_issuers]]`; it creates no key or certificate.
+//! `dev` (`crate::provision`, feature `embedded`, default) is the embedded development
+//! deployment: with no file and no variables that is everything under `.kiosk-data/` (SQLite
+//! databases, a development PKI, a synthetic register), listening on 127.0.0.1:7443, with the
+//! issuers in process. TEST ONLY. [`Config::profile`] says which: `KIOSK_PROFILE`, else
+//! `profile` in the file, else `production` when a file is given and `dev` when none is (in a
+//! build without `embedded`, `production`); `serve --dev` forces `dev`.
 //!
 //! `municipalities` are served in process (embedded only); each `[[remote_issuers]]` entry
 //! routes one municipality to a separate `issuer serve` process over mutual TLS (the gateway
 //! presents its internal client certificate and trusts the internal CA). A municipality is in
 //! exactly one of the two lists.
 
+use std::cell::RefCell;
+use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+
+/// Which deployment `serve` runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Profile {
+    /// The embedded development deployment (feature `embedded`): a development PKI, synthetic
+    /// registers, secrets created on first start. TEST ONLY.
+    Dev,
+    /// The configured files, database and remote issuers; nothing created.
+    Production,
+}
+
+impl Profile {
+    /// `dev` or `production`, as the file and `KIOSK_PROFILE` spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Profile::Dev => "dev",
+            Profile::Production => "production",
+        }
+    }
+
+    /// The profile of a start that does not say: `production` when a configuration file is
+    /// given or the build has no development deployment, else `dev`.
+    pub fn default_for(file_given: bool) -> Profile {
+        if file_given || !cfg!(feature = "embedded") {
+            Profile::Production
+        } else {
+            Profile::Dev
+        }
+    }
+}
 
 /// Why a configuration was refused (the binary exits with code 64).
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +71,9 @@ pub enum ConfigError {
     /// The file is not valid TOML for this schema.
     #[error("invalid configuration: {0}")]
     Parse(String),
+    /// Several values are out of range: every one of them.
+    #[error("invalid configuration ({} problems):{}", .0.len(), list(.0))]
+    Several(Vec<ConfigError>),
     /// A value is out of range.
     #[error("invalid configuration: {field}: {why}")]
     Invalid {
@@ -45,8 +84,19 @@ pub enum ConfigError {
     },
 }
 
+/// Each problem of `errors` on its own line, as `field: why`.
+fn list(errors: &[ConfigError]) -> String {
+    errors
+        .iter()
+        .map(|error| match error {
+            ConfigError::Invalid { field, why } => format!("\n  {field}: {why}"),
+            other => format!("\n  {other}"),
+        })
+        .collect()
+}
+
 /// A municipality whose issuer runs as its own process (`issuer serve`).
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct RemoteIssuer {
     /// The 6-digit municipality code.
@@ -70,7 +120,7 @@ pub struct RemoteIssuer {
 /// `[trust]`: the certificates a production gateway presents and trusts, as files. TLS
 /// material is PEM; `card_auth_ca`, `municipality_ca` and the remote issuers' `signing_cert`
 /// may also be DER. Each key has the variable `KIOSK_TRUST_<KEY>` (upper case).
-#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct TrustConfig {
     /// The gateway's TLS server certificate chain, leaf first.
@@ -92,7 +142,7 @@ pub struct TrustConfig {
 
 /// `[keys]`: a production gateway's private keys and secrets, as files that must exist (the
 /// gateway never creates one). Each key has the variable `KIOSK_KEYS_<KEY>` (upper case).
-#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct KeysConfig {
     /// The private key of `trust.server_cert` (PEM).
@@ -141,9 +191,13 @@ impl RemoteIssuer {
 }
 
 /// The whole configuration.
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
+    /// `dev` or `production` (variable `KIOSK_PROFILE`). [`Config::load`] always sets it:
+    /// when neither the file nor the variable says, `production` if a file was given, else
+    /// `dev` (`production` in a build without the `embedded` feature).
+    pub profile: Option<Profile>,
     /// Where the embedded defaults live (databases, PKI, keys).
     pub data_dir: PathBuf,
     /// Address to listen on.
@@ -168,11 +222,11 @@ pub struct Config {
     /// The JPKI authentication CA's CRL (DER or PEM), re-read like the client CRLs. Required
     /// in production; the embedded deployment's default is `<pki_dir>/jpki-auth-ca.crl.der`.
     pub card_crl_file: Option<PathBuf>,
-    /// `[trust]`: the certificates of a production gateway. Given (even empty), or with any
-    /// `KIOSK_TRUST_*` variable, `serve` runs the production deployment.
+    /// `[trust]`: the certificates of a production gateway (refused in the `dev` profile,
+    /// which uses its development PKI).
     pub trust: Option<TrustConfig>,
-    /// `[keys]`: the private keys and secrets of a production gateway. Given (even empty), or
-    /// with any `KIOSK_KEYS_*` variable, `serve` runs the production deployment.
+    /// `[keys]`: the private keys and secrets of a production gateway (refused in the `dev`
+    /// profile, which creates its own).
     pub keys: Option<KeysConfig>,
     /// How often the CRL files are re-read, seconds.
     pub crl_refresh_secs: u64,
@@ -244,11 +298,76 @@ pub struct Config {
     /// (sessions, deadlines, certificate and CRL validity at the handshake and at login, audit
     /// event times; see `crate::clock`), so CRL files must be current by it.
     pub rehearsal_clock_start: Option<String>,
+    /// Where each setting came from: the keys the file set (`trust.terminal_ca`, ...) and the
+    /// `KIOSK_*` variables that were set. Filled by [`Config::load`]; not a setting.
+    #[serde(skip)]
+    pub sources: Sources,
+}
+
+/// Where the settings of a loaded [`Config`] came from.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Sources {
+    /// The configuration file, if one was read.
+    pub file: Option<PathBuf>,
+    /// The keys the file sets (top-level keys, and `trust.<key>` / `keys.<key>`).
+    pub file_keys: BTreeSet<String>,
+    /// The `KIOSK_*` variables that were set and read.
+    pub variables: BTreeSet<String>,
+}
+
+impl Sources {
+    /// Where `key` came from: its variable, the file, or the default.
+    pub fn of(&self, key: &str) -> String {
+        let variable = env_var(key);
+        let human = crate::durations::human_key(key).map(env_var);
+        if self.variables.contains(&variable) {
+            variable
+        } else if let Some(human) = human.filter(|v| self.variables.contains(v)) {
+            human
+        } else if self.file_keys.contains(key) {
+            match &self.file {
+                Some(file) => file.display().to_string(),
+                None => "file".to_owned(),
+            }
+        } else {
+            "default".to_owned()
+        }
+    }
+}
+
+/// An [`Environment`] that remembers which variables were set.
+struct Recording<'a> {
+    env: &'a dyn Environment,
+    seen: RefCell<BTreeSet<String>>,
+}
+
+impl Environment for Recording<'_> {
+    fn var(&self, name: &str) -> Option<String> {
+        let value = self.env.var(name);
+        if value.is_some() {
+            self.seen.borrow_mut().insert(name.to_owned());
+        }
+        value
+    }
+}
+
+/// The keys a configuration file sets: top-level keys, and `<section>.<key>` for the keys of
+/// `[trust]` and `[keys]`.
+fn file_keys(table: &toml::Table) -> BTreeSet<String> {
+    let mut keys = BTreeSet::new();
+    for (key, value) in table {
+        keys.insert(key.clone());
+        if let (true, Some(section)) = (key == "trust" || key == "keys", value.as_table()) {
+            keys.extend(section.keys().map(|field| format!("{key}.{field}")));
+        }
+    }
+    keys
 }
 
 impl Default for Config {
     fn default() -> Self {
         Config {
+            profile: None,
             data_dir: PathBuf::from(".kiosk-data"),
             listen: SocketAddr::from(([127, 0, 0, 1], 7443)),
             database_url: None,
@@ -287,6 +406,7 @@ impl Default for Config {
             max_verify_calls_in_flight: 16,
             max_calls_in_flight_per_caller: 32,
             rehearsal_clock_start: None,
+            sources: Sources::default(),
         }
     }
 }
@@ -307,18 +427,55 @@ impl Environment for ProcessEnvironment {
 }
 
 impl Config {
-    /// Reads `file` (if given), then applies `KIOSK_*` variables, then validates.
+    /// Reads `file` (if given), then applies `KIOSK_*` variables, then validates. The
+    /// profile is always set afterwards (see [`Config::profile`]), and [`Config::sources`]
+    /// says where each setting came from.
     pub fn load(file: Option<&Path>, env: &dyn Environment) -> Result<Self, ConfigError> {
-        let mut config = match file {
+        let env = &Recording {
+            env,
+            seen: RefCell::default(),
+        };
+        let (mut config, keys) = match file {
             Some(path) => {
                 let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
                     path: path.to_owned(),
                     source,
                 })?;
-                toml::from_str(&text).map_err(|e| ConfigError::Parse(e.to_string()))?
+                let mut table: toml::Table =
+                    toml::from_str(&text).map_err(|e| ConfigError::Parse(e.to_string()))?;
+                let human = crate::durations::DURATION_KEYS
+                    .iter()
+                    .any(|(key, _, _)| table.contains_key(*key));
+                // Durations in human form become their integer keys; without any, the text
+                // is read directly, so that errors keep their line and column.
+                let config: Config = if human {
+                    crate::durations::normalize(&mut table).map_err(ConfigError::Parse)?;
+                    table.clone().try_into()
+                } else {
+                    toml::from_str(&text)
+                }
+                .map_err(|e| ConfigError::Parse(e.to_string()))?;
+                (config, file_keys(&table))
             }
-            None => Config::default(),
+            None => (Config::default(), BTreeSet::new()),
         };
+        if let Some(v) = env.var("KIOSK_PROFILE") {
+            config.profile = Some(match v.as_str() {
+                "dev" => Profile::Dev,
+                "production" => Profile::Production,
+                _ => {
+                    return Err(ConfigError::Invalid {
+                        field: "KIOSK_PROFILE",
+                        why: "dev or production".to_owned(),
+                    });
+                }
+            });
+        }
+        config.profile = Some(
+            config
+                .profile
+                .unwrap_or_else(|| Profile::default_for(file.is_some())),
+        );
         if let Some(v) = env.var("KIOSK_DATA_DIR") {
             config.data_dir = PathBuf::from(v);
         }
@@ -330,6 +487,9 @@ impl Config {
         }
         if let Some(v) = env.var("KIOSK_DATABASE_URL") {
             config.database_url = Some(v);
+        }
+        if let Some(v) = env.var("KIOSK_CARD_CRL_FILE") {
+            config.card_crl_file = Some(PathBuf::from(v));
         }
         if let Some(v) = env.var("KIOSK_REGISTER_URL") {
             config.register_url = Some(v);
@@ -346,14 +506,20 @@ impl Config {
             &mut config.synthetic_residents,
         )?;
         config.limits_from_env(env)?;
+        config.durations_from_env(env)?;
         config.trust_from_env(env);
         config.validate()?;
+        config.sources = Sources {
+            file: file.map(Path::to_owned),
+            file_keys: keys,
+            variables: env.seen.take(),
+        };
         Ok(config)
     }
 
     /// The `[trust]` and `[keys]` files from `KIOSK_TRUST_*` and `KIOSK_KEYS_*` variables
     /// (`KIOSK_TRUST_TERMINAL_CA`, `KIOSK_KEYS_PSEUDONYM_KEY`, ...). A variable creates its
-    /// section, so it selects the production deployment as the section would.
+    /// section; it does not choose the profile.
     fn trust_from_env(&mut self, env: &dyn Environment) {
         let trust = &mut self.trust;
         path_var(env, "trust.server_cert", trust, |t| &mut t.server_cert);
@@ -378,11 +544,56 @@ impl Config {
         });
     }
 
-    /// Whether `serve` runs the production deployment (`crate::deployment`): always in a
-    /// build without the `embedded` feature; in one with it, when `[trust]` or `[keys]` is
-    /// configured. Otherwise it runs the embedded development deployment.
+    /// The profile `serve` runs: as [`Config::load`] set it (`KIOSK_PROFILE`, else `profile`
+    /// in the file, else `production` with a file and `dev` without one); a `Config` built
+    /// in code without one is `dev` in a build with the `embedded` feature.
+    pub fn profile(&self) -> Profile {
+        self.profile.unwrap_or_else(|| Profile::default_for(false))
+    }
+
+    /// Whether `serve` runs the production deployment (`crate::deployment`).
     pub fn production(&self) -> bool {
-        !cfg!(feature = "embedded") || self.trust.is_some() || self.keys.is_some()
+        self.profile() == Profile::Production
+    }
+
+    /// The duration settings in human form from their variables (`KIOSK_RECONCILE_INTERVAL=60s`,
+    /// see `crate::durations`); one and its integer variable are not both set.
+    fn durations_from_env(&mut self, env: &dyn Environment) -> Result<(), ConfigError> {
+        for (human, integer, unit_ms) in crate::durations::DURATION_KEYS {
+            let Some(text) = env.var(&env_var(human)) else {
+                continue;
+            };
+            let invalid = |why: String| ConfigError::Invalid {
+                field: human,
+                why: format!("{} ({})", why, env_var(human)),
+            };
+            if env.var(&env_var(integer)).is_some() {
+                return Err(invalid(format!("{} is set too: set one", env_var(integer))));
+            }
+            let units = crate::durations::in_units(&text, unit_ms).map_err(invalid)?;
+            if let Some(field) = self.duration_field(integer) {
+                *field = units;
+            }
+        }
+        Ok(())
+    }
+
+    /// The integer duration setting `key` (`reconcile_interval_secs`, ...).
+    fn duration_field(&mut self, key: &str) -> Option<&mut u64> {
+        Some(match key {
+            "handshake_timeout_ms" => &mut self.handshake_timeout_ms,
+            "reconcile_interval_secs" => &mut self.reconcile_interval_secs,
+            "print_window_secs" => &mut self.print_window_secs,
+            "drain_ms" => &mut self.drain_ms,
+            "grace_ms" => &mut self.grace_ms,
+            "crl_refresh_secs" => &mut self.crl_refresh_secs,
+            "preface_timeout_ms" => &mut self.preface_timeout_ms,
+            "anonymous_idle_timeout_ms" => &mut self.anonymous_idle_timeout_ms,
+            "http2_keepalive_interval_ms" => &mut self.http2_keepalive_interval_ms,
+            "http2_keepalive_timeout_ms" => &mut self.http2_keepalive_timeout_ms,
+            "issue_stream_timeout_ms" => &mut self.issue_stream_timeout_ms,
+            _ => return None,
+        })
     }
 
     /// The connection and stream limits from `KIOSK_*` variables (names as the fields, upper
@@ -392,6 +603,11 @@ impl Config {
             self.max_connections = Some(parse_number("KIOSK_MAX_CONNECTIONS", &v)?);
         }
         number(env, "KIOSK_FD_RESERVE", &mut self.fd_reserve)?;
+        number(
+            env,
+            "KIOSK_HANDSHAKE_TIMEOUT_MS",
+            &mut self.handshake_timeout_ms,
+        )?;
         number(
             env,
             "KIOSK_MAX_HANDSHAKES_PER_IP",
@@ -475,13 +691,15 @@ impl Config {
         Ok(())
     }
 
-    fn validate_limits(&self) -> Result<(), ConfigError> {
-        let invalid = |field, why: &str| ConfigError::Invalid {
-            field,
-            why: why.to_owned(),
+    fn validate_limits(&self, problems: &mut Vec<ConfigError>) {
+        let mut invalid = |field, why: &str| {
+            problems.push(ConfigError::Invalid {
+                field,
+                why: why.to_owned(),
+            });
         };
         if self.max_connections == Some(0) {
-            return Err(invalid("max_connections", "at least 1"));
+            invalid("max_connections", "at least 1");
         }
         for (field, value) in [
             ("max_handshakes_per_ip", self.max_handshakes_per_ip),
@@ -500,22 +718,22 @@ impl Config {
             ),
         ] {
             if value == 0 {
-                return Err(invalid(field, "at least 1"));
+                invalid(field, "at least 1");
             }
         }
         if self.max_anonymous_connections_per_ip > self.max_anonymous_connections {
-            return Err(invalid(
+            invalid(
                 "max_anonymous_connections_per_ip",
                 "at most max_anonymous_connections",
-            ));
+            );
         }
         if let Some(max) = self.max_connections
             && self.max_anonymous_connections >= max
         {
-            return Err(invalid(
+            invalid(
                 "max_anonymous_connections",
                 "below max_connections: the rest is kept for terminals",
-            ));
+            );
         }
         for (field, value) in [
             ("preface_timeout_ms", self.preface_timeout_ms),
@@ -531,113 +749,133 @@ impl Config {
             ("issue_stream_timeout_ms", self.issue_stream_timeout_ms),
         ] {
             if value == 0 {
-                return Err(invalid(field, "at least 1 ms"));
+                invalid(field, "at least 1 ms");
             }
         }
         if self.max_concurrent_streams == 0 {
-            return Err(invalid("max_concurrent_streams", "at least 1"));
+            invalid("max_concurrent_streams", "at least 1");
         }
         if self.issue_stream_budget_per_terminal_bytes < 1 << 20 {
-            return Err(invalid(
-                "issue_stream_budget_per_terminal_bytes",
-                "at least 1 MiB",
-            ));
+            invalid("issue_stream_budget_per_terminal_bytes", "at least 1 MiB");
         }
         if self.issue_stream_budget_per_terminal_bytes > self.issue_stream_budget_bytes {
-            return Err(invalid(
+            invalid(
                 "issue_stream_budget_per_terminal_bytes",
                 "at most issue_stream_budget_bytes",
-            ));
+            );
         }
-        Ok(())
     }
 
+    /// Every value out of range, all reported together.
     fn validate(&self) -> Result<(), ConfigError> {
-        let invalid = |field, why: &str| ConfigError::Invalid {
-            field,
-            why: why.to_owned(),
+        let mut problems = Vec::new();
+        self.validate_values(&mut problems);
+        self.validate_routes(&mut problems);
+        self.validate_limits(&mut problems);
+        match problems.len() {
+            0 => Ok(()),
+            1 => Err(problems.remove(0)),
+            _ => Err(ConfigError::Several(problems)),
+        }
+    }
+
+    fn validate_values(&self, problems: &mut Vec<ConfigError>) {
+        let mut invalid = |field, why: &str| {
+            problems.push(ConfigError::Invalid {
+                field,
+                why: why.to_owned(),
+            });
         };
         if card::login::context_bytes(&self.gateway_id, "t", "s").is_none()
             || self.gateway_id.len() > 64
         {
-            return Err(invalid("gateway_id", "1 to 64 characters, no newline"));
+            invalid("gateway_id", "1 to 64 characters, no newline");
         }
-        for url in [&self.database_url, &self.register_url]
-            .into_iter()
-            .flatten()
-        {
-            crate::store::Backend::of_url(url)
-                .map_err(|_| invalid("database_url", "must start with sqlite: or postgres:"))?;
+        for (field, url) in [
+            ("database_url", &self.database_url),
+            ("register_url", &self.register_url),
+        ] {
+            if let Some(url) = url
+                && crate::store::Backend::of_url(url).is_err()
+            {
+                invalid(field, "must start with sqlite: or postgres:");
+            }
         }
         if self.max_open_sessions_per_terminal == 0 {
-            return Err(invalid(
+            invalid(
                 "max_open_sessions_per_terminal",
                 "at least 1 (a terminal needs one session per resident at the kiosk)",
-            ));
+            );
         }
-        if self.reconcile_interval_secs == 0 {
-            return Err(invalid("reconcile_interval_secs", "at least 1 second"));
+        for (field, value) in [
+            ("reconcile_interval_secs", self.reconcile_interval_secs),
+            ("crl_refresh_secs", self.crl_refresh_secs),
+            ("print_window_secs", self.print_window_secs),
+        ] {
+            if value == 0 {
+                invalid(field, "at least 1 second");
+            }
         }
+        if self.max_concurrent_issuances == 0 {
+            invalid("max_concurrent_issuances", "at least 1");
+        }
+        if self.rehearsal_clock_start().is_err() {
+            invalid("rehearsal_clock_start", "an RFC 3339 instant");
+        }
+    }
+
+    /// The municipalities in process and the remote issuers.
+    fn validate_routes(&self, problems: &mut Vec<ConfigError>) {
+        let mut invalid = |field, why: &str| {
+            problems.push(ConfigError::Invalid {
+                field,
+                why: why.to_owned(),
+            });
+        };
         if self.municipalities.is_empty() && self.remote_issuers.is_empty() {
-            return Err(invalid(
+            invalid(
                 "municipalities",
                 "at least one municipality, in process or in remote_issuers",
-            ));
+            );
         }
-        for code in &self.municipalities {
-            audit::event::MunicipalityCode::parse(code)
-                .map_err(|_| invalid("municipalities", "6-digit codes with a valid check digit"))?;
+        if self
+            .municipalities
+            .iter()
+            .any(|code| audit::event::MunicipalityCode::parse(code).is_err())
+        {
+            invalid("municipalities", "6-digit codes with a valid check digit");
         }
         let mut seen: Vec<&str> = self.municipalities.iter().map(String::as_str).collect();
         seen.sort_unstable();
         if seen.windows(2).any(|w| w[0] == w[1]) {
-            return Err(invalid("municipalities", "a code is listed twice"));
+            invalid("municipalities", "a code is listed twice");
         }
         for remote in &self.remote_issuers {
-            audit::event::MunicipalityCode::parse(&remote.municipality).map_err(|_| {
+            if audit::event::MunicipalityCode::parse(&remote.municipality).is_err() {
                 invalid(
                     "remote_issuers.municipality",
                     "6-digit codes with a valid check digit",
-                )
-            })?;
+                );
+            }
             if seen.contains(&remote.municipality.as_str()) {
-                return Err(invalid(
+                invalid(
                     "remote_issuers.municipality",
                     "a municipality is served either in process (municipalities) or by one \
                      remote issuer, not both; set municipalities = [] to serve none in process",
-                ));
+                );
             }
             seen.push(&remote.municipality);
-            let uri: tonic::codegen::http::Uri = remote
-                .endpoint
-                .parse()
-                .map_err(|_| invalid("remote_issuers.endpoint", "an https://host:port URL"))?;
-            if uri.scheme_str() != Some("https") || uri.host().is_none() {
-                return Err(invalid(
+            match remote.endpoint.parse::<tonic::codegen::http::Uri>() {
+                Ok(uri) if uri.scheme_str() == Some("https") && uri.host().is_some() => {}
+                _ => invalid(
                     "remote_issuers.endpoint",
                     "an https://host:port URL (the issuer is only reached over mutual TLS)",
-                ));
+                ),
             }
             if remote.server_name().is_empty() {
-                return Err(invalid(
-                    "remote_issuers.server_name",
-                    "a DNS name or address",
-                ));
+                invalid("remote_issuers.server_name", "a DNS name or address");
             }
         }
-        if self.max_concurrent_issuances == 0 {
-            return Err(invalid("max_concurrent_issuances", "at least 1"));
-        }
-        if self.crl_refresh_secs == 0 {
-            return Err(invalid("crl_refresh_secs", "at least 1"));
-        }
-        if self.print_window_secs == 0 {
-            return Err(invalid("print_window_secs", "at least 1"));
-        }
-        if self.rehearsal_clock_start().is_err() {
-            return Err(invalid("rehearsal_clock_start", "an RFC 3339 instant"));
-        }
-        self.validate_limits()
     }
 
     /// Every municipality this gateway routes, in process first, with its configured display
@@ -797,6 +1035,80 @@ mod tests {
     }
 
     #[test]
+    fn every_value_out_of_range_is_named() {
+        let error = load_toml(
+            "max_concurrent_streams = 0\nprint_window_secs = 0\n\
+             register_url = \"mysql://x\"\nmunicipalities = [\"131017\"]\n",
+        )
+        .unwrap_err();
+        let ConfigError::Several(problems) = &error else {
+            panic!("{error}")
+        };
+        let fields: Vec<&str> = problems
+            .iter()
+            .map(|p| match p {
+                ConfigError::Invalid { field, .. } => *field,
+                _ => "?",
+            })
+            .collect();
+        assert_eq!(
+            fields,
+            [
+                "register_url",
+                "print_window_secs",
+                "municipalities",
+                "max_concurrent_streams"
+            ]
+        );
+        let text = error.to_string();
+        assert!(
+            text.starts_with("invalid configuration (4 problems):\n  register_url: "),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn durations_in_human_form_set_the_integer_settings() {
+        let config =
+            load_toml("reconcile_interval = \"2m\"\npreface_timeout = \"250ms\"\ndrain_ms = 5\n")
+                .unwrap();
+        assert_eq!(config.reconcile_interval_secs, 120);
+        assert_eq!(config.preface_timeout_ms, 250);
+        assert_eq!(config.drain_ms, 5);
+        assert!(config.sources.file_keys.contains("reconcile_interval_secs"));
+        assert!(matches!(
+            load_toml("reconcile_interval = \"2m\"\nreconcile_interval_secs = 60\n"),
+            Err(ConfigError::Parse(_))
+        ));
+        assert!(matches!(
+            load_toml("crl_refresh = \"1500ms\"\n"),
+            Err(ConfigError::Parse(_))
+        ));
+        let env = FakeEnv(HashMap::from([
+            ("KIOSK_RECONCILE_INTERVAL", "90s"),
+            ("KIOSK_ISSUE_STREAM_TIMEOUT", "1m"),
+        ]));
+        let config = Config::load(None, &env).unwrap();
+        assert_eq!(config.reconcile_interval_secs, 90);
+        assert_eq!(config.issue_stream_timeout_ms, 60_000);
+        assert_eq!(
+            config.sources.of("reconcile_interval_secs"),
+            "KIOSK_RECONCILE_INTERVAL"
+        );
+        let both = FakeEnv(HashMap::from([
+            ("KIOSK_RECONCILE_INTERVAL", "90s"),
+            ("KIOSK_RECONCILE_INTERVAL_SECS", "90"),
+        ]));
+        assert!(matches!(
+            Config::load(None, &both),
+            Err(ConfigError::Invalid {
+                field: "reconcile_interval",
+                ..
+            })
+        ));
+    }
+
+    #[test]
     fn unknown_keys_in_the_file_are_refused() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("gateway.toml");
@@ -872,25 +1184,58 @@ mod tests {
     }
 
     #[test]
-    fn trust_and_keys_sections_select_the_production_deployment() {
-        let config = load_toml("").unwrap();
-        assert_eq!(config.production(), !cfg!(feature = "embedded"));
-        // An empty section is enough: the production path then names what is missing.
-        let config = load_toml("[trust]\n").unwrap();
+    fn a_file_chooses_production_unless_it_says_dev() {
+        // A file, even empty, is the production profile; none is the dev profile (production
+        // in a build without the embedded deployment).
+        assert!(load_toml("").unwrap().production());
+        let none = Config::load(None, &FakeEnv(HashMap::new())).unwrap();
+        assert_eq!(none.production(), !cfg!(feature = "embedded"));
+        assert_eq!(
+            load_toml("profile = \"dev\"\n").unwrap().profile(),
+            Profile::Dev
+        );
+        assert_eq!(
+            load_toml("profile = \"production\"\n").unwrap().profile(),
+            Profile::Production
+        );
+        assert!(matches!(
+            load_toml("profile = \"staging\"\n"),
+            Err(ConfigError::Parse(_))
+        ));
+        // KIOSK_PROFILE overrides the file and chooses without one.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("gateway.toml");
+        std::fs::write(&path, "profile = \"dev\"\n").unwrap();
+        let env = FakeEnv(HashMap::from([("KIOSK_PROFILE", "production")]));
+        let config = Config::load(Some(&path), &env).unwrap();
         assert!(config.production());
+        assert!(config.sources.variables.contains("KIOSK_PROFILE"));
+        assert_eq!(config.sources.of("profile"), "KIOSK_PROFILE");
+        let env = FakeEnv(HashMap::from([("KIOSK_PROFILE", "dev")]));
+        assert_eq!(Config::load(None, &env).unwrap().profile(), Profile::Dev);
+        let env = FakeEnv(HashMap::from([("KIOSK_PROFILE", "prod")]));
+        assert!(matches!(
+            Config::load(None, &env),
+            Err(ConfigError::Invalid {
+                field: "KIOSK_PROFILE",
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn trust_and_keys_sections_are_read() {
+        // [trust] or [keys] do not choose the profile: the file does.
+        let config = load_toml("profile = \"dev\"\n[trust]\n").unwrap();
+        assert_eq!(config.profile(), Profile::Dev);
         let config = load_toml(
             "[trust]\nterminal_ca = \"/etc/kiosk/terminal-ca.pem\"\n\
              [keys]\npseudonym_key = \"/var/lib/kiosk/pseudonym.key\"\n",
         )
         .unwrap();
-        assert_eq!(
-            config.trust.unwrap().terminal_ca,
-            Some(PathBuf::from("/etc/kiosk/terminal-ca.pem"))
-        );
-        assert_eq!(
-            config.keys.unwrap().pseudonym_key,
-            Some(PathBuf::from("/var/lib/kiosk/pseudonym.key"))
-        );
+        assert!(config.sources.file_keys.contains("trust.terminal_ca"));
+        assert!(config.sources.file_keys.contains("keys"));
+        assert!(!config.sources.file_keys.contains("trust.server_cert"));
         // A typo in a section is refused, not ignored.
         assert!(matches!(
             load_toml("[trust]\nterminal_cert = \"x\"\n"),
@@ -908,7 +1253,7 @@ mod tests {
         }
         for key in TRUST_KEYS {
             let config = Config::load(None, &OneVar(env_var(key))).unwrap();
-            assert!(config.production(), "{key}");
+            assert_eq!(config.sources.of(key), env_var(key));
             let (section, field) = key.split_once('.').unwrap();
             let text = match section {
                 "trust" => format!("{:?}", config.trust.unwrap()),

@@ -230,7 +230,7 @@ async fn start(data: &Path, out: &Path, residents: u32) -> anyhow::Result<(Demo,
     let mut report = String::new();
     let _ = writeln!(
         report,
-        "kiosk-gateway demo\n  register: {residents} synthetic residents of 千代田区 (131016), prepared in {:.1} s\n  gateway {url} (mutual TLS), issuer {issuer_addr} (mutual TLS)\n  clock: {}\n",
+        "kiosk-gateway demo\n  profile: dev: the embedded development deployment, TEST ONLY\n  register: {residents} synthetic residents of 千代田区 (131016), prepared in {:.1} s\n  gateway {url} (mutual TLS), issuer {issuer_addr} (mutual TLS)\n  clock: {}\n",
         prepared_in.as_secs_f64(),
         if shifted {
             "shifted to the next weekday 10:00 JST so every type is within its service hours"

@@ -44,21 +44,16 @@ pub struct Production {
 }
 
 /// Prepares the production deployment `config` describes, judging time by `clock`. A
-/// [`Refused`] error (every problem of the trust and key files and the routes) comes before
-/// anything is opened, written or bound.
+/// [`Refused`] error (every problem of the trust and key files, the database setting and the
+/// routes) comes before anything is opened, written or bound. The database is
+/// `database_url`, which must be set: nothing defaults to a file under `data_dir`.
 pub async fn prepare(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Production> {
-    let files = TrustFiles::from_config(config)?;
-    let trust = files.load()?;
+    let (files, trust) = TrustFiles::read(config)?;
     let municipalities: Vec<(String, String)> = config
         .remote_issuers
         .iter()
         .map(|r| (r.municipality.clone(), r.name.clone().unwrap_or_default()))
         .collect();
-    if config.database_url.is_none() {
-        // The default database is a SQLite file in the data directory.
-        std::fs::create_dir_all(&config.data_dir)
-            .with_context(|| format!("creating {}", config.data_dir.display()))?;
-    }
     let store = Store::open(&config.database_url())
         .await
         .map_err(|e| anyhow::anyhow!("gateway database: {e}"))?;

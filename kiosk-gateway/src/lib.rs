@@ -25,6 +25,8 @@ pub mod conn;
 #[cfg(feature = "embedded")]
 pub mod demo;
 pub mod deployment;
+pub mod durations;
+pub mod effective;
 pub mod error;
 pub mod flow;
 pub mod identity;

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 
 use kiosk_document::pem;
 
-use crate::config::{Config, env_var};
+use crate::config::{Config, Profile, env_var};
 
 /// The length of the pseudonym key and of the checkpoint seed, bytes.
 pub const SECRET_LEN: usize = 32;
@@ -46,8 +46,7 @@ impl fmt::Display for Refused {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "not started: the trust and key files are not usable ({} problem{}; see the \
-             [trust] and [keys] sections in kiosk-gateway/README.md)",
+            "the configuration is not usable ({} problem{}; see kiosk-gateway/README.md)",
             self.0.len(),
             if self.0.len() == 1 { "" } else { "s" }
         )?;
@@ -197,6 +196,30 @@ impl TrustFiles {
     /// production gateway needs otherwise: CRL files, remote issuers with a name and a
     /// signing certificate each, and no municipality in process.
     pub fn from_config(config: &Config) -> Result<TrustFiles, Refused> {
+        let (files, problems) = TrustFiles::collect(config);
+        problems.finish(files)
+    }
+
+    /// [`TrustFiles::from_config`] and then [`TrustFiles::load`], every problem of both named
+    /// once: a file that is set and readable but undecodable or of the wrong length is named
+    /// even when another key is not set.
+    pub fn read(config: &Config) -> Result<(TrustFiles, TrustMaterial), Refused> {
+        let (files, mut problems) = TrustFiles::collect(config);
+        match files.load() {
+            Ok(material) => problems.finish((files, material)),
+            Err(Refused(more)) => {
+                let named: std::collections::BTreeSet<String> =
+                    problems.0.iter().map(|p| p.key.clone()).collect();
+                problems
+                    .0
+                    .extend(more.into_iter().filter(|p| !named.contains(&p.key)));
+                Err(Refused(problems.0))
+            }
+        }
+    }
+
+    /// The files `config` names, with the problems found (an unset key is an empty path).
+    fn collect(config: &Config) -> (TrustFiles, Problems) {
         let mut problems = Problems::default();
         let trust = config.trust.clone().unwrap_or_default();
         let keys = config.keys.clone().unwrap_or_default();
@@ -232,8 +255,9 @@ impl TrustFiles {
         for path in &config.client_crl_files {
             problems.readable("client_crl_files", path);
         }
+        production_database(config, &mut problems);
         production_routes(config, &mut problems, &mut files);
-        problems.finish(files)
+        (files, problems)
     }
 
     /// Reads and checks every file: certificates decode, keys are PEM private keys, secrets
@@ -293,6 +317,94 @@ impl TrustFiles {
             client_cert_pem: pem_chain(p, "trust.internal_client_cert", &self.internal_client_cert),
             client_key_pem: pem_key(p, "keys.internal_client_key", &self.internal_client_key),
         }
+    }
+}
+
+/// Every check `serve` makes before it opens or binds anything: the profile's, and for the
+/// production profile every setting and file it serves with (read, never created).
+pub fn check(config: &Config) -> Result<(), Refused> {
+    profile_problems(config)?;
+    if config.production() {
+        TrustFiles::read(config)?;
+    }
+    Ok(())
+}
+
+/// What the profile itself needs, before either deployment looks at its files: a `dev`
+/// profile needs a build with the `embedded` feature, and reads no `[trust]` or `[keys]` (its
+/// development PKI and secrets are its own).
+pub fn profile_problems(config: &Config) -> Result<(), Refused> {
+    let mut problems = Problems::default();
+    if config.profile() == Profile::Dev {
+        if !cfg!(feature = "embedded") {
+            problems.push(
+                "profile",
+                "dev: this build has no development deployment (built without the cargo \
+                 feature embedded); it serves only the production profile",
+            );
+        }
+        for (key, set) in [
+            ("trust", config.trust.is_some()),
+            ("keys", config.keys.is_some()),
+        ] {
+            if set {
+                problems.push(
+                    key,
+                    format!(
+                        "set, but the dev profile serves with its development PKI and \
+                         secrets and reads no [{key}]: remove it, or use the production \
+                         profile"
+                    ),
+                );
+            }
+        }
+    }
+    problems.finish(())
+}
+
+/// What a production gateway needs of its database: `database_url` set (no default file
+/// under `data_dir`), and for SQLite an existing directory. The URL itself is never
+/// repeated (it may hold a password).
+fn production_database(config: &Config, problems: &mut Problems) {
+    let Some(url) = &config.database_url else {
+        problems.push(
+            "database_url",
+            format!(
+                "not set (or {}): the gateway's database, e.g. postgres://gateway@db/kiosk",
+                env_var("database_url")
+            ),
+        );
+        return;
+    };
+    if !matches!(
+        crate::store::Backend::of_url(url),
+        Ok(crate::store::Backend::Sqlite)
+    ) {
+        return;
+    }
+    let path = url
+        .trim_start_matches("sqlite:")
+        .trim_start_matches("//")
+        .split('?')
+        .next()
+        .unwrap_or_default();
+    if path.is_empty() || path == ":memory:" {
+        problems.push(
+            "database_url",
+            "an in-memory database: the audit log would be lost at exit",
+        );
+        return;
+    }
+    let dir = Path::new(path)
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty());
+    if let Some(dir) = dir
+        && !dir.is_dir()
+    {
+        problems.push(
+            "database_url",
+            format!("{}: no such directory", dir.display()),
+        );
     }
 }
 
@@ -428,7 +540,7 @@ mod tests {
     }
 
     /// The keys a refusal of an empty production configuration names.
-    const EVERY_KEY: [&str; 15] = [
+    const EVERY_KEY: [&str; 16] = [
         "trust.server_cert",
         "keys.server_key",
         "trust.terminal_ca",
@@ -442,6 +554,7 @@ mod tests {
         "keys.pseudonym_key",
         "keys.checkpoint_seed",
         "client_crl_files",
+        "database_url",
         "municipalities",
         "remote_issuers",
     ];
@@ -458,6 +571,65 @@ mod tests {
         assert!(text.contains("trust.terminal_ca: not set (or KIOSK_TRUST_TERMINAL_CA)"));
         assert!(text.contains("keys.pseudonym_key: not set (or KIOSK_KEYS_PSEUDONYM_KEY)"));
         assert!(text.contains("municipalities: 131016 would be issued in this process"));
+    }
+
+    #[test]
+    fn the_production_database_must_be_configured_and_reachable_without_creating_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let what = |url: Option<String>| {
+            let config = Config {
+                database_url: url,
+                ..Config::default()
+            };
+            let refused = TrustFiles::from_config(&config).unwrap_err();
+            refused
+                .0
+                .iter()
+                .find(|p| p.key == "database_url")
+                .map(|p| p.what.clone())
+        };
+        assert!(
+            what(None)
+                .unwrap()
+                .starts_with("not set (or KIOSK_DATABASE_URL)")
+        );
+        let missing = dir.path().join("absent");
+        let url = format!("sqlite://{}", missing.join("gateway.db").display());
+        assert_eq!(
+            what(Some(url)).unwrap(),
+            format!("{}: no such directory", missing.display())
+        );
+        assert!(!missing.exists());
+        assert!(
+            what(Some("sqlite::memory:".into()))
+                .unwrap()
+                .contains("in-memory")
+        );
+        let url = format!("sqlite://{}", dir.path().join("gateway.db").display());
+        assert_eq!(what(Some(url)), None);
+        // A PostgreSQL URL is not opened here; its password is never repeated.
+        assert_eq!(what(Some("postgres://gw:s3cret@db/kiosk".into())), None);
+    }
+
+    #[test]
+    fn the_dev_profile_reads_no_trust_or_keys() {
+        let config = Config {
+            profile: Some(Profile::Dev),
+            keys: Some(crate::config::KeysConfig::default()),
+            ..Config::default()
+        };
+        let refused = profile_problems(&config).unwrap_err();
+        let mut expected = vec!["keys"];
+        if !cfg!(feature = "embedded") {
+            expected.insert(0, "profile");
+        }
+        assert_eq!(keys(&refused), expected, "{refused}");
+        let production = Config {
+            profile: Some(Profile::Production),
+            keys: Some(crate::config::KeysConfig::default()),
+            ..Config::default()
+        };
+        assert_eq!(profile_problems(&production), Ok(()));
     }
 
     #[test]

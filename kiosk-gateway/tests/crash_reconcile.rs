@@ -80,7 +80,8 @@ impl Drill {
         std::fs::write(
             &config,
             format!(
-                "data_dir = {:?}\nlisten = \"127.0.0.1:0\"\nsynthetic_residents = 24\n\
+                "profile = \"dev\"\ndata_dir = {:?}\nlisten = \"127.0.0.1:0\"\n\
+                 synthetic_residents = 24\n\
                  rehearsal_clock_start = \"{}\"\ndrain_ms = 0\n\
                  database_url = {gateway_url:?}\nregister_url = {register_url:?}\n",
                 self.data(),

@@ -43,6 +43,7 @@ fn demo_issues_voids_refuses_and_reports() {
         );
     }
     for expected in [
+        "profile: dev: the embedded development deployment, TEST ONLY",
         "PIN_WRONG",
         "[ISSUANCE_STATE_VOIDED]",
         "refund due: 200 yen",

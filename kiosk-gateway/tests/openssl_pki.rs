@@ -418,11 +418,15 @@ async fn admin(config: &Path, args: &[&str]) -> String {
 /// The production configuration, naming only files of the openssl PKI.
 fn gateway_config(root: &Path, pki: &OpensslPki, issuer_addr: &str, bindings: &Path) -> PathBuf {
     let data = root.join("gateway-data");
+    // Production creates no directory: the database's must exist.
+    std::fs::create_dir_all(&data).unwrap();
+    let database = format!("sqlite://{}/gateway.db", data.display());
     let config = root.join("gateway.toml");
     let start = office_hours_rfc3339();
     let path = |name: &str| pki.path(name);
     let text = format!(
-        "data_dir = {data:?}\nlisten = \"127.0.0.1:0\"\ngateway_id = \"{GATEWAY_ID}\"\n\
+        "data_dir = {data:?}\ndatabase_url = {database:?}\nlisten = \"127.0.0.1:0\"\n\
+         gateway_id = \"{GATEWAY_ID}\"\n\
          drain_ms = 0\nmunicipalities = []\nrehearsal_clock_start = \"{start}\"\n\
          client_crl_files = [{:?}, {:?}]\ncard_crl_file = {:?}\n\
          [trust]\nserver_cert = {:?}\nterminal_ca = {:?}\nauditor_ca = {:?}\n\

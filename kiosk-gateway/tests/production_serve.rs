@@ -3,7 +3,8 @@
 //! terminal an operator registered with `admin terminal register`, an auditor and a verifier,
 //! signs checkpoints with the configured seed, and writes no key, certificate or CRL file;
 //! configured with missing files it refuses to start, naming every problem, before it binds or
-//! opens anything. (A build without the `embedded` feature: `tests/without_embedded.rs`.)
+//! opens anything; it never prints its database URL's password. (A build without the
+//! `embedded` feature: `tests/without_embedded.rs`.)
 #![allow(
     clippy::unwrap_used,
     reason = "a failed unwrap in a test is a failed assertion"
@@ -11,101 +12,16 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use common::{Process, gateway_command};
-use kiosk_devkit::testpki::{DevPki, files};
-use kiosk_gateway::provision::dev_crl;
+use common::{GATEWAY_ID, Process, gateway_command, production_config, snapshot};
+use kiosk_devkit::testpki::DevPki;
 use kiosk_proto::v1 as pb;
 use kiosk_terminal::client::{Terminal, TerminalTls};
 use kiosk_tests::{TERMINAL_1, TERMINAL_2};
-use ring::rand::SecureRandom;
-use time::{Duration as Span, OffsetDateTime};
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_client::HealthClient;
-
-const GATEWAY_ID: &str = "gw-prod-test-01";
-const REMOTE: &str = "271004";
-
-/// Every file under `dir` with its bytes.
-fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
-    let mut files = BTreeMap::new();
-    let mut pending = vec![dir.to_owned()];
-    while let Some(dir) = pending.pop() {
-        for entry in std::fs::read_dir(&dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                pending.push(path);
-            } else {
-                files.insert(path.clone(), std::fs::read(&path).unwrap());
-            }
-        }
-    }
-    files
-}
-
-fn random_secret(path: &Path) {
-    let mut bytes = [0u8; 32];
-    ring::rand::SystemRandom::new().fill(&mut bytes).unwrap();
-    std::fs::write(path, bytes).unwrap();
-}
-
-/// A production configuration over the PKI in `pki` and the files under `root`: client CRLs
-/// current now, the PKI's card CRL, fresh secrets, one remote issuer (down: links connect
-/// lazily) with an empty bindings file.
-fn production_config(root: &Path, pki: &DevPki) -> PathBuf {
-    let now = OffsetDateTime::now_utc();
-    let crl_dir = root.join("crl");
-    let keys = root.join("keys");
-    let data = root.join("data");
-    for dir in [&crl_dir, &keys, &data] {
-        std::fs::create_dir_all(dir).unwrap();
-    }
-    let (from, to) = (now - Span::minutes(5), now + Span::days(1));
-    for ca in [files::TERMINAL_CA, files::AUDITOR_CA] {
-        let crl = dev_crl(pki, ca, &[], from, to).unwrap();
-        std::fs::write(crl_dir.join(format!("{ca}.crl")), crl).unwrap();
-    }
-    random_secret(&keys.join("pseudonym.key"));
-    random_secret(&keys.join("checkpoint.seed"));
-    let bindings = root.join("bindings-271004.jsonl");
-    std::fs::write(&bindings, "").unwrap();
-    let cert = |stem: &str| pki.cert_path(stem);
-    let key = |stem: &str| pki.key_path(stem);
-    let config = root.join("gateway.toml");
-    let text = format!(
-        "data_dir = {data:?}\nlisten = \"127.0.0.1:0\"\ngateway_id = \"{GATEWAY_ID}\"\n\
-         drain_ms = 0\nmunicipalities = []\n\
-         client_crl_files = [{:?}, {:?}]\ncard_crl_file = {:?}\n\
-         [trust]\nserver_cert = {:?}\nterminal_ca = {:?}\nauditor_ca = {:?}\n\
-         card_auth_ca = {:?}\nmunicipality_ca = {:?}\ninternal_ca = {:?}\n\
-         internal_client_cert = {:?}\n\
-         [keys]\nserver_key = {:?}\ninternal_client_key = {:?}\n\
-         pseudonym_key = {:?}\ncheckpoint_seed = {:?}\n\
-         [[remote_issuers]]\nmunicipality = \"{REMOTE}\"\n\
-         endpoint = \"https://127.0.0.1:9\"\nserver_name = \"localhost\"\n\
-         bindings = {bindings:?}\nname = \"大阪市\"\nsigning_cert = {:?}\n",
-        crl_dir.join("terminal-ca.crl"),
-        crl_dir.join("auditor-ca.crl"),
-        pki.dir().join(files::JPKI_AUTH_CRL_DER),
-        cert(files::GATEWAY),
-        cert(files::TERMINAL_CA),
-        cert(files::AUDITOR_CA),
-        cert(files::JPKI_AUTH_CA),
-        cert(files::MUNICIPALITY_CA),
-        cert(files::INTERNAL_CA),
-        cert(files::GATEWAY_INTERNAL),
-        key(files::GATEWAY),
-        key(files::GATEWAY_INTERNAL),
-        keys.join("pseudonym.key"),
-        keys.join("checkpoint.seed"),
-        cert(&format!("municipality-{REMOTE}")),
-    );
-    std::fs::write(&config, text).unwrap();
-    config
-}
 
 /// `kiosk-gateway admin --config <config> <args>`, which must succeed; its output.
 async fn admin(config: &Path, args: &[&str]) -> String {
@@ -331,4 +247,89 @@ async fn production_serve_refuses_to_start_naming_every_problem() {
         assert!(stderr.contains(key), "{key}:\n{stderr}");
     }
     assert!(!data.exists(), "the data directory was created");
+}
+
+/// `url` with a password in its user information (one is added if it has none: the test
+/// server trusts local connections, so it is not checked), and that password.
+fn with_password(url: &str) -> (String, String) {
+    let password = "never-printed-7f3a".to_owned();
+    let (scheme, rest) = url.split_once("://").unwrap();
+    let (userinfo, location) = rest.split_once('@').unwrap();
+    match userinfo.split_once(':') {
+        Some((_, existing)) => (url.to_owned(), existing.to_owned()),
+        None => (
+            format!("{scheme}://{userinfo}:{password}@{location}"),
+            password,
+        ),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn production_serve_never_prints_the_database_password() {
+    use std::io::BufRead;
+    let database = kiosk_tests::PgDatabase::create("prod_redact")
+        .await
+        .unwrap();
+    let (url, password) = with_password(database.url());
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("deployment");
+    let pki = DevPki::ensure(&root.join("pki")).unwrap();
+    let config = production_config(&root, &pki);
+    let text = std::fs::read_to_string(&config).unwrap();
+    let text: Vec<String> = text
+        .lines()
+        .map(|line| {
+            if line.starts_with("database_url = ") {
+                format!("database_url = {url:?}")
+            } else {
+                line.to_owned()
+            }
+        })
+        .collect();
+    std::fs::write(&config, text.join("\n") + "\n").unwrap();
+
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_kiosk-gateway"));
+    command.arg("serve").arg("--config").arg(&config);
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("KIOSK_") {
+            command.env_remove(name);
+        }
+    }
+    let mut child = command
+        .env("RUST_LOG", "debug")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The summary ends with the terminals line; read up to it (or to the end, if it failed).
+    let mut stdout = String::new();
+    for line in std::io::BufReader::new(child.stdout.take().unwrap()).lines() {
+        let line = line.unwrap();
+        stdout.push_str(&line);
+        stdout.push('\n');
+        if line.trim_start().starts_with("terminals:") {
+            break;
+        }
+    }
+    child.kill().unwrap();
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stdout.contains("listening on https://"),
+        "{stdout}\n{stderr}"
+    );
+    let (server, _) = database.url().split_once('@').unwrap();
+    let user = server
+        .split_once("://")
+        .unwrap()
+        .1
+        .split(':')
+        .next()
+        .unwrap();
+    assert!(
+        stdout.contains("gateway database: ") && stdout.contains(&format!("://{user}:***@")),
+        "{stdout}"
+    );
+    assert!(!stdout.contains(&password), "{stdout}");
+    assert!(!stderr.contains(&password), "{stderr}");
 }

@@ -104,7 +104,8 @@ async fn revocation_lists_are_replaced_while_serving() {
     std::fs::write(
         &config,
         format!(
-            "data_dir = {data:?}\npki_dir = {pki_dir:?}\nlisten = \"127.0.0.1:0\"\n\
+            "profile = \"dev\"\ndata_dir = {data:?}\npki_dir = {pki_dir:?}\n\
+             listen = \"127.0.0.1:0\"\n\
              synthetic_residents = 12\nrehearsal_clock_start = \"{}\"\ndrain_ms = 0\n\
              client_crl_files = [{terminal_crl:?}, {auditor_crl:?}]\n\
              card_crl_file = {card_crl:?}\n\

@@ -144,8 +144,8 @@ async fn remote_issuer_through_the_binaries(register_url: &str) {
     std::fs::write(
         &config,
         format!(
-            "data_dir = {data:?}\npki_dir = {pki:?}\nlisten = \"127.0.0.1:0\"\n\
-             municipalities = [\"{LOCAL}\"]\nsynthetic_residents = 12\n\
+            "profile = \"dev\"\ndata_dir = {data:?}\npki_dir = {pki:?}\n\
+             listen = \"127.0.0.1:0\"\nmunicipalities = [\"{LOCAL}\"]\nsynthetic_residents = 12\n\
              rehearsal_clock_start = \"{start}\"\ndrain_ms = 0\n\
              [[remote_issuers]]\nmunicipality = \"{REMOTE}\"\n\
              endpoint = \"https://{issuer_addr}\"\nserver_name = \"localhost\"\n\

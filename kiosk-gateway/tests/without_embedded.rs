@@ -1,7 +1,8 @@
 //! The gateway built without its default feature `embedded`, as a production gateway is: it
-//! has no `demo`, and `serve` without configured trust and key files refuses to start with
-//! exit code 64 before it binds or writes anything, naming every missing key (and every
-//! configured file it cannot read).
+//! has no `demo` and no dev profile (`profile = "dev"`, `KIOSK_PROFILE=dev` and `--dev` are
+//! refused), and `serve` without configured trust and key files refuses to start with exit
+//! code 64 before it binds or writes anything, naming every missing key (and every configured
+//! file it cannot read).
 //!
 //! Cargo builds an integration test's binaries with the test's features (here always with
 //! `embedded`: the dev-dependency on kiosk-tests turns it on), so this test builds the
@@ -158,6 +159,34 @@ fn without_the_embedded_feature_serve_needs_trust_files_and_demo_is_gone() {
     assert_eq!(refused.status.code(), Some(64), "{stderr}");
     let line = format!("trust.auditor_ca: {}: No such file", missing.display());
     assert!(stderr.contains(&line), "{line}:\n{stderr}");
+
+    // The dev profile, asked for by the file, the variable or --dev, is refused: this build
+    // has none.
+    std::fs::write(&config, "profile = \"dev\"\n").unwrap();
+    let asked = [
+        run(&binary, root, &["serve", "--config", "gateway.toml"], &[]),
+        run(&binary, root, &["serve", "--dev"], &[]),
+        run(&binary, root, &["config", "check", "--dev"], &[]),
+        run(
+            &binary,
+            root,
+            &["serve"],
+            &[("KIOSK_PROFILE", Path::new("dev"))],
+        ),
+    ];
+    for refused in asked {
+        let stderr = String::from_utf8_lossy(&refused.stderr);
+        assert_eq!(refused.status.code(), Some(64), "{stderr}");
+        assert!(
+            stderr.contains("dev: this build has no development deployment"),
+            "{stderr}"
+        );
+        assert!(!String::from_utf8_lossy(&refused.stdout).contains("listening"));
+    }
+    assert!(
+        !root.join(".kiosk-data").exists(),
+        "a development PKI was made"
+    );
 
     // There is no demo in a production build.
     let demo = run(&binary, root, &["demo"], &[]);

@@ -6,13 +6,18 @@
     reason = "each test file uses part of this; a failed unwrap is a failed assertion"
 )]
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use kiosk_devkit::softcard::SoftCard;
+use kiosk_devkit::testpki::{DevPki, files};
+use kiosk_gateway::provision::dev_crl;
 use kiosk_proto::v1 as pb;
 use kiosk_terminal::client::Terminal;
+use ring::rand::SecureRandom;
 use std::process::Stdio;
 use std::time::Duration;
+use time::{Duration as Span, OffsetDateTime};
 
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::mpsc;
@@ -213,4 +218,89 @@ pub fn example_refs(stdout: &str) -> Vec<String> {
         .filter_map(|l| l.strip_prefix("example "))
         .filter_map(|l| l.split_once(": ").map(|(_, r)| r.trim().to_owned()))
         .collect()
+}
+
+/// The gateway id of [`production_config`].
+pub const GATEWAY_ID: &str = "gw-prod-test-01";
+/// The remote municipality of [`production_config`].
+pub const REMOTE: &str = "271004";
+
+/// Every file under `dir` with its bytes.
+pub fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    let mut files = BTreeMap::new();
+    let mut pending = vec![dir.to_owned()];
+    while let Some(dir) = pending.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                pending.push(path);
+            } else {
+                files.insert(path.clone(), std::fs::read(&path).unwrap());
+            }
+        }
+    }
+    files
+}
+
+pub fn random_secret(path: &Path) {
+    let mut bytes = [0u8; 32];
+    ring::rand::SystemRandom::new().fill(&mut bytes).unwrap();
+    std::fs::write(path, bytes).unwrap();
+}
+
+/// A production configuration over the PKI in `pki` and the files under `root`: client CRLs
+/// current now, the PKI's card CRL, fresh secrets, one remote issuer (down: links connect
+/// lazily) with an empty bindings file.
+pub fn production_config(root: &Path, pki: &DevPki) -> PathBuf {
+    let now = OffsetDateTime::now_utc();
+    let crl_dir = root.join("crl");
+    let keys = root.join("keys");
+    let data = root.join("data");
+    for dir in [&crl_dir, &keys, &data] {
+        std::fs::create_dir_all(dir).unwrap();
+    }
+    let (from, to) = (now - Span::minutes(5), now + Span::days(1));
+    for ca in [files::TERMINAL_CA, files::AUDITOR_CA] {
+        let crl = dev_crl(pki, ca, &[], from, to).unwrap();
+        std::fs::write(crl_dir.join(format!("{ca}.crl")), crl).unwrap();
+    }
+    random_secret(&keys.join("pseudonym.key"));
+    random_secret(&keys.join("checkpoint.seed"));
+    let bindings = root.join("bindings-271004.jsonl");
+    std::fs::write(&bindings, "").unwrap();
+    let cert = |stem: &str| pki.cert_path(stem);
+    let key = |stem: &str| pki.key_path(stem);
+    let config = root.join("gateway.toml");
+    let text = format!(
+        "data_dir = {data:?}\nlisten = \"127.0.0.1:0\"\ngateway_id = \"{GATEWAY_ID}\"\n\
+         database_url = \"sqlite://{}/gateway.db\"\n\
+         drain_ms = 0\nmunicipalities = []\n\
+         client_crl_files = [{:?}, {:?}]\ncard_crl_file = {:?}\n\
+         [trust]\nserver_cert = {:?}\nterminal_ca = {:?}\nauditor_ca = {:?}\n\
+         card_auth_ca = {:?}\nmunicipality_ca = {:?}\ninternal_ca = {:?}\n\
+         internal_client_cert = {:?}\n\
+         [keys]\nserver_key = {:?}\ninternal_client_key = {:?}\n\
+         pseudonym_key = {:?}\ncheckpoint_seed = {:?}\n\
+         [[remote_issuers]]\nmunicipality = \"{REMOTE}\"\n\
+         endpoint = \"https://127.0.0.1:9\"\nserver_name = \"localhost\"\n\
+         bindings = {bindings:?}\nname = \"大阪市\"\nsigning_cert = {:?}\n",
+        data.display(),
+        crl_dir.join("terminal-ca.crl"),
+        crl_dir.join("auditor-ca.crl"),
+        pki.dir().join(files::JPKI_AUTH_CRL_DER),
+        cert(files::GATEWAY),
+        cert(files::TERMINAL_CA),
+        cert(files::AUDITOR_CA),
+        cert(files::JPKI_AUTH_CA),
+        cert(files::MUNICIPALITY_CA),
+        cert(files::INTERNAL_CA),
+        cert(files::GATEWAY_INTERNAL),
+        key(files::GATEWAY),
+        key(files::GATEWAY_INTERNAL),
+        keys.join("pseudonym.key"),
+        keys.join("checkpoint.seed"),
+        cert(&format!("municipality-{REMOTE}")),
+    );
+    std::fs::write(&config, text).unwrap();
+    config
 }
