@@ -33,6 +33,8 @@ pub mod fuzzing;
 pub mod generator;
 mod private_file;
 pub mod softcard;
+#[cfg(feature = "generator")]
+pub mod testdb;
 #[cfg(feature = "pcsc")]
 pub mod testing;
 pub mod testpki;

@@ -60,7 +60,7 @@ async fn same_seed_same_register_on_both_databases() {
     let (a, b, c) = (
         TestDb::sqlite().await,
         TestDb::sqlite().await,
-        TestDb::postgres().await,
+        TestDb::postgres("devkit").await,
     );
     let (print_a, bindings_a, report) = run(&a, 7, 500).await;
     let (print_b, bindings_b, _) = run(&b, 7, 500).await;

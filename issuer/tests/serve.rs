@@ -46,7 +46,7 @@ async fn channel(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serves_gateways_and_reports_the_register_in_health() {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let db = TestDb::postgres().await;
+    let db = TestDb::postgres("issuer").await;
     let (_, report) = generated(&db, 20).await;
     let resident = report.examples.values().flatten().next().unwrap().clone();
     let server = issuer::serve::start(ServeOptions {
