@@ -23,7 +23,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::{
-    Process, devkit_binary, example_refs, gateway_command, issuer_binary, office_hours_rfc3339,
+    Process, admin, devkit_binary, example_refs, gateway_command, issuer_binary,
+    office_hours_rfc3339,
 };
 use issuer::bindings::CardBinding;
 use kiosk_proto::v1 as pb;
@@ -395,24 +396,6 @@ async fn generate_register(register_url: &str, root: &Path) -> (Vec<String>, Vec
         .map(|b| b.resident_ref)
         .collect();
     (examples, residents)
-}
-
-/// `kiosk-gateway admin --config <config> <args>`, which must succeed; its output.
-async fn admin(config: &Path, args: &[&str]) -> String {
-    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_kiosk-gateway"));
-    command.arg("admin").arg("--config").arg(config).args(args);
-    for (name, _) in std::env::vars_os() {
-        if name.to_string_lossy().starts_with("KIOSK_") {
-            command.env_remove(name);
-        }
-    }
-    let output = command.output().await.unwrap();
-    assert!(
-        output.status.success(),
-        "admin {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).unwrap()
 }
 
 /// The production configuration, naming only files of the openssl PKI.

@@ -14,7 +14,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{GATEWAY_ID, Process, gateway_command, production_config, snapshot};
+use common::{GATEWAY_ID, Process, admin, gateway_command, production_config, snapshot};
 use kiosk_devkit::testpki::DevPki;
 use kiosk_proto::v1 as pb;
 use kiosk_terminal::client::{Terminal, TerminalTls};
@@ -22,24 +22,6 @@ use kiosk_tests::{TERMINAL_1, TERMINAL_2};
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_client::HealthClient;
-
-/// `kiosk-gateway admin --config <config> <args>`, which must succeed; its output.
-async fn admin(config: &Path, args: &[&str]) -> String {
-    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_kiosk-gateway"));
-    command.arg("admin").arg("--config").arg(config).args(args);
-    for (name, _) in std::env::vars_os() {
-        if name.to_string_lossy().starts_with("KIOSK_") {
-            command.env_remove(name);
-        }
-    }
-    let output = command.output().await.unwrap();
-    assert!(
-        output.status.success(),
-        "admin {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).unwrap()
-}
 
 async fn channel(addr: &str, pki: &Path, client: Option<&str>) -> Channel {
     let read = |name: &str| std::fs::read(pki.join(name)).unwrap();

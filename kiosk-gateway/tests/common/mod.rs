@@ -304,3 +304,21 @@ pub fn production_config(root: &Path, pki: &DevPki) -> PathBuf {
     std::fs::write(&config, text).unwrap();
     config
 }
+
+/// `kiosk-gateway admin --config <config> <args>`, which must succeed; its output.
+pub async fn admin(config: &Path, args: &[&str]) -> String {
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_kiosk-gateway"));
+    command.arg("admin").arg("--config").arg(config).args(args);
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("KIOSK_") {
+            command.env_remove(name);
+        }
+    }
+    let output = command.output().await.unwrap();
+    assert!(
+        output.status.success(),
+        "admin {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
