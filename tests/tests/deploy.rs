@@ -19,8 +19,11 @@ fn checkable_copy(unit: &str, program: &str, dir: &Path) -> PathBuf {
         "{unit} starts {program}"
     );
     let path = dir.join(unit);
-    std::fs::write(&path, text.replace(&format!("ExecStart={program} "), "ExecStart=/bin/true "))
-        .expect("write the copy");
+    std::fs::write(
+        &path,
+        text.replace(&format!("ExecStart={program} "), "ExecStart=/bin/true "),
+    )
+    .expect("write the copy");
     path
 }
 
@@ -44,7 +47,13 @@ fn assert_verifies(unit_arg: &str, dir: &Path) {
 
 fn assert_hardened(unit_arg: &str, dir: &Path) {
     let out = systemd_analyze(
-        &["security", "--offline=yes", "--threshold=20", "--no-pager", unit_arg],
+        &[
+            "security",
+            "--offline=yes",
+            "--threshold=20",
+            "--no-pager",
+            unit_arg,
+        ],
         dir,
     );
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -111,5 +120,8 @@ fn a_weakened_unit_is_caught() {
         ],
         dir.path(),
     );
-    assert!(!out.status.success(), "the weakened unit passed the threshold");
+    assert!(
+        !out.status.success(),
+        "the weakened unit passed the threshold"
+    );
 }
