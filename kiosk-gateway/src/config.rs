@@ -1,5 +1,8 @@
 //! The gateway's configuration: one typed tree, read from an optional TOML file and then
-//! `KIOSK_*` environment variables, validated before anything binds.
+//! `KIOSK_*` environment variables, validated before anything binds. The file and the
+//! variables are merged and extracted by figment (`config/load.rs`: each variable's name is
+//! derived from the schema, so a new key needs no code to be read from its variable); the
+//! file's sections are in `config/sections.rs`, the range checks in `config/validate.rs`.
 //!
 //! Two profiles ([`Profile`]) read it, chosen explicitly and never by which sections happen
 //! to be present. `production` (`crate::deployment`; the only one in a build without the
@@ -87,7 +90,8 @@ pub enum ConfigError {
         /// Why.
         why: String,
     },
-    /// Several values are out of range: every one of them.
+    /// Several problems: every value of the wrong type, unknown or missing key (or, when
+    /// every value fits, every value out of range).
     #[error("invalid configuration ({} problems):{}", .0.len(), list(.0))]
     Several(Vec<ConfigError>),
     /// A value is out of range.
