@@ -267,15 +267,15 @@ async fn store_and_register_connect_only_to_the_server_their_ca_names() {
     let wrong_ca = cluster.url("127.0.0.1", "gateway", "wrong-ca");
     let error = Store::open(&wrong_ca)
         .await
-        .err()
-        .expect("wrong CA refused");
+        .map(drop)
+        .expect_err("wrong CA refused");
     let text = error.to_string();
     assert!(text.contains("UnknownIssuer"), "{text}");
     assert!(text.contains("sslrootcert"), "{text}");
     let error = Register::open(&cluster.url("127.0.0.1", "register", "wrong-ca"))
         .await
-        .err()
-        .expect("wrong CA refused");
+        .map(drop)
+        .expect_err("wrong CA refused");
     assert!(error.to_string().contains("UnknownIssuer"), "{error}");
 
     // The server's certificate names 127.0.0.1 and localhost, not 127.0.0.2, where the
@@ -283,14 +283,14 @@ async fn store_and_register_connect_only_to_the_server_their_ca_names() {
     let other_host = cluster.url("127.0.0.2", "gateway", "right-ca");
     let text = Store::open(&other_host)
         .await
-        .err()
-        .expect("refused")
+        .map(drop)
+        .expect_err("refused")
         .to_string();
     assert!(text.contains("not valid for name"), "{text}");
     let error = Register::open(&cluster.url("127.0.0.2", "register", "right-ca"))
         .await
-        .err()
-        .expect("other host refused");
+        .map(drop)
+        .expect_err("other host refused");
     assert!(error.to_string().contains("not valid for name"), "{error}");
 }
 
@@ -353,7 +353,10 @@ async fn the_binaries_name_the_database_setting_never_the_password() {
         signing_chain_pem: text("municipality-131016.crt.pem"),
         signing_key_pem: text("municipality-131016.key.pem"),
     };
-    let error = issuer::serve::start(options).await.err().expect("refused");
+    let error = issuer::serve::start(options)
+        .await
+        .map(drop)
+        .expect_err("refused");
     let message = format!("{error:#}");
     assert!(
         message.contains("--db (KIOSK_ISSUER_DB): ") && message.contains("UnknownIssuer"),
