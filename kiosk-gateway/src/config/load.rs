@@ -292,8 +292,12 @@ fn refused_path(error: &figment::Error) -> Vec<String> {
 /// the file; a variable's names the variable. `KIOSK_PROFILE` keeps its own field, as the
 /// profile chooses what else is read.
 fn problem(error: &figment::Error, path: &[String], from_variables: bool) -> ConfigError {
-    let key = path.join(".");
-    let why = error.kind.to_string();
+    let key = key_name(path);
+    let why = match &error.kind {
+        // figment's text lists every key of the schema: the key is named before it already.
+        figment::error::Kind::UnknownField(..) => "unknown key".to_owned(),
+        kind => kind.to_string(),
+    };
     if from_variables {
         if key == "profile" {
             return ConfigError::Invalid {
@@ -302,21 +306,43 @@ fn problem(error: &figment::Error, path: &[String], from_variables: bool) -> Con
             };
         }
         return ConfigError::Variable {
-            variable: env_var(&key),
+            variable: env_var(
+                &path
+                    .iter()
+                    .filter(|part| part.parse::<usize>().is_err())
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join("."),
+            ),
             key,
             why,
         };
     }
-    let file = error
-        .metadata
-        .as_ref()
-        .and_then(|m| m.source.as_ref())
-        .map(|s| format!(" ({s})"))
-        .unwrap_or_default();
+    let file = match error.metadata.as_ref().and_then(|m| m.source.as_ref()) {
+        Some(figment::Source::File(path)) => format!(" ({})", path.display()),
+        Some(other) => format!(" ({other})"),
+        None => String::new(),
+    };
     match key.as_str() {
         "" => ConfigError::Parse(format!("{why}{file}")),
         _ => ConfigError::Parse(format!("{key}: {why}{file}")),
     }
+}
+
+/// A key path as the documentation writes it: `trust.terminal_ca`, `remote_issuers[0].name`.
+fn key_name(path: &[String]) -> String {
+    let mut name = String::new();
+    for part in path {
+        if part.parse::<usize>().is_ok() {
+            name.push_str(&format!("[{part}]"));
+        } else {
+            if !name.is_empty() {
+                name.push('.');
+            }
+            name.push_str(part);
+        }
+    }
+    name
 }
 
 /// Takes the value at `path` out of `dict` (an index into a list takes out its entry).
