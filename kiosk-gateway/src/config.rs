@@ -695,6 +695,11 @@ mod tests {
             assert!(text.contains(key), "{key}: {text}");
         }
         assert!(text.contains("gateway.toml"), "the file is named: {text}");
+        // The file's values keep TOML's types: a number in quotes is not a number.
+        assert!(matches!(
+            load_toml("max_concurrent_streams = \"64\"\n"),
+            Err(ConfigError::Parse(_))
+        ));
     }
 
     #[test]

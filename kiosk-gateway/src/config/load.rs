@@ -5,8 +5,8 @@
 //! The variables are derived from the schema, not listed: every key of `Config` (serialized
 //! with its `[trust]` and `[keys]` sections present) has the variable `KIOSK_<KEY>`, a key of a
 //! section `KIOSK_<SECTION>_<KEY>`, so a field added to `Config`, `TrustConfig` or
-//! `KeysConfig` is read from its variable with no new code. A variable's value is a string;
-//! numbers are read from it by figment's lossy extraction, and a list is written `[a, b]`
+//! `KeysConfig` is read from its variable with no new code. A variable's value is text, read
+//! as a number where the setting's default is one (`typed`), and a list is written `[a, b]`
 //! (items without quotes or commas: paths, codes, numbers).
 //! The duration settings' human forms (`KIOSK_RECONCILE_INTERVAL=60s`) come from
 //! `crate::durations::DURATION_KEYS`.
@@ -110,9 +110,9 @@ fn file_keys(table: &toml::Table) -> BTreeSet<String> {
     keys
 }
 
-/// Every settable key, from the schema: `(section, key)` with `section` empty for the
-/// top-level keys. `[[remote_issuers]]` entries are only written in the file.
-fn schema_keys() -> Vec<(String, String)> {
+/// Every settable key, from the schema: `(section, key, default)` with `section` empty for
+/// the top-level keys. `[[remote_issuers]]` entries are only written in the file.
+fn schema_keys() -> Vec<(String, String, Value)> {
     let full = Config {
         trust: Some(TrustConfig::default()),
         keys: Some(KeysConfig::default()),
@@ -125,20 +125,24 @@ fn schema_keys() -> Vec<(String, String)> {
     for (key, value) in dict {
         match value {
             Value::Dict(_, section) => {
-                keys.extend(section.into_keys().map(|field| (key.clone(), field)));
+                keys.extend(
+                    section
+                        .into_iter()
+                        .map(|(field, default)| (key.clone(), field, default)),
+                );
             }
             _ if key == "remote_issuers" => {}
-            _ => keys.push((String::new(), key)),
+            default => keys.push((String::new(), key, default)),
         }
     }
     keys
 }
 
-/// The variables' values, as the file's keys. A value is a string (figment reads numbers
-/// from it), or a list when written `[a, b]`; a human duration becomes its integer key.
+/// The variables' values, as the file's keys, typed as their settings' defaults (`typed`);
+/// a human duration becomes its integer key.
 fn variable_values(env: &dyn Environment) -> Result<Values, ConfigError> {
     let mut dict = Dict::new();
-    for (section, key) in schema_keys() {
+    for (section, key, default) in schema_keys() {
         let dotted = if section.is_empty() {
             key.clone()
         } else {
@@ -147,7 +151,7 @@ fn variable_values(env: &dyn Environment) -> Result<Values, ConfigError> {
         let Some(text) = env.var(&env_var(&dotted)) else {
             continue;
         };
-        let value = list(&text).unwrap_or_else(|| Value::from(text));
+        let value = typed(&text, &default);
         let target = if section.is_empty() {
             &mut dict
         } else {
@@ -180,18 +184,40 @@ fn variable_values(env: &dyn Environment) -> Result<Values, ConfigError> {
     Ok(Values { dict, metadata })
 }
 
-/// `[a, b]` as a list of the texts `a` and `b` (each item text, like every variable: figment
-/// reads numbers from it); `None` when `text` is not in brackets.
-fn list(text: &str) -> Option<Value> {
-    let inner = text.trim().strip_prefix('[')?.strip_suffix(']')?.trim();
-    let items: Vec<Value> = match inner {
-        "" => Vec::new(),
-        _ => inner
-            .split(',')
-            .map(|item| Value::from(item.trim().to_owned()))
-            .collect(),
-    };
-    Some(Value::from(items))
+/// A variable's text as a value of the kind its setting's default has: a number where the
+/// default is a number (or unset: `max_connections`), else text; `[a, b]` a list, each item
+/// typed by the default's first item. What does not parse stays text, so the extraction
+/// names the variable and the type it wanted. The file's values are TOML's own types and
+/// are extracted strictly: a number in quotes is refused there.
+fn typed(text: &str, default: &Value) -> Value {
+    if let Some(inner) = text
+        .trim()
+        .strip_prefix('[')
+        .and_then(|rest| rest.strip_suffix(']'))
+    {
+        let item_default = match default {
+            Value::Array(_, items) => items.first().cloned(),
+            _ => None,
+        }
+        .unwrap_or_else(|| Value::from(String::new()));
+        let items: Vec<Value> = match inner.trim() {
+            "" => Vec::new(),
+            inner => inner
+                .split(',')
+                .map(|item| typed(item.trim(), &item_default))
+                .collect(),
+        };
+        return Value::from(items);
+    }
+    if matches!(default, Value::Num(..) | Value::Empty(..)) {
+        if let Ok(n) = text.parse::<u64>() {
+            return Value::from(n);
+        }
+        if let Ok(n) = text.parse::<i64>() {
+            return Value::from(n);
+        }
+    }
+    Value::from(text.to_owned())
 }
 
 /// An [`Environment`] that remembers which variables were set.
@@ -250,7 +276,7 @@ fn extract_all(mut file: Option<Values>, mut variables: Values) -> Result<Config
             dict: variables.dict.clone(),
             metadata: variables.metadata.clone(),
         });
-        let error = match figment.extract_lossy::<Config>() {
+        let error = match figment.extract::<Config>() {
             Ok(config) if problems.is_empty() => return Ok(config),
             Ok(_) => break,
             Err(error) => error,
