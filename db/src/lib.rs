@@ -24,12 +24,40 @@ pub enum DbError {
     /// The URL names no supported database.
     #[error("a database URL must start with sqlite: or postgres:")]
     UnsupportedUrl,
+    /// The TLS connection to the server failed: with `sslmode=verify-full` the server's
+    /// certificate must chain to `sslrootcert` and name the URL's host. Apart from
+    /// [`DbError::Sqlx`] so that an operator reads which settings to look at.
+    #[error(
+        "the TLS connection was refused ({0}); with sslmode=verify-full the \
+         server's certificate must chain to the CA in sslrootcert and name the URL's host"
+    )]
+    Tls(String),
     /// The driver failed.
     #[error("database: {0}")]
-    Sqlx(#[from] sqlx::Error),
+    Sqlx(sqlx::Error),
     /// A migration failed.
     #[error("migration: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+impl From<sqlx::Error> for DbError {
+    fn from(error: sqlx::Error) -> Self {
+        // The detail is rustls' (or the CA file's) message: no URL, so no password. A
+        // certificate refused during the handshake reaches sqlx as an I/O error around
+        // rustls' error; one refused while setting up TLS (the CA file) as its TLS error.
+        let refused = match &error {
+            sqlx::Error::Tls(detail) => Some(detail.to_string()),
+            sqlx::Error::Io(io) => io
+                .get_ref()
+                .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+                .map(ToString::to_string),
+            _ => None,
+        };
+        match refused {
+            Some(detail) => DbError::Tls(detail),
+            None => DbError::Sqlx(error),
+        }
+    }
 }
 
 /// Which database a URL names.

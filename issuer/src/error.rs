@@ -34,6 +34,10 @@ pub enum IssuerError {
         /// Which column or rule, no values.
         what: &'static str,
     },
+    /// The register's database could not be opened: the driver's or TLS's reason, which
+    /// names no URL (so no password).
+    #[error("the register's database cannot be opened: {0}")]
+    Open(String),
     /// The database failed.
     #[error("database error")]
     Database(#[from] sqlx::Error),
@@ -76,6 +80,7 @@ impl IssuerError {
             IssuerError::MunicipalityNotServed => reasons::MUNICIPALITY_NOT_SERVED,
             IssuerError::WrongClientRole => reasons::WRONG_CLIENT_ROLE,
             IssuerError::Corrupt { .. }
+            | IssuerError::Open(_)
             | IssuerError::Database(_)
             | IssuerError::Migrate(_)
             | IssuerError::Render(_) => reasons::INTERNAL_ERROR,

@@ -60,8 +60,8 @@ impl Register {
                 DbError::UnsupportedUrl => IssuerError::InvalidField {
                     field: "database_url",
                 },
-                DbError::Sqlx(e) => IssuerError::Database(e),
                 DbError::Migrate(e) => IssuerError::Migrate(e),
+                e @ (DbError::Sqlx(_) | DbError::Tls(_)) => IssuerError::Open(e.to_string()),
             })?;
         Ok(Register { db })
     }

@@ -167,7 +167,7 @@ pub async fn start(options: ServeOptions) -> anyhow::Result<RunningIssuer> {
         .map_err(|e| anyhow::anyhow!("document-signing key: {e}"))?;
     let register = Register::open(&options.database_url)
         .await
-        .map_err(|e| anyhow::anyhow!("register database: {e}"))?;
+        .map_err(|e| anyhow::anyhow!("--db (KIOSK_ISSUER_DB): {e}"))?;
     let issuer = Issuer::new(
         register.clone(),
         options.municipality.clone(),

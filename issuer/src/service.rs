@@ -29,7 +29,8 @@ impl From<IssuerError> for Status {
                     description: "invalid or not accepted for this certificate type".into(),
                 }],
             ),
-            IssuerError::Database(_)
+            IssuerError::Open(_)
+            | IssuerError::Database(_)
             | IssuerError::Migrate(_)
             | IssuerError::Corrupt { .. }
             | IssuerError::Render(_) => {

@@ -62,6 +62,9 @@ pub enum AdminError {
     /// The configured SQLite database does not exist.
     #[error("no gateway database at {0}: check the configuration (--config, KIOSK_*)")]
     NoDatabase(String),
+    /// The configured database could not be opened (the reason names no URL, so no password).
+    #[error("database_url (or KIOSK_DATABASE_URL): {0}")]
+    Open(GatewayError),
     /// The database failed.
     #[error("gateway database: {0}")]
     Store(#[from] GatewayError),
@@ -174,7 +177,7 @@ pub async fn open_store(url: &str) -> Result<Store, AdminError> {
             return Err(AdminError::NoDatabase(path.to_owned()));
         }
     }
-    Ok(Store::open(url).await?)
+    Store::open(url).await.map_err(AdminError::Open)
 }
 
 /// Every registered terminal, by id.

@@ -1,5 +1,8 @@
 //! The gateway's configuration: one typed tree, read from an optional TOML file and then
-//! `KIOSK_*` environment variables, validated before anything binds.
+//! `KIOSK_*` environment variables, validated before anything binds. The file and the
+//! variables are merged and extracted by figment (`config/load.rs`: each variable's name is
+//! derived from the schema, so a new key needs no code to be read from its variable); the
+//! file's sections are in `config/sections.rs`, the range checks in `config/validate.rs`.
 //!
 //! Two profiles ([`Profile`]) read it, chosen explicitly and never by which sections happen
 //! to be present. `production` (`crate::deployment`; the only one in a build without the
@@ -18,13 +21,18 @@
 //! presents its internal client certificate and trusts the internal CA). A municipality is in
 //! exactly one of the two lists.
 
-use std::cell::RefCell;
-use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+
+mod load;
+mod sections;
+mod validate;
+
+pub use load::Sources;
+pub use sections::{KeysConfig, RemoteIssuer, TRUST_KEYS, TrustConfig, env_var};
 
 /// Which deployment `serve` runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
@@ -68,10 +76,22 @@ pub enum ConfigError {
         /// Why.
         source: std::io::Error,
     },
-    /// The file is not valid TOML for this schema.
+    /// The file is not valid TOML for this schema (a value of the wrong type, an unknown
+    /// key, a missing one: named with the file).
     #[error("invalid configuration: {0}")]
     Parse(String),
-    /// Several values are out of range: every one of them.
+    /// A `KIOSK_*` variable's value does not fit its setting.
+    #[error("invalid configuration: {key} ({variable}): {why}")]
+    Variable {
+        /// The setting (`max_concurrent_streams`, `trust.terminal_ca`).
+        key: String,
+        /// Its variable.
+        variable: String,
+        /// Why.
+        why: String,
+    },
+    /// Several problems: every value of the wrong type, unknown or missing key (or, when
+    /// every value fits, every value out of range).
     #[error("invalid configuration ({} problems):{}", .0.len(), list(.0))]
     Several(Vec<ConfigError>),
     /// A value is out of range.
@@ -90,104 +110,13 @@ fn list(errors: &[ConfigError]) -> String {
         .iter()
         .map(|error| match error {
             ConfigError::Invalid { field, why } => format!("\n  {field}: {why}"),
+            ConfigError::Parse(why) => format!("\n  {why}"),
+            ConfigError::Variable { key, variable, why } => {
+                format!("\n  {key} ({variable}): {why}")
+            }
             other => format!("\n  {other}"),
         })
         .collect()
-}
-
-/// A municipality whose issuer runs as its own process (`issuer serve`).
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
-pub struct RemoteIssuer {
-    /// The 6-digit municipality code.
-    pub municipality: String,
-    /// The issuer's address, `https://host:port`.
-    pub endpoint: String,
-    /// The name in the issuer's server certificate; default: the endpoint's host.
-    pub server_name: Option<String>,
-    /// The municipality's card bindings (JSON Lines, e.g. `kiosk-devkit generate --bindings-out`),
-    /// imported on every start so the gateway knows whose cards route here.
-    pub bindings: PathBuf,
-    /// The municipality's name as kiosks and verifiers show it (required in production).
-    pub name: Option<String>,
-    /// The municipality's document-signing certificate (PEM or DER), under
-    /// `trust.municipality_ca`: the gateway checks every page and PDF signature of its
-    /// documents with it. Required in production; the embedded deployment takes
-    /// `municipality-<code>.crt.pem` from its PKI directory.
-    pub signing_cert: Option<PathBuf>,
-}
-
-/// `[trust]`: the certificates a production gateway presents and trusts, as files. TLS
-/// material is PEM; `card_auth_ca`, `municipality_ca` and the remote issuers' `signing_cert`
-/// may also be DER. Each key has the variable `KIOSK_TRUST_<KEY>` (upper case).
-#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
-pub struct TrustConfig {
-    /// The gateway's TLS server certificate chain, leaf first.
-    pub server_cert: Option<PathBuf>,
-    /// The CA that issues terminal client certificates (`urn:kiosk:terminal:…`).
-    pub terminal_ca: Option<PathBuf>,
-    /// The CA that issues auditor client certificates (`urn:kiosk:auditor:…`).
-    pub auditor_ca: Option<PathBuf>,
-    /// The JPKI user-authentication CA that issues residents' card certificates.
-    pub card_auth_ca: Option<PathBuf>,
-    /// The CA over the municipalities' document-signing certificates.
-    pub municipality_ca: Option<PathBuf>,
-    /// The internal CA: it issues the issuers' server certificates (and the gateway's
-    /// internal client certificate).
-    pub internal_ca: Option<PathBuf>,
-    /// The gateway's client certificate toward the issuers (`urn:kiosk:gateway:<id>`).
-    pub internal_client_cert: Option<PathBuf>,
-}
-
-/// `[keys]`: a production gateway's private keys and secrets, as files that must exist (the
-/// gateway never creates one). Each key has the variable `KIOSK_KEYS_<KEY>` (upper case).
-#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
-pub struct KeysConfig {
-    /// The private key of `trust.server_cert` (PEM).
-    pub server_key: Option<PathBuf>,
-    /// The private key of `trust.internal_client_cert` (PEM).
-    pub internal_client_key: Option<PathBuf>,
-    /// 32 random bytes: the key of the residents' pseudonyms in the audit log.
-    pub pseudonym_key: Option<PathBuf>,
-    /// 32 random bytes: the seed of the audit checkpoints' Ed25519 signing key.
-    pub checkpoint_seed: Option<PathBuf>,
-}
-
-/// Every `[trust]` and `[keys]` key (each with its variable, [`env_var`]), as
-/// kiosk-gateway/README.md lists them.
-pub const TRUST_KEYS: [&str; 11] = [
-    "trust.server_cert",
-    "trust.terminal_ca",
-    "trust.auditor_ca",
-    "trust.card_auth_ca",
-    "trust.municipality_ca",
-    "trust.internal_ca",
-    "trust.internal_client_cert",
-    "keys.server_key",
-    "keys.internal_client_key",
-    "keys.pseudonym_key",
-    "keys.checkpoint_seed",
-];
-
-/// The `KIOSK_*` variable of a configuration key: `trust.terminal_ca` is
-/// `KIOSK_TRUST_TERMINAL_CA`.
-pub fn env_var(key: &str) -> String {
-    format!("KIOSK_{}", key.replace('.', "_").to_uppercase())
-}
-
-impl RemoteIssuer {
-    /// The TLS server name to expect.
-    pub fn server_name(&self) -> String {
-        self.server_name.clone().unwrap_or_else(|| {
-            self.endpoint
-                .parse::<tonic::codegen::http::Uri>()
-                .ok()
-                .and_then(|uri| uri.host().map(|h| h.trim_matches(['[', ']']).to_owned()))
-                .unwrap_or_default()
-        })
-    }
 }
 
 /// The whole configuration.
@@ -304,66 +233,6 @@ pub struct Config {
     pub sources: Sources,
 }
 
-/// Where the settings of a loaded [`Config`] came from.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Sources {
-    /// The configuration file, if one was read.
-    pub file: Option<PathBuf>,
-    /// The keys the file sets (top-level keys, and `trust.<key>` / `keys.<key>`).
-    pub file_keys: BTreeSet<String>,
-    /// The `KIOSK_*` variables that were set and read.
-    pub variables: BTreeSet<String>,
-}
-
-impl Sources {
-    /// Where `key` came from: its variable, the file, or the default.
-    pub fn of(&self, key: &str) -> String {
-        let variable = env_var(key);
-        let human = crate::durations::human_key(key).map(env_var);
-        if self.variables.contains(&variable) {
-            variable
-        } else if let Some(human) = human.filter(|v| self.variables.contains(v)) {
-            human
-        } else if self.file_keys.contains(key) {
-            match &self.file {
-                Some(file) => file.display().to_string(),
-                None => "file".to_owned(),
-            }
-        } else {
-            "default".to_owned()
-        }
-    }
-}
-
-/// An [`Environment`] that remembers which variables were set.
-struct Recording<'a> {
-    env: &'a dyn Environment,
-    seen: RefCell<BTreeSet<String>>,
-}
-
-impl Environment for Recording<'_> {
-    fn var(&self, name: &str) -> Option<String> {
-        let value = self.env.var(name);
-        if value.is_some() {
-            self.seen.borrow_mut().insert(name.to_owned());
-        }
-        value
-    }
-}
-
-/// The keys a configuration file sets: top-level keys, and `<section>.<key>` for the keys of
-/// `[trust]` and `[keys]`.
-fn file_keys(table: &toml::Table) -> BTreeSet<String> {
-    let mut keys = BTreeSet::new();
-    for (key, value) in table {
-        keys.insert(key.clone());
-        if let (true, Some(section)) = (key == "trust" || key == "keys", value.as_table()) {
-            keys.extend(section.keys().map(|field| format!("{key}.{field}")));
-        }
-    }
-    keys
-}
-
 impl Default for Config {
     fn default() -> Self {
         Config {
@@ -427,121 +296,19 @@ impl Environment for ProcessEnvironment {
 }
 
 impl Config {
-    /// Reads `file` (if given), then applies `KIOSK_*` variables, then validates. The
-    /// profile is always set afterwards (see [`Config::profile`]), and [`Config::sources`]
-    /// says where each setting came from.
+    /// Reads `file` (if given), then applies `KIOSK_*` variables (both through figment, see
+    /// `load.rs`), then validates. The profile is always set afterwards (see
+    /// [`Config::profile`]), and [`Config::sources`] says where each setting came from. Every
+    /// value that does not fit its setting, and every value out of range, is reported at once.
     pub fn load(file: Option<&Path>, env: &dyn Environment) -> Result<Self, ConfigError> {
-        let env = &Recording {
-            env,
-            seen: RefCell::default(),
-        };
-        let (mut config, keys) = match file {
-            Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-                    path: path.to_owned(),
-                    source,
-                })?;
-                let mut table: toml::Table =
-                    toml::from_str(&text).map_err(|e| ConfigError::Parse(e.to_string()))?;
-                let human = crate::durations::DURATION_KEYS
-                    .iter()
-                    .any(|(key, _, _)| table.contains_key(*key));
-                // Durations in human form become their integer keys; without any, the text
-                // is read directly, so that errors keep their line and column.
-                let config: Config = if human {
-                    crate::durations::normalize(&mut table).map_err(ConfigError::Parse)?;
-                    table.clone().try_into()
-                } else {
-                    toml::from_str(&text)
-                }
-                .map_err(|e| ConfigError::Parse(e.to_string()))?;
-                (config, file_keys(&table))
-            }
-            None => (Config::default(), BTreeSet::new()),
-        };
-        if let Some(v) = env.var("KIOSK_PROFILE") {
-            config.profile = Some(match v.as_str() {
-                "dev" => Profile::Dev,
-                "production" => Profile::Production,
-                _ => {
-                    return Err(ConfigError::Invalid {
-                        field: "KIOSK_PROFILE",
-                        why: "dev or production".to_owned(),
-                    });
-                }
-            });
-        }
+        let mut config = load::read(file, env)?;
         config.profile = Some(
             config
                 .profile
                 .unwrap_or_else(|| Profile::default_for(file.is_some())),
         );
-        if let Some(v) = env.var("KIOSK_DATA_DIR") {
-            config.data_dir = PathBuf::from(v);
-        }
-        if let Some(v) = env.var("KIOSK_LISTEN") {
-            config.listen = v.parse().map_err(|e| ConfigError::Invalid {
-                field: "KIOSK_LISTEN",
-                why: format!("{e}"),
-            })?;
-        }
-        if let Some(v) = env.var("KIOSK_DATABASE_URL") {
-            config.database_url = Some(v);
-        }
-        if let Some(v) = env.var("KIOSK_CARD_CRL_FILE") {
-            config.card_crl_file = Some(PathBuf::from(v));
-        }
-        if let Some(v) = env.var("KIOSK_REGISTER_URL") {
-            config.register_url = Some(v);
-        }
-        if let Some(v) = env.var("KIOSK_GATEWAY_ID") {
-            config.gateway_id = v;
-        }
-        if let Some(v) = env.var("KIOSK_REHEARSAL_CLOCK_START") {
-            config.rehearsal_clock_start = Some(v);
-        }
-        number(
-            env,
-            "KIOSK_SYNTHETIC_RESIDENTS",
-            &mut config.synthetic_residents,
-        )?;
-        config.limits_from_env(env)?;
-        config.durations_from_env(env)?;
-        config.trust_from_env(env);
         config.validate()?;
-        config.sources = Sources {
-            file: file.map(Path::to_owned),
-            file_keys: keys,
-            variables: env.seen.take(),
-        };
         Ok(config)
-    }
-
-    /// The `[trust]` and `[keys]` files from `KIOSK_TRUST_*` and `KIOSK_KEYS_*` variables
-    /// (`KIOSK_TRUST_TERMINAL_CA`, `KIOSK_KEYS_PSEUDONYM_KEY`, ...). A variable creates its
-    /// section; it does not choose the profile.
-    fn trust_from_env(&mut self, env: &dyn Environment) {
-        let trust = &mut self.trust;
-        path_var(env, "trust.server_cert", trust, |t| &mut t.server_cert);
-        path_var(env, "trust.terminal_ca", trust, |t| &mut t.terminal_ca);
-        path_var(env, "trust.auditor_ca", trust, |t| &mut t.auditor_ca);
-        path_var(env, "trust.card_auth_ca", trust, |t| &mut t.card_auth_ca);
-        path_var(env, "trust.municipality_ca", trust, |t| {
-            &mut t.municipality_ca
-        });
-        path_var(env, "trust.internal_ca", trust, |t| &mut t.internal_ca);
-        path_var(env, "trust.internal_client_cert", trust, |t| {
-            &mut t.internal_client_cert
-        });
-        let keys = &mut self.keys;
-        path_var(env, "keys.server_key", keys, |k| &mut k.server_key);
-        path_var(env, "keys.internal_client_key", keys, |k| {
-            &mut k.internal_client_key
-        });
-        path_var(env, "keys.pseudonym_key", keys, |k| &mut k.pseudonym_key);
-        path_var(env, "keys.checkpoint_seed", keys, |k| {
-            &mut k.checkpoint_seed
-        });
     }
 
     /// The profile `serve` runs: as [`Config::load`] set it (`KIOSK_PROFILE`, else `profile`
@@ -554,328 +321,6 @@ impl Config {
     /// Whether `serve` runs the production deployment (`crate::deployment`).
     pub fn production(&self) -> bool {
         self.profile() == Profile::Production
-    }
-
-    /// The duration settings in human form from their variables (`KIOSK_RECONCILE_INTERVAL=60s`,
-    /// see `crate::durations`); one and its integer variable are not both set.
-    fn durations_from_env(&mut self, env: &dyn Environment) -> Result<(), ConfigError> {
-        for (human, integer, unit_ms) in crate::durations::DURATION_KEYS {
-            let Some(text) = env.var(&env_var(human)) else {
-                continue;
-            };
-            let invalid = |why: String| ConfigError::Invalid {
-                field: human,
-                why: format!("{} ({})", why, env_var(human)),
-            };
-            if env.var(&env_var(integer)).is_some() {
-                return Err(invalid(format!("{} is set too: set one", env_var(integer))));
-            }
-            let units = crate::durations::in_units(&text, unit_ms).map_err(invalid)?;
-            if let Some(field) = self.duration_field(integer) {
-                *field = units;
-            }
-        }
-        Ok(())
-    }
-
-    /// The integer duration setting `key` (`reconcile_interval_secs`, ...).
-    fn duration_field(&mut self, key: &str) -> Option<&mut u64> {
-        Some(match key {
-            "handshake_timeout_ms" => &mut self.handshake_timeout_ms,
-            "reconcile_interval_secs" => &mut self.reconcile_interval_secs,
-            "print_window_secs" => &mut self.print_window_secs,
-            "drain_ms" => &mut self.drain_ms,
-            "grace_ms" => &mut self.grace_ms,
-            "crl_refresh_secs" => &mut self.crl_refresh_secs,
-            "preface_timeout_ms" => &mut self.preface_timeout_ms,
-            "anonymous_idle_timeout_ms" => &mut self.anonymous_idle_timeout_ms,
-            "http2_keepalive_interval_ms" => &mut self.http2_keepalive_interval_ms,
-            "http2_keepalive_timeout_ms" => &mut self.http2_keepalive_timeout_ms,
-            "issue_stream_timeout_ms" => &mut self.issue_stream_timeout_ms,
-            _ => return None,
-        })
-    }
-
-    /// The connection and stream limits from `KIOSK_*` variables (names as the fields, upper
-    /// case: `KIOSK_MAX_ANONYMOUS_CONNECTIONS`, ...).
-    fn limits_from_env(&mut self, env: &dyn Environment) -> Result<(), ConfigError> {
-        if let Some(v) = env.var("KIOSK_MAX_CONNECTIONS") {
-            self.max_connections = Some(parse_number("KIOSK_MAX_CONNECTIONS", &v)?);
-        }
-        number(env, "KIOSK_FD_RESERVE", &mut self.fd_reserve)?;
-        number(
-            env,
-            "KIOSK_HANDSHAKE_TIMEOUT_MS",
-            &mut self.handshake_timeout_ms,
-        )?;
-        number(
-            env,
-            "KIOSK_MAX_HANDSHAKES_PER_IP",
-            &mut self.max_handshakes_per_ip,
-        )?;
-        number(
-            env,
-            "KIOSK_MAX_ANONYMOUS_CONNECTIONS",
-            &mut self.max_anonymous_connections,
-        )?;
-        number(
-            env,
-            "KIOSK_MAX_ANONYMOUS_CONNECTIONS_PER_IP",
-            &mut self.max_anonymous_connections_per_ip,
-        )?;
-        number(
-            env,
-            "KIOSK_PREFACE_TIMEOUT_MS",
-            &mut self.preface_timeout_ms,
-        )?;
-        number(
-            env,
-            "KIOSK_ANONYMOUS_IDLE_TIMEOUT_MS",
-            &mut self.anonymous_idle_timeout_ms,
-        )?;
-        number(
-            env,
-            "KIOSK_HTTP2_KEEPALIVE_INTERVAL_MS",
-            &mut self.http2_keepalive_interval_ms,
-        )?;
-        number(
-            env,
-            "KIOSK_HTTP2_KEEPALIVE_TIMEOUT_MS",
-            &mut self.http2_keepalive_timeout_ms,
-        )?;
-        number(
-            env,
-            "KIOSK_MAX_CONCURRENT_STREAMS",
-            &mut self.max_concurrent_streams,
-        )?;
-        number(
-            env,
-            "KIOSK_ISSUE_STREAM_BUDGET_BYTES",
-            &mut self.issue_stream_budget_bytes,
-        )?;
-        number(
-            env,
-            "KIOSK_ISSUE_STREAM_BUDGET_PER_TERMINAL_BYTES",
-            &mut self.issue_stream_budget_per_terminal_bytes,
-        )?;
-        number(
-            env,
-            "KIOSK_ISSUE_STREAM_TIMEOUT_MS",
-            &mut self.issue_stream_timeout_ms,
-        )?;
-        number(
-            env,
-            "KIOSK_MAX_TERMINAL_CALLS_IN_FLIGHT",
-            &mut self.max_terminal_calls_in_flight,
-        )?;
-        number(
-            env,
-            "KIOSK_MAX_VERIFY_CALLS_IN_FLIGHT",
-            &mut self.max_verify_calls_in_flight,
-        )?;
-        number(
-            env,
-            "KIOSK_MAX_CALLS_IN_FLIGHT_PER_CALLER",
-            &mut self.max_calls_in_flight_per_caller,
-        )?;
-        number(
-            env,
-            "KIOSK_MAX_OPEN_SESSIONS_PER_TERMINAL",
-            &mut self.max_open_sessions_per_terminal,
-        )?;
-        number(
-            env,
-            "KIOSK_RECONCILE_INTERVAL_SECS",
-            &mut self.reconcile_interval_secs,
-        )?;
-        Ok(())
-    }
-
-    fn validate_limits(&self, problems: &mut Vec<ConfigError>) {
-        let mut invalid = |field, why: &str| {
-            problems.push(ConfigError::Invalid {
-                field,
-                why: why.to_owned(),
-            });
-        };
-        if self.max_connections == Some(0) {
-            invalid("max_connections", "at least 1");
-        }
-        for (field, value) in [
-            ("max_handshakes_per_ip", self.max_handshakes_per_ip),
-            (
-                "max_terminal_calls_in_flight",
-                self.max_terminal_calls_in_flight,
-            ),
-            (
-                "max_verify_calls_in_flight",
-                self.max_verify_calls_in_flight,
-            ),
-            ("max_anonymous_connections", self.max_anonymous_connections),
-            (
-                "max_anonymous_connections_per_ip",
-                self.max_anonymous_connections_per_ip,
-            ),
-        ] {
-            if value == 0 {
-                invalid(field, "at least 1");
-            }
-        }
-        if self.max_anonymous_connections_per_ip > self.max_anonymous_connections {
-            invalid(
-                "max_anonymous_connections_per_ip",
-                "at most max_anonymous_connections",
-            );
-        }
-        if let Some(max) = self.max_connections
-            && self.max_anonymous_connections >= max
-        {
-            invalid(
-                "max_anonymous_connections",
-                "below max_connections: the rest is kept for terminals",
-            );
-        }
-        for (field, value) in [
-            ("preface_timeout_ms", self.preface_timeout_ms),
-            ("anonymous_idle_timeout_ms", self.anonymous_idle_timeout_ms),
-            (
-                "http2_keepalive_interval_ms",
-                self.http2_keepalive_interval_ms,
-            ),
-            (
-                "http2_keepalive_timeout_ms",
-                self.http2_keepalive_timeout_ms,
-            ),
-            ("issue_stream_timeout_ms", self.issue_stream_timeout_ms),
-        ] {
-            if value == 0 {
-                invalid(field, "at least 1 ms");
-            }
-        }
-        if self.max_concurrent_streams == 0 {
-            invalid("max_concurrent_streams", "at least 1");
-        }
-        if self.issue_stream_budget_per_terminal_bytes < 1 << 20 {
-            invalid("issue_stream_budget_per_terminal_bytes", "at least 1 MiB");
-        }
-        if self.issue_stream_budget_per_terminal_bytes > self.issue_stream_budget_bytes {
-            invalid(
-                "issue_stream_budget_per_terminal_bytes",
-                "at most issue_stream_budget_bytes",
-            );
-        }
-    }
-
-    /// Every value out of range, all reported together.
-    fn validate(&self) -> Result<(), ConfigError> {
-        let mut problems = Vec::new();
-        self.validate_values(&mut problems);
-        self.validate_routes(&mut problems);
-        self.validate_limits(&mut problems);
-        match problems.len() {
-            0 => Ok(()),
-            1 => Err(problems.remove(0)),
-            _ => Err(ConfigError::Several(problems)),
-        }
-    }
-
-    fn validate_values(&self, problems: &mut Vec<ConfigError>) {
-        let mut invalid = |field, why: &str| {
-            problems.push(ConfigError::Invalid {
-                field,
-                why: why.to_owned(),
-            });
-        };
-        if card::login::context_bytes(&self.gateway_id, "t", "s").is_none()
-            || self.gateway_id.len() > 64
-        {
-            invalid("gateway_id", "1 to 64 characters, no newline");
-        }
-        for (field, url) in [
-            ("database_url", &self.database_url),
-            ("register_url", &self.register_url),
-        ] {
-            if let Some(url) = url
-                && crate::store::Backend::of_url(url).is_err()
-            {
-                invalid(field, "must start with sqlite: or postgres:");
-            }
-        }
-        if self.max_open_sessions_per_terminal == 0 {
-            invalid(
-                "max_open_sessions_per_terminal",
-                "at least 1 (a terminal needs one session per resident at the kiosk)",
-            );
-        }
-        for (field, value) in [
-            ("reconcile_interval_secs", self.reconcile_interval_secs),
-            ("crl_refresh_secs", self.crl_refresh_secs),
-            ("print_window_secs", self.print_window_secs),
-        ] {
-            if value == 0 {
-                invalid(field, "at least 1 second");
-            }
-        }
-        if self.max_concurrent_issuances == 0 {
-            invalid("max_concurrent_issuances", "at least 1");
-        }
-        if self.rehearsal_clock_start().is_err() {
-            invalid("rehearsal_clock_start", "an RFC 3339 instant");
-        }
-    }
-
-    /// The municipalities in process and the remote issuers.
-    fn validate_routes(&self, problems: &mut Vec<ConfigError>) {
-        let mut invalid = |field, why: &str| {
-            problems.push(ConfigError::Invalid {
-                field,
-                why: why.to_owned(),
-            });
-        };
-        if self.municipalities.is_empty() && self.remote_issuers.is_empty() {
-            invalid(
-                "municipalities",
-                "at least one municipality, in process or in remote_issuers",
-            );
-        }
-        if self
-            .municipalities
-            .iter()
-            .any(|code| audit::event::MunicipalityCode::parse(code).is_err())
-        {
-            invalid("municipalities", "6-digit codes with a valid check digit");
-        }
-        let mut seen: Vec<&str> = self.municipalities.iter().map(String::as_str).collect();
-        seen.sort_unstable();
-        if seen.windows(2).any(|w| w[0] == w[1]) {
-            invalid("municipalities", "a code is listed twice");
-        }
-        for remote in &self.remote_issuers {
-            if audit::event::MunicipalityCode::parse(&remote.municipality).is_err() {
-                invalid(
-                    "remote_issuers.municipality",
-                    "6-digit codes with a valid check digit",
-                );
-            }
-            if seen.contains(&remote.municipality.as_str()) {
-                invalid(
-                    "remote_issuers.municipality",
-                    "a municipality is served either in process (municipalities) or by one \
-                     remote issuer, not both; set municipalities = [] to serve none in process",
-                );
-            }
-            seen.push(&remote.municipality);
-            match remote.endpoint.parse::<tonic::codegen::http::Uri>() {
-                Ok(uri) if uri.scheme_str() == Some("https") && uri.host().is_some() => {}
-                _ => invalid(
-                    "remote_issuers.endpoint",
-                    "an https://host:port URL (the issuer is only reached over mutual TLS)",
-                ),
-            }
-            if remote.server_name().is_empty() {
-                invalid("remote_issuers.server_name", "a DNS name or address");
-            }
-        }
     }
 
     /// Every municipality this gateway routes, in process first, with its configured display
@@ -957,45 +402,6 @@ impl Config {
             max_calls_per_caller: self.max_calls_in_flight_per_caller,
         }
     }
-}
-
-/// Parses a `KIOSK_*` number.
-fn parse_number<T: std::str::FromStr>(name: &'static str, value: &str) -> Result<T, ConfigError>
-where
-    T::Err: std::fmt::Display,
-{
-    value.parse().map_err(|e| ConfigError::Invalid {
-        field: name,
-        why: format!("{e}"),
-    })
-}
-
-/// Sets the path `field` of `section` (created if absent) from the variable of `key` when it
-/// is set.
-fn path_var<T: Default>(
-    env: &dyn Environment,
-    key: &str,
-    section: &mut Option<T>,
-    field: fn(&mut T) -> &mut Option<PathBuf>,
-) {
-    if let Some(value) = env.var(&env_var(key)) {
-        *field(section.get_or_insert_with(T::default)) = Some(PathBuf::from(value));
-    }
-}
-
-/// Overrides `field` with the variable `name` when it is set.
-fn number<T: std::str::FromStr>(
-    env: &dyn Environment,
-    name: &'static str,
-    field: &mut T,
-) -> Result<(), ConfigError>
-where
-    T::Err: std::fmt::Display,
-{
-    if let Some(value) = env.var(name) {
-        *field = parse_number(name, &value)?;
-    }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -1266,5 +672,74 @@ mod tests {
             );
         }
         assert_eq!(env_var("trust.terminal_ca"), "KIOSK_TRUST_TERMINAL_CA");
+    }
+
+    #[test]
+    fn every_value_of_the_wrong_type_is_named_at_once() {
+        let error = load_toml(
+            "max_concurrent_streams = \"many\"\ngateway_id = 5\nlisten_port = 1\n\
+             [trust]\nterminal_ca = 7\n",
+        )
+        .unwrap_err();
+        let ConfigError::Several(problems) = &error else {
+            panic!("{error}")
+        };
+        assert_eq!(problems.len(), 4, "{error}");
+        let text = error.to_string();
+        for key in [
+            "\n  max_concurrent_streams: ",
+            "\n  gateway_id: ",
+            "listen_port",
+            "\n  trust.terminal_ca: ",
+        ] {
+            assert!(text.contains(key), "{key}: {text}");
+        }
+        assert!(text.contains("gateway.toml"), "the file is named: {text}");
+        // The file's values keep TOML's types: a number in quotes is not a number.
+        assert!(matches!(
+            load_toml("max_concurrent_streams = \"64\"\n"),
+            Err(ConfigError::Parse(_))
+        ));
+    }
+
+    #[test]
+    fn every_key_has_its_variable_without_code_of_its_own() {
+        let env = FakeEnv(HashMap::from([
+            ("KIOSK_FD_RESERVE", "7"),
+            ("KIOSK_MAX_CONNECTIONS", "900"),
+            ("KIOSK_CLIENT_CRL_FILES", "[/crl/t.crl, /crl/a.crl]"),
+            ("KIOSK_MUNICIPALITIES", "[131016]"),
+        ]));
+        let config = Config::load(None, &env).unwrap();
+        assert_eq!(config.fd_reserve, 7);
+        assert_eq!(config.max_connections, Some(900));
+        assert_eq!(
+            config.client_crl_files,
+            [PathBuf::from("/crl/t.crl"), PathBuf::from("/crl/a.crl")]
+        );
+        assert_eq!(
+            config.sources.of("client_crl_files"),
+            "KIOSK_CLIENT_CRL_FILES"
+        );
+        assert_eq!(config.sources.of("grace_ms"), "default");
+
+        let bad = FakeEnv(HashMap::from([
+            ("KIOSK_MAX_CONCURRENT_STREAMS", "many"),
+            ("KIOSK_FD_RESERVE", "-1"),
+        ]));
+        let error = Config::load(None, &bad).unwrap_err();
+        let text = error.to_string();
+        assert!(
+            matches!(&error, ConfigError::Several(p) if p.len() == 2),
+            "{text}"
+        );
+        assert!(
+            text.contains("\n  max_concurrent_streams (KIOSK_MAX_CONCURRENT_STREAMS): "),
+            "{text}"
+        );
+        assert!(
+            text.contains("\n  fd_reserve (KIOSK_FD_RESERVE): "),
+            "{text}"
+        );
     }
 }

@@ -56,7 +56,7 @@ pub async fn prepare(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<P
         .collect();
     let store = Store::open(&config.database_url())
         .await
-        .map_err(|e| anyhow::anyhow!("gateway database: {e}"))?;
+        .map_err(|e| anyhow::anyhow!("database_url (or KIOSK_DATABASE_URL): {e}"))?;
     import_remote_bindings(&store, config, &municipalities).await?;
     let mut directory = IssuerDirectory::new();
     add_remote_issuers(&mut directory, config, &trust.internal)?;

@@ -127,6 +127,14 @@ fn sections(
                 }
             }
         }
+        // A key of the section that is not a file of TRUST_KEYS (a list of policies, say)
+        // is printed too when set: the report shows every setting the schema has.
+        for (field, value) in &section {
+            let key = format!("{name}.{field}");
+            if !TRUST_KEYS.contains(&key.as_str()) {
+                let _ = writeln!(out, "{field} = {value}  # {}", source(&key));
+            }
+        }
     }
 }
 

@@ -165,5 +165,5 @@ impl Store {
 
 /// A database that could not be opened: an internal failure, with its cause for the log.
 fn db_error(error: kiosk_db::DbError) -> GatewayError {
-    GatewayError::Internal(format!("gateway database: {error}"))
+    GatewayError::Internal(format!("the gateway's database cannot be opened: {error}"))
 }

@@ -380,6 +380,7 @@ fn production_database(config: &Config, problems: &mut Problems) {
         crate::store::Backend::of_url(url),
         Ok(crate::store::Backend::Sqlite)
     ) {
+        database_ca(url, problems);
         return;
     }
     let path = url
@@ -405,6 +406,23 @@ fn production_database(config: &Config, problems: &mut Problems) {
             "database_url",
             format!("{}: no such directory", dir.display()),
         );
+    }
+}
+
+/// A PostgreSQL URL's `sslrootcert` (the CA its server is verified against with
+/// `sslmode=verify-full`) must be a readable file: named here, before anything connects,
+/// rather than as a failed handshake. Only the path is repeated, never the URL.
+fn database_ca(url: &str, problems: &mut Problems) {
+    let query = url.split_once('?').map(|(_, q)| q).unwrap_or_default();
+    for pair in query.split('&') {
+        let Some((name, path)) = pair.split_once('=') else {
+            continue;
+        };
+        if matches!(name, "sslrootcert" | "ssl-root-cert" | "ssl-ca")
+            && let Err(e) = std::fs::read(path)
+        {
+            problems.push("database_url", format!("sslrootcert {path}: {e}"));
+        }
     }
 }
 
@@ -609,6 +627,18 @@ mod tests {
         assert_eq!(what(Some(url)), None);
         // A PostgreSQL URL is not opened here; its password is never repeated.
         assert_eq!(what(Some("postgres://gw:s3cret@db/kiosk".into())), None);
+        // Its CA file must be there; the problem names the file, not the URL.
+        let ca = missing.join("db-ca.pem");
+        let url = format!(
+            "postgres://gw:s3cret@db/kiosk?sslmode=verify-full&sslrootcert={}",
+            ca.display()
+        );
+        let problem = what(Some(url)).unwrap();
+        assert!(
+            problem.starts_with(&format!("sslrootcert {}: ", ca.display())),
+            "{problem}"
+        );
+        assert!(!problem.contains("s3cret"), "{problem}");
     }
 
     #[test]

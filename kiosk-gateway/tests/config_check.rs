@@ -268,3 +268,38 @@ fn the_dev_profile_is_printed_as_test_only_and_creates_nothing() {
     let entries: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
     assert_eq!(entries.len(), 1, "only gateway.toml: {entries:?}");
 }
+
+#[test]
+fn every_value_of_the_wrong_type_is_named_at_once_file_and_variables() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("gateway.toml"),
+        "max_concurrent_streams = \"many\"\ngateway_id = 5\nlisten_port = 1\n\
+         [keys]\npseudonym_key = 7\n",
+    )
+    .unwrap();
+    let output = check(
+        dir.path(),
+        &["--config", "gateway.toml"],
+        &[("KIOSK_FD_RESERVE", "lots")],
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(64), "{}", text(&output));
+    assert!(
+        stderr.contains("invalid configuration (5 problems):"),
+        "{stderr}"
+    );
+    for problem in [
+        "\n  max_concurrent_streams: ",
+        "\n  gateway_id: ",
+        "listen_port",
+        "\n  keys.pseudonym_key: ",
+        "\n  fd_reserve (KIOSK_FD_RESERVE): ",
+    ] {
+        assert!(stderr.contains(problem), "{problem}: {stderr}");
+    }
+    assert!(
+        output.stdout.is_empty(),
+        "nothing printed before the refusal"
+    );
+}
