@@ -8,6 +8,7 @@ debian_packages=(
   poppler-utils                                              # pdftotext, pdffonts, pdfsig, pdftoppm
   faketime                                                   # scripts/test-at-night.sh
   openssl                                                    # kiosk-gateway/tests/openssl_pki.rs: a PKI not ours
+  softhsm2                                                   # PKCS#11 signing keys (kiosk-keys, issuer, audit tests)
 )
 python_packages=(grpcio-tools==1.85.1 pyHanko==0.38.0 cryptography)
 

@@ -153,6 +153,9 @@ pub struct KeysConfig {
     pub pseudonym_key: Option<PathBuf>,
     /// 32 random bytes: the seed of the audit checkpoints' Ed25519 signing key.
     pub checkpoint_seed: Option<PathBuf>,
+    /// Instead of `checkpoint_seed`: the checkpoints' Ed25519 key as a PKCS#11 URI (the key
+    /// stays on the token) or a PEM PKCS#8 file (`KIOSK_KEYS_CHECKPOINT_KEY`).
+    pub checkpoint_key: Option<String>,
 }
 
 /// Every `[trust]` and `[keys]` key (each with its variable, [`env_var`]), as
@@ -542,6 +545,9 @@ impl Config {
         path_var(env, "keys.checkpoint_seed", keys, |k| {
             &mut k.checkpoint_seed
         });
+        if let Some(value) = env.var("KIOSK_KEYS_CHECKPOINT_KEY") {
+            keys.get_or_insert_with(KeysConfig::default).checkpoint_key = Some(value);
+        }
     }
 
     /// The profile `serve` runs: as [`Config::load`] set it (`KIOSK_PROFILE`, else `profile`
