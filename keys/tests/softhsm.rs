@@ -1,5 +1,9 @@
 //! Keys on a real SoftHSM2 token: generated non-extractable, used to sign, and every way of
 //! naming one wrongly refused with a message naming what is wrong.
+#![allow(
+    clippy::unwrap_used,
+    reason = "a failed unwrap in a test is a failed assertion"
+)]
 
 use kiosk_devkit::softhsm::{KeyKind, MODULE, TOKEN, with_token};
 use kiosk_keys::{Algorithm, KeyError, Signer};

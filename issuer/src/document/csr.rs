@@ -73,6 +73,7 @@ mod tests {
     use super::*;
     use ring::rand::SystemRandom;
     use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair};
+    use x509_parser::prelude::FromDer;
 
     #[test]
     fn the_request_carries_the_municipality_and_verifies() {
