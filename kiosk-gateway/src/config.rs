@@ -153,8 +153,7 @@ pub struct KeysConfig {
     pub pseudonym_key: Option<PathBuf>,
     /// 32 random bytes: the seed of the audit checkpoints' Ed25519 signing key.
     pub checkpoint_seed: Option<PathBuf>,
-    /// Instead of `checkpoint_seed`: the checkpoints' Ed25519 key as a PKCS#11 URI (the key
-    /// stays on the token) or a PEM PKCS#8 file (`KIOSK_KEYS_CHECKPOINT_KEY`).
+    /// Instead of the seed, the checkpoint key: a PKCS#11 URI or PEM file (keys/README.md).
     pub checkpoint_key: Option<String>,
 }
 
@@ -536,18 +535,14 @@ impl Config {
         path_var(env, "trust.internal_client_cert", trust, |t| {
             &mut t.internal_client_cert
         });
-        let keys = &mut self.keys;
-        path_var(env, "keys.server_key", keys, |k| &mut k.server_key);
-        path_var(env, "keys.internal_client_key", keys, |k| {
+        let ks = &mut self.keys;
+        path_var(env, "keys.server_key", ks, |k| &mut k.server_key);
+        path_var(env, "keys.internal_client_key", ks, |k| {
             &mut k.internal_client_key
         });
-        path_var(env, "keys.pseudonym_key", keys, |k| &mut k.pseudonym_key);
-        path_var(env, "keys.checkpoint_seed", keys, |k| {
-            &mut k.checkpoint_seed
-        });
-        if let Some(value) = env.var("KIOSK_KEYS_CHECKPOINT_KEY") {
-            keys.get_or_insert_with(KeysConfig::default).checkpoint_key = Some(value);
-        }
+        path_var(env, "keys.pseudonym_key", ks, |k| &mut k.pseudonym_key);
+        path_var(env, "keys.checkpoint_seed", ks, |k| &mut k.checkpoint_seed);
+        path_var(env, "keys.checkpoint_key", ks, |k| &mut k.checkpoint_key);
     }
 
     /// The profile `serve` runs: as [`Config::load`] set it (`KIOSK_PROFILE`, else `profile`
@@ -976,16 +971,15 @@ where
     })
 }
 
-/// Sets the path `field` of `section` (created if absent) from the variable of `key` when it
-/// is set.
-fn path_var<T: Default>(
+/// Sets `field` (a path or key reference) of `section`, created if absent, from `key`'s variable.
+fn path_var<T: Default, V: From<String>>(
     env: &dyn Environment,
     key: &str,
     section: &mut Option<T>,
-    field: fn(&mut T) -> &mut Option<PathBuf>,
+    field: fn(&mut T) -> &mut Option<V>,
 ) {
     if let Some(value) = env.var(&env_var(key)) {
-        *field(section.get_or_insert_with(T::default)) = Some(PathBuf::from(value));
+        *field(section.get_or_insert_with(T::default)) = Some(V::from(value));
     }
 }
 
