@@ -1,7 +1,8 @@
 //! `keys.checkpoint_key`: the audit checkpoints' Ed25519 key on a PKCS#11 token (SoftHSM2).
 //! `kiosk-gateway config check` opens it (from the file or `KIOSK_KEYS_CHECKPOINT_KEY`), and
 //! refuses a wrong PIN, a missing object or a key set together with `checkpoint_seed`,
-//! naming the setting; the PIN never appears.
+//! naming the setting; the PIN never appears. A production `serve` signs its checkpoints on
+//! the token, and an auditor verifies them with the token's public key.
 #![allow(
     clippy::unwrap_used,
     reason = "a failed unwrap in a test is a failed assertion"
@@ -12,9 +13,12 @@ mod common;
 use std::path::Path;
 use std::process::Output;
 
-use common::production_config;
+use common::{GATEWAY_ID, Process, gateway_command, production_config};
 use kiosk_devkit::softhsm::{KeyKind, MODULE, TOKEN, USER_PIN, with_token};
 use kiosk_devkit::testpki::DevPki;
+use kiosk_keys::{Algorithm, Signer};
+use kiosk_proto::v1 as pb;
+use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
 
 /// `kiosk-gateway config check --config <config>`, with no `KIOSK_*` variable but `vars`.
 fn check(config: &Path, vars: &[(&str, &str)]) -> Output {
@@ -136,6 +140,65 @@ fn the_checkpoint_key_on_a_token_is_opened_or_refused_by_name() {
                 ),
                 "{stderr}"
             );
+        },
+    );
+}
+
+#[test]
+fn a_production_gateway_signs_checkpoints_on_the_token() {
+    with_token(
+        "a_production_gateway_signs_checkpoints_on_the_token",
+        |hsm| {
+            hsm.generate("checkpoint", KeyKind::Ed25519);
+            let dir = tempfile::tempdir().unwrap();
+            let root = dir.path().join("deployment");
+            let pki_dir = root.join("pki");
+            let pki = DevPki::ensure(&pki_dir).unwrap();
+            let config = production_config(&root, &pki);
+            with_checkpoint_line(
+                &config,
+                &format!("checkpoint_key = {:?}", hsm.uri("checkpoint")),
+            );
+            // What an operator hands the auditors: the token's public key.
+            let public_key: [u8; 32] = Signer::open(&hsm.uri("checkpoint"), Algorithm::Ed25519)
+                .unwrap()
+                .public_key()
+                .try_into()
+                .unwrap();
+            let runtime = tokio::runtime::Runtime::new().unwrap();
+            runtime.block_on(async {
+                let (gateway, addr) =
+                    Process::spawn(gateway_command(&config), dir.path().join("gateway.log")).await;
+                let read = |name: &str| std::fs::read(pki_dir.join(name)).unwrap();
+                let tls = ClientTlsConfig::new()
+                    .ca_certificate(Certificate::from_pem(read("server-ca.crt.pem")))
+                    .identity(Identity::from_pem(
+                        read("auditor.crt.pem"),
+                        read("auditor.key.pem"),
+                    ))
+                    .domain_name("localhost");
+                let channel = Endpoint::from_shared(format!("https://{addr}"))
+                    .unwrap()
+                    .tls_config(tls)
+                    .unwrap()
+                    .connect()
+                    .await
+                    .unwrap();
+                let note = pb::audit_service_client::AuditServiceClient::new(channel)
+                    .get_checkpoint(pb::GetCheckpointRequest {})
+                    .await
+                    .unwrap()
+                    .into_inner()
+                    .signed_note;
+                let verifier = audit::checkpoint::CheckpointVerifier::new(
+                    &format!("{GATEWAY_ID}/audit"),
+                    public_key,
+                )
+                .unwrap();
+                let signed = verifier.verify(&note).unwrap();
+                assert!(signed.checkpoint().size() >= 1, "at least STARTED");
+                gateway.terminate().await;
+            });
         },
     );
 }
