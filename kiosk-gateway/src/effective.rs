@@ -2,11 +2,16 @@
 //! where it came from (the file, a `KIOSK_*` variable, `--dev`, or the default), as TOML with
 //! comments. Database URLs are shown with their password replaced by `***`
 //! ([`redact_url`]); the pseudonym key and the checkpoint seed are files, of which only the
-//! paths are shown.
+//! paths are shown; a checkpoint key on a token, as its URI (which names where the PIN is,
+//! never the PIN).
 
 use std::fmt::Write as _;
 
 use crate::config::{Config, Profile, TRUST_KEYS};
+
+/// Settings printed only when set: alternatives to a [`TRUST_KEYS`] key (a checkpoint key on
+/// a PKCS#11 token instead of the seed file; its URI holds no PIN, only where the PIN is).
+const OPTIONAL_KEYS: [&str; 1] = ["keys.checkpoint_key"];
 
 /// Settings only the `dev` profile reads.
 const DEV_ONLY: [&str; 4] = ["data_dir", "pki_dir", "register_url", "synthetic_residents"];
@@ -125,6 +130,15 @@ fn sections(
                 None => {
                     let _ = writeln!(out, "# {field}: not set");
                 }
+            }
+        }
+        for key in OPTIONAL_KEYS
+            .iter()
+            .filter(|k| k.starts_with(&format!("{name}.")))
+        {
+            let field = &key[name.len() + 1..];
+            if let Some(value) = section.get(field) {
+                let _ = writeln!(out, "{field} = {value}  # {}", source(key));
             }
         }
     }

@@ -78,6 +78,11 @@ fn the_checkpoint_key_on_a_token_is_opened_or_refused_by_name() {
             let ok = check(&config, &[]);
             let stderr = String::from_utf8_lossy(&ok.stderr);
             assert_eq!(ok.status.code(), Some(0), "{stderr}");
+            // The effective configuration shows the key reference (it holds no PIN).
+            let stdout = String::from_utf8_lossy(&ok.stdout);
+            let line = format!("\ncheckpoint_key = {:?}  # ", hsm.uri("checkpoint"));
+            assert!(stdout.contains(&line), "{stdout}");
+            assert!(stdout.contains("# checkpoint_seed: not set"), "{stdout}");
 
             // A wrong PIN, named by its setting, the PIN itself nowhere.
             let wrong = dir.path().join("wrong.pin");
