@@ -10,6 +10,7 @@ debian_packages=(
   openssl                                                    # kiosk-gateway/tests/openssl_pki.rs: a PKI not ours
   systemd                                                    # systemd-analyze: tests/tests/deploy.rs checks deploy/systemd
   postgresql                                                 # initdb, pg_ctl: kiosk-gateway/tests/postgres_tls.rs starts its own cluster
+  softhsm2                                                   # PKCS#11 signing keys (kiosk-keys, issuer, audit tests)
 )
 python_packages=(grpcio-tools==1.85.1 pyHanko==0.38.0 cryptography)
 

@@ -6,7 +6,10 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
-use ring::signature::{self, Ed25519KeyPair, KeyPair as _};
+use std::sync::Arc;
+
+use kiosk_keys::{Algorithm, Signer};
+use ring::signature;
 
 use crate::merkle::Hash;
 
@@ -19,6 +22,9 @@ pub enum CheckpointError {
     /// The signing key could not be loaded.
     #[error("signing key rejected")]
     Key,
+    /// The signing key failed to sign (a token error).
+    #[error("signing failed: {0}")]
+    Sign(kiosk_keys::KeyError),
     /// A verifier key string was malformed.
     #[error("verifier key malformed: {0}")]
     VerifierKey(&'static str),
@@ -156,36 +162,47 @@ impl SignedCheckpoint {
     }
 }
 
-/// Signs checkpoints with the log's Ed25519 key. The key name is the origin.
+/// Signs checkpoints with the log's Ed25519 key (in memory, or on a PKCS#11 token through
+/// [`kiosk_keys`]). The key name is the origin.
 pub struct CheckpointSigner {
     origin: String,
-    key: Ed25519KeyPair,
+    key: Arc<Signer>,
+    public_key: [u8; 32],
     id: [u8; 4],
 }
 
 impl CheckpointSigner {
     /// Loads a PKCS#8 (v1 or v2) Ed25519 key, as `ring` generates.
     pub fn from_pkcs8(origin: &str, pkcs8: &[u8]) -> Result<Self, CheckpointError> {
-        check_name(origin)?;
         let key =
-            Ed25519KeyPair::from_pkcs8_maybe_unchecked(pkcs8).map_err(|_| CheckpointError::Key)?;
-        Ok(Self::with_key(origin, key))
+            Signer::from_pkcs8(pkcs8, Algorithm::Ed25519).map_err(|_| CheckpointError::Key)?;
+        Self::from_signer(origin, key)
     }
 
     /// Loads a raw 32-byte Ed25519 seed.
     pub fn from_seed(origin: &str, seed: &[u8; 32]) -> Result<Self, CheckpointError> {
-        check_name(origin)?;
-        let key = Ed25519KeyPair::from_seed_unchecked(seed).map_err(|_| CheckpointError::Key)?;
-        Ok(Self::with_key(origin, key))
+        let key = Signer::ed25519_from_seed(seed).map_err(|_| CheckpointError::Key)?;
+        Self::from_signer(origin, key)
     }
 
-    fn with_key(origin: &str, key: Ed25519KeyPair) -> Self {
-        let pk = public_key_of(&key);
-        Self {
-            origin: origin.to_owned(),
-            id: key_id(origin, &pk),
-            key,
+    /// Signs with an Ed25519 [`Signer`]: a key on a PKCS#11 token
+    /// (`kiosk_keys::Signer::open("pkcs11:...", Algorithm::Ed25519)`) or in memory.
+    pub fn from_signer(origin: &str, key: impl Into<Arc<Signer>>) -> Result<Self, CheckpointError> {
+        check_name(origin)?;
+        let key = key.into();
+        let public_key: [u8; 32] = key
+            .public_key()
+            .try_into()
+            .map_err(|_| CheckpointError::Key)?;
+        if key.algorithm() != Algorithm::Ed25519 {
+            return Err(CheckpointError::Key);
         }
+        Ok(Self {
+            origin: origin.to_owned(),
+            id: key_id(origin, &public_key),
+            public_key,
+            key,
+        })
     }
 
     /// The log's origin (and key name).
@@ -195,7 +212,7 @@ impl CheckpointSigner {
 
     /// The raw 32-byte public key.
     pub fn public_key(&self) -> [u8; 32] {
-        public_key_of(&self.key)
+        self.public_key
     }
 
     /// The matching verifier.
@@ -211,9 +228,12 @@ impl CheckpointSigner {
     pub fn sign(&self, size: u64, root: Hash) -> Result<SignedCheckpoint, CheckpointError> {
         let checkpoint = Checkpoint::new(&self.origin, size, root)?;
         let body = checkpoint.body();
-        let sig = self.key.sign(body.as_bytes());
+        let sig = self
+            .key
+            .sign(body.as_bytes())
+            .map_err(CheckpointError::Sign)?;
         let mut blob = self.id.to_vec();
-        blob.extend_from_slice(sig.as_ref());
+        blob.extend_from_slice(&sig);
         let note = format!("{body}\n\u{2014} {} {}\n", self.origin, B64.encode(blob));
         Ok(SignedCheckpoint { checkpoint, note })
     }
@@ -221,14 +241,13 @@ impl CheckpointSigner {
 
 impl std::fmt::Debug for CheckpointSigner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "CheckpointSigner({}, <key redacted>)", self.origin)
+        write!(
+            f,
+            "CheckpointSigner({}, {}, <key redacted>)",
+            self.origin,
+            self.key.description()
+        )
     }
-}
-
-fn public_key_of(key: &Ed25519KeyPair) -> [u8; 32] {
-    let mut pk = [0u8; 32];
-    pk.copy_from_slice(key.public_key().as_ref());
-    pk
 }
 
 /// Verifies checkpoints of one log against its public key.

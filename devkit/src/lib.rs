@@ -13,6 +13,8 @@
 //! - `generator` and `cards` (feature `generator`, on by default): the deterministic synthetic
 //!   register written into the issuer's register, with the card bindings the gateway loads,
 //!   and card files minted for its residents; binary `kiosk-devkit generate`.
+//! - `softhsm` (feature `softhsm`): a SoftHSM2 token per test, run in a child process of the
+//!   test binary with its own `SOFTHSM2_CONF`, for the PKCS#11 signing key tests.
 //! - [`clock`]: where the demo's and the tests' rehearsal clocks start, the next instant within
 //!   weekday office hours in JST ([`clock::office_hours_at`]).
 //! - [`fuzzing`]: the fuzz entry point of the software card (the `softcard` target).
@@ -33,6 +35,8 @@ pub mod fuzzing;
 pub mod generator;
 mod private_file;
 pub mod softcard;
+#[cfg(feature = "softhsm")]
+pub mod softhsm;
 #[cfg(feature = "generator")]
 pub mod testdb;
 #[cfg(feature = "pcsc")]

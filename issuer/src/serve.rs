@@ -66,8 +66,8 @@ pub struct ServeOptions {
     pub listen: SocketAddr,
     /// The TLS side.
     pub tls: IssuerTls,
-    /// The municipality's document-signing key, PEM.
-    pub signing_key_pem: String,
+    /// The municipality's document-signing key, opened (a PKCS#8 file, or a token object).
+    pub signing_key: kiosk_keys::Signer,
     /// The document-signing certificate chain, PEM.
     pub signing_chain_pem: String,
 }
@@ -163,7 +163,9 @@ pub fn certificate_names_gateway(der: &[u8]) -> bool {
 
 /// Opens the register, checks the signing key, binds and starts serving one municipality.
 pub async fn start(options: ServeOptions) -> anyhow::Result<RunningIssuer> {
-    let signer = DocumentSigner::from_pem(&options.signing_key_pem, &options.signing_chain_pem)
+    let chain = kiosk_document::pem::pem_blocks(&options.signing_chain_pem, "CERTIFICATE")
+        .map_err(|e| anyhow::anyhow!("document-signing certificate: {e}"))?;
+    let signer = DocumentSigner::new(options.signing_key, chain)
         .map_err(|e| anyhow::anyhow!("document-signing key: {e}"))?;
     let register = Register::open(&options.database_url)
         .await

@@ -59,7 +59,11 @@ async fn serves_gateways_and_reports_the_register_in_health() {
             client_ca_pem: read("internal-ca.crt.pem"),
             handshake_timeout: Duration::from_secs(5),
         },
-        signing_key_pem: String::from_utf8(read(&format!("municipality-{CODE}.key.pem"))).unwrap(),
+        signing_key: kiosk_keys::Signer::open(
+            &format!("{PKI}/municipality-{CODE}.key.pem"),
+            kiosk_keys::Algorithm::EcdsaP256Sha256,
+        )
+        .unwrap(),
         signing_chain_pem: String::from_utf8(read(&format!("municipality-{CODE}.crt.pem")))
             .unwrap(),
     })

@@ -204,11 +204,13 @@ pub fn server_parts(
         CardVerifier::new(trust.card_auth_ca_der.clone(), &trust.card_crl)
             .map_err(|e| anyhow::anyhow!("trust.card_auth_ca, card_crl_file: {e}"))?,
     );
-    let signer = CheckpointSigner::from_seed(
-        &format!("{}/audit", config.gateway_id),
-        &trust.checkpoint_seed,
-    )
-    .map_err(|e| anyhow::anyhow!("keys.checkpoint_seed: {e}"))?;
+    let origin = format!("{}/audit", config.gateway_id);
+    let signer = match &trust.checkpoint_key {
+        Some(key) => CheckpointSigner::from_signer(&origin, key.clone())
+            .map_err(|e| anyhow::anyhow!("keys.checkpoint_key: {e}"))?,
+        None => CheckpointSigner::from_seed(&origin, &trust.checkpoint_seed)
+            .map_err(|e| anyhow::anyhow!("keys.checkpoint_seed: {e}"))?,
+    };
     let routes = Routes {
         directory,
         municipalities,

@@ -2,11 +2,13 @@
 //! where it came from (the file, a `KIOSK_*` variable, `--dev`, or the default), as TOML with
 //! comments. Database URLs are shown with their password replaced by `***`
 //! ([`redact_url`]); the pseudonym key and the checkpoint seed are files, of which only the
-//! paths are shown.
+//! paths are shown; a checkpoint key on a token, as its URI (which names where the PIN is,
+//! never the PIN).
 
 use std::fmt::Write as _;
 
 use crate::config::{Config, Profile, TRUST_KEYS};
+
 
 /// Settings only the `dev` profile reads.
 const DEV_ONLY: [&str; 4] = ["data_dir", "pki_dir", "register_url", "synthetic_residents"];

@@ -424,6 +424,7 @@ pub fn development_trust_files(pki: &DevPki, config: &Config, data_dir: &Path) -
         signing_keys,
         pseudonym_key: data_dir.join("keys/pseudonym.key"),
         checkpoint_seed: data_dir.join("keys/checkpoint.seed"),
+        checkpoint_key: None,
     }
 }
 

@@ -14,6 +14,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use kiosk_document::pem;
 
@@ -145,8 +146,10 @@ pub struct TrustFiles {
     pub signing_keys: BTreeMap<String, PathBuf>,
     /// `keys.pseudonym_key`: 32 bytes.
     pub pseudonym_key: PathBuf,
-    /// `keys.checkpoint_seed`: 32 bytes.
+    /// `keys.checkpoint_seed`: 32 bytes (unused when `checkpoint_key` is set).
     pub checkpoint_seed: PathBuf,
+    /// `keys.checkpoint_key`: a PKCS#11 URI or PEM file of the checkpoints' Ed25519 key.
+    pub checkpoint_key: Option<String>,
 }
 
 /// The gateway's client side toward the issuers: the CA its server certificates chain to,
@@ -186,8 +189,10 @@ pub struct TrustMaterial {
     pub signing_certs: BTreeMap<String, Vec<u8>>,
     /// The pseudonym key.
     pub pseudonym_key: Vec<u8>,
-    /// The checkpoint seed.
+    /// The checkpoint seed (zero when `checkpoint_key` is set).
     pub checkpoint_seed: [u8; SECRET_LEN],
+    /// The checkpoint key `keys.checkpoint_key` names, opened (a token key stays there).
+    pub checkpoint_key: Option<Arc<kiosk_keys::Signer>>,
 }
 
 impl TrustFiles {
@@ -243,8 +248,19 @@ impl TrustFiles {
             signing_certs: BTreeMap::new(),
             signing_keys: BTreeMap::new(),
             pseudonym_key: required("keys.pseudonym_key", &keys.pseudonym_key),
-            checkpoint_seed: required("keys.checkpoint_seed", &keys.checkpoint_seed),
+            // A checkpoint key (on a token) replaces the seed file.
+            checkpoint_seed: match keys.checkpoint_key {
+                Some(_) => PathBuf::new(),
+                None => required("keys.checkpoint_seed", &keys.checkpoint_seed),
+            },
+            checkpoint_key: keys.checkpoint_key.clone(),
         };
+        if keys.checkpoint_key.is_some() && keys.checkpoint_seed.is_some() {
+            problems.push(
+                "keys.checkpoint_key",
+                "set together with keys.checkpoint_seed: set one of them",
+            );
+        }
         if config.client_crl_files.is_empty() {
             problems.push(
                 "client_crl_files",
@@ -285,8 +301,7 @@ impl TrustFiles {
             signing_certs.insert(code.clone(), certificate(p, &key, path));
         }
         let pseudonym_key = secret(p, "keys.pseudonym_key", &self.pseudonym_key);
-        let seed = secret(p, "keys.checkpoint_seed", &self.checkpoint_seed);
-        let checkpoint_seed = seed.try_into().unwrap_or([0; SECRET_LEN]);
+        let (checkpoint_seed, checkpoint_key) = self.checkpoint_key_into(p);
         problems.finish(TrustMaterial {
             server_cert_pem,
             server_key_pem,
@@ -301,7 +316,26 @@ impl TrustFiles {
             signing_certs,
             pseudonym_key,
             checkpoint_seed,
+            checkpoint_key,
         })
+    }
+
+    /// The checkpoint key: opened from `keys.checkpoint_key`, or the seed file read.
+    fn checkpoint_key_into(
+        &self,
+        p: &mut Problems,
+    ) -> ([u8; SECRET_LEN], Option<Arc<kiosk_keys::Signer>>) {
+        let Some(reference) = &self.checkpoint_key else {
+            let seed = secret(p, "keys.checkpoint_seed", &self.checkpoint_seed);
+            return (seed.try_into().unwrap_or([0; SECRET_LEN]), None);
+        };
+        match kiosk_keys::Signer::open(reference, kiosk_keys::Algorithm::Ed25519) {
+            Ok(key) => ([0; SECRET_LEN], Some(Arc::new(key))),
+            Err(e) => {
+                p.push("keys.checkpoint_key", e.to_string());
+                ([0; SECRET_LEN], None)
+            }
+        }
     }
 
     /// The gateway's client side toward the issuers, read.
@@ -726,6 +760,7 @@ mod tests {
             signing_keys: BTreeMap::new(),
             pseudonym_key: absent.clone(),
             checkpoint_seed: short,
+            checkpoint_key: None,
         };
         let Err(refused) = files.load() else {
             panic!("loaded without files")

@@ -31,6 +31,7 @@ const CRATES: &[&str] = &[
     "card",
     "issuer",
     "audit",
+    "keys",
     "devkit",
     "kiosk-gateway",
     "terminal",
@@ -734,7 +735,7 @@ fn production_dependencies(manifest: &str) -> Vec<String> {
 }
 
 /// The crates production runs (libraries and their binaries) must not reach the fixtures.
-const PRODUCTION_CRATES: &[&str] = &["card", "issuer", "document", "audit", "db", "proto"];
+const PRODUCTION_CRATES: &[&str] = &["card", "issuer", "document", "audit", "db", "proto", "keys"];
 
 /// Issue 11: the test PKI, the software card, the synthetic register and the rest of the test
 /// and demo fixtures live in kiosk-devkit; no production crate depends on it outside its tests.

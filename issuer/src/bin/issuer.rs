@@ -4,8 +4,12 @@
 //!
 //! ```text
 //! issuer serve --db sqlite://register.db --municipality 131016 --listen 0.0.0.0:7444 \
-//!     --pki DIR | --tls-cert F --tls-key F --client-ca F --signing-cert F --signing-key F
+//!     --pki DIR | --tls-cert F --tls-key F --client-ca F --signing-cert F --signing-key KEY
+//! issuer signing-csr --key KEY --municipality 131016 --out signing.csr.pem
 //! ```
+//!
+//! KEY is a PEM PKCS#8 file or a PKCS#11 URI (`pkcs11:token=...;object=...?module-path=...
+//! &pin-source=file:...`, see kiosk-keys): a token key signs on the token and never leaves it.
 //!
 //! A synthetic register for tests, demos and benchmarks is `kiosk-devkit generate` (TEST
 //! ONLY, in the kiosk-devkit package).
@@ -33,6 +37,25 @@ struct Cli {
 enum Command {
     /// Serve one municipality's IssuerService to gateways over mutual TLS until SIGTERM.
     Serve(ServeArgs),
+    /// Write a PKCS#10 request for a document-signing key, signed by that key, for the
+    /// operator's CA to certify.
+    SigningCsr(CsrArgs),
+}
+
+#[derive(clap::Args)]
+struct CsrArgs {
+    /// The document-signing key: a PEM PKCS#8 file or a PKCS#11 URI.
+    #[arg(long)]
+    key: String,
+    /// The 6-digit municipality code the certificate will name.
+    #[arg(long)]
+    municipality: String,
+    /// The subject's common name (default: `<code> document signing`).
+    #[arg(long)]
+    common_name: Option<String>,
+    /// Where to write the PEM request (an existing file is not overwritten).
+    #[arg(long)]
+    out: PathBuf,
 }
 
 #[derive(clap::Args)]
@@ -63,9 +86,9 @@ struct ServeArgs {
     /// The document-signing certificate chain (PEM).
     #[arg(long)]
     signing_cert: Option<PathBuf>,
-    /// The document-signing key (PEM).
+    /// The document-signing key: a PEM PKCS#8 file or a PKCS#11 URI (`pkcs11:...`).
     #[arg(long)]
-    signing_key: Option<PathBuf>,
+    signing_key: Option<String>,
     /// TLS handshake limit, ms.
     #[arg(long, default_value_t = 5_000)]
     handshake_timeout_ms: u64,
@@ -117,12 +140,7 @@ async fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
             "crt",
             "--signing-cert",
         )?)?,
-        signing_key_pem: String::from_utf8(file(
-            &args.signing_key,
-            &signing_stem,
-            "key",
-            "--signing-key",
-        )?)?,
+        signing_key: open_signing_key(&args, &signing_stem)?,
     };
     let server = issuer::serve::start(options).await?;
     println!("issuer {code} listening on https://{}", server.local_addr());
@@ -131,6 +149,44 @@ async fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
     shutdown_signal().await;
     tracing::info!("draining");
     server.shutdown(Duration::from_millis(args.drain_ms)).await
+}
+
+/// The key `--signing-key` names (or the development layout's file under `--pki`).
+fn open_signing_key(args: &ServeArgs, stem: &str) -> anyhow::Result<kiosk_keys::Signer> {
+    let reference = match (&args.signing_key, &args.pki) {
+        (Some(reference), _) => reference.clone(),
+        (None, Some(dir)) => dir.join(format!("{stem}.key.pem")).display().to_string(),
+        (None, None) => anyhow::bail!("--signing-key is needed (or --pki DIR)"),
+    };
+    let key = kiosk_keys::Signer::open(&reference, kiosk_keys::Algorithm::EcdsaP256Sha256)
+        .map_err(|e| anyhow::anyhow!("--signing-key: {e}"))?;
+    tracing::info!(
+        key = key.description(),
+        token = key.is_token(),
+        "document-signing key"
+    );
+    Ok(key)
+}
+
+fn run_signing_csr(args: CsrArgs) -> anyhow::Result<()> {
+    let municipality = kiosk_document::MunicipalityCode::parse(&args.municipality)
+        .map_err(|_| anyhow::anyhow!("--municipality: 6 digits with a valid check digit"))?;
+    let key = kiosk_keys::Signer::open(&args.key, kiosk_keys::Algorithm::EcdsaP256Sha256)
+        .map_err(|e| anyhow::anyhow!("--key: {e}"))?;
+    let common_name = args
+        .common_name
+        .unwrap_or_else(|| format!("{} document signing", municipality.as_str()));
+    let pem = issuer::document::csr::signing_request(&key, &municipality, &common_name)
+        .map_err(|e| anyhow::anyhow!("--key: {e}"))?;
+    let mut out = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&args.out)
+        .map_err(|e| anyhow::anyhow!("--out {}: {e}", args.out.display()))?;
+    out.write_all(pem.as_bytes())
+        .map_err(|e| anyhow::anyhow!("--out {}: {e}", args.out.display()))?;
+    println!("wrote {}", args.out.display());
+    Ok(())
 }
 
 /// Resolves on SIGINT or SIGTERM.
@@ -178,6 +234,7 @@ fn main() -> ExitCode {
             init_logging();
             runtime.block_on(run_serve(args))
         }
+        Command::SigningCsr(args) => run_signing_csr(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

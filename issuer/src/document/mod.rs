@@ -32,8 +32,11 @@
 //! * [`render`] — layout and drawing (krilla), then signing.
 //! * [`sign`] — document-signing key: QR payload signature, PAdES B-B signature as an
 //!   incremental update with the page markers.
+//! * [`csr`] — the certificate request a document-signing key (file or token) signs for
+//!   the operator's CA.
 //! * [`samples`] — synthetic certificates of every type for tests, benches and previews.
 
+pub mod csr;
 pub mod font;
 pub mod render;
 pub mod samples;

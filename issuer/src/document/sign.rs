@@ -14,7 +14,9 @@
 //! `id-data` detached content, the signer certificate (and chain), one SignerInfo
 //! (issuerAndSerialNumber) with signed attributes content-type, message-digest and
 //! signing-certificate-v2 (ESS, RFC 5035, as PAdES requires), signed with ECDSA P-256/SHA-256
-//! via ring. No signing-time attribute: PAdES B-B puts the time in `/M`.
+//! by a [`kiosk_keys::Signer`]: ring with a PKCS#8 key, or a PKCS#11 token whose key never
+//! leaves it (both give the fixed `r || s`, turned into the DER that CMS carries). No
+//! signing-time attribute: PAdES B-B puts the time in `/M`.
 //!
 //! [`kiosk_document::signature::verify_pdf_signature`] accepts exactly this shape and nothing
 //! else: one signature dictionary in the whole file, a `/ByteRange` covering every byte but the
@@ -30,10 +32,7 @@ use kiosk_document::pdf::{self, Obj, PdfError, PdfFile};
 use kiosk_document::pem::pem_blocks;
 use kiosk_document::qr;
 use kiosk_document::signature::CONTENTS_LEN;
-use ring::rand::SystemRandom;
-use ring::signature::{
-    ECDSA_P256_SHA256_ASN1_SIGNING, ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair,
-};
+use kiosk_keys::{Algorithm, Signer};
 use x509_parser::prelude::{FromDer, X509Certificate};
 
 /// The `/ByteRange` as first written: fixed-width, so the real numbers replace it in place.
@@ -42,9 +41,12 @@ const PLACEHOLDER_BYTE_RANGE: &str = "/ByteRange [0 0000000000 0000000000 000000
 /// Signing errors.
 #[derive(Debug, thiserror::Error)]
 pub enum SignError {
-    /// The PKCS#8 key is not a P-256 key or does not match the certificate.
+    /// The key is not a P-256 key or does not match the certificate.
     #[error("invalid signing key")]
     Key,
+    /// The key's public key is not the signer certificate's.
+    #[error("the signing key does not match the signer certificate")]
+    KeyMismatch,
     /// A certificate does not parse.
     #[error("invalid certificate")]
     Certificate,
@@ -57,9 +59,12 @@ pub enum SignError {
     /// The number of markers differs from the number of pages.
     #[error("marker count does not match page count")]
     Markers,
-    /// ECDSA signing failed.
-    #[error("signing failed")]
-    Sign,
+    /// ECDSA signing failed (in ring or on the token).
+    #[error("signing failed: {0}")]
+    Sign(kiosk_keys::KeyError),
+    /// A certificate request could not be built.
+    #[error("certificate request: {0}")]
+    Request(String),
     /// The CMS does not fit the reserved space.
     #[error("signature too large")]
     TooLarge,
@@ -68,21 +73,19 @@ pub enum SignError {
 /// A municipality's document-signing key with its certificate chain. `Debug` never shows
 /// the key.
 pub struct DocumentSigner {
-    cms_key: EcdsaKeyPair,
-    qr_key: EcdsaKeyPair,
+    key: Signer,
     // signer certificate first, then intermediates/CA
     chain: Vec<Vec<u8>>,
     issuer_name: Vec<u8>,
     serial: Vec<u8>,
     municipality: Option<MunicipalityCode>,
-    rng: SystemRandom,
 }
 
 impl std::fmt::Debug for DocumentSigner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DocumentSigner")
             .field("municipality", &self.municipality)
-            .field("key", &"<redacted>")
+            .field("key", &self.key)
             .finish()
     }
 }
@@ -90,28 +93,32 @@ impl std::fmt::Debug for DocumentSigner {
 impl DocumentSigner {
     /// From a PKCS#8 P-256 key and the certificate chain (signer first), all DER.
     pub fn from_der(pkcs8: &[u8], chain: Vec<Vec<u8>>) -> Result<Self, SignError> {
-        let rng = SystemRandom::new();
-        let cms_key = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, pkcs8, &rng)
-            .map_err(|_| SignError::Key)?;
-        let qr_key = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8, &rng)
-            .map_err(|_| SignError::Key)?;
+        let key =
+            Signer::from_pkcs8(pkcs8, Algorithm::EcdsaP256Sha256).map_err(|_| SignError::Key)?;
+        Self::new(key, chain)
+    }
+
+    /// From a P-256 signer (in memory or on a token) and the certificate chain (signer first,
+    /// DER), which must certify the signer's public key.
+    pub fn new(key: Signer, chain: Vec<Vec<u8>>) -> Result<Self, SignError> {
+        if key.algorithm() != Algorithm::EcdsaP256Sha256 {
+            return Err(SignError::Key);
+        }
         let leaf = chain.first().ok_or(SignError::Certificate)?;
         let (_, cert) = X509Certificate::from_der(leaf).map_err(|_| SignError::Certificate)?;
-        if cert.public_key().subject_public_key.data.as_ref() != cms_key.public_key().as_ref() {
-            return Err(SignError::Key);
+        if cert.public_key().subject_public_key.data.as_ref() != key.public_key() {
+            return Err(SignError::KeyMismatch);
         }
         let issuer_name = cert.tbs_certificate.issuer.as_raw().to_vec();
         let serial = cert.tbs_certificate.raw_serial().to_vec();
         let (_, municipality) = kiosk_document::cert::public_key_and_municipality(leaf)
             .map_err(|_| SignError::Certificate)?;
         Ok(DocumentSigner {
-            cms_key,
-            qr_key,
+            key,
             chain,
             issuer_name,
             serial,
             municipality,
-            rng,
         })
     }
 
@@ -128,7 +135,12 @@ impl DocumentSigner {
 
     /// The SEC1 uncompressed public key.
     pub fn public_key(&self) -> &[u8] {
-        self.cms_key.public_key().as_ref()
+        self.key.public_key()
+    }
+
+    /// The key: where it is (file or token) and its algorithm, for logs.
+    pub fn key(&self) -> &Signer {
+        &self.key
     }
 
     /// The QR key id of this key.
@@ -152,9 +164,9 @@ impl DocumentSigner {
     pub fn sign_qr_payload(&self, fields: &qr::PayloadFields) -> Result<String, SignError> {
         let body = fields.body();
         let signature = self
-            .qr_key
-            .sign(&self.rng, &qr::signed_message(&body))
-            .map_err(|_| SignError::Sign)?;
+            .key
+            .sign(&qr::signed_message(&body))
+            .map_err(SignError::Sign)?;
         Ok(qr::assemble(&body, signature.as_ref()))
     }
 
@@ -293,10 +305,9 @@ impl DocumentSigner {
         // DER SET OF: sorted by encoding.
         attrs.sort();
         let signed_attrs_set = der::tlv(0x31, &attrs.concat());
-        let signature = self
-            .cms_key
-            .sign(&self.rng, &signed_attrs_set)
-            .map_err(|_| SignError::Sign)?;
+        let signature = kiosk_keys::ecdsa_fixed_to_der(
+            &self.key.sign(&signed_attrs_set).map_err(SignError::Sign)?,
+        );
         let signed_attrs_implicit = der::tlv(0xA0, &attrs.concat());
 
         let signer_info = der::seq(&[

@@ -63,6 +63,8 @@ pub struct KeysConfig {
     pub pseudonym_key: Option<PathBuf>,
     /// 32 random bytes: the seed of the audit checkpoints' Ed25519 signing key.
     pub checkpoint_seed: Option<PathBuf>,
+    /// Instead of the seed, the checkpoint key: a PKCS#11 URI or PEM file (keys/README.md).
+    pub checkpoint_key: Option<String>,
 }
 
 /// Every `[trust]` and `[keys]` key (each with its variable, [`env_var`]), as
