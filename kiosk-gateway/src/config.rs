@@ -138,6 +138,10 @@ pub struct TrustConfig {
     pub internal_ca: Option<PathBuf>,
     /// The gateway's client certificate toward the issuers (`urn:kiosk:gateway:<id>`).
     pub internal_client_cert: Option<PathBuf>,
+    /// The certificate policy OIDs a card certificate must carry one of; default: only the
+    /// production JPKI user-authentication policy, 1.2.392.200149.8.5.1.3.30 (so J-LIS test
+    /// cards, 1.2.392.200149.8.5.1.0.20, are refused with CARD_TEST_POLICY).
+    pub card_policies: Option<Vec<String>>,
 }
 
 /// `[keys]`: a production gateway's private keys and secrets, as files that must exist (the

@@ -267,7 +267,7 @@ impl Synthetic<'_> {
             municipality_name(self.code),
             clock.now_utc().date(),
         );
-        cfg.card_issuer = kiosk_devkit::cards::card_issuer_name(self.pki)?;
+        cfg.card_issuer_key_id = kiosk_devkit::cards::card_issuer_key_id(self.pki)?;
         let bar = indicatif::ProgressBar::hidden();
         let mut out = Vec::new();
         let report = generate(self.register, &cfg, &bar, &mut out)
