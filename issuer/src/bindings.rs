@@ -133,15 +133,23 @@ pub enum BindingError {
     #[error("cannot read bindings: {0}")]
     Io(#[from] std::io::Error),
     /// A line is not a binding.
-    #[error("line {line}: {field}: {why}")]
+    #[error("line {line}: {}{why}", field_prefix(.field))]
     Malformed {
         /// 1-based line number.
         line: usize,
-        /// The field concerned (`line` when the line is not a JSON object of the format).
+        /// The field concerned (empty when the line as a whole is not a JSON object).
         field: String,
         /// Why, without the field's value.
         why: String,
     },
+}
+
+fn field_prefix(field: &str) -> String {
+    if field.is_empty() {
+        String::new()
+    } else {
+        format!("{field}: ")
+    }
 }
 
 /// Nothing precedes the first binding in JSON Lines; kept so that a future header (a format
@@ -173,35 +181,58 @@ pub fn read_jsonl(input: impl BufRead) -> Result<Vec<CardBinding>, BindingError>
     Ok(out)
 }
 
-/// One line of a bindings file, numbered `line` in errors.
+/// The fields of a binding line, in the order the format lists them.
+const FIELDS: [&str; 6] = [
+    "issuer_key_id",
+    "card_serial_hex",
+    "card_serial",
+    "municipality_code",
+    "resident_ref",
+    "card_file",
+];
+
+/// One line of a bindings file, numbered `line` in errors. Read field by field rather than
+/// through serde's derive, so that every refusal names its field (serde names none for a
+/// value of the wrong type) and never quotes a value back (it may be a resident reference).
 pub fn parse_line(text: &str, line: usize) -> Result<CardBinding, BindingError> {
-    let malformed = |field: &str, why: String| BindingError::Malformed {
+    use serde_json::Value;
+    let malformed = |field: &str, why: &str| BindingError::Malformed {
         line,
         field: field.to_owned(),
-        why,
+        why: why.to_owned(),
     };
-    let binding: CardBinding = serde_json::from_str(text).map_err(|e| {
-        // serde_json names a missing, unknown or mistyped field in its message; the value
-        // itself is never quoted back (it may be a resident reference).
-        let message = e.to_string();
-        let field = message
-            .split('`')
-            .nth(1)
-            .filter(|_| message.contains("field"))
-            .unwrap_or("line")
-            .to_owned();
-        let why = match e.classify() {
-            serde_json::error::Category::Data if field != "line" => message
-                .split(" at line")
-                .next()
-                .unwrap_or("invalid")
-                .to_owned(),
-            serde_json::error::Category::Data => "not a card binding object".to_owned(),
-            _ => "not JSON".to_owned(),
-        };
-        malformed(&field, why)
-    })?;
-    binding.check().map_err(|(field, why)| malformed(field, why))?;
+    let value: Value = serde_json::from_str(text).map_err(|_| malformed("", "not JSON"))?;
+    let object = value
+        .as_object()
+        .ok_or_else(|| malformed("", "not a JSON object"))?;
+    if let Some(unknown) = object.keys().find(|k| !FIELDS.contains(&k.as_str())) {
+        let name: String = unknown.chars().take(40).collect();
+        return Err(malformed(&name, "not a field of a card binding"));
+    }
+    let string = |name: &str| match object.get(name) {
+        Some(Value::String(s)) => Ok(s.clone()),
+        Some(_) => Err(malformed(name, "not a string")),
+        None => Err(malformed(name, "missing")),
+    };
+    let binding = CardBinding {
+        issuer_key_id: string("issuer_key_id")?,
+        card_serial_hex: string("card_serial_hex")?,
+        card_serial: match object.get("card_serial") {
+            None | Some(Value::Null) => None,
+            Some(number) => Some(
+                number
+                    .as_u64()
+                    .ok_or_else(|| malformed("card_serial", "not a number of 0 to 2^64-1"))?,
+            ),
+        },
+        municipality_code: string("municipality_code")?,
+        resident_ref: string("resident_ref")?,
+        card_file: match object.get("card_file") {
+            None | Some(Value::Null) => None,
+            Some(_) => Some(string("card_file")?),
+        },
+    };
+    binding.check().map_err(|(field, why)| malformed(field, &why))?;
     Ok(binding)
 }
 
