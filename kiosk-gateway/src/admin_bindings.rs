@@ -98,20 +98,20 @@ pub fn read_import_file(path: &Path) -> Result<Vec<ImportLine>, AdminError> {
             line: index + 1,
             binding,
         };
-        if let Some(first) = seen.insert(key_of(&line.binding), line.line) {
-            let earlier: &ImportLine = &lines[lines
-                .iter()
-                .position(|l: &ImportLine| l.line == first)
-                .unwrap_or_default()];
+        let key = key_of(&line.binding);
+        if let Some(earlier) = seen.get(&key).map(|at| &lines[*at]) {
+            let earlier: &ImportLine = earlier;
             if target(&earlier.binding) != target(&line.binding) {
                 return Err(AdminError::BadInput(format!(
-                    "{}: line {}: the certificate of line {first} again, bound differently",
+                    "{}: line {}: the certificate of line {} again, bound differently",
                     path.display(),
-                    line.line
+                    line.line,
+                    earlier.line
                 )));
             }
             continue;
         }
+        seen.insert(key, lines.len());
         lines.push(line);
     }
     if lines.is_empty() {

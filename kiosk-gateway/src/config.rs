@@ -117,9 +117,8 @@ pub struct RemoteIssuer {
     pub signing_cert: Option<PathBuf>,
 }
 
-/// `[trust]`: the certificates a production gateway presents and trusts, as files. TLS
-/// material is PEM; `card_auth_ca`, `municipality_ca` and the remote issuers' `signing_cert`
-/// may also be DER. Each key has the variable `KIOSK_TRUST_<KEY>` (upper case).
+/// `[trust]`: the certificate files of a production gateway (PEM; `card_auth_ca`, `municipality_ca`
+/// and `signing_cert` may be DER; variables `KIOSK_TRUST_<KEY>`) and the card policies.
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct TrustConfig {
@@ -133,14 +132,11 @@ pub struct TrustConfig {
     pub card_auth_ca: Option<PathBuf>,
     /// The CA over the municipalities' document-signing certificates.
     pub municipality_ca: Option<PathBuf>,
-    /// The internal CA: it issues the issuers' server certificates (and the gateway's
-    /// internal client certificate).
+    /// The internal CA of the issuers' server certificates (and the gateway's client one).
     pub internal_ca: Option<PathBuf>,
     /// The gateway's client certificate toward the issuers (`urn:kiosk:gateway:<id>`).
     pub internal_client_cert: Option<PathBuf>,
-    /// The certificate policy OIDs a card certificate must carry one of; default: only the
-    /// production JPKI user-authentication policy, 1.2.392.200149.8.5.1.3.30 (so J-LIS test
-    /// cards, 1.2.392.200149.8.5.1.0.20, are refused with CARD_TEST_POLICY).
+    /// Card certificate policy OIDs accepted; default: `cardauth::JPKI_AUTH_POLICY` alone.
     pub card_policies: Option<Vec<String>>,
 }
 

@@ -256,7 +256,13 @@ impl Synthetic<'_> {
         if !bindings_path.exists() {
             self.generate(config, clock).await?;
         }
-        Ok(issuer::bindings::read_file(&bindings_path)?)
+        issuer::bindings::read_file(&bindings_path).with_context(|| {
+            format!(
+                "{}: card bindings (a data directory made before bindings were keyed by \
+                 the authority key identifier must be deleted to be provisioned again)",
+                bindings_path.display()
+            )
+        })
     }
 
     async fn generate(&self, config: &Config, clock: &dyn Clock) -> anyhow::Result<()> {
