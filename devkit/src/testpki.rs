@@ -599,10 +599,11 @@ impl CertDescription {
         if self.rsa && self.issuer == files::JPKI_AUTH_CA {
             // What J-LIS test cards carry instead of the production user-authentication
             // policy: a production gateway refuses these cards (CARD_TEST_POLICY).
-            p.custom_extensions.push(rcgen::CustomExtension::from_oid_content(
-                CERTIFICATE_POLICIES_OID,
-                JLIS_TEST_POLICY_DER.to_vec(),
-            ));
+            p.custom_extensions
+                .push(rcgen::CustomExtension::from_oid_content(
+                    CERTIFICATE_POLICIES_OID,
+                    JLIS_TEST_POLICY_DER.to_vec(),
+                ));
         }
         Ok(p)
     }
@@ -614,8 +615,8 @@ const CERTIFICATE_POLICIES_OID: &[u64] = &[2, 5, 29, 32];
 /// The J-LIS test-card policy (1.2.392.200149.8.5.1.0.20), the policy of every user-
 /// authentication card this PKI issues: `SEQUENCE { SEQUENCE { OID } }` in DER.
 pub const JLIS_TEST_POLICY_DER: &[u8] = &[
-    0x30, 0x0f, 0x30, 0x0d, 0x06, 0x0b, 0x2a, 0x83, 0x08, 0x8c, 0x9b, 0x55, 0x08, 0x05, 0x01,
-    0x00, 0x14,
+    0x30, 0x0f, 0x30, 0x0d, 0x06, 0x0b, 0x2a, 0x83, 0x08, 0x8c, 0x9b, 0x55, 0x08, 0x05, 0x01, 0x00,
+    0x14,
 ];
 
 /// Writes a certificate, CRL or README: public, so the default mode.

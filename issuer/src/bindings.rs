@@ -232,7 +232,9 @@ pub fn parse_line(text: &str, line: usize) -> Result<CardBinding, BindingError> 
             Some(_) => Some(string("card_file")?),
         },
     };
-    binding.check().map_err(|(field, why)| malformed(field, &why))?;
+    binding
+        .check()
+        .map_err(|(field, why)| malformed(field, &why))?;
     Ok(binding)
 }
 

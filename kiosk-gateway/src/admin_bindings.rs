@@ -36,9 +36,8 @@ pub fn card_key_of_file(path: &Path) -> Result<CardKey, AdminError> {
         .map_err(|e| AdminError::BadInput(format!("{}: {e}", path.display())))?;
     let der = kiosk_document::pem::certificate_der(&bytes)
         .map_err(|e| AdminError::BadInput(format!("{}: {e}", path.display())))?;
-    CardKey::of_der(&der).map_err(|e: CardKeyError| {
-        AdminError::BadInput(format!("{}: {e}", path.display()))
-    })
+    CardKey::of_der(&der)
+        .map_err(|e: CardKeyError| AdminError::BadInput(format!("{}: {e}", path.display())))
 }
 
 /// `<issuer_key_id>:<card_serial_hex>`, as `card-key` prints it, checked as a bindings file
@@ -56,7 +55,9 @@ pub fn parse_key(text: &str) -> Result<CardKey, AdminError> {
         resident_ref: "probe".to_owned(),
         card_file: None,
     };
-    probe.check().map_err(|(field, why)| bad(&format!("{field}: {why}")))?;
+    probe
+        .check()
+        .map_err(|(field, why)| bad(&format!("{field}: {why}")))?;
     Ok(CardKey {
         issuer_key_id: key_id.to_owned(),
         serial: serial.to_owned(),
@@ -172,7 +173,12 @@ pub async fn import_bindings(
     by: &Attribution,
     now: UnixMillis,
 ) -> Result<ImportReport, AdminError> {
-    let event = binding_event(now, by, "card-binding-import", lines.iter().map(|l| &l.binding))?;
+    let event = binding_event(
+        now,
+        by,
+        "card-binding-import",
+        lines.iter().map(|l| &l.binding),
+    )?;
     let mut tx = store.begin_write().await?;
     // The event first: the append serialises this check and write with every other gateway
     // write (as in `admin::change_terminal`); a refused or empty import rolls back with it.
@@ -316,8 +322,12 @@ fn binding_event<'a>(
         EventType::CardBindingChanged,
         Actor::Operator(by.operator_ident().clone()),
     )
-    .with_fact(Fact::Component(Ident::parse(component).map_err(audit_error)?))
-    .with_fact(Fact::KeyId(Ident::parse(&fingerprint).map_err(audit_error)?))
+    .with_fact(Fact::Component(
+        Ident::parse(component).map_err(audit_error)?,
+    ))
+    .with_fact(Fact::KeyId(
+        Ident::parse(&fingerprint).map_err(audit_error)?,
+    ))
     .with_fact(Fact::Resolution(by.reason().clone()));
     if let [code] = codes.into_iter().collect::<Vec<_>>().as_slice() {
         let code = MunicipalityCode::parse(code)

@@ -89,7 +89,10 @@ async fn import_is_idempotent_and_refuses_conflicts(store: &Store, dir: &Path) {
     assert_eq!(events(store).await, 1);
 
     let again = import_bindings(store, &lines, &by(), NOW).await.unwrap();
-    assert_eq!((again.added, again.unchanged, again.event_index), (0, 2, None));
+    assert_eq!(
+        (again.added, again.unchanged, again.event_index),
+        (0, 2, None)
+    );
     assert!(again.to_string().contains("nothing written"), "{again}");
     assert_eq!(events(store).await, 1);
 
@@ -120,7 +123,11 @@ async fn renewal_closes_the_old_binding(store: &Store, dir: &Path) {
     let (old, new) = (key("01"), key("05"));
     let renewed = renew_binding(store, &old, &new, &by(), NOW).await.unwrap();
     assert!(matches!(renewed, Change::Applied { .. }), "{renewed:?}");
-    assert_eq!(resident_of(store, "01").await, None, "the old card leads nowhere");
+    assert_eq!(
+        resident_of(store, "01").await,
+        None,
+        "the old card leads nowhere"
+    );
     assert_eq!(resident_of(store, "05").await.as_deref(), Some("r1"));
     let mut conn = store.pool().acquire().await.unwrap();
     let closed = store::card_binding(&mut conn, &old).await.unwrap().unwrap();
@@ -132,7 +139,11 @@ async fn renewal_closes_the_old_binding(store: &Store, dir: &Path) {
     assert_eq!(again, Change::Unchanged);
     assert_eq!(events(store).await, 2);
     let refusals = [
-        (key("02"), key("05"), "--new: the certificate is already bound"),
+        (
+            key("02"),
+            key("05"),
+            "--new: the certificate is already bound",
+        ),
         (key("09"), key("0a"), "--old: the certificate is not bound"),
         (key("01"), key("0b"), "closed by another renewal"),
     ];
@@ -189,9 +200,15 @@ fn a_bad_line_is_named_by_number_and_field() {
             line("01", "131016", "r1").replace("\"r1\"", "7"),
             "line 2: resident_ref: not a string",
         ),
-        ("{\"issuer_key_id\":\"8f3a\"}\n".into(), "line 2: card_serial_hex: missing"),
+        (
+            "{\"issuer_key_id\":\"8f3a\"}\n".into(),
+            "line 2: card_serial_hex: missing",
+        ),
         ("not json\n".into(), "line 2: not JSON"),
-        (line("02", "131016", "r2"), "line 2: the certificate of line 1 again"),
+        (
+            line("02", "131016", "r2"),
+            "line 2: the certificate of line 1 again",
+        ),
     ];
     for (second, expected) in cases {
         let file = dir.path().join("bad.jsonl");
@@ -252,7 +269,11 @@ async fn the_commands_print_and_exit_as_documented() {
     std::fs::write(&file, line("01", "13101", "r2")).unwrap();
     let bad = binary(dir.path(), &url, &import);
     assert_eq!(bad.status.code(), Some(64));
-    assert!(err(&bad).contains("line 1: municipality_code"), "{}", err(&bad));
+    assert!(
+        err(&bad).contains("line 1: municipality_code"),
+        "{}",
+        err(&bad)
+    );
 
     let renew = [
         "admin",
@@ -270,7 +291,11 @@ async fn the_commands_print_and_exit_as_documented() {
     let renewed = binary(dir.path(), &url, &renew);
     assert_eq!(renewed.status.code(), Some(0), "{}", err(&renewed));
     assert!(out(&renewed).contains("card binding renewed"));
-    let bad_key = binary(dir.path(), &url, &[&renew[..4], &["8f3a0011-01"], &renew[5..]].concat());
+    let bad_key = binary(
+        dir.path(),
+        &url,
+        &[&renew[..4], &["8f3a0011-01"], &renew[5..]].concat(),
+    );
     assert_eq!(bad_key.status.code(), Some(64), "{}", err(&bad_key));
 
     let not_a_cert = binary(dir.path(), &url, &["card-key", "--cert", file_arg]);

@@ -592,7 +592,12 @@ fn openssl_binding(files: &OpensslPki, stem: &str, resident: &str) -> CardBindin
         "-serial",
     ]))
     .unwrap();
-    let hex_of = |s: &str| s.trim().trim_start_matches("keyid:").replace(':', "").to_lowercase();
+    let hex_of = |s: &str| {
+        s.trim()
+            .trim_start_matches("keyid:")
+            .replace(':', "")
+            .to_lowercase()
+    };
     let mut lines = text.lines().map(str::trim);
     let key_id = lines
         .find(|l| {
@@ -606,8 +611,15 @@ fn openssl_binding(files: &OpensslPki, stem: &str, resident: &str) -> CardBindin
         .find_map(|l| l.trim().strip_prefix("serial="))
         .unwrap()
         .to_lowercase();
-    let serial = serial.strip_prefix("00").filter(|s| !s.is_empty()).unwrap_or(&serial);
-    let serial = if serial.len() % 2 == 1 { format!("0{serial}") } else { serial.to_owned() };
+    let serial = serial
+        .strip_prefix("00")
+        .filter(|s| !s.is_empty())
+        .unwrap_or(&serial);
+    let serial = if serial.len() % 2 == 1 {
+        format!("0{serial}")
+    } else {
+        serial.to_owned()
+    };
     CardBinding {
         issuer_key_id: key_id,
         card_serial_hex: serial,
@@ -732,10 +744,23 @@ async fn a_deployment_on_an_openssl_pki_issues_a_signed_document() {
     .await;
     assert!(registered.contains("registered"), "{registered}");
     let import = import.to_str().unwrap();
-    let by = ["--operator", "ops-openssl-01", "--reason", "cards of the pilot"];
-    let imported = admin(&config, &[&["card-binding", "import", import][..], &by].concat()).await;
+    let by = [
+        "--operator",
+        "ops-openssl-01",
+        "--reason",
+        "cards of the pilot",
+    ];
+    let imported = admin(
+        &config,
+        &[&["card-binding", "import", import][..], &by].concat(),
+    )
+    .await;
     assert!(imported.contains("added"), "{imported}");
-    let again = admin(&config, &[&["card-binding", "import", import][..], &by].concat()).await;
+    let again = admin(
+        &config,
+        &[&["card-binding", "import", import][..], &by].concat(),
+    )
+    .await;
     assert!(again.contains("nothing written"), "{again}");
 
     // The terminal, with its openssl certificate.
