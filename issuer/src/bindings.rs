@@ -121,7 +121,7 @@ impl CardBinding {
 /// Even-length lowercase hex of 1 to `max_bytes` bytes.
 fn is_lower_hex(text: &str, max_bytes: usize) -> bool {
     !text.is_empty()
-        && text.len() % 2 == 0
+        && text.len().is_multiple_of(2)
         && text.len() <= 2 * max_bytes
         && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
