@@ -76,15 +76,15 @@ impl CardPolicies {
     }
 
     /// The policies of `trust.card_policies`: dotted-decimal OIDs, at least one. The error
-    /// names the entry (1-based) that is not one.
+    /// names the entry (1-based) that is not one; the caller names the key.
     pub fn from_list(list: &[String]) -> Result<Self, String> {
         if list.is_empty() {
-            return Err("trust.card_policies: empty (no card would be accepted)".into());
+            return Err("empty: no card would be accepted".into());
         }
         for (index, oid) in list.iter().enumerate() {
             if !is_dotted_oid(oid) {
                 return Err(format!(
-                    "trust.card_policies[{}]: {oid:?} is not a dotted-decimal OID",
+                    "entry {}: {oid:?} is not a dotted-decimal OID",
                     index + 1
                 ));
             }

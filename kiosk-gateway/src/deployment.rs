@@ -246,7 +246,9 @@ pub fn card_policies(config: &Config) -> anyhow::Result<CardPolicies> {
         return Ok(CardPolicies::development());
     }
     match config.trust.as_ref().and_then(|t| t.card_policies.as_ref()) {
-        Some(list) => CardPolicies::from_list(list).map_err(|e| anyhow::anyhow!(e)),
+        Some(list) => {
+            CardPolicies::from_list(list).map_err(|e| anyhow::anyhow!("trust.card_policies: {e}"))
+        }
         None => Ok(CardPolicies::production()),
     }
 }

@@ -182,13 +182,9 @@ fn policies_decide_by_configuration() {
 
 #[test]
 fn policy_lists_are_checked_and_name_the_entry() {
-    assert!(
-        CardPolicies::from_list(&[])
-            .unwrap_err()
-            .contains("trust.card_policies")
-    );
+    assert!(CardPolicies::from_list(&[]).unwrap_err().contains("empty"));
     let error = CardPolicies::from_list(&[JPKI_AUTH_POLICY.into(), "1.2.x".into()]).unwrap_err();
-    assert!(error.contains("trust.card_policies[2]"), "{error}");
+    assert!(error.contains("entry 2"), "{error}");
     for bad in ["", "1", "1..2", "01.2", "1.2.", " 1.2"] {
         assert!(CardPolicies::from_list(&[bad.into()]).is_err(), "{bad:?}");
     }
