@@ -416,6 +416,24 @@ impl Event {
             .with_fact(Fact::KeyId(key_id))
     }
 
+    /// An operator changed card bindings: `component` names the command
+    /// (`card-binding-import`, `card-binding-renew`), `digest` what changed (a digest, never
+    /// the cards or residents themselves).
+    pub fn card_binding_changed(
+        time: UnixMillis,
+        operator: Ident,
+        component: Ident,
+        digest: Ident,
+    ) -> Self {
+        Self::new(
+            time,
+            EventType::CardBindingChanged,
+            Actor::Operator(operator),
+        )
+        .with_fact(Fact::Component(component))
+        .with_fact(Fact::KeyId(digest))
+    }
+
     /// A fee changed for a municipality and certificate type.
     pub fn fee_changed(
         time: UnixMillis,
@@ -623,6 +641,12 @@ mod tests {
                 ServiceWindow::parse("06:30-23:00").unwrap(),
             ),
             Event::kill_switch_changed(t, id("op"), true),
+            Event::card_binding_changed(
+                t,
+                id("op"),
+                id("card-binding-import"),
+                id("sha256:0123456789abcdef"),
+            ),
             Event::started(t, id("kiosk-gateway"), id("0.1.0"), id("39cbc0f")),
             Event::auditor_read(t, id("aud"), id("ListEvents")),
             Event::session_closed(t, id("T-1"), id("s-1")),

@@ -24,6 +24,9 @@ pub enum CardsError {
     /// The PIN constant is not a PIN.
     #[error("invalid test PIN")]
     Pin,
+    /// A binding to mint a card for has no numeric serial.
+    #[error("a card binding without card_serial: test cards need a numeric serial")]
+    Serial,
 }
 
 impl From<CardsError> for IssuerError {
@@ -34,9 +37,10 @@ impl From<CardsError> for IssuerError {
     }
 }
 
-/// The issuer name card certificates of `pki` carry, as the gateway reads it (x509-parser's
-/// RFC 4514 text of the user-authentication CA's subject).
-pub fn card_issuer_name(pki: &DevPki) -> Result<String, CardsError> {
+/// The key identifier card certificates of `pki` name as their authority (the
+/// user-authentication CA's subjectKeyIdentifier, lowercase hex): the first half of the
+/// gateway's binding key.
+pub fn card_issuer_key_id(pki: &DevPki) -> Result<String, CardsError> {
     let pem = std::fs::read(pki.cert_path(files::JPKI_AUTH_CA)).map_err(|source| PkiError::Io {
         path: pki.cert_path(files::JPKI_AUTH_CA),
         source,
@@ -44,7 +48,15 @@ pub fn card_issuer_name(pki: &DevPki) -> Result<String, CardsError> {
     let der = kiosk_document::pem::certificate_der(&pem).map_err(|_| CardsError::CaCertificate)?;
     let (_, cert) =
         x509_parser::parse_x509_certificate(&der).map_err(|_| CardsError::CaCertificate)?;
-    Ok(cert.subject().to_string())
+    cert.extensions()
+        .iter()
+        .find_map(|ext| match ext.parsed_extension() {
+            x509_parser::extensions::ParsedExtension::SubjectKeyIdentifier(id) => {
+                Some(hex::encode(id.0))
+            }
+            _ => None,
+        })
+        .ok_or(CardsError::CaCertificate)
 }
 
 /// Mints a card file for each binding into `out_dir` (named after the resident reference,
@@ -61,7 +73,8 @@ pub fn mint_cards(
     minter.reserve(bindings.len())?;
     for binding in bindings.iter_mut() {
         let name = &binding.resident_ref;
-        minter.mint_to(out_dir, name, binding.card_serial, &pin)?;
+        let serial = binding.card_serial.ok_or(CardsError::Serial)?;
+        minter.mint_to(out_dir, name, serial, &pin)?;
         binding.card_file = Some(format!("{name}.toml"));
     }
     Ok(bindings.len())

@@ -46,8 +46,12 @@
 //!
 //! **Card certificates.** Subject `C=JP, O=JPKI TEST, CN=TEST CARD <serial>` — no personal
 //! data; key usage digitalSignature (critical); no extended key usage (so webpki's
-//! `KeyUsage::client_auth()`, which accepts a missing EKU, is the right check); the gateway
-//! maps (issuer, serial) to a resident.
+//! `KeyUsage::client_auth()`, which accepts a missing EKU, is the right check); the J-LIS
+//! test-card certificate policy 1.2.392.200149.8.5.1.0.20 (not the production
+//! user-authentication policy), which the gateway's development profile accepts and a
+//! production gateway refuses; an authority key identifier (the CA's SHA-256-derived
+//! subject key identifier): the gateway maps (that key identifier, serial) to a resident.
+//! The committed fixture set predates the policy: its cards carry none.
 
 use std::collections::VecDeque;
 use std::ops::Range;
@@ -592,9 +596,28 @@ impl CertDescription {
         }
         p.use_authority_key_identifier_extension = !self.is_ca;
         p.key_identifier_method = KeyIdMethod::Sha256;
+        if self.rsa && self.issuer == files::JPKI_AUTH_CA {
+            // What J-LIS test cards carry instead of the production user-authentication
+            // policy: a production gateway refuses these cards (CARD_TEST_POLICY).
+            p.custom_extensions
+                .push(rcgen::CustomExtension::from_oid_content(
+                    CERTIFICATE_POLICIES_OID,
+                    JLIS_TEST_POLICY_DER.to_vec(),
+                ));
+        }
         Ok(p)
     }
 }
+
+/// id-ce-certificatePolicies (2.5.29.32).
+const CERTIFICATE_POLICIES_OID: &[u64] = &[2, 5, 29, 32];
+
+/// The J-LIS test-card policy (1.2.392.200149.8.5.1.0.20), the policy of every user-
+/// authentication card this PKI issues: `SEQUENCE { SEQUENCE { OID } }` in DER.
+pub const JLIS_TEST_POLICY_DER: &[u8] = &[
+    0x30, 0x0f, 0x30, 0x0d, 0x06, 0x0b, 0x2a, 0x83, 0x08, 0x8c, 0x9b, 0x55, 0x08, 0x05, 0x01, 0x00,
+    0x14,
+];
 
 /// Writes a certificate, CRL or README: public, so the default mode.
 fn write(path: &Path, contents: impl AsRef<[u8]>) -> Result<(), PkiError> {

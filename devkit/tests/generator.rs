@@ -83,7 +83,7 @@ async fn same_seed_same_register_on_both_databases() {
     assert_eq!(loaded.len() as u64, report.bindings);
     let mut keys: Vec<_> = loaded
         .iter()
-        .map(|b| (b.card_issuer.clone(), b.card_serial_hex.clone()))
+        .map(|b| (b.issuer_key_id.clone(), b.card_serial_hex.clone()))
         .collect();
     keys.sort();
     keys.dedup();

@@ -49,9 +49,13 @@ async fn main() -> anyhow::Result<()> {
     }
     let render_ms = per_op_ms(start, n);
 
-    // Card login verification: chain, CRL, KeyUsage, RSA signature.
-    let verifier = CardVerifier::new(pki.cert_der(files::JPKI_AUTH_CA)?, &pki.crl_der()?)
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    // Card login verification: chain, CRL, KeyUsage, policy, RSA signature.
+    let verifier = CardVerifier::new(
+        pki.cert_der(files::JPKI_AUTH_CA)?,
+        &pki.crl_der()?,
+        kiosk_gateway::cardauth::CardPolicies::development(),
+    )
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
     let pin = Pin::parse("1234")?;
     let card = kiosk_devkit::SoftCard::from_file(pki.card_minter()?.mint(424_242, &pin)?)?;
     let context = card::login::context_bytes("gw", "t/s/k", "s-1").unwrap_or_default();

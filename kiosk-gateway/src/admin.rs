@@ -71,6 +71,12 @@ pub enum AdminError {
     /// The audit log refused the event.
     #[error("audit log: {0}")]
     Audit(String),
+    /// An input file or argument is not what the command takes (`admin_bindings`).
+    #[error("{0}: nothing written")]
+    BadInput(String),
+    /// The input conflicts with what the database holds, each conflict named.
+    #[error("{}: nothing written", .0.join("; "))]
+    Conflict(Vec<String>),
 }
 
 impl AdminError {
@@ -82,6 +88,7 @@ impl AdminError {
                 | AdminError::InvalidReason(_)
                 | AdminError::MalformedTerminal(_)
                 | AdminError::MalformedMunicipality(_)
+                | AdminError::BadInput(_)
         )
     }
 }
@@ -123,6 +130,16 @@ impl Attribution {
     /// The operator.
     pub fn operator(&self) -> &str {
         self.operator.as_str()
+    }
+
+    /// The operator, as audit events name them.
+    pub fn operator_ident(&self) -> &Ident {
+        &self.operator
+    }
+
+    /// Why.
+    pub fn reason(&self) -> &ResolutionNote {
+        &self.reason
     }
 }
 

@@ -5,12 +5,22 @@
 //! configured authentication CA at the given time; it is not revoked according to a CRL that
 //! is itself current (a stale CRL refuses everyone with `REVOCATION_UNAVAILABLE` rather than
 //! letting a revoked card through); its KeyUsage allows digital signatures (webpki ignores
-//! KeyUsage on end-entity certificates, so it is checked here); and the RSASSA-PKCS1-v1_5
-//! SHA-256 signature verifies over the message the gateway rebuilds from its own stored
-//! challenge and context with `card::login`. Only then does it return a [`VerifiedCard`],
-//! which nothing else can construct.
+//! KeyUsage on end-entity certificates, so it is checked here); it carries a certificate
+//! policy the configuration accepts ([`CardPolicies`]: a J-LIS test card where test cards are
+//! not accepted is `CARD_TEST_POLICY`, no accepted policy at all `CARD_POLICY_UNACCEPTED`;
+//! webpki does not process policies); it names its issuer's key ([`CardKey`]); and the
+//! RSASSA-PKCS1-v1_5 SHA-256 signature verifies over the message the gateway rebuilds from
+//! its own stored challenge and context with `card::login`. Only then does it return a
+//! [`VerifiedCard`], which nothing else can construct.
+//!
+//! **The binding key.** A card is bound to a resident by [`CardKey`]: the keyIdentifier of
+//! the certificate's authorityKeyIdentifier extension and its serial, both lowercase hex.
+//! Both are octet strings an operator reads with standard tools (`openssl x509 -noout -ext
+//! authorityKeyIdentifier -serial`) and that compare exactly, unlike a distinguished name,
+//! whose text forms differ between tools; `kiosk-gateway card-key --cert FILE` prints it.
 
 use kiosk_proto::reasons;
+use std::collections::BTreeSet;
 use std::sync::{Arc, RwLock};
 
 use rustls_pki_types::{CertificateDer, UnixTime};
@@ -18,7 +28,7 @@ use webpki::{
     CertRevocationList, EndEntityCert, ExpirationPolicy, OwnedCertRevocationList,
     RevocationCheckDepth, RevocationOptionsBuilder, UnknownStatusPolicy,
 };
-use x509_parser::prelude::{FromDer, X509Certificate};
+use x509_parser::prelude::{FromDer, ParsedExtension, X509Certificate};
 
 use crate::error::GatewayError;
 
@@ -34,24 +44,166 @@ static CHAIN_ALGORITHMS: &[&dyn rustls_pki_types::SignatureVerificationAlgorithm
 /// Largest card certificate accepted (the contract's limit).
 pub const MAX_CARD_CERTIFICATE_LEN: usize = 4096;
 
+/// The certificate policy of production JPKI user-authentication certificates.
+pub const JPKI_AUTH_POLICY: &str = "1.2.392.200149.8.5.1.3.30";
+
+/// The certificate policy J-LIS test cards carry instead of [`JPKI_AUTH_POLICY`].
+pub const JLIS_TEST_POLICY: &str = "1.2.392.200149.8.5.1.0.20";
+
+/// The certificate policies a gateway accepts on card certificates (`trust.card_policies`).
+/// A card is accepted when one of its policies is in the set; policy mapping and anyPolicy
+/// are not honoured, because a card certificate is an end entity whose CA is trusted
+/// directly.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CardPolicies {
+    accepted: BTreeSet<String>,
+}
+
+impl CardPolicies {
+    /// Production: only [`JPKI_AUTH_POLICY`], the default of `trust.card_policies`.
+    pub fn production() -> Self {
+        CardPolicies {
+            accepted: BTreeSet::from([JPKI_AUTH_POLICY.to_owned()]),
+        }
+    }
+
+    /// The development profile: the J-LIS test policy, which the development PKI's cards
+    /// carry.
+    pub fn development() -> Self {
+        CardPolicies {
+            accepted: BTreeSet::from([JLIS_TEST_POLICY.to_owned()]),
+        }
+    }
+
+    /// The policies of `trust.card_policies`: dotted-decimal OIDs, at least one. The error
+    /// names the entry (1-based) that is not one; the caller names the key.
+    pub fn from_list(list: &[String]) -> Result<Self, String> {
+        if list.is_empty() {
+            return Err("empty: no card would be accepted".into());
+        }
+        for (index, oid) in list.iter().enumerate() {
+            if !is_dotted_oid(oid) {
+                return Err(format!(
+                    "entry {}: {oid:?} is not a dotted-decimal OID",
+                    index + 1
+                ));
+            }
+        }
+        Ok(CardPolicies {
+            accepted: list.iter().cloned().collect(),
+        })
+    }
+
+    /// Whether `oid` is accepted.
+    pub fn accepts(&self, oid: &str) -> bool {
+        self.accepted.contains(oid)
+    }
+
+    fn check(&self, cert: &X509Certificate<'_>) -> Result<(), GatewayError> {
+        let carried = certificate_policies(cert);
+        if carried.iter().any(|oid| self.accepts(oid)) {
+            return Ok(());
+        }
+        if carried.iter().any(|oid| oid == JLIS_TEST_POLICY) {
+            return Err(GatewayError::refused(
+                reasons::CARD_TEST_POLICY,
+                "card certificate carries the J-LIS test-card policy, not accepted here",
+            ));
+        }
+        Err(GatewayError::refused(
+            reasons::CARD_POLICY_UNACCEPTED,
+            "card certificate carries no accepted certificate policy",
+        ))
+    }
+}
+
+/// `1.2.392…`: at least two arcs of decimal digits without leading zeros.
+fn is_dotted_oid(text: &str) -> bool {
+    let arcs: Vec<&str> = text.split('.').collect();
+    arcs.len() >= 2
+        && arcs.iter().all(|arc| {
+            !arc.is_empty()
+                && arc.len() <= 20
+                && arc.bytes().all(|b| b.is_ascii_digit())
+                && (arc.len() == 1 || !arc.starts_with('0'))
+        })
+}
+
+/// The policy OIDs of the certificatePolicies extension, dotted (empty without one).
+fn certificate_policies(cert: &X509Certificate<'_>) -> Vec<String> {
+    cert.extensions()
+        .iter()
+        .filter_map(|ext| match ext.parsed_extension() {
+            ParsedExtension::CertificatePolicies(policies) => Some(policies),
+            _ => None,
+        })
+        .flatten()
+        .map(|policy| policy.policy_id.to_id_string())
+        .collect()
+}
+
+/// What binds a card certificate to a resident: the keyIdentifier of its
+/// authorityKeyIdentifier (the issuing CA's key) and its serial number, both lowercase hex,
+/// the serial without leading zero bytes. An operator reads both with `openssl x509 -noout
+/// -ext authorityKeyIdentifier -serial` (upper case, colons) or `kiosk-gateway card-key`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct CardKey {
+    /// The issuing CA's key identifier.
+    pub issuer_key_id: String,
+    /// The certificate serial.
+    pub serial: String,
+}
+
+/// Why a certificate has no [`CardKey`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CardKeyError {
+    /// Not one DER X.509 certificate.
+    #[error("not a DER X.509 certificate")]
+    Malformed,
+    /// No authorityKeyIdentifier with a keyIdentifier (RFC 5280 §4.2.1.1 requires one in
+    /// every certificate but a self-signed CA's).
+    #[error("the certificate has no authority key identifier (keyIdentifier)")]
+    NoAuthorityKeyId,
+}
+
+impl CardKey {
+    /// The binding key of a certificate (DER).
+    pub fn of_der(der: &[u8]) -> Result<CardKey, CardKeyError> {
+        let (rest, cert) = X509Certificate::from_der(der).map_err(|_| CardKeyError::Malformed)?;
+        if !rest.is_empty() {
+            return Err(CardKeyError::Malformed);
+        }
+        CardKey::of(&cert)
+    }
+
+    fn of(cert: &X509Certificate<'_>) -> Result<CardKey, CardKeyError> {
+        let key_id = cert
+            .extensions()
+            .iter()
+            .find_map(|ext| match ext.parsed_extension() {
+                ParsedExtension::AuthorityKeyIdentifier(aki) => aki.key_identifier.as_ref(),
+                _ => None,
+            })
+            .filter(|id| !id.0.is_empty())
+            .ok_or(CardKeyError::NoAuthorityKeyId)?;
+        Ok(CardKey {
+            issuer_key_id: hex::encode(key_id.0),
+            serial: serial_hex(cert.raw_serial()),
+        })
+    }
+}
+
 /// Proof that a card certificate and its login signature were verified. Only
 /// [`CardVerifier::verify`] constructs it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VerifiedCard {
-    issuer: String,
-    serial: String,
+    key: CardKey,
 }
 
 impl VerifiedCard {
-    /// The certificate's issuer name as x509-parser prints it (RDNs in certificate order,
-    /// joined by `, `), the first half of the binding key.
-    pub fn issuer(&self) -> &str {
-        &self.issuer
-    }
-
-    /// The certificate's serial number, lowercase hex without leading zeros.
-    pub fn serial(&self) -> &str {
-        &self.serial
+    /// The card's binding key.
+    pub fn key(&self) -> &CardKey {
+        &self.key
     }
 }
 
@@ -59,11 +211,17 @@ impl VerifiedCard {
 pub struct CardVerifier {
     anchor_der: CertificateDer<'static>,
     crl: RwLock<Arc<OwnedCertRevocationList>>,
+    policies: CardPolicies,
 }
 
 impl CardVerifier {
-    /// A verifier trusting `ca_der` and revoking per `crl_der` (both DER).
-    pub fn new(ca_der: Vec<u8>, crl_der: &[u8]) -> Result<Self, GatewayError> {
+    /// A verifier trusting `ca_der`, revoking per `crl_der` (both DER) and accepting cards
+    /// with one of `policies`.
+    pub fn new(
+        ca_der: Vec<u8>,
+        crl_der: &[u8],
+        policies: CardPolicies,
+    ) -> Result<Self, GatewayError> {
         let anchor_der = CertificateDer::from(ca_der);
         webpki::anchor_from_trusted_cert(&anchor_der)
             .map_err(|e| GatewayError::Internal(format!("card CA unusable: {e}")))?;
@@ -72,6 +230,7 @@ impl CardVerifier {
         Ok(CardVerifier {
             anchor_der,
             crl: RwLock::new(Arc::new(crl)),
+            policies,
         })
     }
 
@@ -154,6 +313,14 @@ impl CardVerifier {
             ));
         }
 
+        self.policies.check(&parsed)?;
+        let key = CardKey::of(&parsed).map_err(|_| {
+            GatewayError::refused(
+                reasons::CARD_CERTIFICATE_MALFORMED,
+                "card certificate has no authority key identifier",
+            )
+        })?;
+
         let message = card::login::signed_message(context, challenge);
         end_entity
             .verify_signature(
@@ -165,10 +332,7 @@ impl CardVerifier {
                 GatewayError::refused(reasons::SIGNATURE_INVALID, "signature does not verify")
             })?;
 
-        Ok(VerifiedCard {
-            issuer: parsed.issuer().to_string(),
-            serial: serial_hex(parsed.raw_serial()),
-        })
+        Ok(VerifiedCard { key })
     }
 }
 

@@ -53,6 +53,13 @@ pub enum Command {
         #[arg(long, default_value_t = 120)]
         residents: u32,
     },
+    /// Print the binding key of a card certificate (PEM or DER): the keyIdentifier of its
+    /// authorityKeyIdentifier and its serial, lowercase hex, as a bindings file names them.
+    CardKey {
+        /// The card certificate.
+        #[arg(long)]
+        cert: PathBuf,
+    },
     /// Operator commands on the gateway database that `serve` uses with the same
     /// configuration. Every change names --operator and --reason and is recorded in the audit
     /// log in the same transaction; the running gateway follows it on its next request.
@@ -101,6 +108,37 @@ pub enum AdminCommand {
         /// The command.
         #[command(subcommand)]
         command: KillSwitchCommand,
+    },
+    /// Import card bindings, or link a renewed card certificate to its resident.
+    CardBinding {
+        /// The command.
+        #[command(subcommand)]
+        command: CardBindingCommand,
+    },
+}
+
+/// Card binding commands (`crate::admin_bindings`).
+#[derive(Debug, Subcommand)]
+pub enum CardBindingCommand {
+    /// Add the bindings of a JSON Lines file (issuer::bindings format); all or nothing.
+    Import {
+        /// The bindings file.
+        file: PathBuf,
+        /// Who and why.
+        #[command(flatten)]
+        by: ChangedBy,
+    },
+    /// Close the binding of --old and bind --new to the same resident.
+    Renew {
+        /// The replaced certificate's key, `<issuer_key_id>:<card_serial_hex>` (`card-key`).
+        #[arg(long)]
+        old: String,
+        /// The renewed certificate's key, in the same form.
+        #[arg(long)]
+        new: String,
+        /// Who and why.
+        #[command(flatten)]
+        by: ChangedBy,
     },
 }
 
@@ -174,6 +212,16 @@ pub async fn run(cli: Cli) -> u8 {
             command: ConfigCommand::Check(source),
         } => config_check(&source),
         Command::Admin { config, command } => admin(config, command).await,
+        Command::CardKey { cert } => match crate::admin_bindings::card_key_of_file(&cert) {
+            Ok(key) => {
+                print!("{}", crate::admin_bindings::card_key_line(&key));
+                0
+            }
+            Err(error) => {
+                eprintln!("kiosk-gateway card-key: {error}");
+                EXIT_CONFIG
+            }
+        },
         #[cfg(feature = "embedded")]
         Command::Demo { out, residents } => match crate::demo::run(&out, residents).await {
             Ok(report) => {
@@ -299,6 +347,37 @@ async fn run_admin(config: &Config, command: AdminCommand) -> Result<String, Adm
     match command {
         AdminCommand::Terminal { command } => terminal_command(config, command).await,
         AdminCommand::KillSwitch { command } => kill_switch_command(config, command).await,
+        AdminCommand::CardBinding { command } => card_binding_command(config, command).await,
+    }
+}
+
+/// `admin card-binding …`: the input is checked before the database is opened.
+async fn card_binding_command(
+    config: &Config,
+    command: CardBindingCommand,
+) -> Result<String, AdminError> {
+    use crate::admin_bindings as bindings;
+    match command {
+        CardBindingCommand::Import { file, by } => {
+            let by = attribution(&by)?;
+            let lines = bindings::read_import_file(&file)?;
+            let store = admin::open_store(&config.database_url()).await?;
+            let report = bindings::import_bindings(&store, &lines, &by, now(config)?).await?;
+            Ok(report.to_string())
+        }
+        CardBindingCommand::Renew { old, new, by } => {
+            let by = attribution(&by)?;
+            let (old, new) = (bindings::parse_key(&old)?, bindings::parse_key(&new)?);
+            let store = admin::open_store(&config.database_url()).await?;
+            Ok(
+                match bindings::renew_binding(&store, &old, &new, &by, now(config)?).await? {
+                    Change::Applied { event_index } => {
+                        format!("card binding renewed (audit event {event_index})\n")
+                    }
+                    Change::Unchanged => "card binding already renewed: nothing written\n".into(),
+                },
+            )
+        }
     }
 }
 

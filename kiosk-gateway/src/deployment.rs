@@ -21,7 +21,7 @@ use audit::event::{Event, Ident, Pseudonymizer};
 use issuer::bindings::CardBinding;
 use kiosk_document::qr::TrustedKeys;
 
-use crate::cardauth::CardVerifier;
+use crate::cardauth::{CardPolicies, CardVerifier};
 use crate::config::Config;
 use crate::flow::{Clock, DocumentChecks, Flow, FlowSettings};
 use crate::identity::RoleAnchors;
@@ -116,10 +116,13 @@ pub async fn import_municipality(
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     for b in bindings {
+        let key = crate::cardauth::CardKey {
+            issuer_key_id: b.issuer_key_id.clone(),
+            serial: b.card_serial_hex.clone(),
+        };
         store::bind_card(
             &mut tx,
-            &b.card_issuer,
-            &b.card_serial_hex,
+            &key,
             &store::CardBinding {
                 municipality_code: b.municipality_code.clone(),
                 resident_ref: b.resident_ref.clone(),
@@ -201,8 +204,12 @@ pub fn server_parts(
     municipalities: &[(String, String)],
 ) -> anyhow::Result<ServerParts> {
     let cards = Arc::new(
-        CardVerifier::new(trust.card_auth_ca_der.clone(), &trust.card_crl)
-            .map_err(|e| anyhow::anyhow!("trust.card_auth_ca, card_crl_file: {e}"))?,
+        CardVerifier::new(
+            trust.card_auth_ca_der.clone(),
+            &trust.card_crl,
+            card_policies(config)?,
+        )
+        .map_err(|e| anyhow::anyhow!("trust.card_auth_ca, card_crl_file: {e}"))?,
     );
     let origin = format!("{}/audit", config.gateway_id);
     let signer = match &trust.checkpoint_key {
@@ -231,6 +238,21 @@ pub fn server_parts(
         checkpoint_signer: Arc::new(signer),
         verify,
     })
+}
+
+/// The card certificate policies `config` accepts: `trust.card_policies`, else the
+/// production JPKI policy alone; the development profile, whose cards come from its own
+/// PKI, the J-LIS test policy.
+pub fn card_policies(config: &Config) -> anyhow::Result<CardPolicies> {
+    if !config.production() {
+        return Ok(CardPolicies::development());
+    }
+    match config.trust.as_ref().and_then(|t| t.card_policies.as_ref()) {
+        Some(list) => {
+            CardPolicies::from_list(list).map_err(|e| anyhow::anyhow!("trust.card_policies: {e}"))
+        }
+        None => Ok(CardPolicies::production()),
+    }
 }
 
 /// Where issuances go: the links, and every municipality routed (code, display name).

@@ -17,6 +17,7 @@
 #![forbid(unsafe_code)]
 
 pub mod admin;
+pub mod admin_bindings;
 pub mod cardauth;
 pub mod cli;
 pub mod clock;

@@ -256,7 +256,13 @@ impl Synthetic<'_> {
         if !bindings_path.exists() {
             self.generate(config, clock).await?;
         }
-        Ok(issuer::bindings::read_file(&bindings_path)?)
+        issuer::bindings::read_file(&bindings_path).with_context(|| {
+            format!(
+                "{}: card bindings (a data directory made before bindings were keyed by \
+                 the authority key identifier must be deleted to be provisioned again)",
+                bindings_path.display()
+            )
+        })
     }
 
     async fn generate(&self, config: &Config, clock: &dyn Clock) -> anyhow::Result<()> {
@@ -267,7 +273,7 @@ impl Synthetic<'_> {
             municipality_name(self.code),
             clock.now_utc().date(),
         );
-        cfg.card_issuer = kiosk_devkit::cards::card_issuer_name(self.pki)?;
+        cfg.card_issuer_key_id = kiosk_devkit::cards::card_issuer_key_id(self.pki)?;
         let bar = indicatif::ProgressBar::hidden();
         let mut out = Vec::new();
         let report = generate(self.register, &cfg, &bar, &mut out)

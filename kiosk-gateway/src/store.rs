@@ -40,7 +40,9 @@ mod municipalities;
 mod sessions;
 mod terminals;
 
-pub use cards::{CardBinding, bind_card, card_binding, card_binding_served};
+pub use cards::{
+    CardBinding, StoredBinding, bind_card, card_binding, card_binding_served, close_binding,
+};
 pub use gates::{IssueLookup, OpenGate, issue_lookup, session_gate, terminal_gate};
 pub use issuances::{
     DocumentRow, IssuanceRow, IssuanceState, document, documents, insert_issuance, issuance,

@@ -272,6 +272,14 @@ impl TrustFiles {
             problems.readable("client_crl_files", path);
         }
         production_database(config, &mut problems);
+        // A policy list no card could meet is refused here, with the other problems.
+        if let Some(Err(what)) = trust
+            .card_policies
+            .as_ref()
+            .map(|list| crate::cardauth::CardPolicies::from_list(list))
+        {
+            problems.push("trust.card_policies", what);
+        }
         production_routes(config, &mut problems, &mut files);
         (files, problems)
     }
@@ -623,6 +631,29 @@ mod tests {
         assert!(text.contains("trust.terminal_ca: not set (or KIOSK_TRUST_TERMINAL_CA)"));
         assert!(text.contains("keys.pseudonym_key: not set (or KIOSK_KEYS_PSEUDONYM_KEY)"));
         assert!(text.contains("municipalities: 131016 would be issued in this process"));
+    }
+
+    #[test]
+    fn a_card_policy_list_no_card_could_meet_is_named() {
+        let refused = |list: Vec<String>| {
+            let config = Config {
+                trust: Some(TrustConfig {
+                    card_policies: Some(list),
+                    ..TrustConfig::default()
+                }),
+                ..Config::default()
+            };
+            let refused = TrustFiles::from_config(&config).unwrap_err();
+            refused
+                .0
+                .iter()
+                .find(|p| p.key == "trust.card_policies")
+                .map(|p| p.what.clone())
+        };
+        assert!(refused(vec![]).unwrap().contains("empty"));
+        let bad = refused(vec!["1.2.392.200149.8.5.1.3.30".into(), "1.2.x".into()]);
+        assert!(bad.unwrap().contains("entry 2"));
+        assert_eq!(refused(vec!["1.2.392.200149.8.5.1.0.20".into()]), None);
     }
 
     #[test]

@@ -30,7 +30,6 @@ use issuer::bindings::CardBinding;
 use kiosk_proto::v1 as pb;
 use kiosk_terminal::client::{Terminal, TerminalTls};
 use kiosk_tests::{fee, item, page_subjects};
-use x509_parser::prelude::{FromDer, X509Certificate};
 
 const GATEWAY_ID: &str = "gw-openssl-01";
 const REMOTE: &str = "271004";
@@ -88,7 +87,9 @@ fn extensions() -> String {
          [signing_tls_client]\nkeyUsage = critical, digitalSignature\nextendedKeyUsage = clientAuth\n\
          [signing_tls_server]\nkeyUsage = critical, digitalSignature\nextendedKeyUsage = serverAuth\n\
          [card]\nbasicConstraints = critical, CA:false\nkeyUsage = critical, digitalSignature\n\
-         authorityKeyIdentifier = keyid\n"
+         authorityKeyIdentifier = keyid\ncertificatePolicies = 1.2.392.200149.8.5.1.3.30\n\
+         [test_card]\nbasicConstraints = critical, CA:false\nkeyUsage = critical, digitalSignature\n\
+         authorityKeyIdentifier = keyid\ncertificatePolicies = 1.2.392.200149.8.5.1.0.20\n"
     )
 }
 
@@ -269,6 +270,8 @@ impl OpensslPki {
 struct Pki {
     files: OpensslPki,
     cards: Vec<(String, u64)>,
+    /// A J-LIS test card (test policy) under the same CA: a production gateway refuses it.
+    test_card: String,
 }
 
 /// The whole PKI of the deployment, made with openssl in `dir`.
@@ -361,7 +364,19 @@ fn make_pki(dir: PathBuf) -> Pki {
             (stem, serial)
         })
         .collect();
-    Pki { files: pki, cards }
+    let test_card = "test-card".to_owned();
+    pki.issue(
+        &test_card,
+        "jpki-auth-ca",
+        "/C=JP/CN=TESTCARD0001OPENSSL",
+        "test_card",
+        true,
+    );
+    Pki {
+        files: pki,
+        cards,
+        test_card,
+    }
 }
 
 /// Runs `kiosk-devkit generate` for the remote municipality's register (no PKI: the register
@@ -563,6 +578,93 @@ fn pdfsig_validates(dir: &Path, pdf: &[u8]) {
     );
 }
 
+/// The binding of card `stem` to `resident`, its key read from openssl's own text (`openssl
+/// x509 -noout -ext authorityKeyIdentifier -serial`): colons and case dropped, the serial's
+/// leading zero byte too, as an operator would.
+fn openssl_binding(files: &OpensslPki, stem: &str, resident: &str) -> CardBinding {
+    let text = String::from_utf8(files.run(&[
+        "x509",
+        "-noout",
+        "-in",
+        &format!("{stem}.crt.pem"),
+        "-ext",
+        "authorityKeyIdentifier",
+        "-serial",
+    ]))
+    .unwrap();
+    let hex_of = |s: &str| {
+        s.trim()
+            .trim_start_matches("keyid:")
+            .replace(':', "")
+            .to_lowercase()
+    };
+    let mut lines = text.lines().map(str::trim);
+    let key_id = lines
+        .find(|l| {
+            let h = hex_of(l);
+            h.len() >= 40 && h.bytes().all(|b| b.is_ascii_hexdigit())
+        })
+        .map(hex_of)
+        .unwrap_or_else(|| panic!("no key identifier in openssl's output:\n{text}"));
+    let serial = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("serial="))
+        .unwrap()
+        .to_lowercase();
+    let serial = serial
+        .strip_prefix("00")
+        .filter(|s| !s.is_empty())
+        .unwrap_or(&serial);
+    let serial = if serial.len() % 2 == 1 {
+        format!("0{serial}")
+    } else {
+        serial.to_owned()
+    };
+    CardBinding {
+        issuer_key_id: key_id,
+        card_serial_hex: serial,
+        card_serial: None,
+        municipality_code: REMOTE.to_owned(),
+        resident_ref: resident.to_owned(),
+        card_file: None,
+    }
+}
+
+/// `kiosk-gateway card-key --cert <path>`'s output.
+fn card_key(path: &Path) -> String {
+    let output = Command::new(env!("CARGO_BIN_EXE_kiosk-gateway"))
+        .args(["card-key", "--cert"])
+        .arg(path)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    String::from_utf8(output.stdout).unwrap()
+}
+
+/// The J-LIS test card, validly signed and bound, is refused by the production gateway for
+/// its policy alone.
+async fn test_card_refused(terminal: &Terminal, pki: &Pki) {
+    let opened = terminal.open_session().await.unwrap();
+    let message = card::login::signed_message(&opened.auth_context_bytes, &opened.challenge);
+    let signature = pki.files.sign(&pki.test_card, &message);
+    let error = terminal
+        .authenticate(&opened.session_id, pki.files.der(&pki.test_card), signature)
+        .await
+        .unwrap_err();
+    match error {
+        kiosk_terminal::client::TerminalError::Refused {
+            reason, code, ja, ..
+        } => {
+            assert_eq!(
+                (reason.as_str(), code),
+                ("CARD_TEST_POLICY", tonic::Code::PermissionDenied)
+            );
+            assert!(ja.contains("試験用"), "{ja}");
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deployment_on_an_openssl_pki_issues_a_signed_document() {
     let started = Instant::now();
@@ -578,24 +680,29 @@ async fn a_deployment_on_an_openssl_pki_issues_a_signed_document() {
         .into_iter()
         .filter(|r| !examples.contains(r))
         .rev()
-        .take(pki.cards.len())
+        .take(pki.cards.len() + 1)
         .collect();
+    // The bindings file an operator writes from openssl's view of each card (the test card
+    // bound too, so that only its policy refuses it); the gateway starts with none and
+    // imports it by command.
     let bindings = root.join(format!("bindings-{REMOTE}.jsonl"));
+    std::fs::write(&bindings, "").unwrap();
+    let import = root.join("import.jsonl");
     let mut out = Vec::new();
-    for ((stem, serial), resident) in pki.cards.iter().zip(&residents) {
-        let der = files.der(stem);
-        let (_, card) = X509Certificate::from_der(&der).unwrap();
-        // The binding key is the issuer name as x509-parser prints it: RDNs in certificate
-        // order, ", " between them — not RFC 4514's reversed order, nor openssl's text.
+    let test_card = (pki.test_card.clone(), 0);
+    for ((stem, _), resident) in pki.cards.iter().chain([&test_card]).zip(&residents) {
+        let binding = openssl_binding(files, stem, resident);
         assert_eq!(
-            card.issuer().to_string(),
-            "C=JP, O=JPKI, OU=JPKI for user authentication, \
-             OU=Japan Agency for Local Authority Information Systems"
+            card_key(&files.path(&format!("{stem}.crt.pem"))),
+            format!(
+                "{{\"issuer_key_id\":\"{0}\",\"card_serial_hex\":\"{1}\",\"key\":\"{0}:{1}\"}}\n",
+                binding.issuer_key_id, binding.card_serial_hex
+            ),
+            "kiosk-gateway card-key agrees with openssl"
         );
-        let binding = CardBinding::new(&card.issuer().to_string(), *serial, REMOTE, resident);
         issuer::bindings::write_row(&mut out, &binding).unwrap();
     }
-    std::fs::write(&bindings, out).unwrap();
+    std::fs::write(&import, out).unwrap();
 
     // The municipality's issuer, on the openssl TLS files and signing key.
     let mut command = tokio::process::Command::new(issuer_binary());
@@ -636,6 +743,25 @@ async fn a_deployment_on_an_openssl_pki_issues_a_signed_document() {
     )
     .await;
     assert!(registered.contains("registered"), "{registered}");
+    let import = import.to_str().unwrap();
+    let by = [
+        "--operator",
+        "ops-openssl-01",
+        "--reason",
+        "cards of the pilot",
+    ];
+    let imported = admin(
+        &config,
+        &[&["card-binding", "import", import][..], &by].concat(),
+    )
+    .await;
+    assert!(imported.contains("added"), "{imported}");
+    let again = admin(
+        &config,
+        &[&["card-binding", "import", import][..], &by].concat(),
+    )
+    .await;
+    assert!(again.contains("nothing written"), "{again}");
 
     // The terminal, with its openssl certificate.
     let read = |name: &str| std::fs::read(files.path(name)).unwrap();
@@ -649,6 +775,7 @@ async fn a_deployment_on_an_openssl_pki_issues_a_signed_document() {
         .await
         .unwrap();
     let terminal = Terminal::new(channel.clone());
+    test_card_refused(&terminal, &pki).await;
     let (resident, pdf) = issue_resident_record(&terminal, &channel, &pki, &residents).await;
     assert!(!resident.is_empty());
 

@@ -151,7 +151,7 @@ async fn revocation_lists_are_replaced_while_serving() {
         crl(
             &pki,
             files::JPKI_AUTH_CA,
-            &[resident.card_serial],
+            &[resident.card_serial.unwrap()],
             start,
             false,
         ),

@@ -78,6 +78,8 @@ name_enum! {
         IssuanceRefused = "ISSUANCE_REFUSED",
         /// Reconciliation voided documents signed for an issuance the gateway never recorded.
         OrphansVoided = "ORPHANS_VOIDED",
+        /// An operator imported card bindings or linked a renewed card certificate.
+        CardBindingChanged = "CARD_BINDING_CHANGED",
     }
 }
 

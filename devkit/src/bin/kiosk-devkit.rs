@@ -93,7 +93,7 @@ async fn run_generate(args: GenerateArgs) -> anyhow::Result<()> {
     let pki = match &args.pki {
         Some(dir) => {
             let pki = kiosk_devkit::testpki::DevPki::ensure(dir)?;
-            cfg.card_issuer = kiosk_devkit::cards::card_issuer_name(&pki)?;
+            cfg.card_issuer_key_id = kiosk_devkit::cards::card_issuer_key_id(&pki)?;
             Some(pki)
         }
         None => None,

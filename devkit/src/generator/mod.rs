@@ -100,8 +100,9 @@ pub struct GeneratorConfig {
     pub municipality: Municipality,
     /// The register's "today": ages, dates and tax years are relative to it.
     pub as_of: Date,
-    /// The issuer name of the card certificates, as the gateway's binding table keys it.
-    pub card_issuer: String,
+    /// The card CA's key identifier (the authorityKeyIdentifier of the card certificates,
+    /// lowercase hex), the first half of the gateway's binding key.
+    pub card_issuer_key_id: String,
     /// Residents per write transaction.
     pub batch_residents: usize,
 }
@@ -122,7 +123,7 @@ impl GeneratorConfig {
                 tax_years_offered: 3,
             },
             as_of,
-            card_issuer: issuer::bindings::DEFAULT_CARD_ISSUER.to_owned(),
+            card_issuer_key_id: issuer::bindings::DEFAULT_ISSUER_KEY_ID.to_owned(),
             batch_residents: 20_000,
         }
     }
@@ -1285,7 +1286,7 @@ impl<'a> Generator<'a> {
                 self.card_counter += 1;
                 let serial = muni * 10_000_000_000 + self.card_counter;
                 self.bindings.push(CardBinding::new(
-                    &self.cfg.card_issuer,
+                    &self.cfg.card_issuer_key_id,
                     serial,
                     &code,
                     &p.id,

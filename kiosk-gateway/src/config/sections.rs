@@ -48,6 +48,9 @@ pub struct TrustConfig {
     pub internal_ca: Option<PathBuf>,
     /// The gateway's client certificate toward the issuers (`urn:kiosk:gateway:<id>`).
     pub internal_client_cert: Option<PathBuf>,
+    /// The certificate policies a card must carry one of (OIDs); default: the production JPKI
+    /// user-authentication policy only.
+    pub card_policies: Option<Vec<String>>,
 }
 
 /// `[keys]`: a production gateway's private keys and secrets, as files that must exist (the

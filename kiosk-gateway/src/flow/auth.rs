@@ -135,8 +135,7 @@ impl Flow {
         verified: &crate::cardauth::VerifiedCard,
     ) -> Result<(CardBinding, Arc<dyn IssuerLink>), GatewayError> {
         let mut conn = self.store.pool().acquire().await?;
-        let binding =
-            store::card_binding_served(&mut conn, verified.issuer(), verified.serial()).await?;
+        let binding = store::card_binding_served(&mut conn, verified.key()).await?;
         drop(conn);
         let Some((binding, served)) = binding else {
             self.record_auth_failure(terminal, session_id, reasons::CARD_UNKNOWN)
