@@ -10,7 +10,7 @@ debian_packages=(
   openssl                                                    # kiosk-gateway/tests/openssl_pki.rs: a PKI not ours
   systemd                                                    # systemd-analyze: tests/tests/deploy.rs checks deploy/systemd
 )
-python_packages=(grpcio-tools==1.85.1 pyHanko==0.38.0 cryptography)
+python_packages=(grpcio-tools==1.85.1 grpcio-reflection==1.85.1 pyHanko==0.38.0 cryptography)
 
 missing=()
 for p in "${debian_packages[@]}"; do
@@ -23,7 +23,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
-if ! python3 -c "import grpc_tools, pyhanko, cryptography" >/dev/null 2>&1; then
+if ! python3 -c "import grpc_tools, grpc_reflection, pyhanko, cryptography" >/dev/null 2>&1; then
   echo "install-deps: installing Python packages: ${python_packages[*]}"
   python3 -m pip install --quiet --disable-pip-version-check "${python_packages[@]}"
 fi
