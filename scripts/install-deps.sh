@@ -12,7 +12,7 @@ debian_packages=(
   postgresql                                                 # initdb, pg_ctl: kiosk-gateway/tests/postgres_tls.rs starts its own cluster
   softhsm2                                                   # PKCS#11 signing keys (kiosk-keys, issuer, audit tests)
 )
-python_packages=(grpcio-tools==1.85.1 pyHanko==0.38.0 cryptography)
+python_packages=(grpcio-tools==1.85.1 grpcio-reflection==1.85.1 pyHanko==0.38.0 cryptography)
 
 missing=()
 for p in "${debian_packages[@]}"; do
@@ -25,7 +25,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
-if ! python3 -c "import grpc_tools, pyhanko, cryptography" >/dev/null 2>&1; then
+if ! python3 -c "import grpc_tools, grpc_reflection, pyhanko, cryptography" >/dev/null 2>&1; then
   echo "install-deps: installing Python packages: ${python_packages[*]}"
   python3 -m pip install --quiet --disable-pip-version-check "${python_packages[@]}"
 fi

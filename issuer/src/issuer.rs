@@ -276,13 +276,16 @@ fn check(result: Result<(), Reason>) -> Result<(), IssuerError> {
 /// Checks the options against what the type accepts.
 fn check_options(item: &RequestItem) -> Result<(), IssuerError> {
     let accepted = item.ty.accepted_options();
-    if item
+    if let Some(name) = item
         .options
         .set_option_names()
-        .iter()
-        .any(|name| !accepted.contains(name))
+        .into_iter()
+        .find(|name| !accepted.contains(name))
     {
-        return Err(IssuerError::InvalidField { field: "options" });
+        // Named, so the BadRequest says which option (the contract promises the field).
+        return Err(IssuerError::InvalidField {
+            field: option_field(name),
+        });
     }
     if item.ty == CertificateType::IncomeTax && item.options.fiscal_year.is_none() {
         return Err(IssuerError::InvalidField {
@@ -290,6 +293,19 @@ fn check_options(item: &RequestItem) -> Result<(), IssuerError> {
         });
     }
     Ok(())
+}
+
+/// The `kiosk.v1` field of an option, by its name in `CertificateOptions::set_option_names`.
+fn option_field(name: &str) -> &'static str {
+    match name {
+        "include_household_head" => "options.include_household_head",
+        "include_honseki" => "options.include_honseki",
+        "include_individual_number" => "options.include_individual_number",
+        "include_former_surname" => "options.include_former_surname",
+        "include_foreign_resident_items" => "options.include_foreign_resident_items",
+        "fiscal_year" => "options.fiscal_year",
+        _ => "options",
+    }
 }
 
 /// Decides one item on the current register and gathers the content it prints.

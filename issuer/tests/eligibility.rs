@@ -410,7 +410,17 @@ async fn options_and_copies_are_checked(db: &TestDb) {
     bad.options.include_individual_number = true;
     assert!(matches!(
         issuer.quote(&family, &[bad], OPEN).await,
-        Err(IssuerError::InvalidField { field: "options" })
+        Err(IssuerError::InvalidField {
+            field: "options.include_individual_number"
+        })
+    ));
+    let mut year = item(T::ResidentRecord);
+    year.options.fiscal_year = Some(2025);
+    assert!(matches!(
+        issuer.quote(&family, &[year], OPEN).await,
+        Err(IssuerError::InvalidField {
+            field: "options.fiscal_year"
+        })
     ));
     let mut none = item(T::ResidentRecord);
     none.copies = 0;

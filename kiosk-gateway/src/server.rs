@@ -168,11 +168,7 @@ pub async fn start(parts: ServerParts, listen: SocketAddr) -> std::io::Result<Ru
     health
         .set_serving::<TerminalServiceServer<TerminalApi>>()
         .await;
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(kiosk_proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()
-        .map_err(|e| std::io::Error::other(format!("reflection: {e}")))?;
+    let (reflection, reflection_v1alpha) = reflection()?;
 
     let limits = parts.limits;
     let budget = StreamBudget::new(
@@ -215,6 +211,7 @@ pub async fn start(parts: ServerParts, listen: SocketAddr) -> std::io::Result<Ru
             .max_concurrent_streams(streams)
             .add_service(health_service)
             .add_service(reflection)
+            .add_service(reflection_v1alpha)
             .add_service(terminal)
             .add_service(audit)
             .add_service(verify)
@@ -257,6 +254,28 @@ type VerifyLayer = Shed<ContractErrors<VerifyServiceServer<VerifyApi>>>;
 
 /// The kiosk.v1 services, each with its request size limit, the two busy ones behind their
 /// call bounds (`shed`).
+/// Server reflection in both versions: `v1` for current tools, `v1alpha` for grpcio-reflection's
+/// client and the many tools that still speak only it (without it they get UNIMPLEMENTED).
+fn reflection() -> std::io::Result<(
+    tonic_reflection::server::v1::ServerReflectionServer<
+        impl tonic_reflection::server::v1::ServerReflection,
+    >,
+    tonic_reflection::server::v1alpha::ServerReflectionServer<
+        impl tonic_reflection::server::v1alpha::ServerReflection,
+    >,
+)> {
+    let builder = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(kiosk_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    let error = |e| std::io::Error::other(format!("reflection: {e}"));
+    Ok((
+        builder().build_v1().map_err(error)?,
+        builder().build_v1alpha().map_err(error)?,
+    ))
+}
+
 fn services(
     flow: &Arc<Flow>,
     anchors: &Arc<RoleAnchors>,

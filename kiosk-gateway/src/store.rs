@@ -43,7 +43,9 @@ mod terminals;
 pub use cards::{
     CardBinding, StoredBinding, bind_card, card_binding, card_binding_served, close_binding,
 };
-pub use gates::{IssueLookup, OpenGate, issue_lookup, session_gate, terminal_gate};
+pub use gates::{
+    IssueLookup, OpenGate, issue_lookup, issuing_suspended, session_gate, terminal_gate,
+};
 pub use issuances::{
     DocumentRow, IssuanceRow, IssuanceState, document, documents, insert_issuance, issuance,
     issuance_by_request, mark_printed, overdue_issuances, transition_issuance, void_documents,

@@ -141,6 +141,41 @@ async fn health_and_reflection_answer() {
     app.stop().await;
 }
 
+/// grpcio-reflection's own client speaks `grpc.reflection.v1alpha`, as many tools still do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_reflection_client_lists_and_resolves_the_contract() {
+    let app = spawn_app(Db::Sqlite).await;
+    let root = env!("CARGO_MANIFEST_DIR");
+    let output = tokio::process::Command::new("python3")
+        .arg(format!("{root}/python/reflection_client.py"))
+        .arg(app.url.trim_start_matches("https://"))
+        .arg(app.pki_dir().join("server-ca.crt.pem"))
+        .output()
+        .await
+        .expect("python3 (scripts/install-deps.sh installs grpcio-reflection)");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "python reflection client failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let summary: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    let services = summary["services"].as_array().unwrap();
+    for service in [
+        "kiosk.v1.TerminalService",
+        "kiosk.v1.AuditService",
+        "kiosk.v1.VerifyService",
+    ] {
+        assert!(
+            services.iter().any(|s| s == service),
+            "{service} in {services:?}"
+        );
+    }
+    let methods = summary["terminal_methods"].as_array().unwrap();
+    assert!(methods.iter().any(|m| m == "OpenSession"), "{methods:?}");
+    assert!(methods.iter().any(|m| m == "Issue"), "{methods:?}");
+}
+
 async fn remote(db: Db) {
     let app = spawn_app_with(AppOptions {
         remote_issuer: true,

@@ -84,6 +84,9 @@ impl Flow {
             .map_err(issuer_status)?
             .menu
             .ok_or_else(|| GatewayError::Internal("issuer returned no menu".into()))?;
+        let menu = self
+            .with_suspension(&binding.municipality_code, menu)
+            .await?;
         let mut allowed: Vec<String> = menu.members.iter().map(|m| m.subject_ref.clone()).collect();
         if !allowed.contains(&binding.resident_ref) {
             allowed.push(binding.resident_ref.clone());
@@ -218,7 +221,7 @@ impl Flow {
         session_id: &str,
     ) -> Result<pb::Menu, GatewayError> {
         let (binding, issuer) = self.session_issuer(terminal, session_id).await?;
-        issuer
+        let menu = issuer
             .get_menu(pb::IssuerMenuRequest {
                 municipality_code: binding.municipality_code.clone(),
                 resident_ref: binding.resident_ref.clone(),
@@ -227,7 +230,32 @@ impl Flow {
             .await
             .map_err(issuer_status)?
             .menu
-            .ok_or_else(|| GatewayError::Internal("issuer returned no menu".into()))
+            .ok_or_else(|| GatewayError::Internal("issuer returned no menu".into()))?;
+        self.with_suspension(&binding.municipality_code, menu).await
+    }
+
+    /// `menu` as the kill switches leave it: under the global switch or the municipality's,
+    /// every entry is unavailable with SERVICE_SUSPENDED (Issue would refuse it), so the
+    /// kiosk shows why instead of offering what fails.
+    async fn with_suspension(
+        &self,
+        municipality_code: &str,
+        mut menu: pb::Menu,
+    ) -> Result<pb::Menu, GatewayError> {
+        let mut conn = self.store.pool().acquire().await?;
+        if !store::issuing_suspended(&mut conn, municipality_code).await? {
+            return Ok(menu);
+        }
+        let reason = reasons::SERVICE_SUSPENDED;
+        for entry in &mut menu.entries {
+            entry.available = false;
+            entry.unavailable_reason = reason.name.to_owned();
+            entry.unavailable_message = Some(pb::LocalizedText {
+                ja: reason.ja.to_owned(),
+                en: reason.en.to_owned(),
+            });
+        }
+        Ok(menu)
     }
 
     /// Prices an order from the current menu.

@@ -160,18 +160,19 @@ impl Flow {
         suspended: bool,
     ) -> Result<ReleasedIssuance, GatewayError> {
         self.check_order_gates(order, suspended).await?;
+        let issuer = self
+            .issuers
+            .get(&order.binding.municipality_code)
+            .ok_or_else(|| GatewayError::refused(reasons::MUNICIPALITY_NOT_SERVED, "not served"))?;
+        let now = self.now_ms();
+        self.check_fee(order, issuer.as_ref(), now).await?;
         let Ok(_permit) = self.rendering.try_acquire() else {
             return Err(GatewayError::refused(
                 reasons::OVERLOADED,
                 "too many issuances at once",
             ));
         };
-        let issuer = self
-            .issuers
-            .get(&order.binding.municipality_code)
-            .ok_or_else(|| GatewayError::refused(reasons::MUNICIPALITY_NOT_SERVED, "not served"))?;
         let issuance_id = self.random_id("i-")?;
-        let now = self.now_ms();
         // Monotonic: the deployment clock may be moved (rehearsals, tests); the time an Issue
         // took may not.
         let started = Instant::now();
@@ -253,6 +254,57 @@ impl Flow {
         Ok(())
     }
 
+    /// The fee the kiosk showed against the issuer's price of the order at `now`, the instant
+    /// it is then rendered at (so both read the same fee schedule), before anything is
+    /// rendered or recorded: a mismatch is a clean refusal (ISSUANCE_REFUSED, FEE_MISMATCH),
+    /// nothing is issued or voided, and the idempotency key stays free, so the same id with
+    /// the re-quoted fee issues. An eligibility refusal is answered here as Render would.
+    async fn check_fee(
+        &self,
+        order: &Order<'_>,
+        issuer: &dyn IssuerLink,
+        now: i64,
+    ) -> Result<(), GatewayError> {
+        let quoted = issuer
+            .quote(pb::IssuerQuoteRequest {
+                municipality_code: order.binding.municipality_code.clone(),
+                requester_ref: order.binding.resident_ref.clone(),
+                items: order.items.to_vec(),
+                as_of: Some(timestamp(now)),
+            })
+            .await;
+        let quoted = match quoted {
+            Ok(quoted) => quoted,
+            Err(status) => {
+                let error = issuer_status(status);
+                self.refuse(order, error.reason()).await?;
+                return Err(error);
+            }
+        };
+        let total: u64 = order
+            .items
+            .iter()
+            .zip(&quoted.fee_yen)
+            .map(|(item, fee)| u64::from(*fee) * u64::from(item.copies))
+            .sum();
+        if quoted.fee_yen.len() != order.items.len() {
+            return Err(GatewayError::Internal(
+                "issuer priced another number of items".into(),
+            ));
+        }
+        if total != u64::from(order.expected_total_fee_yen) {
+            self.refuse(order, reasons::FEE_MISMATCH).await?;
+            return Err(GatewayError::refused(
+                reasons::FEE_MISMATCH,
+                format!(
+                    "expected_total_fee_yen {} but the order costs {total} yen: nothing was issued; quote again and retry, with the same client_request_id if you like",
+                    order.expected_total_fee_yen
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     /// Records an ISSUANCE_REFUSED event for `order`.
     pub(super) async fn refuse(
         &self,
@@ -322,6 +374,8 @@ impl Flow {
         if checked.documents.is_empty() {
             checked.problem = Some(reasons::SUBJECT_MISMATCH);
         }
+        // The fee was checked before rendering, at the same instant: a total that differs now
+        // is the issuer pricing a render otherwise than its quote, and nothing is released.
         if checked.problem.is_none() && checked.total != i64::from(order.expected_total_fee_yen) {
             checked.problem = Some(reasons::FEE_MISMATCH);
         }

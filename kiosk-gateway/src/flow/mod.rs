@@ -50,6 +50,7 @@ pub use session::OpenedSession;
 
 mod auth;
 mod events;
+pub mod hours;
 mod issue;
 mod print;
 mod reconcile;

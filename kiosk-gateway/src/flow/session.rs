@@ -44,10 +44,16 @@ pub(super) fn check_terminal(status: Option<store::TerminalStatus>) -> Result<()
 }
 
 impl Flow {
-    /// Opens a session for `terminal` with a fresh single-use challenge.
+    /// Opens a session for `terminal` with a fresh single-use challenge. `locale` (validated:
+    /// empty or a language tag) orders the LocalizedMessage entries of the session's errors.
+    ///
+    /// The session opens even when the service is closed (the kill switch, or outside the
+    /// national service hours): `closed_reason` tells the start screen, before any card is
+    /// read.
     pub async fn open_session(
         &self,
         terminal: &TerminalIdentity,
+        locale: &str,
     ) -> Result<OpenedSession, GatewayError> {
         let now = self.now_ms();
         let terminal_id = terminal.id();
@@ -71,6 +77,7 @@ impl Flow {
             allowed_subjects: Vec::new(),
             expires_at: now + self.settings.session_ttl.as_millis() as i64,
             created_at: now,
+            locale: locale.to_owned(),
         };
         let mut tx = self.store.begin_write().await?;
         let gate = store::terminal_gate(&mut tx, self.store.backend(), &terminal_id, now).await?;
@@ -85,7 +92,13 @@ impl Flow {
                 "too many open sessions for this terminal: close sessions that are done",
             ));
         }
-        let closed_reason = gate.kill_switch.then_some(reasons::SERVICE_SUSPENDED);
+        let closed_reason = if gate.kill_switch {
+            Some(reasons::SERVICE_SUSPENDED)
+        } else if super::hours::outside_service_hours(now) {
+            Some(reasons::OUT_OF_SERVICE_HOURS)
+        } else {
+            None
+        };
         store::insert_session(&mut tx, &row).await?;
         let event =
             Event::session_opened(UnixMillis(now), ident(&terminal_id)?, ident(&session_id)?)
@@ -145,6 +158,18 @@ impl Flow {
             ));
         }
         Ok(session)
+    }
+
+    /// The `locale` a session of `terminal` was opened with; empty (ja-JP) when there is no
+    /// such session or it cannot be read: an error's texts are never withheld for it.
+    pub async fn session_locale(&self, terminal: &TerminalIdentity, session_id: &str) -> String {
+        let Ok(mut conn) = self.store.pool().acquire().await else {
+            return String::new();
+        };
+        match store::session(&mut conn, session_id).await {
+            Ok(Some(session)) if session.terminal_id == terminal.id() => session.locale,
+            _ => String::new(),
+        }
     }
 
     /// Deletes the rows of sessions expired longer than the retention, in batches; returns

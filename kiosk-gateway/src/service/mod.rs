@@ -6,6 +6,7 @@
 pub mod audit;
 pub mod fuzzing;
 pub mod issue_stream;
+pub mod locale;
 pub mod terminal;
 pub mod verify;
 

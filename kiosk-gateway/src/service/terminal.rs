@@ -8,9 +8,10 @@ use kiosk_proto::v1 as pb;
 use kiosk_proto::v1::terminal_service_server::TerminalService;
 use tonic::{Request, Response, Status};
 
-use super::{issue_stream, remaining, terminal, timestamp, validate};
+use super::{issue_stream, locale, remaining, terminal, timestamp, validate};
+use crate::error::GatewayError;
 use crate::flow::Flow;
-use crate::identity::RoleAnchors;
+use crate::identity::{RoleAnchors, TerminalIdentity};
 use crate::limits::StreamBudget;
 use crate::store::IssuanceState;
 
@@ -35,6 +36,25 @@ impl TerminalApi {
     }
 }
 
+impl TerminalApi {
+    /// `result`, its error in the language of the session it names (see [`locale`]): the
+    /// session is read only when there is an error to order.
+    async fn localized<T>(
+        &self,
+        terminal: &TerminalIdentity,
+        session_id: &str,
+        result: Result<T, GatewayError>,
+    ) -> Result<T, Status> {
+        match result {
+            Ok(value) => Ok(value),
+            Err(error) => {
+                let session_locale = self.flow.session_locale(terminal, session_id).await;
+                Err(locale::in_locale(error.into(), &session_locale))
+            }
+        }
+    }
+}
+
 fn issuance_state(state: IssuanceState) -> pb::IssuanceState {
     match state {
         IssuanceState::Released => pb::IssuanceState::Released,
@@ -54,8 +74,12 @@ impl TerminalService for TerminalApi {
         request: Request<pb::OpenSessionRequest>,
     ) -> Result<Response<pb::OpenSessionResponse>, Status> {
         let terminal = terminal(&self.anchors, &request)?;
-        validate::open_session(request.get_ref())?;
-        let opened = self.flow.open_session(&terminal).await?;
+        let locale = request.get_ref().locale.clone();
+        let opened = match validate::open_session(request.get_ref()) {
+            Ok(()) => self.flow.open_session(&terminal, &locale).await,
+            Err(error) => Err(error),
+        }
+        .map_err(|error| locale::in_locale(error.into(), &locale))?;
         let service_status = match opened.closed_reason {
             None => pb::ServiceStatus {
                 state: pb::ServiceState::Open as i32,
@@ -95,16 +119,19 @@ impl TerminalService for TerminalApi {
     ) -> Result<Response<pb::AuthenticateResponse>, Status> {
         let terminal = terminal(&self.anchors, &request)?;
         let message = request.into_inner();
-        validate::authenticate(&message)?;
-        let menu = self
-            .flow
-            .authenticate(
-                &terminal,
-                &message.session_id,
-                &message.card_certificate,
-                &message.signature,
-            )
-            .await?;
+        let menu = async {
+            validate::authenticate(&message)?;
+            self.flow
+                .authenticate(
+                    &terminal,
+                    &message.session_id,
+                    &message.card_certificate,
+                    &message.signature,
+                )
+                .await
+        }
+        .await;
+        let menu = self.localized(&terminal, &message.session_id, menu).await?;
         Ok(Response::new(pb::AuthenticateResponse { menu: Some(menu) }))
     }
 
@@ -114,8 +141,12 @@ impl TerminalService for TerminalApi {
     ) -> Result<Response<pb::GetMenuResponse>, Status> {
         let terminal = terminal(&self.anchors, &request)?;
         let message = request.into_inner();
-        validate::get_menu(&message)?;
-        let menu = self.flow.menu(&terminal, &message.session_id).await?;
+        let menu = async {
+            validate::get_menu(&message)?;
+            self.flow.menu(&terminal, &message.session_id).await
+        }
+        .await;
+        let menu = self.localized(&terminal, &message.session_id, menu).await?;
         Ok(Response::new(pb::GetMenuResponse { menu: Some(menu) }))
     }
 
@@ -125,10 +156,15 @@ impl TerminalService for TerminalApi {
     ) -> Result<Response<pb::QuoteResponse>, Status> {
         let terminal = terminal(&self.anchors, &request)?;
         let message = request.into_inner();
-        validate::quote(&message, self.flow.settings().max_items)?;
+        let priced = async {
+            validate::quote(&message, self.flow.settings().max_items)?;
+            self.flow
+                .quote(&terminal, &message.session_id, &message.items)
+                .await
+        }
+        .await;
         let priced = self
-            .flow
-            .quote(&terminal, &message.session_id, &message.items)
+            .localized(&terminal, &message.session_id, priced)
             .await?;
         let lines: Vec<pb::QuoteLine> = priced
             .into_iter()
@@ -160,17 +196,22 @@ impl TerminalService for TerminalApi {
         self.budget.check_room(&terminal.id())?;
         let deadline = remaining(&request);
         let message = request.into_inner();
-        validate::issue(&message, self.flow.settings().max_items)?;
+        let released = async {
+            validate::issue(&message, self.flow.settings().max_items)?;
+            self.flow
+                .issue(
+                    &terminal,
+                    &message.session_id,
+                    &message.client_request_id,
+                    &message.items,
+                    message.expected_total_fee_yen,
+                    deadline,
+                )
+                .await
+        }
+        .await;
         let released = self
-            .flow
-            .issue(
-                &terminal,
-                &message.session_id,
-                &message.client_request_id,
-                &message.items,
-                message.expected_total_fee_yen,
-                deadline,
-            )
+            .localized(&terminal, &message.session_id, released)
             .await?;
         // The issuance is recorded: a refusal here leaves it to a retry with the same id.
         let bytes = released
@@ -192,16 +233,21 @@ impl TerminalService for TerminalApi {
     ) -> Result<Response<pb::ReportPrintResponse>, Status> {
         let terminal = terminal(&self.anchors, &request)?;
         let message = request.into_inner();
-        let result = validate::report_print(&message)?;
+        let report = async {
+            let result = validate::report_print(&message)?;
+            self.flow
+                .report_print(
+                    &terminal,
+                    &message.session_id,
+                    &message.issuance_id,
+                    result,
+                    message.collected_yen,
+                )
+                .await
+        }
+        .await;
         let report = self
-            .flow
-            .report_print(
-                &terminal,
-                &message.session_id,
-                &message.issuance_id,
-                result,
-                message.collected_yen,
-            )
+            .localized(&terminal, &message.session_id, report)
             .await?;
         Ok(Response::new(pb::ReportPrintResponse {
             state: issuance_state(report.state) as i32,
@@ -216,9 +262,14 @@ impl TerminalService for TerminalApi {
     ) -> Result<Response<pb::CloseSessionResponse>, Status> {
         let terminal = terminal(&self.anchors, &request)?;
         let message = request.into_inner();
-        validate::close_session(&message)?;
-        self.flow
-            .close_session(&terminal, &message.session_id)
+        let closed = async {
+            validate::close_session(&message)?;
+            self.flow
+                .close_session(&terminal, &message.session_id)
+                .await
+        }
+        .await;
+        self.localized(&terminal, &message.session_id, closed)
             .await?;
         Ok(Response::new(pb::CloseSessionResponse {}))
     }

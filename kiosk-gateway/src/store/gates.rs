@@ -89,6 +89,25 @@ pub async fn session_gate(
     Ok((session, terminal_status_at(&row, SESSION_COLUMN_COUNT)?))
 }
 
+/// Whether issuing is suspended for residents of `municipality_code`: the global kill switch
+/// or the municipality's, in one statement (what a menu shows, and Issue refuses).
+pub async fn issuing_suspended(
+    conn: &mut AnyConnection,
+    municipality_code: &str,
+) -> Result<bool, GatewayError> {
+    let row = sqlx::query(
+        "SELECT (SELECT value FROM settings WHERE name = $1),
+                (SELECT suspended FROM municipalities WHERE code = $2)",
+    )
+    .bind(KILL_SWITCH_SETTING)
+    .bind(municipality_code)
+    .fetch_one(&mut *conn)
+    .await?;
+    let kill_switch = row.try_get::<Option<String>, _>(0)?.as_deref() == Some("on");
+    let municipality_suspended = row.try_get::<Option<i64>, _>(1)?.unwrap_or(0) != 0;
+    Ok(kill_switch || municipality_suspended)
+}
+
 /// What an Issue reads before it renders, in one statement.
 #[derive(Debug, Clone)]
 pub struct IssueLookup {
@@ -113,7 +132,7 @@ pub async fn issue_lookup(
     terminal_id: &str,
     client_request_id: &str,
 ) -> Result<IssueLookup, GatewayError> {
-    // The issuance columns are the `i.` ones, after the session's 11, the terminal status
+    // The issuance columns are the `i.` ones, after the session's 12, the terminal status
     // and the two switches.
     let issuance_columns = ISSUANCE_COLUMNS
         .split(',')

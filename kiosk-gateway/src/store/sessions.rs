@@ -61,6 +61,9 @@ pub struct SessionRow {
     pub expires_at: i64,
     /// When it was opened (unix ms).
     pub created_at: i64,
+    /// `OpenSessionRequest.locale` as sent (empty: ja-JP): the order of an error's
+    /// LocalizedMessage entries on this session.
+    pub locale: String,
 }
 
 /// Stores a new session.
@@ -68,8 +71,8 @@ pub async fn insert_session(conn: &mut AnyConnection, s: &SessionRow) -> Result<
     sqlx::query(
         "INSERT INTO sessions (session_id, terminal_id, challenge, challenge_expires_at,
              challenge_used, state, municipality_code, resident_ref, allowed_subjects, expires_at,
-             created_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+             created_at, locale)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
     )
     .bind(&s.session_id)
     .bind(&s.terminal_id)
@@ -82,6 +85,7 @@ pub async fn insert_session(conn: &mut AnyConnection, s: &SessionRow) -> Result<
     .bind(s.allowed_subjects.join(" "))
     .bind(s.expires_at)
     .bind(s.created_at)
+    .bind(&s.locale)
     .execute(&mut *conn)
     .await?;
     Ok(())
@@ -89,9 +93,9 @@ pub async fn insert_session(conn: &mut AnyConnection, s: &SessionRow) -> Result<
 
 pub(super) const SESSION_COLUMNS: &str = "s.session_id, s.terminal_id, s.challenge,
     s.challenge_expires_at, s.challenge_used, s.state, s.municipality_code, s.resident_ref,
-    s.allowed_subjects, s.expires_at, s.created_at";
+    s.allowed_subjects, s.expires_at, s.created_at, s.locale";
 
-/// The session in columns `0..11` of `row` (as selected by [`SESSION_COLUMNS`]).
+/// The session in columns `0..12` of `row` (as selected by [`SESSION_COLUMNS`]).
 pub(super) fn session_from_row(row: &sqlx::any::AnyRow) -> Result<SessionRow, GatewayError> {
     Ok(SessionRow {
         session_id: row.try_get(0)?,
@@ -110,6 +114,7 @@ pub(super) fn session_from_row(row: &sqlx::any::AnyRow) -> Result<SessionRow, Ga
             .collect(),
         expires_at: row.try_get(9)?,
         created_at: row.try_get(10)?,
+        locale: row.try_get(11)?,
     })
 }
 
@@ -127,7 +132,7 @@ pub async fn session(
 }
 
 /// The number of columns in [`SESSION_COLUMNS`].
-pub(super) const SESSION_COLUMN_COUNT: usize = 11;
+pub(super) const SESSION_COLUMN_COUNT: usize = 12;
 
 /// Deletes up to `limit` sessions that expired before `before_ms` and returns how many. An
 /// expired session answers nothing (every call checks expiry); its row only takes room.
