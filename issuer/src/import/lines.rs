@@ -71,6 +71,26 @@ impl Lines {
         }
     }
 
+    /// The current line number (1-based).
+    pub fn line(&self) -> u64 {
+        self.line
+    }
+
+    /// Line `line` of `path` failed (for refusals found after the line was read).
+    pub fn fail_at(path: &Path, line: u64, fail: Fail) -> ImportError {
+        let file = path.display().to_string();
+        match fail {
+            Fail::Bad(bad) => ImportError::Line {
+                file,
+                line,
+                field: bad.field,
+                reason: bad.reason,
+            },
+            Fail::Db(e) => ImportError::Database(format!("{file}:{line}: {}", redacted(&e))),
+            Fail::Issuer(e) => ImportError::Issuer(e),
+        }
+    }
+
     /// The current line refused for `bad`.
     pub fn refuse(&self, bad: Bad) -> ImportError {
         ImportError::Line {

@@ -8,6 +8,7 @@
 //! checks run at the end, and any refusal rolls everything back. A change file commits each
 //! change with its `applied_changes` row and stops at the first refusal.
 
+mod batch;
 mod changes;
 mod fields;
 mod lines;
@@ -183,7 +184,9 @@ pub async fn load(
     let mut tx = register.begin().await?;
     let mut summary = LoadSummary::default();
     let mut done_bytes = 0;
-    for file in files {
+    let mut batches = batch::Batches::default();
+    let at = |(file, line): batch::Loc, fail| lines::Lines::fail_at(&files[file], line, fail);
+    for (index, file) in files.iter().enumerate() {
         let mut lines = Lines::open(file)?;
         while let Some(text) = lines.next_line()? {
             let (kind, mut f) = split(text).map_err(|b| lines.refuse(b))?;
@@ -198,13 +201,21 @@ pub async fn load(
             {
                 return Err(lines.refuse(Bad::new("municipality_code", NO_MUNICIPALITY)));
             }
-            execute(&mut tx, &plan).await.map_err(|e| lines.fail(e))?;
+            let loc = (index, lines.line());
+            batches
+                .push(&mut tx, loc, plan)
+                .await
+                .map_err(|(loc, f)| at(loc, f))?;
             *summary.by_kind.entry(kind).or_default() += 1;
             summary.records += 1;
             progress.set_position(done_bytes + lines.bytes());
         }
         done_bytes += lines.bytes();
     }
+    batches
+        .flush(&mut tx)
+        .await
+        .map_err(|(loc, f)| at(loc, f))?;
     cross_checks(&mut tx, files).await?;
     tx.commit().await?;
     progress.finish();
@@ -250,6 +261,15 @@ async fn cross_checks(conn: &mut AnyConnection, files: &[PathBuf]) -> Result<(),
 
 /// Runs a record's checks and inserts, naming the field the database refused.
 pub(crate) async fn execute(conn: &mut AnyConnection, plan: &Plan) -> Result<(), Fail> {
+    check_exists(conn, plan).await?;
+    for row in &plan.rows {
+        insert_one(conn, row).await?;
+    }
+    Ok(())
+}
+
+/// The rows a record needs that the schema has no foreign key for.
+pub(crate) async fn check_exists(conn: &mut AnyConnection, plan: &Plan) -> Result<(), Fail> {
     for check in &plan.exists {
         let mut q = sqlx::query(check.sql);
         for v in &check.binds {
@@ -259,39 +279,42 @@ pub(crate) async fn execute(conn: &mut AnyConnection, plan: &Plan) -> Result<(),
             return Err(Fail::Bad(Bad::new(check.blame.0, check.blame.1)));
         }
     }
-    for row in &plan.rows {
-        let names: Vec<&str> = row.cols.iter().map(|c| c.0).collect();
-        let marks: Vec<String> = (1..=names.len()).map(|i| format!("${i}")).collect();
-        let conflict = if row.ignore_duplicate {
-            " ON CONFLICT DO NOTHING"
-        } else {
-            ""
+    Ok(())
+}
+
+/// Inserts one row; a duplicate key or a missing reference is the row's field to blame.
+pub(crate) async fn insert_one(conn: &mut AnyConnection, row: &records::Row) -> Result<(), Fail> {
+    let names: Vec<&str> = row.cols.iter().map(|c| c.0).collect();
+    let marks: Vec<String> = (1..=names.len()).map(|i| format!("${i}")).collect();
+    let conflict = if row.ignore_duplicate {
+        " ON CONFLICT DO NOTHING"
+    } else {
+        ""
+    };
+    let sql = format!(
+        "INSERT INTO {} ({}) VALUES ({}){conflict}",
+        row.table,
+        names.join(", "),
+        marks.join(", ")
+    );
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for (_, v) in &row.cols {
+        q = bind(q, v);
+    }
+    if let Err(e) = q.execute(&mut *conn).await {
+        let blame = match e.as_database_error().map(|d| d.kind()) {
+            Some(ErrorKind::UniqueViolation) => row.key,
+            Some(ErrorKind::ForeignKeyViolation) => row.reference,
+            _ => return Err(Fail::Db(e)),
         };
-        let sql = format!(
-            "INSERT INTO {} ({}) VALUES ({}){conflict}",
-            row.table,
-            names.join(", "),
-            marks.join(", ")
-        );
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for (_, v) in &row.cols {
-            q = bind(q, v);
-        }
-        if let Err(e) = q.execute(&mut *conn).await {
-            let blame = match e.as_database_error().map(|d| d.kind()) {
-                Some(ErrorKind::UniqueViolation) => row.key,
-                Some(ErrorKind::ForeignKeyViolation) => row.reference,
-                _ => return Err(Fail::Db(e)),
-            };
-            return Err(Fail::Bad(Bad::new(blame.0, blame.1)));
-        }
+        return Err(Fail::Bad(Bad::new(blame.0, blame.1)));
     }
     Ok(())
 }
 
-type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>;
+pub(crate) type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>;
 
-fn bind<'q>(q: AnyQuery<'q>, v: &Val) -> AnyQuery<'q> {
+pub(crate) fn bind<'q>(q: AnyQuery<'q>, v: &Val) -> AnyQuery<'q> {
     match v {
         Val::Text(t) => q.bind(t.clone()),
         Val::Int(i) => q.bind(*i),
