@@ -40,9 +40,21 @@ pub type Loc = (usize, u64);
 pub struct Batches {
     waiting: [Vec<(Loc, Row)>; 12],
     count: usize,
+    anonymous: bool,
 }
 
 impl Batches {
+    /// Batches for `backend`. SQLite statements take anonymous `?` placeholders: sqlx looks
+    /// each numbered `$N` up by walking the statement's parameter names, quadratic in the
+    /// parameter count (a 100,000-resident load did not finish in ten minutes with `$N`; the
+    /// generator in kiosk-devkit measured the same).
+    pub fn new(backend: crate::register::Backend) -> Batches {
+        Batches {
+            anonymous: backend == crate::register::Backend::Sqlite,
+            ..Batches::default()
+        }
+    }
+
     /// Queues a record's rows; writes everything when enough wait, or first when the record
     /// must check rows that may still be waiting.
     pub async fn push(
@@ -78,7 +90,7 @@ impl Batches {
             }
             let per = (MAX_PARAMS / rows[0].1.cols.len().max(1)).clamp(1, 1000);
             for chunk in rows.chunks(per) {
-                write_chunk(conn, chunk).await?;
+                write_chunk(conn, chunk, self.anonymous).await?;
             }
         }
         self.count = 0;
@@ -87,7 +99,11 @@ impl Batches {
 }
 
 /// One multi-row INSERT under a savepoint; on a refusal, row by row to find the line.
-async fn write_chunk(conn: &mut AnyConnection, chunk: &[(Loc, Row)]) -> Result<(), (Loc, Fail)> {
+async fn write_chunk(
+    conn: &mut AnyConnection,
+    chunk: &[(Loc, Row)],
+    anonymous: bool,
+) -> Result<(), (Loc, Fail)> {
     let first = &chunk[0];
     let same_shape = chunk.iter().all(|(_, r)| {
         r.ignore_duplicate == first.1.ignore_duplicate
@@ -110,7 +126,13 @@ async fn write_chunk(conn: &mut AnyConnection, chunk: &[(Loc, Row)]) -> Result<(
         sql.push_str(if i == 0 { "(" } else { ", (" });
         for c in 0..names.len() {
             n += 1;
-            sql.push_str(&format!("{}${n}", if c == 0 { "" } else { ", " }));
+            let sep = if c == 0 { "" } else { ", " };
+            if anonymous {
+                sql.push_str(sep);
+                sql.push('?');
+            } else {
+                sql.push_str(&format!("{sep}${n}"));
+            }
         }
         sql.push(')');
     }

@@ -184,7 +184,7 @@ pub async fn load(
     let mut tx = register.begin().await?;
     let mut summary = LoadSummary::default();
     let mut done_bytes = 0;
-    let mut batches = batch::Batches::default();
+    let mut batches = batch::Batches::new(register.backend());
     let at = |(file, line): batch::Loc, fail| lines::Lines::fail_at(&files[file], line, fail);
     for (index, file) in files.iter().enumerate() {
         let mut lines = Lines::open(file)?;
