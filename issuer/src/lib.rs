@@ -16,6 +16,8 @@
 //!   knows the wire types.
 //! - [`serve`]: `issuer serve`, the service as its own process over mutual TLS (gateways
 //!   only), with health and a graceful drain.
+//! - [`import`]: `issuer import`, a register loaded from the municipality's JSON Lines files
+//!   (one transaction) and change files (異動) applied on top, one transaction per change.
 //! - [`bindings`]: the card bindings file (which card belongs to which resident of which
 //!   municipality) the gateway loads. The synthetic register that writes test ones is
 //!   `kiosk_devkit::generator` (TEST ONLY), outside this crate.
@@ -31,6 +33,7 @@ pub mod calendar;
 pub mod content;
 pub mod document;
 pub mod error;
+pub mod import;
 pub mod issuer;
 pub mod model;
 pub mod reason;

@@ -11,6 +11,10 @@
 //! KEY is a PEM PKCS#8 file or a PKCS#11 URI (`pkcs11:token=...;object=...?module-path=...
 //! &pin-source=file:...`, see kiosk-keys): a token key signs on the token and never leaves it.
 //!
+//! ```text
+//! issuer import --db URL [--changes] [--progress] FILE...
+//! ```
+//!
 //! A synthetic register for tests, demos and benchmarks is `kiosk-devkit generate` (TEST
 //! ONLY, in the kiosk-devkit package).
 
@@ -40,6 +44,59 @@ enum Command {
     /// Write a PKCS#10 request for a document-signing key, signed by that key, for the
     /// operator's CA to certify.
     SigningCsr(CsrArgs),
+    /// Load a register from JSON Lines files (one transaction), or apply change files (異動)
+    /// with --changes (one transaction per change); see docs/register-import.md.
+    Import(ImportArgs),
+}
+
+#[derive(clap::Args)]
+struct ImportArgs {
+    /// The register's database URL (sqlite://FILE or postgres://...).
+    #[arg(long, env = "KIOSK_ISSUER_DB")]
+    db: String,
+    /// The files are change files (異動), applied in order and idempotent by change_id.
+    #[arg(long)]
+    changes: bool,
+    /// Show a progress bar on stderr even when stderr is not a terminal.
+    #[arg(long)]
+    progress: bool,
+    /// JSON Lines files, read in the order given.
+    #[arg(required = true)]
+    files: Vec<PathBuf>,
+}
+
+async fn run_import(args: ImportArgs) -> anyhow::Result<()> {
+    use std::io::IsTerminal;
+    let register = issuer::Register::open_with(&args.db, 2).await?;
+    let bar = if args.progress || std::io::stderr().is_terminal() {
+        indicatif::ProgressBar::new(issuer::import::total_bytes(&args.files))
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    let started = std::time::Instant::now();
+    if args.changes {
+        let done = issuer::import::apply_changes(&register, &args.files, &bar).await?;
+        println!(
+            "applied {} changes, {} already applied",
+            done.applied, done.already_applied
+        );
+    } else {
+        let done = issuer::import::load(&register, &args.files, &bar).await?;
+        let secs = started.elapsed().as_secs_f64();
+        let kinds: Vec<String> = done
+            .by_kind
+            .iter()
+            .map(|(k, n)| format!("{k} {n}"))
+            .collect();
+        println!(
+            "imported {} records ({}) in {secs:.1} s, {:.0} records/s",
+            done.records,
+            kinds.join(", "),
+            done.records as f64 / secs.max(0.001)
+        );
+    }
+    register.close().await;
+    Ok(())
 }
 
 #[derive(clap::Args)]
@@ -235,6 +292,7 @@ fn main() -> ExitCode {
             runtime.block_on(run_serve(args))
         }
         Command::SigningCsr(args) => run_signing_csr(args),
+        Command::Import(args) => runtime.block_on(run_import(args)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
