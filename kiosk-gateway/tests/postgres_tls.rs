@@ -351,7 +351,11 @@ async fn the_binaries_name_the_database_setting_never_the_password() {
             handshake_timeout: std::time::Duration::from_secs(5),
         },
         signing_chain_pem: text("municipality-131016.crt.pem"),
-        signing_key_pem: text("municipality-131016.key.pem"),
+        signing_key: kiosk_keys::Signer::open(
+            pki.join("municipality-131016.key.pem").to_str().unwrap(),
+            kiosk_keys::Algorithm::EcdsaP256Sha256,
+        )
+        .unwrap(),
     };
     let error = issuer::serve::start(options)
         .await
