@@ -9,7 +9,6 @@ use std::fmt::Write as _;
 
 use crate::config::{Config, Profile, TRUST_KEYS};
 
-
 /// Settings only the `dev` profile reads.
 const DEV_ONLY: [&str; 4] = ["data_dir", "pki_dir", "register_url", "synthetic_residents"];
 
