@@ -670,6 +670,21 @@ mod tests {
     }
 
     #[test]
+    fn an_operator_event_names_its_account_and_whom_it_was_for() {
+        let account = Ident::parse("unix:ops-svc").unwrap();
+        let e = Event::kill_switch_changed(UnixMillis(5), account.clone(), true)
+            .with_fact(Fact::OnBehalfOf(Ident::parse("ops-chiyoda-01").unwrap()));
+        let back = Event::decode(&e.encode().unwrap()).unwrap();
+        assert_eq!(back, e);
+        assert_eq!(back.actor(), &Actor::Operator(account));
+        assert_eq!(
+            back.fact("on_behalf_of").map(Fact::value).as_deref(),
+            Some("ops-chiyoda-01")
+        );
+        assert!(Fact::parse("on_behalf_of", "Taro Yamada").is_err());
+    }
+
+    #[test]
     fn pseudonyms_are_keyed_and_stable() {
         let a = Pseudonymizer::new(&[1u8; 32]).unwrap();
         let b = Pseudonymizer::new(&[2u8; 32]).unwrap();

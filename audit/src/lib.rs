@@ -14,6 +14,7 @@
 //! - [`checkpoint`]: C2SP tlog-checkpoint bodies in C2SP signed-notes (Ed25519).
 //! - [`store`]: migrations, append in the caller's transaction, proofs, checkpoints,
 //!   anomalies, in SQLite or PostgreSQL through `sqlx::Any`.
+//! - [`operator`]: the operating-system account an operator command runs under.
 //! - [`settlement`]: 交付実績 recomputed from events.
 //! - [`verify`]: export format, re-hashing, naming tampering.
 #![forbid(unsafe_code)]
@@ -21,6 +22,7 @@
 pub mod checkpoint;
 pub mod event;
 pub mod merkle;
+pub mod operator;
 pub mod settlement;
 pub mod store;
 pub mod verify;

@@ -35,8 +35,8 @@ use crate::store::{
 /// Why an operator command was refused or failed.
 #[derive(Debug, thiserror::Error)]
 pub enum AdminError {
-    /// `--operator` is not an identifier.
-    #[error("--operator: {0} (an operator id such as `ops-chiyoda-01`)")]
+    /// `--on-behalf-of` (or a library caller's operator) is not an identifier.
+    #[error("--on-behalf-of: {0} (an operator id such as `ops-chiyoda-01`)")]
     InvalidOperator(String),
     /// `--reason` is not an acceptable note.
     #[error("--reason: {0}")]
@@ -107,27 +107,48 @@ impl From<audit::store::StoreError> for AdminError {
 
 /// Who makes a change and why, checked before anything is read or written.
 ///
-/// Invariant: the operator is an audit identifier (`[A-Za-z0-9._:/-]{1,64}`: an account id,
-/// not a name with spaces) and the reason a valid resolution note (1 to 500 characters, no
-/// control characters, no run of six or more digits).
+/// The operator, the event's actor, is an account something vouches for: on the command
+/// line the operating-system account the command runs under ([`audit::operator::os_account`],
+/// `unix:<name>`), never a name typed on the command line. A shared service account may say
+/// on whose behalf it acts; that claim is recorded beside the account (`on_behalf_of`), not in
+/// its place.
+///
+/// Invariant: the operator and the person acted for are audit identifiers
+/// (`[A-Za-z0-9._:/-]{1,64}`: an account id, not a name with spaces) and the reason a valid
+/// resolution note (1 to 500 characters, no control characters, no run of six or more digits).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Attribution {
     operator: Ident,
+    on_behalf_of: Option<Ident>,
     reason: ResolutionNote,
 }
 
 impl Attribution {
-    /// Checks `--operator` and `--reason`.
+    /// The command line's attribution: this process's operating-system account, acting on
+    /// behalf of `on_behalf_of` when given, for `reason`.
+    pub fn of_this_process(on_behalf_of: Option<&str>, reason: &str) -> Result<Self, AdminError> {
+        let mut by = Attribution {
+            operator: audit::operator::os_account(),
+            on_behalf_of: None,
+            reason: parse_reason(reason)?,
+        };
+        if let Some(name) = on_behalf_of {
+            by.on_behalf_of = Some(parse_operator(name)?);
+        }
+        Ok(by)
+    }
+
+    /// An attribution to an operator account the caller has authenticated itself (a library
+    /// caller; the command line uses [`Attribution::of_this_process`]).
     pub fn parse(operator: &str, reason: &str) -> Result<Self, AdminError> {
         Ok(Attribution {
-            operator: Ident::parse(operator)
-                .map_err(|e| AdminError::InvalidOperator(e.to_string()))?,
-            reason: ResolutionNote::parse(reason)
-                .map_err(|e| AdminError::InvalidReason(e.to_string()))?,
+            operator: parse_operator(operator)?,
+            on_behalf_of: None,
+            reason: parse_reason(reason)?,
         })
     }
 
-    /// The operator.
+    /// The operator account.
     pub fn operator(&self) -> &str {
         self.operator.as_str()
     }
@@ -137,10 +158,32 @@ impl Attribution {
         &self.operator
     }
 
+    /// Whom a shared account said it acted for.
+    pub fn on_behalf_of(&self) -> Option<&Ident> {
+        self.on_behalf_of.as_ref()
+    }
+
     /// Why.
     pub fn reason(&self) -> &ResolutionNote {
         &self.reason
     }
+
+    /// `event` with the reason (`resolution`) and, when given, `on_behalf_of`.
+    pub fn annotate(&self, event: Event) -> Event {
+        let event = event.with_fact(Fact::Resolution(self.reason.clone()));
+        match &self.on_behalf_of {
+            Some(person) => event.with_fact(Fact::OnBehalfOf(person.clone())),
+            None => event,
+        }
+    }
+}
+
+fn parse_operator(operator: &str) -> Result<Ident, AdminError> {
+    Ident::parse(operator).map_err(|e| AdminError::InvalidOperator(e.to_string()))
+}
+
+fn parse_reason(reason: &str) -> Result<ResolutionNote, AdminError> {
+    ResolutionNote::parse(reason).map_err(|e| AdminError::InvalidReason(e.to_string()))
 }
 
 /// What an operator does to a terminal.
@@ -215,15 +258,45 @@ pub async fn register_terminal(
 ) -> Result<Change, AdminError> {
     let terminal = TerminalIdentity::parse(terminal_id)
         .ok_or_else(|| AdminError::MalformedTerminal(terminal_id.to_owned()))?;
+    register(store, &terminal, None, by, now).await
+}
+
+/// Registers the terminal a checked certificate names (`admin terminal enroll`), as
+/// [`register_terminal`] does, its event carrying the certificate's fingerprint as `key_id`.
+pub async fn enroll_terminal(
+    store: &Store,
+    certificate: &crate::admin_enroll::EnrolledCertificate,
+    by: &Attribution,
+    now: UnixMillis,
+) -> Result<Change, AdminError> {
+    register(
+        store,
+        &certificate.terminal,
+        Some(&certificate.fingerprint),
+        by,
+        now,
+    )
+    .await
+}
+
+async fn register(
+    store: &Store,
+    terminal: &TerminalIdentity,
+    fingerprint: Option<&Ident>,
+    by: &Attribution,
+    now: UnixMillis,
+) -> Result<Change, AdminError> {
     let id = terminal.id();
-    let event = Event::terminal_changed(
+    let mut event = by.annotate(Event::terminal_changed(
         now,
         by.operator.clone(),
         ident(&id)?,
         ident(terminal.store())?,
         ident(terminal.chain())?,
-    )
-    .with_fact(Fact::Resolution(by.reason.clone()));
+    ));
+    if let Some(fingerprint) = fingerprint {
+        event = event.with_fact(Fact::KeyId(fingerprint.clone()));
+    }
     let mut tx = store.begin_write().await?;
     // The event first, as in `change_terminal`: the append serialises this check and write
     // with every other gateway write.
@@ -265,14 +338,13 @@ pub async fn change_terminal(
         .ok_or_else(|| AdminError::MalformedTerminal(terminal_id.to_owned()))?;
     let id = terminal.id();
     let target = action.target();
-    let mut event = Event::terminal_changed(
+    let mut event = by.annotate(Event::terminal_changed(
         now,
         by.operator.clone(),
         ident(&id)?,
         ident(terminal.store())?,
         ident(terminal.chain())?,
-    )
-    .with_fact(Fact::Resolution(by.reason.clone()));
+    ));
     let refusal = match target {
         TerminalStatus::Active => None,
         TerminalStatus::Suspended => Some("TERMINAL_SUSPENDED"),
@@ -333,8 +405,7 @@ pub async fn set_kill_switch(
                 .map_err(|_| AdminError::MalformedMunicipality(code.to_owned()))
         })
         .transpose()?;
-    let mut event = Event::kill_switch_changed(now, by.operator.clone(), on)
-        .with_fact(Fact::Resolution(by.reason.clone()));
+    let mut event = by.annotate(Event::kill_switch_changed(now, by.operator.clone(), on));
     if let Some(code) = &code {
         event = event.with_municipality(code.clone());
     }

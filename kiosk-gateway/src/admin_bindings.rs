@@ -23,7 +23,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::Path;
 
-use audit::event::{Event, Fact, Ident, MunicipalityCode, UnixMillis};
+use audit::event::{Event, Ident, MunicipalityCode, UnixMillis};
 use issuer::bindings::CardBinding as FileBinding;
 
 use crate::admin::{AdminError, Attribution, Change};
@@ -317,13 +317,12 @@ fn binding_event<'a>(
     }
     let audit_error = |e: audit::event::EventError| AdminError::Audit(e.to_string());
     let fingerprint = format!("sha256:{}", &hex::encode(digest.finish())[..16]);
-    let mut event = Event::card_binding_changed(
+    let mut event = by.annotate(Event::card_binding_changed(
         now,
         by.operator_ident().clone(),
         Ident::parse(component).map_err(audit_error)?,
         Ident::parse(&fingerprint).map_err(audit_error)?,
-    )
-    .with_fact(Fact::Resolution(by.reason().clone()));
+    ));
     if let [code] = codes.into_iter().collect::<Vec<_>>().as_slice() {
         let code = MunicipalityCode::parse(code)
             .map_err(|_| AdminError::MalformedMunicipality(code.clone()))?;

@@ -7,13 +7,14 @@
 //! (`crate::provision`, TEST ONLY). Both first run `crate::trust::check`'s checks, which
 //! `config check` runs alone.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use audit::event::UnixMillis;
 use clap::{Args, Parser, Subcommand};
 
 use crate::admin::{self, AdminError, Attribution, Change, TerminalAction};
+use crate::admin_enroll::{self, TerminalTrust};
 use crate::config::{Config, ProcessEnvironment, Profile, env_var};
 use crate::effective::redact_url;
 use crate::trust::Refused;
@@ -61,8 +62,9 @@ pub enum Command {
         cert: PathBuf,
     },
     /// Operator commands on the gateway database that `serve` uses with the same
-    /// configuration. Every change names --operator and --reason and is recorded in the audit
-    /// log in the same transaction; the running gateway follows it on its next request.
+    /// configuration. Every change names --reason (and --on-behalf-of under a shared account) and
+    /// is recorded in the audit log, with the operating-system account as its actor, in the
+    /// same transaction; the running gateway follows it on its next request.
     Admin {
         /// A TOML configuration file; `KIOSK_*` variables override it.
         #[arg(long, env = "KIOSK_CONFIG", global = true)]
@@ -150,6 +152,17 @@ pub enum TerminalCommand {
     /// Register a terminal (active): the id its certificate's SAN URI carries,
     /// `urn:kiosk:terminal:<chain>/<store>/<terminal>`.
     Register(TerminalChange),
+    /// Register the terminal a client certificate names (PEM or DER), after checking it as
+    /// the TLS handshake will: it chains to trust.terminal_ca, is valid now, allows client
+    /// authentication and is on no client CRL. The event records its SHA-256 fingerprint.
+    Enroll {
+        /// The terminal's client certificate.
+        #[arg(long)]
+        cert: PathBuf,
+        /// Who and why.
+        #[command(flatten)]
+        by: ChangedBy,
+    },
     /// Refuse the terminal's sessions (TERMINAL_SUSPENDED) until resumed.
     Suspend(TerminalChange),
     /// Accept the terminal's sessions again.
@@ -193,9 +206,12 @@ pub struct KillSwitchChange {
 /// Who makes a change and why; both go into the audit event.
 #[derive(Debug, Args)]
 pub struct ChangedBy {
-    /// The operator's id (letters, digits and ._:/-, e.g. ops-chiyoda-01).
-    #[arg(long)]
-    pub operator: String,
+    /// When the command runs under a shared account: the operator it runs for (an id: letters,
+    /// digits and ._:/-, e.g. ops-chiyoda-01). The audit event's actor is always the
+    /// operating-system account (`unix:<name>`); this is recorded beside it as `on_behalf_of`.
+    /// `--operator` is an older spelling of the same option.
+    #[arg(long = "on-behalf-of", alias = "operator")]
+    pub on_behalf_of: Option<String>,
     /// Why, in a sentence (no personal data: runs of six or more digits are refused).
     #[arg(long)]
     pub reason: String,
@@ -384,7 +400,7 @@ async fn card_binding_command(
 /// Who makes a change and why, checked before the database is opened: bad input touches
 /// nothing.
 fn attribution(by: &ChangedBy) -> Result<Attribution, AdminError> {
-    Attribution::parse(&by.operator, &by.reason)
+    Attribution::of_this_process(by.on_behalf_of.as_deref(), &by.reason)
 }
 
 /// Now by the deployment's clock, as `serve` builds it from the same configuration.
@@ -403,6 +419,7 @@ async fn terminal_command(config: &Config, command: TerminalCommand) -> Result<S
             return Ok(terminal_table(&admin::terminals(&store).await?));
         }
         TerminalCommand::Register(change) => return register(config, &change).await,
+        TerminalCommand::Enroll { cert, by } => return enroll(config, &cert, &by).await,
         TerminalCommand::Suspend(change) => (change, TerminalAction::Suspend),
         TerminalCommand::Resume(change) => (change, TerminalAction::Resume),
         TerminalCommand::Retire(change) => (change, TerminalAction::Retire),
@@ -434,6 +451,54 @@ async fn register(config: &Config, change: &TerminalChange) -> Result<String, Ad
             Change::Unchanged => format!("terminal {id} is already registered: nothing written\n"),
         },
     )
+}
+
+/// `admin terminal enroll`: the certificate is checked before the database is opened.
+async fn enroll(config: &Config, cert: &Path, by: &ChangedBy) -> Result<String, AdminError> {
+    let by = attribution(by)?;
+    let now = now(config)?;
+    let trust = TerminalTrust::read(&terminal_ca_file(config)?, &config.client_crl_files)?;
+    let enrolled = trust.check(&admin_enroll::read_certificate(cert)?, now)?;
+    let store = admin::open_store(&config.database_url()).await?;
+    let id = enrolled.terminal.id();
+    let fingerprint = enrolled.fingerprint.as_str().to_owned();
+    Ok(
+        match admin::enroll_terminal(&store, &enrolled, &by, now).await? {
+            Change::Applied { event_index } => format!(
+                "terminal {id}: enrolled from certificate {fingerprint}, active \
+                 (audit event {event_index})\n"
+            ),
+            Change::Unchanged => format!("terminal {id} is already registered: nothing written\n"),
+        },
+    )
+}
+
+/// The terminal CA file `serve` trusts with the same configuration.
+fn terminal_ca_file(config: &Config) -> Result<PathBuf, AdminError> {
+    if config.production() {
+        return config
+            .trust
+            .as_ref()
+            .and_then(|trust| trust.terminal_ca.clone())
+            .ok_or_else(|| AdminError::BadInput("trust.terminal_ca is not set".into()));
+    }
+    development_terminal_ca(config)
+}
+
+#[cfg(feature = "embedded")]
+fn development_terminal_ca(config: &Config) -> Result<PathBuf, AdminError> {
+    let file = config.pki_dir().join(format!(
+        "{}.crt.pem",
+        kiosk_devkit::testpki::files::TERMINAL_CA
+    ));
+    Ok(file)
+}
+
+#[cfg(not(feature = "embedded"))]
+fn development_terminal_ca(_: &Config) -> Result<PathBuf, AdminError> {
+    Err(AdminError::BadInput(
+        "the development profile needs the `embedded` feature".into(),
+    ))
 }
 
 /// `admin kill-switch …`.

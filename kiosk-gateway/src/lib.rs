@@ -18,6 +18,7 @@
 
 pub mod admin;
 pub mod admin_bindings;
+pub mod admin_enroll;
 pub mod cardauth;
 pub mod cli;
 pub mod clock;

@@ -88,7 +88,7 @@ async fn admin_commands_reach_the_configured_database() {
         "terminal",
         "suspend",
         "seven/131016-0042/k1",
-        "--operator",
+        "--on-behalf-of",
         "ops-chiyoda-01",
         "--reason",
         "printer maintenance",
@@ -108,6 +108,28 @@ async fn admin_commands_reach_the_configured_database() {
         Some(TerminalStatus::Suspended)
     );
     assert_eq!(audit::store::tree_size(&mut conn).await.unwrap(), 1);
+    // Its actor is the account the command ran under, as the system names it, not the name
+    // given on the command line; that one is recorded beside it.
+    let events = audit::store::list_events(&mut conn, &audit::store::EventFilter::default())
+        .await
+        .unwrap();
+    let event = &events[0].event;
+    assert_eq!(
+        event.actor(),
+        &audit::Actor::Operator(audit::operator::os_account())
+    );
+    assert!(audit::operator::os_account().as_str().starts_with("unix:"));
+    assert_eq!(
+        event
+            .fact("on_behalf_of")
+            .map(audit::Fact::value)
+            .as_deref(),
+        Some("ops-chiyoda-01")
+    );
+    assert_eq!(
+        event.fact("resolution").map(audit::Fact::value).as_deref(),
+        Some("printer maintenance")
+    );
 
     // Refusals exit non-zero with the reason: 1 for the database's answer, 64 for bad input.
     let unknown = admin(

@@ -23,7 +23,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::{
-    Process, admin, devkit_binary, example_refs, gateway_command, issuer_binary,
+    Process, admin, admin_output, devkit_binary, example_refs, gateway_command, issuer_binary,
     office_hours_rfc3339,
 };
 use issuer::bindings::CardBinding;
@@ -729,23 +729,49 @@ async fn a_deployment_on_an_openssl_pki_issues_a_signed_document() {
     // The gateway's production path, and the operator's registration of the terminal.
     let config = gateway_config(root, files, &issuer_addr, &bindings);
     let (gateway, addr) = Process::spawn(gateway_command(&config), root.join("gateway.log")).await;
-    let registered = admin(
-        &config,
-        &[
+    let enroll = |cert: &str| {
+        [
             "terminal",
-            "register",
-            TERMINAL,
-            "--operator",
+            "enroll",
+            "--cert",
+            cert,
+            "--on-behalf-of",
             "ops-openssl-01",
             "--reason",
             "kiosk installed",
-        ],
+        ]
+        .map(str::to_owned)
+    };
+    // A certificate of another CA (the issuer's server certificate) is refused before the
+    // database is touched, with what the handshake would say.
+    let stray = files.path("issuer.crt.pem");
+    let refused = admin_output(
+        &config,
+        &enroll(stray.to_str().unwrap())
+            .each_ref()
+            .map(String::as_str),
     )
     .await;
-    assert!(registered.contains("registered"), "{registered}");
+    assert_eq!(refused.status.code(), Some(64));
+    let why = String::from_utf8_lossy(&refused.stderr);
+    assert!(why.contains("--cert: the gateway would refuse it"), "{why}");
+    let terminal_cert = files.path("terminal.crt.pem");
+    let args = enroll(terminal_cert.to_str().unwrap());
+    let registered = admin(&config, &args.each_ref().map(String::as_str)).await;
+    assert!(
+        registered.starts_with(&format!(
+            "terminal {TERMINAL}: enrolled from certificate sha256:"
+        )),
+        "{registered}"
+    );
+    let again = admin(&config, &args.each_ref().map(String::as_str)).await;
+    assert!(
+        again.contains("already registered: nothing written"),
+        "{again}"
+    );
     let import = import.to_str().unwrap();
     let by = [
-        "--operator",
+        "--on-behalf-of",
         "ops-openssl-01",
         "--reason",
         "cards of the pilot",

@@ -94,6 +94,9 @@ pub enum Fact {
     Read(Ident),
     /// Log index an auditor's read started from, or another event referred to.
     EventIndex(u64),
+    /// The person an operator command was run for, as the operator named them (the actor is
+    /// the operating-system account, which may be a shared one).
+    OnBehalfOf(Ident),
 }
 
 impl Fact {
@@ -118,6 +121,7 @@ impl Fact {
             Fact::ServiceWindow(_) => "service_window",
             Fact::Read(_) => "read",
             Fact::EventIndex(_) => "event_index",
+            Fact::OnBehalfOf(_) => "on_behalf_of",
         }
     }
 
@@ -132,7 +136,8 @@ impl Fact {
             | Fact::BuildCommit(i)
             | Fact::Component(i)
             | Fact::KeyId(i)
-            | Fact::Read(i) => i.0.clone(),
+            | Fact::Read(i)
+            | Fact::OnBehalfOf(i) => i.0.clone(),
             Fact::CertificateType(c) => c.code().to_owned(),
             Fact::FeeYen(n) | Fact::EventIndex(n) => n.to_string(),
             Fact::DocumentCount(n) => n.to_string(),
@@ -185,6 +190,7 @@ impl Fact {
             "service_window" => Fact::ServiceWindow(ServiceWindow::parse(value)?),
             "read" => Fact::Read(Ident::parse(value)?),
             "event_index" => Fact::EventIndex(num(value)?),
+            "on_behalf_of" => Fact::OnBehalfOf(Ident::parse(value)?),
             _ => return Err(invalid("attribute", "unknown key")),
         })
     }

@@ -307,6 +307,21 @@ pub fn production_config(root: &Path, pki: &DevPki) -> PathBuf {
 
 /// `kiosk-gateway admin --config <config> <args>`, which must succeed; its output.
 pub async fn admin(config: &Path, args: &[&str]) -> String {
+    let output = admin_output(config, args).await;
+    assert!(
+        output.status.success(),
+        "admin {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
+/// Runs `kiosk-gateway admin --config <config> <args>` and returns what it did, refused or not.
+#[allow(
+    dead_code,
+    reason = "not every test binary that includes this module refuses a command"
+)]
+pub async fn admin_output(config: &Path, args: &[&str]) -> std::process::Output {
     let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_kiosk-gateway"));
     command.arg("admin").arg("--config").arg(config).args(args);
     for (name, _) in std::env::vars_os() {
@@ -314,11 +329,5 @@ pub async fn admin(config: &Path, args: &[&str]) -> String {
             command.env_remove(name);
         }
     }
-    let output = command.output().await.unwrap();
-    assert!(
-        output.status.success(),
-        "admin {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).unwrap()
+    command.output().await.unwrap()
 }

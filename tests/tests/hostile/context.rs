@@ -271,6 +271,14 @@ pub mod cards {
             .push(DnType::CommonName, "TEST CARD HOSTILE");
         params.serial_number = Some(SerialNumber::from(0x7a5e_0001_u64));
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        // The development PKI's test-card policy, which this gateway accepts: each flaw is
+        // then the only thing wrong with the card (an EC key, say, reaches the signature check).
+        params
+            .custom_extensions
+            .push(rcgen::CustomExtension::from_oid_content(
+                &[2, 5, 29, 32],
+                kiosk_devkit::testpki::JLIS_TEST_POLICY_DER.to_vec(),
+            ));
         let now = OffsetDateTime::now_utc();
         params.not_before = now - Duration::days(365);
         params.not_after = now + Duration::days(3650);
