@@ -43,5 +43,6 @@ pub mod service;
 pub mod shed;
 pub mod store;
 pub mod tls;
+pub mod tls_key;
 pub mod trust;
 pub mod validate;

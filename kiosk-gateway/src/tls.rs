@@ -26,7 +26,8 @@ use std::time::Duration;
 
 use rustls::RootCertStore;
 use rustls::server::WebPkiClientVerifier;
-use rustls_pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer};
+use rustls::sign::{CertifiedKey, SingleCertAndKey};
+use rustls_pki_types::{CertificateDer, CertificateRevocationListDer};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
@@ -35,6 +36,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use crate::clock::{Clock, TlsTime};
 use crate::conn::{Conn, read_preface};
 use crate::limits::{Admission, ConnectionPermit};
+use crate::tls_key::ServerKey;
 
 /// Why a TLS configuration could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -50,10 +52,9 @@ pub enum TlsError {
 /// The gateway's server identity and what it trusts of its clients.
 #[derive(Debug)]
 pub struct ServerTlsMaterial {
-    /// The server certificate chain, leaf first (DER).
-    pub chain: Vec<CertificateDer<'static>>,
-    /// The server's private key (PKCS#8 DER).
-    pub key: PrivateKeyDer<'static>,
+    /// The server certificate chain, leaf first, with the key that signs for it (a file's,
+    /// or a token's: `tls_key`).
+    pub certified: Arc<CertifiedKey>,
     /// The CAs whose certificates may call (terminal CA, auditor CA), DER.
     pub client_roots: Vec<CertificateDer<'static>>,
 }
@@ -61,11 +62,16 @@ pub struct ServerTlsMaterial {
 impl ServerTlsMaterial {
     /// Reads the material from PEM: server chain, server key, client CA certificates.
     pub fn from_pem(chain: &[u8], key: &[u8], client_roots: &[&[u8]]) -> Result<Self, TlsError> {
+        Self::new(chain, &ServerKey::Pem(key.to_vec()), client_roots)
+    }
+
+    /// The material from a PEM chain, the server key (a file's or a token's) and the client
+    /// CA certificates (PEM); the key is checked to match the chain's leaf.
+    pub fn new(chain: &[u8], key: &ServerKey, client_roots: &[&[u8]]) -> Result<Self, TlsError> {
         use kiosk_document::pem;
         let chain = pem::certificates(chain)
             .map_err(|e| TlsError::Material(format!("server certificate: {e}")))?;
-        let key =
-            pem::private_key(key).map_err(|e| TlsError::Material(format!("server key: {e}")))?;
+        let certified = Arc::new(key.certify(chain)?);
         let mut roots = Vec::new();
         for client_root in client_roots {
             roots.extend(
@@ -74,8 +80,7 @@ impl ServerTlsMaterial {
             );
         }
         Ok(ServerTlsMaterial {
-            chain,
-            key,
+            certified,
             client_roots: roots,
         })
     }
@@ -260,7 +265,7 @@ fn build_config(
     let mut config = rustls::ServerConfig::builder_with_details(provider(), Arc::new(time.clone()))
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .with_client_cert_verifier(verifier)
-        .with_single_cert(material.chain.clone(), material.key.clone_key())?;
+        .with_cert_resolver(Arc::new(SingleCertAndKey::from(material.certified.clone())));
     // tonic's own TLS path sets ALPN; on this path we must, or HTTP/2 clients refuse.
     config.alpn_protocols = vec![b"h2".to_vec()];
     Ok(config)
