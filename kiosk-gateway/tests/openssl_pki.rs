@@ -282,6 +282,18 @@ fn make_pki(dir: PathBuf) -> Pki {
         "/C=JP/O=Convenience Chain Example/CN=Example Terminal CA",
         false,
     );
+    // A second generation of the terminal CA, trusted beside the first (one PEM bundle).
+    pki.ca(
+        "terminal-ca-2",
+        "/C=JP/O=Convenience Chain Example/CN=Example Terminal CA G2",
+        false,
+    );
+    let bundle = [
+        std::fs::read(pki.path("terminal-ca.crt.pem")).unwrap(),
+        std::fs::read(pki.path("terminal-ca-2.crt.pem")).unwrap(),
+    ]
+    .concat();
+    std::fs::write(pki.path("terminal-cas.pem"), bundle).unwrap();
     pki.ca(
         "auditor-ca",
         "/C=JP/O=Kiosk Operator Example/CN=Example Auditor CA",
@@ -319,6 +331,14 @@ fn make_pki(dir: PathBuf) -> Pki {
     pki.issue(
         "terminal",
         "terminal-ca",
+        "/C=JP/O=lawson/OU=271004-0007/CN=k1",
+        "terminal",
+        false,
+    );
+    // The same terminal renewed under the second generation.
+    pki.issue(
+        "terminal-2",
+        "terminal-ca-2",
         "/C=JP/O=lawson/OU=271004-0007/CN=k1",
         "terminal",
         false,
@@ -426,7 +446,7 @@ fn gateway_config(root: &Path, pki: &OpensslPki, issuer_addr: &str, bindings: &P
         "data_dir = {data:?}\ndatabase_url = {database:?}\nlisten = \"127.0.0.1:0\"\n\
          gateway_id = \"{GATEWAY_ID}\"\n\
          drain_ms = 0\nmunicipalities = []\nrehearsal_clock_start = \"{start}\"\n\
-         client_crl_files = [{:?}, {:?}]\ncard_crl_file = {:?}\n\
+         client_crl_files = [{:?}, {:?}, {:?}]\ncard_crl_file = {:?}\n\
          [trust]\nserver_cert = {:?}\nterminal_ca = {:?}\nauditor_ca = {:?}\n\
          card_auth_ca = {:?}\nmunicipality_ca = {:?}\ninternal_ca = {:?}\n\
          internal_client_cert = {:?}\n\
@@ -436,10 +456,11 @@ fn gateway_config(root: &Path, pki: &OpensslPki, issuer_addr: &str, bindings: &P
          endpoint = \"https://{issuer_addr}\"\nserver_name = \"localhost\"\n\
          bindings = {bindings:?}\nname = \"大阪市\"\nsigning_cert = {:?}\n",
         pki.empty_crl("terminal-ca", false),
+        pki.empty_crl("terminal-ca-2", false),
         pki.empty_crl("auditor-ca", false),
         pki.empty_crl("jpki-auth-ca", true),
         path("gateway.crt.pem"),
-        path("terminal-ca.crt.pem"),
+        path("terminal-cas.pem"),
         path("auditor-ca.crt.pem"),
         path("jpki-auth-ca.crt.pem"),
         path("municipality-ca.crt.pem"),
@@ -665,6 +686,21 @@ async fn test_card_refused(terminal: &Terminal, pki: &Pki) {
     }
 }
 
+/// The terminal renewed under the second terminal CA of the `trust.terminal_ca` bundle is
+/// trusted by TLS and recognised as the same terminal: it opens a session.
+async fn second_terminal_ca_accepted(addr: &str, first: &TerminalTls, files: &OpensslPki) {
+    let tls = TerminalTls {
+        cert_pem: std::fs::read(files.path("terminal-2.crt.pem")).unwrap(),
+        key_pem: std::fs::read(files.path("terminal-2.key.pem")).unwrap(),
+        ..first.clone()
+    };
+    let channel = kiosk_terminal::client::connect(&format!("https://{addr}"), &tls)
+        .await
+        .unwrap();
+    let opened = Terminal::new(channel).open_session().await.unwrap();
+    assert_eq!(opened.challenge.len(), 32);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deployment_on_an_openssl_pki_issues_a_signed_document() {
     let started = Instant::now();
@@ -776,6 +812,7 @@ async fn a_deployment_on_an_openssl_pki_issues_a_signed_document() {
         .unwrap();
     let terminal = Terminal::new(channel.clone());
     test_card_refused(&terminal, &pki).await;
+    second_terminal_ca_accepted(&addr, &tls, files).await;
     let (resident, pdf) = issue_resident_record(&terminal, &channel, &pki, &residents).await;
     assert!(!resident.is_empty());
 
