@@ -205,8 +205,8 @@ pub fn server_parts(
 ) -> anyhow::Result<ServerParts> {
     let cards = Arc::new(
         CardVerifier::new(
-            trust.card_auth_ca_der.clone(),
-            &trust.card_crl,
+            trust.card_auth_cas_der.clone(),
+            &trust.card_crls,
             card_policies(config)?,
         )
         .map_err(|e| anyhow::anyhow!("trust.card_auth_ca, card_crl_file: {e}"))?,
@@ -335,7 +335,7 @@ fn tls(
         tls.clone(),
         cards,
         &installed_client,
-        trust.card_crl.clone(),
+        trust.card_crls.clone(),
     );
     let anchors = Arc::new(
         RoleAnchors::new(

@@ -124,9 +124,10 @@ pub struct TrustFiles {
     pub terminal_ca: PathBuf,
     /// `trust.auditor_ca` (PEM).
     pub auditor_ca: PathBuf,
-    /// `trust.card_auth_ca`: the JPKI user-authentication CA (PEM or DER).
+    /// `trust.card_auth_ca`: the JPKI user-authentication CAs (a PEM bundle, or one DER).
     pub card_auth_ca: PathBuf,
-    /// `card_crl_file`: its CRL (PEM or DER), re-read while serving.
+    /// `card_crl_file`: their CRLs (PEM, one per CA, concatenated; or one DER), re-read while
+    /// serving.
     pub card_crl: PathBuf,
     /// `client_crl_files`: one CRL per client CA, re-read while serving. Empty only in the
     /// embedded deployment, which mints its own.
@@ -173,12 +174,12 @@ pub struct TrustMaterial {
     pub terminal_ca_pem: Vec<u8>,
     /// The auditor CA (PEM).
     pub auditor_ca_pem: Vec<u8>,
-    /// The JPKI user-authentication CA (DER).
-    pub card_auth_ca_der: Vec<u8>,
-    /// Where the card CRL is re-read from.
+    /// The JPKI user-authentication CAs (DER each).
+    pub card_auth_cas_der: Vec<Vec<u8>>,
+    /// Where the card CRLs are re-read from.
     pub card_crl_file: PathBuf,
-    /// The card CRL as read at start (DER).
-    pub card_crl: Vec<u8>,
+    /// The card CRLs as read at start (DER each).
+    pub card_crls: Vec<Vec<u8>>,
     /// The client CRL files (empty: minted by the embedded deployment).
     pub client_crl_files: Vec<PathBuf>,
     /// The client side toward the issuers.
@@ -293,8 +294,8 @@ impl TrustFiles {
         let server_key_pem = pem_key(p, "keys.server_key", &self.server_key);
         let terminal_ca_pem = ca_bundle(p, "trust.terminal_ca", &self.terminal_ca);
         let auditor_ca_pem = ca_bundle(p, "trust.auditor_ca", &self.auditor_ca);
-        let card_auth_ca_der = certificate(p, "trust.card_auth_ca", &self.card_auth_ca);
-        let card_crl = match crate::revocation::read_crl(&self.card_crl) {
+        let card_auth_cas_der = ca_certificates(p, "trust.card_auth_ca", &self.card_auth_ca);
+        let card_crls = match crate::revocation::read_crls(&self.card_crl) {
             Ok(bytes) => bytes,
             Err(e) => {
                 p.push("card_crl_file", format!("{e:#}"));
@@ -315,9 +316,9 @@ impl TrustFiles {
             server_key_pem,
             terminal_ca_pem,
             auditor_ca_pem,
-            card_auth_ca_der,
+            card_auth_cas_der,
             card_crl_file: self.card_crl.clone(),
-            card_crl,
+            card_crls,
             client_crl_files: self.client_crls.clone(),
             internal,
             municipality_ca_der,
@@ -587,6 +588,36 @@ fn ca_bundle(p: &mut Problems, key: &str, path: &Path) -> Vec<u8> {
         ),
     }
     bytes
+}
+
+/// CA certificates, a PEM bundle or one DER certificate, as DER, each checked to be a CA.
+fn ca_certificates(p: &mut Problems, key: &str, path: &Path) -> Vec<Vec<u8>> {
+    let bytes = p.read(key, path);
+    if bytes.is_empty() {
+        if p.0.iter().all(|problem| problem.key != key) {
+            p.push(key, format!("{}: empty, no CA certificate", path.display()));
+        }
+        return Vec::new();
+    }
+    let ders = match pem::certificates_der(&bytes) {
+        Ok(ders) => ders,
+        Err(e) => {
+            p.push(
+                key,
+                format!("{}: not PEM certificates: {e}", path.display()),
+            );
+            return Vec::new();
+        }
+    };
+    for (index, der) in ders.iter().enumerate() {
+        if let Err(what) = ca_certificate(der) {
+            p.push(
+                key,
+                format!("{}: certificate {}: {what}", path.display(), index + 1),
+            );
+        }
+    }
+    ders
 }
 
 /// Whether `der` is an X.509 certificate whose basicConstraints make it a CA.
