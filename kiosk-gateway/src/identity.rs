@@ -244,8 +244,11 @@ mod tests {
         let terminal_ca = read("terminal-ca.crt.pem");
         let other = read("server-ca.crt.pem");
         let auditor_ca = read("auditor-ca.crt.pem");
-        let anchors =
-            RoleAnchors::new(&[other.clone(), terminal_ca.clone()], &[auditor_ca.clone()]).unwrap();
+        let anchors = RoleAnchors::new(
+            &[other.clone(), terminal_ca],
+            std::slice::from_ref(&auditor_ca),
+        )
+        .unwrap();
         let terminal = read("terminal-seven-131016-0042-k1.crt.pem");
         match anchors.caller(&terminal).unwrap() {
             Caller::Terminal(id) => assert_eq!(id.id(), "seven/131016-0042/k1"),
@@ -262,8 +265,11 @@ mod tests {
     fn a_ca_granting_both_roles_is_refused() {
         let terminal_ca = read("terminal-ca.crt.pem");
         let auditor_ca = read("auditor-ca.crt.pem");
-        let error =
-            RoleAnchors::new(&[terminal_ca.clone()], &[auditor_ca, terminal_ca]).unwrap_err();
+        let error = RoleAnchors::new(
+            std::slice::from_ref(&terminal_ca),
+            &[auditor_ca, terminal_ca.clone()],
+        )
+        .unwrap_err();
         let text = error.to_string();
         assert!(text.contains("distinct subject names"), "{text}");
         assert!(text.contains("among both"), "{text}");
