@@ -565,41 +565,34 @@ fn pem_chain(p: &mut Problems, key: &str, path: &Path) -> Vec<u8> {
 /// show as every client refused.
 fn ca_bundle(p: &mut Problems, key: &str, path: &Path) -> Vec<u8> {
     let bytes = p.read(key, path);
-    if bytes.is_empty() {
-        if p.0.iter().all(|problem| problem.key != key) {
-            p.push(key, format!("{}: empty, no CA certificate", path.display()));
-        }
-        return bytes;
-    }
-    match pem::certificates(&bytes) {
-        Ok(certs) => {
-            for (index, der) in certs.iter().enumerate() {
-                if let Err(what) = ca_certificate(der) {
-                    p.push(
-                        key,
-                        format!("{}: certificate {}: {what}", path.display(), index + 1),
-                    );
-                }
-            }
-        }
-        Err(e) => p.push(
-            key,
-            format!("{}: not PEM certificates: {e}", path.display()),
-        ),
-    }
+    let decoded =
+        pem::certificates(&bytes).map(|certs| certs.into_iter().map(|der| der.to_vec()).collect());
+    check_cas(p, key, path, &bytes, decoded);
     bytes
 }
 
 /// CA certificates, a PEM bundle or one DER certificate, as DER, each checked to be a CA.
 fn ca_certificates(p: &mut Problems, key: &str, path: &Path) -> Vec<Vec<u8>> {
     let bytes = p.read(key, path);
+    check_cas(p, key, path, &bytes, pem::certificates_der(&bytes))
+}
+
+/// The certificates `decoded` from the file's `bytes`, each a CA; a problem naming `key`, the
+/// file and the certificate's place in it otherwise. An unreadable file is named once.
+fn check_cas(
+    p: &mut Problems,
+    key: &str,
+    path: &Path,
+    bytes: &[u8],
+    decoded: Result<Vec<Vec<u8>>, pem::PemError>,
+) -> Vec<Vec<u8>> {
     if bytes.is_empty() {
         if p.0.iter().all(|problem| problem.key != key) {
             p.push(key, format!("{}: empty, no CA certificate", path.display()));
         }
         return Vec::new();
     }
-    let ders = match pem::certificates_der(&bytes) {
+    let ders = match decoded {
         Ok(ders) => ders,
         Err(e) => {
             p.push(
