@@ -74,6 +74,34 @@ pub fn crl_der(bytes: &[u8]) -> Result<Vec<u8>, PemError> {
 }
 
 /// Whether the bytes are PEM text rather than DER (DER starts with a SEQUENCE tag, 0x30).
+/// Every certificate of a bundle given as PEM (at least one block) or as one DER certificate
+/// (passed through), as DER: a trust anchor file that may hold several generations.
+pub fn certificates_der(bytes: &[u8]) -> Result<Vec<Vec<u8>>, PemError> {
+    if !is_pem(bytes) {
+        return Ok(vec![bytes.to_vec()]);
+    }
+    Ok(certificates(bytes)?
+        .into_iter()
+        .map(|c| c.to_vec())
+        .collect())
+}
+
+/// Every CRL of a file given as PEM (`X509 CRL` blocks, at least one) or as one DER CRL
+/// (passed through), as DER: one CRL per CA of a bundle, concatenated.
+pub fn crls_der(bytes: &[u8]) -> Result<Vec<Vec<u8>>, PemError> {
+    if !is_pem(bytes) {
+        return Ok(vec![bytes.to_vec()]);
+    }
+    let crls = rustls_pki_types::CertificateRevocationListDer::pem_slice_iter(bytes)
+        .map(|crl| crl.map(|der| der.to_vec()))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| PemError(e.to_string()))?;
+    if crls.is_empty() {
+        return Err(PemError("no X509 CRL block".into()));
+    }
+    Ok(crls)
+}
+
 fn is_pem(bytes: &[u8]) -> bool {
     bytes.trim_ascii_start().starts_with(b"-----BEGIN")
 }
@@ -135,5 +163,23 @@ mod tests {
             private_key(MIXED.as_bytes()).unwrap().secret_der(),
             &[7][..]
         );
+    }
+
+    #[test]
+    fn bundles_take_every_block_or_one_der() {
+        assert_eq!(
+            certificates_der(MIXED.as_bytes()).unwrap(),
+            vec![vec![1, 2], vec![3]]
+        );
+        assert_eq!(certificates_der(&[0x30, 0]).unwrap(), vec![vec![0x30, 0]]);
+        let crls = "-----BEGIN X509 CRL-----\nBAU=\n-----END X509 CRL-----\n\
+                    -----BEGIN X509 CRL-----\nBg==\n-----END X509 CRL-----\n";
+        assert_eq!(
+            crls_der(crls.as_bytes()).unwrap(),
+            vec![vec![4, 5], vec![6]]
+        );
+        assert_eq!(crls_der(&[0x30, 0]).unwrap(), vec![vec![0x30, 0]]);
+        // PEM without a CRL block is not an empty list: the file is refused.
+        assert!(crls_der(MIXED.as_bytes()).is_err());
     }
 }

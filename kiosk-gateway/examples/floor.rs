@@ -51,8 +51,8 @@ async fn main() -> anyhow::Result<()> {
 
     // Card login verification: chain, CRL, KeyUsage, policy, RSA signature.
     let verifier = CardVerifier::new(
-        pki.cert_der(files::JPKI_AUTH_CA)?,
-        &pki.crl_der()?,
+        vec![pki.cert_der(files::JPKI_AUTH_CA)?],
+        &[pki.crl_der()?],
         kiosk_gateway::cardauth::CardPolicies::development(),
     )
     .map_err(|e| anyhow::anyhow!("{e}"))?;

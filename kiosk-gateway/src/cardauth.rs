@@ -2,8 +2,9 @@
 //! over the login message.
 //!
 //! [`CardVerifier::verify`] checks, in order: the certificate parses; it chains to the
-//! configured authentication CA at the given time; it is not revoked according to a CRL that
-//! is itself current (a stale CRL refuses everyone with `REVOCATION_UNAVAILABLE` rather than
+//! configured authentication CAs (several generations may be trusted side by side) at the
+//! given time; it is not revoked according to its issuer's CRL, which must be present and
+//! itself current (a stale CRL refuses everyone with `REVOCATION_UNAVAILABLE` rather than
 //! letting a revoked card through); its KeyUsage allows digital signatures (webpki ignores
 //! KeyUsage on end-entity certificates, so it is checked here); it carries a certificate
 //! policy the configuration accepts ([`CardPolicies`]: a J-LIS test card where test cards are
@@ -207,47 +208,52 @@ impl VerifiedCard {
     }
 }
 
-/// Verifies card certificates and login signatures against one authentication CA.
+/// Verifies card certificates and login signatures against the authentication CAs (several
+/// generations side by side), each card revoked per the CRL of the CA that issued it.
 pub struct CardVerifier {
-    anchor_der: CertificateDer<'static>,
-    crl: RwLock<Arc<OwnedCertRevocationList>>,
+    anchors_der: Vec<CertificateDer<'static>>,
+    crls: RwLock<Arc<Vec<OwnedCertRevocationList>>>,
     policies: CardPolicies,
 }
 
 impl CardVerifier {
-    /// A verifier trusting `ca_der`, revoking per `crl_der` (both DER) and accepting cards
-    /// with one of `policies`.
+    /// A verifier trusting each of `cas_der`, revoking per `crls_der` (one CRL per CA; all
+    /// DER) and accepting cards with one of `policies`. A CA without a CRL among them is
+    /// trusted, but its cards are refused with `REVOCATION_UNAVAILABLE` (fail closed).
     pub fn new(
-        ca_der: Vec<u8>,
-        crl_der: &[u8],
+        cas_der: Vec<Vec<u8>>,
+        crls_der: &[Vec<u8>],
         policies: CardPolicies,
     ) -> Result<Self, GatewayError> {
-        let anchor_der = CertificateDer::from(ca_der);
-        webpki::anchor_from_trusted_cert(&anchor_der)
-            .map_err(|e| GatewayError::Internal(format!("card CA unusable: {e}")))?;
-        let crl = OwnedCertRevocationList::from_der(crl_der)
-            .map_err(|e| GatewayError::Internal(format!("card CRL unusable: {e}")))?;
+        if cas_der.is_empty() {
+            return Err(GatewayError::Internal("no card CA".into()));
+        }
+        let anchors_der: Vec<CertificateDer<'static>> =
+            cas_der.into_iter().map(CertificateDer::from).collect();
+        for anchor in &anchors_der {
+            webpki::anchor_from_trusted_cert(anchor)
+                .map_err(|e| GatewayError::Internal(format!("card CA unusable: {e}")))?;
+        }
         Ok(CardVerifier {
-            anchor_der,
-            crl: RwLock::new(Arc::new(crl)),
+            anchors_der,
+            crls: RwLock::new(Arc::new(parse_crls(crls_der)?)),
             policies,
         })
     }
 
-    /// Replaces the CRL (DER). On error the old one stays in force.
-    pub fn replace_crl(&self, crl_der: &[u8]) -> Result<(), GatewayError> {
-        let crl = OwnedCertRevocationList::from_der(crl_der)
-            .map_err(|e| GatewayError::Internal(format!("card CRL unusable: {e}")))?;
-        match self.crl.write() {
-            Ok(mut current) => *current = Arc::new(crl),
-            Err(poisoned) => *poisoned.into_inner() = Arc::new(crl),
+    /// Replaces the CRLs (DER each). On error the old ones stay in force.
+    pub fn replace_crls(&self, crls_der: &[Vec<u8>]) -> Result<(), GatewayError> {
+        let crls = Arc::new(parse_crls(crls_der)?);
+        match self.crls.write() {
+            Ok(mut current) => *current = crls,
+            Err(poisoned) => *poisoned.into_inner() = crls,
         }
         Ok(())
     }
 
-    fn current_crl(&self) -> Arc<OwnedCertRevocationList> {
-        match self.crl.read() {
-            Ok(crl) => crl.clone(),
+    fn current_crls(&self) -> Arc<Vec<OwnedCertRevocationList>> {
+        match self.crls.read() {
+            Ok(crls) => crls.clone(),
             Err(poisoned) => poisoned.into_inner().clone(),
         }
     }
@@ -278,29 +284,7 @@ impl CardVerifier {
             return Err(malformed());
         }
 
-        let anchor = webpki::anchor_from_trusted_cert(&self.anchor_der)
-            .map_err(|e| GatewayError::Internal(format!("card CA unusable: {e}")))?;
-        let crl = self.current_crl();
-        let crl_ref = CertRevocationList::from(crl.as_ref().clone());
-        let crls = [&crl_ref];
-        let revocation = RevocationOptionsBuilder::new(&crls)
-            .map_err(|_| GatewayError::Internal("no card CRL".into()))?
-            .with_depth(RevocationCheckDepth::EndEntity)
-            .with_status_policy(UnknownStatusPolicy::Deny)
-            .with_expiration_policy(ExpirationPolicy::Enforce)
-            .build();
-        let time = UnixTime::since_unix_epoch(std::time::Duration::from_secs(now_unix_seconds));
-        end_entity
-            .verify_for_usage(
-                CHAIN_ALGORITHMS,
-                &[anchor],
-                &[],
-                time,
-                webpki::KeyUsage::client_auth(),
-                Some(revocation),
-                None,
-            )
-            .map_err(chain_error)?;
+        self.verify_chain(&end_entity, now_unix_seconds)?;
 
         let digital_signature = match parsed.key_usage() {
             Ok(Some(usage)) => usage.value.digital_signature(),
@@ -334,6 +318,64 @@ impl CardVerifier {
 
         Ok(VerifiedCard { key })
     }
+}
+
+impl CardVerifier {
+    /// The chain to one of the CAs, and revocation by the CRL of the card's issuer. webpki is
+    /// given every anchor and every CRL: it picks the anchor whose subject is the card's
+    /// issuer name and whose key verifies its signature, and the CRL of that issuer; with no
+    /// such CRL the status is unknown, which is denied.
+    fn verify_chain(
+        &self,
+        end_entity: &EndEntityCert<'_>,
+        now_unix_seconds: u64,
+    ) -> Result<(), GatewayError> {
+        let anchors = self
+            .anchors_der
+            .iter()
+            .map(webpki::anchor_from_trusted_cert)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| GatewayError::Internal(format!("card CA unusable: {e}")))?;
+        let current = self.current_crls();
+        let owned: Vec<CertRevocationList<'_>> = current
+            .iter()
+            .map(|crl| CertRevocationList::from(crl.clone()))
+            .collect();
+        let crls: Vec<&CertRevocationList<'_>> = owned.iter().collect();
+        let revocation = RevocationOptionsBuilder::new(&crls)
+            .map_err(|_| GatewayError::Internal("no card CRL".into()))?
+            .with_depth(RevocationCheckDepth::EndEntity)
+            .with_status_policy(UnknownStatusPolicy::Deny)
+            .with_expiration_policy(ExpirationPolicy::Enforce)
+            .build();
+        let time = UnixTime::since_unix_epoch(std::time::Duration::from_secs(now_unix_seconds));
+        end_entity
+            .verify_for_usage(
+                CHAIN_ALGORITHMS,
+                &anchors,
+                &[],
+                time,
+                webpki::KeyUsage::client_auth(),
+                Some(revocation),
+                None,
+            )
+            .map(|_| ())
+            .map_err(chain_error)
+    }
+}
+
+/// The card CRLs, at least one (DER each).
+fn parse_crls(crls_der: &[Vec<u8>]) -> Result<Vec<OwnedCertRevocationList>, GatewayError> {
+    if crls_der.is_empty() {
+        return Err(GatewayError::Internal("no card CRL".into()));
+    }
+    crls_der
+        .iter()
+        .map(|der| {
+            OwnedCertRevocationList::from_der(der)
+                .map_err(|e| GatewayError::Internal(format!("card CRL unusable: {e}")))
+        })
+        .collect()
 }
 
 /// A serial number as lowercase hex without leading zero bytes, the binding table's form.

@@ -205,8 +205,8 @@ pub fn server_parts(
 ) -> anyhow::Result<ServerParts> {
     let cards = Arc::new(
         CardVerifier::new(
-            trust.card_auth_ca_der.clone(),
-            &trust.card_crl,
+            trust.card_auth_cas_der.clone(),
+            &trust.card_crls,
             card_policies(config)?,
         )
         .map_err(|e| anyhow::anyhow!("trust.card_auth_ca, card_crl_file: {e}"))?,
@@ -335,12 +335,12 @@ fn tls(
         tls.clone(),
         cards,
         &installed_client,
-        trust.card_crl.clone(),
+        trust.card_crls.clone(),
     );
     let anchors = Arc::new(
         RoleAnchors::new(
-            &pem_to_der(&trust.terminal_ca_pem)?,
-            &pem_to_der(&trust.auditor_ca_pem)?,
+            &pem_to_ders(&trust.terminal_ca_pem)?,
+            &pem_to_ders(&trust.auditor_ca_pem)?,
         )
         .map_err(|e| anyhow::anyhow!("trust.terminal_ca, trust.auditor_ca: {e}"))?
         .with_revocation(tls.revocation()),
@@ -380,8 +380,11 @@ fn verify_api(
     Ok(VerifyApi::new(store, Arc::new(trusted), known))
 }
 
-fn pem_to_der(pem: &[u8]) -> anyhow::Result<Vec<u8>> {
-    kiosk_document::pem::certificate_der(pem).map_err(|e| anyhow::anyhow!("certificate PEM: {e}"))
+/// Every certificate of a PEM bundle, as DER: a role may have several CAs side by side.
+fn pem_to_ders(pem: &[u8]) -> anyhow::Result<Vec<Vec<u8>>> {
+    let certs = kiosk_document::pem::certificates(pem)
+        .map_err(|e| anyhow::anyhow!("certificate PEM: {e}"))?;
+    Ok(certs.into_iter().map(|der| der.to_vec()).collect())
 }
 
 /// The purposes a document-signing certificate's extended key usage may name, as webpki

@@ -1,7 +1,8 @@
 //! Who is calling, from the verified TLS client certificate and nothing else.
 //!
-//! Roles are decided by the CA that issued the leaf certificate: the terminal CA makes
-//! terminals, the auditor CA makes auditors. The TLS layer has already verified the chain to
+//! Roles are decided by the CA that issued the leaf certificate: the terminal CAs make
+//! terminals, the auditor CAs make auditors (each role may have several CAs side by side,
+//! `trust.terminal_ca` and `trust.auditor_ca` being PEM bundles). The TLS layer has already verified the chain to
 //! one of the configured roots; here the leaf's issuer name is compared with each root's
 //! subject name (the roots have distinct names, which [`RoleAnchors::new`] checks), and the
 //! leaf's SAN URI must name the same role:
@@ -84,27 +85,39 @@ pub enum Caller {
     Auditor(String),
 }
 
-/// The subject names of the CAs that grant each role, and the client CRLs in force.
+/// The subject names of the CAs that grant each role, and the client CRLs in force. Each
+/// role may have several CAs (generations and renewals side by side); a certificate is mapped
+/// by its issuer name, so no name may grant both roles.
 #[derive(Debug, Clone)]
 pub struct RoleAnchors {
-    terminal_ca_subject: Vec<u8>,
-    auditor_ca_subject: Vec<u8>,
+    terminal_ca_subjects: Vec<Vec<u8>>,
+    auditor_ca_subjects: Vec<Vec<u8>>,
     revocation: Option<Arc<ClientRevocation>>,
 }
 
 impl RoleAnchors {
-    /// Reads the subject names of the terminal CA and the auditor CA certificates (DER).
-    pub fn new(terminal_ca: &[u8], auditor_ca: &[u8]) -> Result<Self, GatewayError> {
-        let terminal_ca_subject = subject_of(terminal_ca)?;
-        let auditor_ca_subject = subject_of(auditor_ca)?;
-        if terminal_ca_subject == auditor_ca_subject {
+    /// Reads the subject names of the terminal CA and the auditor CA certificates (DER each).
+    /// A name among both is refused: its certificates' role would be ambiguous.
+    pub fn new(terminal_cas: &[Vec<u8>], auditor_cas: &[Vec<u8>]) -> Result<Self, GatewayError> {
+        let terminal_ca_subjects = subjects_of(terminal_cas)?;
+        let auditor_ca_subjects = subjects_of(auditor_cas)?;
+        if terminal_ca_subjects.is_empty() || auditor_ca_subjects.is_empty() {
             return Err(GatewayError::Internal(
-                "terminal CA and auditor CA must have distinct subject names".into(),
+                "at least one terminal CA and one auditor CA are needed".into(),
             ));
         }
+        if let Some(shared) = terminal_ca_subjects
+            .iter()
+            .find(|name| auditor_ca_subjects.contains(name))
+        {
+            return Err(GatewayError::Internal(format!(
+                "terminal CA and auditor CA must have distinct subject names: {} is among both",
+                name_text(shared)
+            )));
+        }
         Ok(RoleAnchors {
-            terminal_ca_subject,
-            auditor_ca_subject,
+            terminal_ca_subjects,
+            auditor_ca_subjects,
             revocation: None,
         })
     }
@@ -153,7 +166,7 @@ impl RoleAnchors {
                 .collect(),
             _ => Vec::new(),
         };
-        if issuer == self.terminal_ca_subject.as_slice() {
+        if self.terminal_ca_subjects.iter().any(|name| name == issuer) {
             let path = uris
                 .iter()
                 .find_map(|uri| uri.strip_prefix("urn:kiosk:terminal:"))
@@ -167,7 +180,7 @@ impl RoleAnchors {
                 .map(Caller::Terminal)
                 .ok_or_else(unknown);
         }
-        if issuer == self.auditor_ca_subject.as_slice() {
+        if self.auditor_ca_subjects.iter().any(|name| name == issuer) {
             let name = uris
                 .iter()
                 .find_map(|uri| uri.strip_prefix("urn:kiosk:auditor:"))
@@ -184,10 +197,21 @@ impl RoleAnchors {
     }
 }
 
+fn subjects_of(cas: &[Vec<u8>]) -> Result<Vec<Vec<u8>>, GatewayError> {
+    cas.iter().map(|der| subject_of(der)).collect()
+}
+
 fn subject_of(der: &[u8]) -> Result<Vec<u8>, GatewayError> {
     let (_, cert) = X509Certificate::from_der(der)
         .map_err(|e| GatewayError::Internal(format!("CA certificate unreadable: {e}")))?;
     Ok(cert.subject().as_raw().to_vec())
+}
+
+/// A subject name (DER) as text, for a message.
+fn name_text(der: &[u8]) -> String {
+    x509_parser::x509::X509Name::from_der(der)
+        .map(|(_, name)| name.to_string())
+        .unwrap_or_else(|_| hex::encode(der))
 }
 
 #[cfg(test)]
@@ -202,5 +226,52 @@ mod tests {
         for bad in ["", "a/b", "a/b/c/d", "a//c", "a/b/c d", "a/b/ｃ"] {
             assert!(TerminalIdentity::parse(bad).is_none(), "{bad:?}");
         }
+    }
+
+    fn der(pem: &[u8]) -> Vec<u8> {
+        kiosk_document::pem::certificate_der(pem).unwrap()
+    }
+
+    const PKI: &str = "../devkit/testdata/pki";
+
+    fn read(name: &str) -> Vec<u8> {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(PKI);
+        der(&std::fs::read(dir.join(name)).unwrap())
+    }
+
+    #[test]
+    fn every_ca_of_a_role_grants_it() {
+        let terminal_ca = read("terminal-ca.crt.pem");
+        let other = read("server-ca.crt.pem");
+        let auditor_ca = read("auditor-ca.crt.pem");
+        let anchors = RoleAnchors::new(
+            &[other.clone(), terminal_ca],
+            std::slice::from_ref(&auditor_ca),
+        )
+        .unwrap();
+        let terminal = read("terminal-seven-131016-0042-k1.crt.pem");
+        match anchors.caller(&terminal).unwrap() {
+            Caller::Terminal(id) => assert_eq!(id.id(), "seven/131016-0042/k1"),
+            Caller::Auditor(name) => panic!("auditor {name}"),
+        }
+        let auditor = read("auditor.crt.pem");
+        assert!(matches!(anchors.caller(&auditor), Ok(Caller::Auditor(_))));
+        // Only the first terminal CA: the terminal's issuer is not among them.
+        let anchors = RoleAnchors::new(&[other], &[auditor_ca]).unwrap();
+        assert!(anchors.caller(&terminal).is_err());
+    }
+
+    #[test]
+    fn a_ca_granting_both_roles_is_refused() {
+        let terminal_ca = read("terminal-ca.crt.pem");
+        let auditor_ca = read("auditor-ca.crt.pem");
+        let error = RoleAnchors::new(
+            std::slice::from_ref(&terminal_ca),
+            &[auditor_ca, terminal_ca.clone()],
+        )
+        .unwrap_err();
+        let text = error.to_string();
+        assert!(text.contains("distinct subject names"), "{text}");
+        assert!(text.contains("among both"), "{text}");
     }
 }

@@ -1,5 +1,6 @@
 //! Keeping revocation current while serving: the client CAs' CRLs (terminals, auditors) in
-//! the TLS verifier, and the JPKI authentication CA's CRL in the card verifier.
+//! the TLS verifier, and the JPKI authentication CAs' CRLs (one file, a CRL per CA) in the
+//! card verifier.
 //!
 //! In production an outside CRL fetcher writes the files the configuration names
 //! (`client_crl_files`, `card_crl_file`). `serve` re-reads them every `crl_refresh_secs` and
@@ -47,6 +48,14 @@ pub fn read_crl(path: &Path) -> anyhow::Result<Vec<u8>> {
         .map_err(|e| anyhow::anyhow!("{}: not a PEM CRL: {e}", path.display()))
 }
 
+/// Reads the card CRL file: DER (one CRL) or PEM (one CRL per card CA, concatenated).
+pub fn read_crls(path: &Path) -> anyhow::Result<Vec<Vec<u8>>> {
+    let bytes =
+        std::fs::read(path).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+    kiosk_document::pem::crls_der(&bytes)
+        .map_err(|e| anyhow::anyhow!("{}: not PEM CRLs: {e}", path.display()))
+}
+
 impl ClientCrls {
     /// The current lists.
     pub fn load(&self) -> anyhow::Result<Vec<CertificateRevocationListDer<'static>>> {
@@ -67,7 +76,7 @@ pub struct Refresher {
     tls: Arc<ReloadableServerConfig>,
     cards: Arc<CardVerifier>,
     installed_client: Vec<Vec<u8>>,
-    installed_card: Vec<u8>,
+    installed_card: Vec<Vec<u8>>,
     client_loaded_at: Instant,
 }
 
@@ -90,7 +99,7 @@ impl Refresher {
         tls: Arc<ReloadableServerConfig>,
         cards: Arc<CardVerifier>,
         installed_client: &[CertificateRevocationListDer<'_>],
-        installed_card: Vec<u8>,
+        installed_card: Vec<Vec<u8>>,
     ) -> Refresher {
         Refresher {
             client,
@@ -130,8 +139,8 @@ impl Refresher {
                 Err(e) => errors.push(e),
             }
         }
-        match read_crl(&self.card_file) {
-            Ok(bytes) if bytes != self.installed_card => match self.cards.replace_crl(&bytes) {
+        match read_crls(&self.card_file) {
+            Ok(bytes) if bytes != self.installed_card => match self.cards.replace_crls(&bytes) {
                 Ok(()) => {
                     self.installed_card = bytes;
                     done.card = true;

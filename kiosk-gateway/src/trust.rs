@@ -124,9 +124,10 @@ pub struct TrustFiles {
     pub terminal_ca: PathBuf,
     /// `trust.auditor_ca` (PEM).
     pub auditor_ca: PathBuf,
-    /// `trust.card_auth_ca`: the JPKI user-authentication CA (PEM or DER).
+    /// `trust.card_auth_ca`: the JPKI user-authentication CAs (a PEM bundle, or one DER).
     pub card_auth_ca: PathBuf,
-    /// `card_crl_file`: its CRL (PEM or DER), re-read while serving.
+    /// `card_crl_file`: their CRLs (PEM, one per CA, concatenated; or one DER), re-read while
+    /// serving.
     pub card_crl: PathBuf,
     /// `client_crl_files`: one CRL per client CA, re-read while serving. Empty only in the
     /// embedded deployment, which mints its own.
@@ -173,12 +174,12 @@ pub struct TrustMaterial {
     pub terminal_ca_pem: Vec<u8>,
     /// The auditor CA (PEM).
     pub auditor_ca_pem: Vec<u8>,
-    /// The JPKI user-authentication CA (DER).
-    pub card_auth_ca_der: Vec<u8>,
-    /// Where the card CRL is re-read from.
+    /// The JPKI user-authentication CAs (DER each).
+    pub card_auth_cas_der: Vec<Vec<u8>>,
+    /// Where the card CRLs are re-read from.
     pub card_crl_file: PathBuf,
-    /// The card CRL as read at start (DER).
-    pub card_crl: Vec<u8>,
+    /// The card CRLs as read at start (DER each).
+    pub card_crls: Vec<Vec<u8>>,
     /// The client CRL files (empty: minted by the embedded deployment).
     pub client_crl_files: Vec<PathBuf>,
     /// The client side toward the issuers.
@@ -291,10 +292,10 @@ impl TrustFiles {
         let p = &mut problems;
         let server_cert_pem = pem_chain(p, "trust.server_cert", &self.server_cert);
         let server_key_pem = pem_key(p, "keys.server_key", &self.server_key);
-        let terminal_ca_pem = pem_chain(p, "trust.terminal_ca", &self.terminal_ca);
-        let auditor_ca_pem = pem_chain(p, "trust.auditor_ca", &self.auditor_ca);
-        let card_auth_ca_der = certificate(p, "trust.card_auth_ca", &self.card_auth_ca);
-        let card_crl = match crate::revocation::read_crl(&self.card_crl) {
+        let terminal_ca_pem = ca_bundle(p, "trust.terminal_ca", &self.terminal_ca);
+        let auditor_ca_pem = ca_bundle(p, "trust.auditor_ca", &self.auditor_ca);
+        let card_auth_cas_der = ca_certificates(p, "trust.card_auth_ca", &self.card_auth_ca);
+        let card_crls = match crate::revocation::read_crls(&self.card_crl) {
             Ok(bytes) => bytes,
             Err(e) => {
                 p.push("card_crl_file", format!("{e:#}"));
@@ -315,9 +316,9 @@ impl TrustFiles {
             server_key_pem,
             terminal_ca_pem,
             auditor_ca_pem,
-            card_auth_ca_der,
+            card_auth_cas_der,
             card_crl_file: self.card_crl.clone(),
-            card_crl,
+            card_crls,
             client_crl_files: self.client_crls.clone(),
             internal,
             municipality_ca_der,
@@ -355,7 +356,7 @@ impl TrustFiles {
 
     fn internal_tls_into(&self, p: &mut Problems) -> InternalTls {
         InternalTls {
-            ca_pem: pem_chain(p, "trust.internal_ca", &self.internal_ca),
+            ca_pem: ca_bundle(p, "trust.internal_ca", &self.internal_ca),
             client_cert_pem: pem_chain(p, "trust.internal_client_cert", &self.internal_client_cert),
             client_key_pem: pem_key(p, "keys.internal_client_key", &self.internal_client_key),
         }
@@ -557,6 +558,70 @@ fn pem_chain(p: &mut Problems, key: &str, path: &Path) -> Vec<u8> {
         );
     }
     bytes
+}
+
+/// A PEM file of one or more CA certificates (a role's generations side by side), each
+/// checked to be an X.509 CA certificate: a leaf put there by mistake would otherwise only
+/// show as every client refused.
+fn ca_bundle(p: &mut Problems, key: &str, path: &Path) -> Vec<u8> {
+    let bytes = p.read(key, path);
+    let decoded =
+        pem::certificates(&bytes).map(|certs| certs.into_iter().map(|der| der.to_vec()).collect());
+    check_cas(p, key, path, &bytes, decoded);
+    bytes
+}
+
+/// CA certificates, a PEM bundle or one DER certificate, as DER, each checked to be a CA.
+fn ca_certificates(p: &mut Problems, key: &str, path: &Path) -> Vec<Vec<u8>> {
+    let bytes = p.read(key, path);
+    check_cas(p, key, path, &bytes, pem::certificates_der(&bytes))
+}
+
+/// The certificates `decoded` from the file's `bytes`, each a CA; a problem naming `key`, the
+/// file and the certificate's place in it otherwise. An unreadable file is named once.
+fn check_cas(
+    p: &mut Problems,
+    key: &str,
+    path: &Path,
+    bytes: &[u8],
+    decoded: Result<Vec<Vec<u8>>, pem::PemError>,
+) -> Vec<Vec<u8>> {
+    if bytes.is_empty() {
+        if p.0.iter().all(|problem| problem.key != key) {
+            p.push(key, format!("{}: empty, no CA certificate", path.display()));
+        }
+        return Vec::new();
+    }
+    let ders = match decoded {
+        Ok(ders) => ders,
+        Err(e) => {
+            p.push(
+                key,
+                format!("{}: not PEM certificates: {e}", path.display()),
+            );
+            return Vec::new();
+        }
+    };
+    for (index, der) in ders.iter().enumerate() {
+        if let Err(what) = ca_certificate(der) {
+            p.push(
+                key,
+                format!("{}: certificate {}: {what}", path.display(), index + 1),
+            );
+        }
+    }
+    ders
+}
+
+/// Whether `der` is an X.509 certificate whose basicConstraints make it a CA.
+pub(crate) fn ca_certificate(der: &[u8]) -> Result<(), &'static str> {
+    let (_, cert) =
+        x509_parser::parse_x509_certificate(der).map_err(|_| "not an X.509 certificate")?;
+    match cert.basic_constraints() {
+        Ok(Some(bc)) if bc.value.ca => Ok(()),
+        Ok(_) => Err("not a CA certificate (basicConstraints cA is not set)"),
+        Err(_) => Err("its basicConstraints extension is malformed"),
+    }
 }
 
 /// A PEM private key file, checked to decode.
@@ -837,5 +902,38 @@ mod tests {
                 "remote_issuers.{field}"
             );
         }
+    }
+
+    const TERMINAL_CA: &[u8] = include_bytes!("../../devkit/testdata/pki/terminal-ca.crt.pem");
+    const AUDITOR_CA: &[u8] = include_bytes!("../../devkit/testdata/pki/auditor-ca.crt.pem");
+    const TERMINAL: &[u8] =
+        include_bytes!("../../devkit/testdata/pki/terminal-seven-131016-0042-k1.crt.pem");
+
+    /// What `ca_bundle` says of a file holding `bytes`: its problems, and the bytes it kept.
+    fn bundle_problems(bytes: &[u8]) -> Vec<String> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cas.pem");
+        std::fs::write(&path, bytes).unwrap();
+        let mut problems = Problems::default();
+        ca_bundle(&mut problems, "trust.terminal_ca", &path);
+        problems.0.into_iter().map(|p| p.to_string()).collect()
+    }
+
+    #[test]
+    fn a_ca_bundle_holds_several_ca_certificates_and_nothing_else() {
+        assert!(bundle_problems(TERMINAL_CA).is_empty());
+        assert!(bundle_problems(&[TERMINAL_CA, AUDITOR_CA].concat()).is_empty());
+        let empty = bundle_problems(b"");
+        assert_eq!(empty.len(), 1);
+        assert!(empty[0].starts_with("trust.terminal_ca: "), "{empty:?}");
+        assert!(empty[0].contains("cas.pem: empty"), "{empty:?}");
+        let no_block = bundle_problems(b"# no certificate here\n");
+        assert!(no_block[0].contains("not PEM certificates"), "{no_block:?}");
+        let leaf = bundle_problems(&[TERMINAL_CA, TERMINAL].concat());
+        assert_eq!(leaf.len(), 1);
+        assert!(
+            leaf[0].contains("certificate 2: not a CA certificate"),
+            "{leaf:?}"
+        );
     }
 }

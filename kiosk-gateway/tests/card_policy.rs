@@ -55,8 +55,8 @@ fn fixture() -> Fixture {
 impl Fixture {
     fn verify(&self, policies: CardPolicies, certificate: &[u8]) -> Result<VerifiedCard, String> {
         let verifier = CardVerifier::new(
-            self.pki.cert_der(files::JPKI_AUTH_CA).unwrap(),
-            &self.pki.crl_der().unwrap(),
+            vec![self.pki.cert_der(files::JPKI_AUTH_CA).unwrap()],
+            &[self.pki.crl_der().unwrap()],
             policies,
         )
         .unwrap();

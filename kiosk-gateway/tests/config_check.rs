@@ -152,6 +152,60 @@ fn a_bad_configuration_is_refused_naming_every_problem() {
     assert_eq!(snapshot(dir.path()), before);
 }
 
+/// A CA bundle that is empty, or holds a certificate that is not a CA, is named with its key,
+/// its file and which certificate, for the client CAs and the card CAs alike.
+#[test]
+fn an_empty_or_non_ca_bundle_is_refused_naming_key_and_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("deployment");
+    let pki = DevPki::ensure(&root.join("pki")).unwrap();
+    let config = production_config(&root, &pki);
+    let empty = root.join("empty.pem");
+    std::fs::write(&empty, "").unwrap();
+    set(&config, "auditor_ca", &format!("auditor_ca = {empty:?}"));
+    // The terminal CA followed by a terminal's own certificate, a leaf.
+    let mixed = root.join("terminal-cas.pem");
+    let pem = |name: &str| std::fs::read(root.join("pki").join(name)).unwrap();
+    let bundle = [
+        pem("terminal-ca.crt.pem"),
+        pem("terminal-seven-131016-0042-k1.crt.pem"),
+    ]
+    .concat();
+    std::fs::write(&mixed, bundle).unwrap();
+    set(&config, "terminal_ca", &format!("terminal_ca = {mixed:?}"));
+    let card_cas = root.join("card-cas.pem");
+    std::fs::write(
+        &card_cas,
+        [pem("jpki-auth-ca.crt.pem"), pem("gateway.crt.pem")].concat(),
+    )
+    .unwrap();
+    set(
+        &config,
+        "card_auth_ca",
+        &format!("card_auth_ca = {card_cas:?}"),
+    );
+
+    let output = check(dir.path(), &["--config", config.to_str().unwrap()], &[]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(64), "{}", text(&output));
+    for line in [
+        format!(
+            "trust.auditor_ca: {}: empty, no CA certificate",
+            empty.display()
+        ),
+        format!(
+            "trust.terminal_ca: {}: certificate 2: not a CA certificate",
+            mixed.display()
+        ),
+        format!(
+            "trust.card_auth_ca: {}: certificate 2: not a CA certificate",
+            card_cas.display()
+        ),
+    ] {
+        assert!(stderr.contains(&format!("\n  {line}")), "{line}:\n{stderr}");
+    }
+}
+
 #[test]
 fn a_database_password_never_reaches_the_output_and_variables_override_the_file() {
     let dir = tempfile::tempdir().unwrap();

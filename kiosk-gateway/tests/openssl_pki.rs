@@ -1,9 +1,10 @@
 //! Interoperation with a PKI this project did not mint: every certificate, key, CRL and secret
 //! of a production deployment is made by the `openssl` command-line tool (Debian package
 //! `openssl`; never a dependency: the tree stays ring-only), in the shapes a real deployment
-//! has — ECDSA P-256 CAs for terminals, auditors, servers, the internal links and the
-//! municipalities, and an RSA-2048 JPKI user-authentication CA named like the real one over
-//! RSA-2048 resident cards. `issuer serve` runs with the openssl signing key and TLS files
+//! has — ECDSA P-256 CAs for terminals (two generations in one PEM bundle), auditors, servers,
+//! the internal links and the municipalities, and two generations of an RSA-2048 JPKI
+//! user-authentication CA named like the real one over RSA-2048 resident cards, with a CRL per
+//! generation in one file (the second revoking a card). `issuer serve` runs with the openssl signing key and TLS files
 //! over a register `kiosk-devkit generate` wrote (register data, not PKI); `kiosk-gateway
 //! serve --config` names only openssl files; an operator registers the terminal with `admin
 //! terminal register`; and the terminal, with its openssl certificate, logs a resident in with
@@ -202,8 +203,18 @@ impl OpensslPki {
     /// `ca`'s empty CRL (`openssl ca -gencrl` with a minimal CA configuration), current from
     /// now for [`DAYS`], PEM or DER; its path.
     fn empty_crl(&self, ca: &str, der: bool) -> PathBuf {
+        self.crl(ca, &[], der)
+    }
+
+    /// `ca`'s CRL listing `revoked` (serials), as [`OpensslPki::empty_crl`]; its path.
+    fn crl(&self, ca: &str, revoked: &[u64], der: bool) -> PathBuf {
         let config = format!("{ca}.ca.cnf");
-        std::fs::write(self.path(&format!("{ca}.index")), "").unwrap();
+        // openssl's CA database: one `R` (revoked) line per serial.
+        let index: String = revoked
+            .iter()
+            .map(|serial| format!("R\t491231235959Z\t250101000000Z\t{serial:X}\tunknown\t/CN=x\n"))
+            .collect();
+        std::fs::write(self.path(&format!("{ca}.index")), index).unwrap();
         std::fs::write(self.path(&format!("{ca}.crlnumber")), "01\n").unwrap();
         std::fs::write(
             self.path(&config),
@@ -272,6 +283,8 @@ struct Pki {
     cards: Vec<(String, u64)>,
     /// A J-LIS test card (test policy) under the same CA: a production gateway refuses it.
     test_card: String,
+    /// A card of the second JPKI CA generation that its CRL lists as revoked.
+    revoked_card: String,
 }
 
 /// The whole PKI of the deployment, made with openssl in `dir`.
@@ -282,6 +295,18 @@ fn make_pki(dir: PathBuf) -> Pki {
         "/C=JP/O=Convenience Chain Example/CN=Example Terminal CA",
         false,
     );
+    // A second generation of the terminal CA, trusted beside the first (one PEM bundle).
+    pki.ca(
+        "terminal-ca-2",
+        "/C=JP/O=Convenience Chain Example/CN=Example Terminal CA G2",
+        false,
+    );
+    let bundle = [
+        std::fs::read(pki.path("terminal-ca.crt.pem")).unwrap(),
+        std::fs::read(pki.path("terminal-ca-2.crt.pem")).unwrap(),
+    ]
+    .concat();
+    std::fs::write(pki.path("terminal-cas.pem"), bundle).unwrap();
     pki.ca(
         "auditor-ca",
         "/C=JP/O=Kiosk Operator Example/CN=Example Auditor CA",
@@ -309,6 +334,19 @@ fn make_pki(dir: PathBuf) -> Pki {
          OU=Japan Agency for Local Authority Information Systems",
         true,
     );
+    // Its next generation, trusted beside it: `trust.card_auth_ca` is the bundle of both.
+    pki.ca(
+        "jpki-auth-ca-2",
+        "/C=JP/O=JPKI/OU=JPKI for user authentication G2/\
+         OU=Japan Agency for Local Authority Information Systems",
+        true,
+    );
+    let bundle = [
+        std::fs::read(pki.path("jpki-auth-ca.crt.pem")).unwrap(),
+        std::fs::read(pki.path("jpki-auth-ca-2.crt.pem")).unwrap(),
+    ]
+    .concat();
+    std::fs::write(pki.path("jpki-auth-cas.pem"), bundle).unwrap();
     pki.issue(
         "gateway",
         "server-ca",
@@ -319,6 +357,14 @@ fn make_pki(dir: PathBuf) -> Pki {
     pki.issue(
         "terminal",
         "terminal-ca",
+        "/C=JP/O=lawson/OU=271004-0007/CN=k1",
+        "terminal",
+        false,
+    );
+    // The same terminal renewed under the second generation.
+    pki.issue(
+        "terminal-2",
+        "terminal-ca-2",
         "/C=JP/O=lawson/OU=271004-0007/CN=k1",
         "terminal",
         false,
@@ -351,12 +397,18 @@ fn make_pki(dir: PathBuf) -> Pki {
     ]
     .concat();
     std::fs::write(pki.path("signing-chain.pem"), chain).unwrap();
+    // The cards: every one of the first generation, the last of the second.
     let cards = (1..=CARDS)
         .map(|i| {
             let stem = format!("card-{i}");
+            let ca = if i == CARDS {
+                "jpki-auth-ca-2"
+            } else {
+                "jpki-auth-ca"
+            };
             let serial = pki.issue(
                 &stem,
-                "jpki-auth-ca",
+                ca,
                 &format!("/C=JP/CN=CARD{i:04}OPENSSL"),
                 "card",
                 true,
@@ -364,6 +416,21 @@ fn make_pki(dir: PathBuf) -> Pki {
             (stem, serial)
         })
         .collect();
+    let revoked_card = "revoked-card".to_owned();
+    let revoked = pki.issue(
+        &revoked_card,
+        "jpki-auth-ca-2",
+        "/C=JP/CN=REVOKED0001OPENSSL",
+        "card",
+        true,
+    );
+    // `card_crl_file`: one CRL per generation, concatenated in PEM.
+    let crls = [
+        std::fs::read(pki.empty_crl("jpki-auth-ca", false)).unwrap(),
+        std::fs::read(pki.crl("jpki-auth-ca-2", &[revoked], false)).unwrap(),
+    ]
+    .concat();
+    std::fs::write(pki.path("jpki-auth-cas.crl.pem"), crls).unwrap();
     let test_card = "test-card".to_owned();
     pki.issue(
         &test_card,
@@ -376,6 +443,7 @@ fn make_pki(dir: PathBuf) -> Pki {
         files: pki,
         cards,
         test_card,
+        revoked_card,
     }
 }
 
@@ -426,7 +494,7 @@ fn gateway_config(root: &Path, pki: &OpensslPki, issuer_addr: &str, bindings: &P
         "data_dir = {data:?}\ndatabase_url = {database:?}\nlisten = \"127.0.0.1:0\"\n\
          gateway_id = \"{GATEWAY_ID}\"\n\
          drain_ms = 0\nmunicipalities = []\nrehearsal_clock_start = \"{start}\"\n\
-         client_crl_files = [{:?}, {:?}]\ncard_crl_file = {:?}\n\
+         client_crl_files = [{:?}, {:?}, {:?}]\ncard_crl_file = {:?}\n\
          [trust]\nserver_cert = {:?}\nterminal_ca = {:?}\nauditor_ca = {:?}\n\
          card_auth_ca = {:?}\nmunicipality_ca = {:?}\ninternal_ca = {:?}\n\
          internal_client_cert = {:?}\n\
@@ -436,12 +504,13 @@ fn gateway_config(root: &Path, pki: &OpensslPki, issuer_addr: &str, bindings: &P
          endpoint = \"https://{issuer_addr}\"\nserver_name = \"localhost\"\n\
          bindings = {bindings:?}\nname = \"大阪市\"\nsigning_cert = {:?}\n",
         pki.empty_crl("terminal-ca", false),
+        pki.empty_crl("terminal-ca-2", false),
         pki.empty_crl("auditor-ca", false),
-        pki.empty_crl("jpki-auth-ca", true),
+        path("jpki-auth-cas.crl.pem"),
         path("gateway.crt.pem"),
-        path("terminal-ca.crt.pem"),
+        path("terminal-cas.pem"),
         path("auditor-ca.crt.pem"),
-        path("jpki-auth-ca.crt.pem"),
+        path("jpki-auth-cas.pem"),
         path("municipality-ca.crt.pem"),
         path("internal-ca.crt.pem"),
         path("gateway-internal.crt.pem"),
@@ -641,6 +710,38 @@ fn card_key(path: &Path) -> String {
     String::from_utf8(output.stdout).unwrap()
 }
 
+/// A card of each JPKI CA generation logs in; the revoked card of the second generation is
+/// refused by that generation's CRL.
+async fn every_card_generation_authenticates(
+    terminal: &Terminal,
+    channel: &tonic::transport::Channel,
+    pki: &Pki,
+) {
+    let (first, _) = &pki.cards[0];
+    let (second, _) = pki.cards.last().unwrap();
+    for stem in [first, second] {
+        let (session, _) = login(terminal, channel, &pki.files, stem).await;
+        terminal.close_session(&session).await.unwrap();
+    }
+    let opened = terminal.open_session().await.unwrap();
+    let message = card::login::signed_message(&opened.auth_context_bytes, &opened.challenge);
+    let signature = pki.files.sign(&pki.revoked_card, &message);
+    let error = terminal
+        .authenticate(
+            &opened.session_id,
+            pki.files.der(&pki.revoked_card),
+            signature,
+        )
+        .await
+        .unwrap_err();
+    match error {
+        kiosk_terminal::client::TerminalError::Refused { reason, .. } => {
+            assert_eq!(reason, "CARD_REVOKED");
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
 /// The J-LIS test card, validly signed and bound, is refused by the production gateway for
 /// its policy alone.
 async fn test_card_refused(terminal: &Terminal, pki: &Pki) {
@@ -663,6 +764,21 @@ async fn test_card_refused(terminal: &Terminal, pki: &Pki) {
         }
         other => panic!("{other:?}"),
     }
+}
+
+/// The terminal renewed under the second terminal CA of the `trust.terminal_ca` bundle is
+/// trusted by TLS and recognised as the same terminal: it opens a session.
+async fn second_terminal_ca_accepted(addr: &str, first: &TerminalTls, files: &OpensslPki) {
+    let tls = TerminalTls {
+        cert_pem: std::fs::read(files.path("terminal-2.crt.pem")).unwrap(),
+        key_pem: std::fs::read(files.path("terminal-2.key.pem")).unwrap(),
+        ..first.clone()
+    };
+    let channel = kiosk_terminal::client::connect(&format!("https://{addr}"), &tls)
+        .await
+        .unwrap();
+    let opened = Terminal::new(channel).open_session().await.unwrap();
+    assert_eq!(opened.challenge.len(), 32);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -802,6 +918,8 @@ async fn a_deployment_on_an_openssl_pki_issues_a_signed_document() {
         .unwrap();
     let terminal = Terminal::new(channel.clone());
     test_card_refused(&terminal, &pki).await;
+    every_card_generation_authenticates(&terminal, &channel, &pki).await;
+    second_terminal_ca_accepted(&addr, &tls, files).await;
     let (resident, pdf) = issue_resident_record(&terminal, &channel, &pki, &residents).await;
     assert!(!resident.is_empty());
 
