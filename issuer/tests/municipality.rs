@@ -184,7 +184,8 @@ async fn show_prints_fees_hours_closures_and_history(db: &TestDb) {
     for expected in [
         "municipality 131016 東京都千代田区\n",
         "fees in force on 2030-06-01:\n  RESIDENT_RECORD 200 yen\n",
-        "upcoming fee changes:\n  RESIDENT_RECORD 250 from 2099-04-01\n",
+        "upcoming fee changes:\n  RESIDENT_RECORD 250 yen from 2099-04-01\n",
+        "hours (Japan time):\n  RESIDENT_RECORD 06:30-23:00, at most 10 copies\n",
         "  KOSEKI_FULL 09:00-17:00 weekdays only, at most 5 copies\n",
         "closures from 2030-06-01:\n  2099-12-29 年末年始\n",
         "  2030-06-01 03:00:00Z kiosk-ops (fee ordinance): municipality 131016 created: 千代田区\n",

@@ -82,7 +82,7 @@ async fn upcoming(
     for row in &rows {
         let _ = writeln!(
             out,
-            "  {} {} from {}",
+            "  {} {} yen from {}",
             row.try_get::<String, _>("certificate_type")?,
             row.try_get::<i64, _>("fee_yen")?,
             row.try_get::<String, _>("effective_from")?,
@@ -100,6 +100,14 @@ async fn hours(conn: &mut AnyConnection, code: &str, out: &mut String) -> Result
     .fetch_all(&mut *conn)
     .await?;
     let _ = writeln!(out, "hours (Japan time):");
+    let mut rows = rows;
+    // Menu order, as the fees; an unknown code (a newer schema's type) sorts last.
+    rows.sort_by_key(|row| {
+        row.try_get::<String, _>("certificate_type")
+            .ok()
+            .and_then(|code| kiosk_document::CertificateType::from_code(&code))
+            .map_or(u8::MAX, |ty| ty.number())
+    });
     for row in &rows {
         let minute = |c: &str| -> Result<u32, IssuerError> {
             u32::try_from(row.try_get::<i64, _>(c)?)
