@@ -47,6 +47,11 @@ pub enum IssuerError {
     /// Rendering or signing a document failed.
     #[error("document rendering failed: {0}")]
     Render(String),
+    /// An operator command (`issuer municipality apply`) was refused and wrote nothing; each
+    /// entry names one conflict (a field, a certificate type, a date), never register data
+    /// about residents.
+    #[error("refused, nothing written: {}", .0.join("; "))]
+    Operator(Vec<String>),
 }
 
 impl From<ModelError> for IssuerError {
@@ -79,6 +84,8 @@ impl IssuerError {
             IssuerError::IssuanceConflict => reasons::IDEMPOTENCY_KEY_REUSED,
             IssuerError::MunicipalityNotServed => reasons::MUNICIPALITY_NOT_SERVED,
             IssuerError::WrongClientRole => reasons::WRONG_CLIENT_ROLE,
+            // Only the command line raises it; no kiosk.v1 call can.
+            IssuerError::Operator(_) => reasons::INVALID_FIELD,
             IssuerError::Corrupt { .. }
             | IssuerError::Open(_)
             | IssuerError::Database(_)

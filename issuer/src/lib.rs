@@ -36,6 +36,7 @@ pub mod error;
 pub mod import;
 pub mod issuer;
 pub mod model;
+pub mod municipality;
 pub mod reason;
 pub mod register;
 pub mod rules;

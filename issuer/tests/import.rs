@@ -404,7 +404,7 @@ fn malformed() -> Vec<(Vec<u8>, String)> {
         (
             set(&new_resident, "municipality_code", json!("011002")),
             one(
-                "municipality_code: municipality not in the register (add it first with `issuer municipality`)",
+                "municipality_code: municipality not in the register (add it first with `issuer municipality apply`)",
             ),
         ),
         (

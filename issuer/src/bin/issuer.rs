@@ -15,6 +15,11 @@
 //! issuer import --db URL [--changes] [--progress] FILE...
 //! ```
 //!
+//! ```text
+//! issuer municipality apply --db URL --file municipality.json --reason TEXT
+//! issuer municipality show --db URL --code 131016 [--at YYYY-MM-DD]
+//! ```
+//!
 //! A synthetic register for tests, demos and benchmarks is `kiosk-devkit generate` (TEST
 //! ONLY, in the kiosk-devkit package).
 
@@ -47,6 +52,90 @@ enum Command {
     /// Load a register from JSON Lines files (one transaction), or apply change files (異動)
     /// with --changes (one transaction per change); see docs/register-import.md.
     Import(ImportArgs),
+    /// Onboard or change a municipality (name, fees by effective date, hours, closures) as an
+    /// audited operator command, or show it; see docs/municipality.example.json.
+    #[command(subcommand)]
+    Municipality(MunicipalityCommand),
+}
+
+#[derive(Subcommand)]
+enum MunicipalityCommand {
+    /// Create the municipality from a JSON file, or apply its differences, in one transaction
+    /// recorded with the operating-system account and the reason.
+    Apply(ApplyArgs),
+    /// Print the municipality, its fees in force and upcoming, hours, closures and history.
+    Show(ShowArgs),
+}
+
+#[derive(clap::Args)]
+struct ApplyArgs {
+    /// The register's database URL (sqlite://FILE or postgres://...).
+    #[arg(long, env = "KIOSK_ISSUER_DB")]
+    db: String,
+    /// The municipality file (JSON, docs/municipality.example.json).
+    #[arg(long)]
+    file: PathBuf,
+    /// Why (recorded; no run of six or more digits, so no personal data).
+    #[arg(long)]
+    reason: String,
+}
+
+#[derive(clap::Args)]
+struct ShowArgs {
+    /// The register's database URL (sqlite://FILE or postgres://...).
+    #[arg(long, env = "KIOSK_ISSUER_DB")]
+    db: String,
+    /// The 6-digit municipality code.
+    #[arg(long)]
+    code: String,
+    /// The date whose fees are shown, YYYY-MM-DD (default: today in Japan time).
+    #[arg(long)]
+    at: Option<String>,
+}
+
+async fn run_municipality(command: MunicipalityCommand) -> anyhow::Result<()> {
+    use issuer::municipality::{Operator, Plan, Reason, apply, show};
+    match command {
+        MunicipalityCommand::Apply(args) => {
+            // Everything that needs no database is checked before it is opened.
+            let reason = Reason::parse(&args.reason)?;
+            let plan = Plan::read(&args.file)?;
+            let operator = Operator::current()?;
+            let register = issuer::Register::open_with(&args.db, 1).await?;
+            let now = time::OffsetDateTime::now_utc();
+            let done = apply(&register, &plan, &operator, &reason, now).await;
+            register.close().await;
+            let done = done?;
+            let code = plan.code().as_str();
+            if done.changes.is_empty() {
+                println!("municipality {code}: unchanged (the register already matches the file)");
+            } else {
+                let verb = if done.created { "created" } else { "changed" };
+                println!(
+                    "municipality {code} {verb} by {}: {} changes",
+                    operator.as_str(),
+                    done.changes.len()
+                );
+                for change in &done.changes {
+                    println!("  {change}");
+                }
+            }
+        }
+        MunicipalityCommand::Show(args) => {
+            let code = kiosk_document::MunicipalityCode::parse(&args.code)
+                .map_err(|_| anyhow::anyhow!("--code: 6 digits with a valid check digit"))?;
+            let at = match &args.at {
+                Some(text) => issuer::calendar::parse_date(text, "date")
+                    .map_err(|_| anyhow::anyhow!("--at: YYYY-MM-DD"))?,
+                None => issuer::calendar::in_jst(time::OffsetDateTime::now_utc()).date(),
+            };
+            let register = issuer::Register::open_with(&args.db, 1).await?;
+            let text = show(&register, &code, at).await;
+            register.close().await;
+            print!("{}", text?);
+        }
+    }
+    Ok(())
 }
 
 #[derive(clap::Args)]
@@ -293,6 +382,7 @@ fn main() -> ExitCode {
         }
         Command::SigningCsr(args) => run_signing_csr(args),
         Command::Import(args) => runtime.block_on(run_import(args)),
+        Command::Municipality(command) => runtime.block_on(run_municipality(command)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

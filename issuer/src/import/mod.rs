@@ -108,7 +108,7 @@ impl From<IssuerError> for Fail {
 }
 
 const NO_MUNICIPALITY: &str =
-    "municipality not in the register (add it first with `issuer municipality`)";
+    "municipality not in the register (add it first with `issuer municipality apply`)";
 
 /// What a full load wrote.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
