@@ -93,6 +93,12 @@ impl AdminError {
     }
 }
 
+impl From<crate::admin_enroll::EnrollError> for AdminError {
+    fn from(error: crate::admin_enroll::EnrollError) -> Self {
+        AdminError::BadInput(error.to_string())
+    }
+}
+
 impl From<sqlx::Error> for AdminError {
     fn from(error: sqlx::Error) -> Self {
         AdminError::Store(GatewayError::from(error))

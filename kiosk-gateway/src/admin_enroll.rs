@@ -22,7 +22,11 @@ use webpki::{
 };
 use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
 
-use crate::admin::AdminError;
+/// Why a certificate cannot be enrolled (`admin::EnrollError::BadInput` carries it: the
+/// operator's input was wrong, exit 64).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct EnrollError(String);
 use crate::identity::TerminalIdentity;
 
 /// A terminal certificate that passed the checks: the id it carries and its fingerprint.
@@ -43,8 +47,8 @@ pub struct TerminalTrust {
 
 impl TerminalTrust {
     /// Reads the terminal CA file (PEM, one or more certificates) and the CRL files.
-    pub fn read(terminal_ca: &Path, crl_files: &[impl AsRef<Path>]) -> Result<Self, AdminError> {
-        let bad = |what: String| AdminError::BadInput(what);
+    pub fn read(terminal_ca: &Path, crl_files: &[impl AsRef<Path>]) -> Result<Self, EnrollError> {
+        let bad = EnrollError;
         let pem = std::fs::read(terminal_ca)
             .map_err(|e| bad(format!("trust.terminal_ca: {}: {e}", terminal_ca.display())))?;
         let anchors = kiosk_document::pem::certificates(&pem)
@@ -73,22 +77,22 @@ impl TerminalTrust {
         &self,
         certificate: &[u8],
         now: UnixMillis,
-    ) -> Result<EnrolledCertificate, AdminError> {
+    ) -> Result<EnrolledCertificate, EnrollError> {
         let der = kiosk_document::pem::certificate_der(certificate)
-            .map_err(|e| AdminError::BadInput(format!("--cert: {e}")))?;
+            .map_err(|e| EnrollError(format!("--cert: {e}")))?;
         self.verify_chain(&der, now)?;
         let terminal = terminal_of(&der)?;
         let digest = ring::digest::digest(&ring::digest::SHA256, &der);
         let fingerprint = Ident::parse(&format!("sha256:{}", &hex::encode(digest)[..16]))
-            .map_err(|e| AdminError::Audit(e.to_string()))?;
+            .map_err(|e| EnrollError(format!("fingerprint: {e}")))?;
         Ok(EnrolledCertificate {
             terminal,
             fingerprint,
         })
     }
 
-    fn verify_chain(&self, der: &[u8], now: UnixMillis) -> Result<(), AdminError> {
-        let refused = |why: String| AdminError::BadInput(format!("--cert: {why}"));
+    fn verify_chain(&self, der: &[u8], now: UnixMillis) -> Result<(), EnrollError> {
+        let refused = |why: String| EnrollError(format!("--cert: {why}"));
         let cert = CertificateDer::from(der);
         let end_entity = EndEntityCert::try_from(&cert)
             .map_err(|e| refused(format!("not a certificate: {e}")))?;
@@ -134,8 +138,8 @@ impl TerminalTrust {
 }
 
 /// The terminal a certificate's SAN URI names.
-fn terminal_of(der: &[u8]) -> Result<TerminalIdentity, AdminError> {
-    let refused = |why: &str| AdminError::BadInput(format!("--cert: {why}"));
+fn terminal_of(der: &[u8]) -> Result<TerminalIdentity, EnrollError> {
+    let refused = |why: &str| EnrollError(format!("--cert: {why}"));
     let (_, cert) = X509Certificate::from_der(der).map_err(|_| refused("not a DER certificate"))?;
     let san = cert
         .subject_alternative_name()
@@ -150,10 +154,14 @@ fn terminal_of(der: &[u8]) -> Result<TerminalIdentity, AdminError> {
             _ => None,
         })
         .ok_or_else(|| refused("no urn:kiosk:terminal: URI in its subjectAltName"))?;
-    TerminalIdentity::parse(path).ok_or_else(|| AdminError::MalformedTerminal(path.to_owned()))
+    TerminalIdentity::parse(path).ok_or_else(|| {
+        EnrollError(format!(
+            "{path:?} is not a terminal id (<chain>/<store>/<terminal>)"
+        ))
+    })
 }
 
 /// Reads `--cert`.
-pub fn read_certificate(path: &Path) -> Result<Vec<u8>, AdminError> {
-    std::fs::read(path).map_err(|e| AdminError::BadInput(format!("--cert {}: {e}", path.display())))
+pub fn read_certificate(path: &Path) -> Result<Vec<u8>, EnrollError> {
+    std::fs::read(path).map_err(|e| EnrollError(format!("--cert {}: {e}", path.display())))
 }

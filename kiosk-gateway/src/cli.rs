@@ -487,11 +487,7 @@ fn terminal_ca_file(config: &Config) -> Result<PathBuf, AdminError> {
 
 #[cfg(feature = "embedded")]
 fn development_terminal_ca(config: &Config) -> Result<PathBuf, AdminError> {
-    let file = config.pki_dir().join(format!(
-        "{}.crt.pem",
-        kiosk_devkit::testpki::files::TERMINAL_CA
-    ));
-    Ok(file)
+    Ok(crate::provision::development_terminal_ca(config))
 }
 
 #[cfg(not(feature = "embedded"))]

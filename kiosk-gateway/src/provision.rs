@@ -401,6 +401,14 @@ fn in_process_issuers(
     Ok(issuers)
 }
 
+/// The development PKI's terminal CA certificate, which `admin terminal enroll` checks
+/// against in the development profile.
+pub fn development_terminal_ca(config: &Config) -> PathBuf {
+    config
+        .pki_dir()
+        .join(format!("{}.crt.pem", files::TERMINAL_CA))
+}
+
 /// The files of the embedded deployment: the development PKI's certificates and keys, the
 /// configured CRL files (by default the PKI's card CRL, and no client CRL files: those are
 /// minted), and the secrets under `<data_dir>/keys/`.

@@ -71,7 +71,10 @@ impl ServerTlsMaterial {
         use kiosk_document::pem;
         let chain = pem::certificates(chain)
             .map_err(|e| TlsError::Material(format!("server certificate: {e}")))?;
-        let certified = Arc::new(key.certify(chain)?);
+        let certified = Arc::new(
+            key.certify(chain)
+                .map_err(|e| TlsError::Material(e.to_string()))?,
+        );
         let mut roots = Vec::new();
         for client_root in client_roots {
             roots.extend(

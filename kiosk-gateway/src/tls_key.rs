@@ -19,7 +19,10 @@ use rustls::sign::{CertifiedKey, Signer, SigningKey};
 use rustls::{SignatureAlgorithm, SignatureScheme};
 use rustls_pki_types::{CertificateDer, SubjectPublicKeyInfoDer};
 
-use crate::tls::TlsError;
+/// Why the server key cannot sign for the certificate (`tls::TlsError::Material` carries it).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ServerKeyError(String);
 
 /// Where the server's private key is.
 pub enum ServerKey {
@@ -31,19 +34,23 @@ pub enum ServerKey {
 
 impl ServerKey {
     /// The key certified by `chain` (leaf first), checked to match the leaf's public key.
-    pub fn certify(&self, chain: Vec<CertificateDer<'static>>) -> Result<CertifiedKey, TlsError> {
+    pub fn certify(
+        &self,
+        chain: Vec<CertificateDer<'static>>,
+    ) -> Result<CertifiedKey, ServerKeyError> {
         let key: Arc<dyn SigningKey> = match self {
             ServerKey::Pem(pem) => {
                 let der = kiosk_document::pem::private_key(pem)
-                    .map_err(|e| TlsError::Material(format!("server key: {e}")))?;
-                rustls::crypto::ring::sign::any_supported_type(&der)?
+                    .map_err(|e| ServerKeyError(format!("server key: {e}")))?;
+                rustls::crypto::ring::sign::any_supported_type(&der)
+                    .map_err(|e| ServerKeyError(format!("server key: {e}")))?
             }
             ServerKey::Token(signer) => Arc::new(TokenTlsKey::new(signer.clone())?),
         };
         let certified = CertifiedKey::new(chain, key);
         certified
             .keys_match()
-            .map_err(|e| TlsError::Material(format!("server certificate and key: {e}")))?;
+            .map_err(|e| ServerKeyError(format!("server certificate and key: {e}")))?;
         Ok(certified)
     }
 }
@@ -63,10 +70,10 @@ const P256_SPKI_PREFIX: [u8; 26] = [
 ];
 
 impl TokenTlsKey {
-    fn new(signer: Arc<KeySigner>) -> Result<Self, TlsError> {
+    fn new(signer: Arc<KeySigner>) -> Result<Self, ServerKeyError> {
         let point = signer.public_key();
         if signer.algorithm() != Algorithm::EcdsaP256Sha256 || point.len() != 65 {
-            return Err(TlsError::Material(
+            return Err(ServerKeyError(
                 "keys.server_key: a token key for TLS must be ECDSA P-256".into(),
             ));
         }

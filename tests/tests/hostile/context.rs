@@ -279,6 +279,8 @@ pub mod cards {
                 &[2, 5, 29, 32],
                 kiosk_devkit::testpki::JLIS_TEST_POLICY_DER.to_vec(),
             ));
+        // Cards name their CA's key: the binding key is its identifier and the serial.
+        params.use_authority_key_identifier_extension = true;
         let now = OffsetDateTime::now_utc();
         params.not_before = now - Duration::days(365);
         params.not_after = now + Duration::days(3650);
