@@ -317,9 +317,9 @@ fn tls(
     crate::revocation::Refresher,
     Arc<RoleAnchors>,
 )> {
-    let material = ServerTlsMaterial::from_pem(
+    let material = ServerTlsMaterial::new(
         &trust.server_cert_pem,
-        &trust.server_key_pem,
+        &trust.server_key,
         &[&trust.terminal_ca_pem, &trust.auditor_ca_pem],
     )
     .context("trust.server_cert, keys.server_key, trust.terminal_ca, trust.auditor_ca")?;

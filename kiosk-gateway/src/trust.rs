@@ -19,6 +19,7 @@ use std::sync::Arc;
 use kiosk_document::pem;
 
 use crate::config::{Config, Profile, env_var};
+use crate::tls_key::ServerKey;
 
 /// The length of the pseudonym key and of the checkpoint seed, bytes.
 pub const SECRET_LEN: usize = 32;
@@ -118,7 +119,7 @@ impl Problems {
 pub struct TrustFiles {
     /// `trust.server_cert`: the TLS server certificate chain, leaf first (PEM).
     pub server_cert: PathBuf,
-    /// `keys.server_key`: its private key (PEM).
+    /// `keys.server_key`: its private key, a PEM file or a `pkcs11:` URI (a P-256 key).
     pub server_key: PathBuf,
     /// `trust.terminal_ca` (PEM).
     pub terminal_ca: PathBuf,
@@ -169,7 +170,7 @@ pub struct TrustMaterial {
     /// The server certificate chain (PEM).
     pub server_cert_pem: Vec<u8>,
     /// The server key (PEM).
-    pub server_key_pem: Vec<u8>,
+    pub server_key: ServerKey,
     /// The terminal CA (PEM).
     pub terminal_ca_pem: Vec<u8>,
     /// The auditor CA (PEM).
@@ -233,7 +234,11 @@ impl TrustFiles {
             |key: &str, value: &Option<PathBuf>| problems.required(key, value.as_ref());
         let mut files = TrustFiles {
             server_cert: required("trust.server_cert", &trust.server_cert),
-            server_key: required("keys.server_key", &keys.server_key),
+            // A token key is no file: `load` opens it and names what is wrong.
+            server_key: match &keys.server_key {
+                Some(uri) if is_token_uri(uri) => uri.clone(),
+                other => required("keys.server_key", other),
+            },
             terminal_ca: required("trust.terminal_ca", &trust.terminal_ca),
             auditor_ca: required("trust.auditor_ca", &trust.auditor_ca),
             card_auth_ca: required("trust.card_auth_ca", &trust.card_auth_ca),
@@ -291,7 +296,7 @@ impl TrustFiles {
         let mut problems = Problems::default();
         let p = &mut problems;
         let server_cert_pem = pem_chain(p, "trust.server_cert", &self.server_cert);
-        let server_key_pem = pem_key(p, "keys.server_key", &self.server_key);
+        let server_key = self.server_key_into(p, &server_cert_pem);
         let terminal_ca_pem = ca_bundle(p, "trust.terminal_ca", &self.terminal_ca);
         let auditor_ca_pem = ca_bundle(p, "trust.auditor_ca", &self.auditor_ca);
         let card_auth_cas_der = ca_certificates(p, "trust.card_auth_ca", &self.card_auth_ca);
@@ -313,7 +318,7 @@ impl TrustFiles {
         let (checkpoint_seed, checkpoint_key) = self.checkpoint_key_into(p);
         problems.finish(TrustMaterial {
             server_cert_pem,
-            server_key_pem,
+            server_key,
             terminal_ca_pem,
             auditor_ca_pem,
             card_auth_cas_der,
@@ -347,6 +352,31 @@ impl TrustFiles {
         }
     }
 
+    /// The server key, from its file or token, checked to belong to the certificate's leaf.
+    fn server_key_into(&self, p: &mut Problems, chain_pem: &[u8]) -> ServerKey {
+        const KEY: &str = "keys.server_key";
+        let key = if is_token_uri(&self.server_key) {
+            let uri = self.server_key.to_string_lossy();
+            match kiosk_keys::Signer::open(&uri, kiosk_keys::Algorithm::EcdsaP256Sha256) {
+                Ok(signer) => ServerKey::Token(Arc::new(signer)),
+                Err(e) => {
+                    p.push(KEY, e.to_string());
+                    return ServerKey::Pem(Vec::new());
+                }
+            }
+        } else {
+            ServerKey::Pem(pem_key(p, KEY, &self.server_key))
+        };
+        let chain = pem::certificates(chain_pem).unwrap_or_default();
+        if !chain.is_empty()
+            && !matches!(&key, ServerKey::Pem(pem) if pem.is_empty())
+            && let Err(e) = key.certify(chain)
+        {
+            p.push(KEY, format!("{e} (trust.server_cert)"));
+        }
+        key
+    }
+
     /// The gateway's client side toward the issuers, read.
     pub fn internal_tls(&self) -> Result<InternalTls, Refused> {
         let mut problems = Problems::default();
@@ -361,6 +391,11 @@ impl TrustFiles {
             client_key_pem: pem_key(p, "keys.internal_client_key", &self.internal_client_key),
         }
     }
+}
+
+/// Whether a key setting names a PKCS#11 object rather than a file.
+fn is_token_uri(path: &Path) -> bool {
+    path.to_string_lossy().starts_with("pkcs11:")
 }
 
 /// Every check `serve` makes before it opens or binds anything: the profile's, and for the
