@@ -17,8 +17,6 @@ use common::{GATEWAY_ID, Process, gateway_command, production_config};
 use kiosk_devkit::softhsm::{KeyKind, MODULE, TOKEN, USER_PIN, with_token};
 use kiosk_devkit::testpki::DevPki;
 use kiosk_keys::{Algorithm, Signer};
-use kiosk_proto::v1 as pb;
-use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
 
 /// `kiosk-gateway config check --config <config>`, with no `KIOSK_*` variable but `vars`.
 fn check(config: &Path, vars: &[(&str, &str)]) -> Output {
@@ -174,27 +172,7 @@ fn a_production_gateway_signs_checkpoints_on_the_token() {
             runtime.block_on(async {
                 let (gateway, addr) =
                     Process::spawn(gateway_command(&config), dir.path().join("gateway.log")).await;
-                let read = |name: &str| std::fs::read(pki_dir.join(name)).unwrap();
-                let tls = ClientTlsConfig::new()
-                    .ca_certificate(Certificate::from_pem(read("server-ca.crt.pem")))
-                    .identity(Identity::from_pem(
-                        read("auditor.crt.pem"),
-                        read("auditor.key.pem"),
-                    ))
-                    .domain_name("localhost");
-                let channel = Endpoint::from_shared(format!("https://{addr}"))
-                    .unwrap()
-                    .tls_config(tls)
-                    .unwrap()
-                    .connect()
-                    .await
-                    .unwrap();
-                let note = pb::audit_service_client::AuditServiceClient::new(channel)
-                    .get_checkpoint(pb::GetCheckpointRequest {})
-                    .await
-                    .unwrap()
-                    .into_inner()
-                    .signed_note;
+                let note = common::auditor_checkpoint(&addr, &pki_dir).await;
                 let verifier = audit::checkpoint::CheckpointVerifier::new(
                     &format!("{GATEWAY_ID}/audit"),
                     public_key,

@@ -15,8 +15,6 @@ use common::{Process, gateway_command, production_config};
 use kiosk_devkit::softhsm::{KeyKind, with_token};
 use kiosk_devkit::testpki::{DevPki, files};
 use kiosk_keys::{Algorithm, Signer};
-use kiosk_proto::v1 as pb;
-use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
 
 /// DER prefix of a P-256 SubjectPublicKeyInfo before its 65-byte point (RFC 5480).
 const P256_SPKI_PREFIX: [u8; 26] = [
@@ -109,28 +107,8 @@ fn a_production_gateway_serves_tls_with_its_key_on_the_token() {
             runtime.block_on(async {
                 let (gateway, addr) =
                     Process::spawn(gateway_command(&config), dir.path().join("gateway.log")).await;
-                let read = |name: &str| std::fs::read(pki_dir.join(name)).unwrap();
-                let tls = ClientTlsConfig::new()
-                    .ca_certificate(Certificate::from_pem(read("server-ca.crt.pem")))
-                    .identity(Identity::from_pem(
-                        read("auditor.crt.pem"),
-                        read("auditor.key.pem"),
-                    ))
-                    .domain_name("localhost");
-                let channel = Endpoint::from_shared(format!("https://{addr}"))
-                    .unwrap()
-                    .tls_config(tls)
-                    .unwrap()
-                    .connect()
-                    .await
-                    .unwrap();
-                // A call over the handshake the token signed.
-                let note = pb::audit_service_client::AuditServiceClient::new(channel)
-                    .get_checkpoint(pb::GetCheckpointRequest {})
-                    .await
-                    .unwrap()
-                    .into_inner()
-                    .signed_note;
+                // A call over a handshake whose signature the token made.
+                let note = common::auditor_checkpoint(&addr, &pki_dir).await;
                 assert!(!note.is_empty());
                 gateway.terminate().await;
             });

@@ -331,3 +331,31 @@ pub async fn admin_output(config: &Path, args: &[&str]) -> std::process::Output 
     }
     command.output().await.unwrap()
 }
+
+/// The signed checkpoint note a production gateway at `addr` gives the development PKI's
+/// auditor, over mutual TLS (server name `localhost`, trusted through the PKI's server CA).
+#[allow(dead_code, reason = "only the tests with an auditor include it")]
+pub async fn auditor_checkpoint(addr: &str, pki_dir: &Path) -> String {
+    use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
+    let read = |name: &str| std::fs::read(pki_dir.join(name)).unwrap();
+    let tls = ClientTlsConfig::new()
+        .ca_certificate(Certificate::from_pem(read("server-ca.crt.pem")))
+        .identity(Identity::from_pem(
+            read("auditor.crt.pem"),
+            read("auditor.key.pem"),
+        ))
+        .domain_name("localhost");
+    let channel = Endpoint::from_shared(format!("https://{addr}"))
+        .unwrap()
+        .tls_config(tls)
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    pb::audit_service_client::AuditServiceClient::new(channel)
+        .get_checkpoint(pb::GetCheckpointRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .signed_note
+}
