@@ -11,13 +11,15 @@
 //! a card signature made by `openssl dgst`, gets the menu, quotes, issues, reports the print
 //! and closes. The PDF's signature verifies under the openssl signing certificate with
 //! `kiosk_document::signature::verify_pdf_signature`, through the gateway's verifier, and with
-//! poppler's `pdfsig` when it is installed.
+//! poppler's `pdfsig`.
 #![allow(
     clippy::unwrap_used,
     reason = "a failed unwrap in a test is a failed assertion"
 )]
 
 mod common;
+#[path = "common/openssl.rs"]
+mod openssl_files;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -31,6 +33,7 @@ use issuer::bindings::CardBinding;
 use kiosk_proto::v1 as pb;
 use kiosk_terminal::client::{Terminal, TerminalTls};
 use kiosk_tests::{fee, item, page_subjects};
+use openssl_files::OpensslPki;
 
 const GATEWAY_ID: &str = "gw-openssl-01";
 const REMOTE: &str = "271004";
@@ -39,24 +42,6 @@ const TERMINAL: &str = "lawson/271004-0007/k1";
 /// How many resident cards are minted (each bound to its own resident): a menu that blocks
 /// one resident's 住民票 for a reason of the register does not fail the test.
 const CARDS: u64 = 4;
-/// Validity of every end-entity certificate and CRL, in days from now: generous, since the
-/// gateway judges time by a rehearsal clock at the next weekday office hours.
-const DAYS: &str = "60";
-
-/// `openssl <args>` in `dir`, which must succeed; its stdout.
-fn openssl(dir: &Path, args: &[&str]) -> Vec<u8> {
-    let output = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("the openssl command-line tool (Debian package openssl; scripts/install-deps.sh)");
-    assert!(
-        output.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    output.stdout
-}
 
 /// The extension sections of every certificate, for `-extfile`/`-config`.
 fn extensions() -> String {
@@ -94,189 +79,6 @@ fn extensions() -> String {
     )
 }
 
-/// A PKI made with openssl in one directory: `<stem>.key.pem` (PKCS#8), `<stem>.crt.pem`.
-struct OpensslPki {
-    dir: PathBuf,
-    serial: u64,
-}
-
-impl OpensslPki {
-    fn new(dir: PathBuf) -> Self {
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("extensions.cnf"), extensions()).unwrap();
-        OpensslPki {
-            dir,
-            serial: 0x1000,
-        }
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.join(name)
-    }
-
-    fn run(&self, args: &[&str]) -> Vec<u8> {
-        openssl(&self.dir, args)
-    }
-
-    /// A new key: RSA 2048 or ECDSA P-256.
-    fn key(&self, stem: &str, rsa: bool) {
-        let algorithm: &[&str] = if rsa {
-            &["-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"]
-        } else {
-            &["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"]
-        };
-        let out = format!("{stem}.key.pem");
-        let mut args = vec!["genpkey"];
-        args.extend_from_slice(algorithm);
-        args.extend_from_slice(&["-out", &out]);
-        self.run(&args);
-    }
-
-    /// A self-signed CA, valid ten years from now.
-    fn ca(&self, stem: &str, subject: &str, rsa: bool) {
-        self.key(stem, rsa);
-        self.run(&[
-            "req",
-            "-x509",
-            "-new",
-            "-utf8",
-            "-sha256",
-            "-key",
-            &format!("{stem}.key.pem"),
-            "-subj",
-            subject,
-            "-days",
-            "3650",
-            "-config",
-            "extensions.cnf",
-            "-extensions",
-            "ca",
-            "-out",
-            &format!("{stem}.crt.pem"),
-        ]);
-    }
-
-    /// A certificate `stem` issued by `ca` with the extension section `extensions`, valid
-    /// from now for [`DAYS`]; its serial.
-    fn issue(&mut self, stem: &str, ca: &str, subject: &str, extensions: &str, rsa: bool) -> u64 {
-        self.key(stem, rsa);
-        let csr = format!("{stem}.csr.pem");
-        self.run(&[
-            "req",
-            "-new",
-            "-utf8",
-            "-key",
-            &format!("{stem}.key.pem"),
-            "-subj",
-            subject,
-            "-config",
-            "extensions.cnf",
-            "-out",
-            &csr,
-        ]);
-        self.serial += 1;
-        let serial = self.serial;
-        self.run(&[
-            "x509",
-            "-req",
-            "-sha256",
-            "-in",
-            &csr,
-            "-CA",
-            &format!("{ca}.crt.pem"),
-            "-CAkey",
-            &format!("{ca}.key.pem"),
-            "-set_serial",
-            &format!("0x{serial:x}"),
-            "-days",
-            DAYS,
-            "-extfile",
-            "extensions.cnf",
-            "-extensions",
-            extensions,
-            "-out",
-            &format!("{stem}.crt.pem"),
-        ]);
-        serial
-    }
-
-    /// `ca`'s empty CRL (`openssl ca -gencrl` with a minimal CA configuration), current from
-    /// now for [`DAYS`], PEM or DER; its path.
-    fn empty_crl(&self, ca: &str, der: bool) -> PathBuf {
-        self.crl(ca, &[], der)
-    }
-
-    /// `ca`'s CRL listing `revoked` (serials), as [`OpensslPki::empty_crl`]; its path.
-    fn crl(&self, ca: &str, revoked: &[u64], der: bool) -> PathBuf {
-        let config = format!("{ca}.ca.cnf");
-        // openssl's CA database: one `R` (revoked) line per serial.
-        let index: String = revoked
-            .iter()
-            .map(|serial| format!("R\t491231235959Z\t250101000000Z\t{serial:X}\tunknown\t/CN=x\n"))
-            .collect();
-        std::fs::write(self.path(&format!("{ca}.index")), index).unwrap();
-        std::fs::write(self.path(&format!("{ca}.crlnumber")), "01\n").unwrap();
-        std::fs::write(
-            self.path(&config),
-            format!(
-                "[ca]\ndefault_ca = this\n[this]\ndatabase = {ca}.index\n\
-                 crlnumber = {ca}.crlnumber\ndefault_md = sha256\ndefault_crl_days = {DAYS}\n\
-                 crl_extensions = crl_extensions\n\
-                 [crl_extensions]\nauthorityKeyIdentifier = keyid:always\n"
-            ),
-        )
-        .unwrap();
-        let pem = format!("{ca}.crl.pem");
-        self.run(&[
-            "ca",
-            "-gencrl",
-            "-config",
-            &config,
-            "-keyfile",
-            &format!("{ca}.key.pem"),
-            "-cert",
-            &format!("{ca}.crt.pem"),
-            "-out",
-            &pem,
-        ]);
-        if !der {
-            return self.path(&pem);
-        }
-        let out = format!("{ca}.crl.der");
-        self.run(&["crl", "-in", &pem, "-outform", "DER", "-out", &out]);
-        self.path(&out)
-    }
-
-    /// The certificate `stem` as DER.
-    fn der(&self, stem: &str) -> Vec<u8> {
-        self.run(&["x509", "-in", &format!("{stem}.crt.pem"), "-outform", "DER"])
-    }
-
-    /// 32 random bytes from `openssl rand`, in `name`; its path.
-    fn secret(&self, name: &str) -> PathBuf {
-        self.run(&["rand", "-out", name, "32"]);
-        let path = self.path(name);
-        assert_eq!(std::fs::metadata(&path).unwrap().len(), 32);
-        path
-    }
-
-    /// The RSASSA-PKCS1-v1_5 SHA-256 signature of `message` with `stem`'s key, by
-    /// `openssl dgst`: what a JPKI card's authentication key computes over the login.
-    fn sign(&self, stem: &str, message: &[u8]) -> Vec<u8> {
-        std::fs::write(self.path("login.bin"), message).unwrap();
-        self.run(&[
-            "dgst",
-            "-sha256",
-            "-sign",
-            &format!("{stem}.key.pem"),
-            "-out",
-            "login.sig",
-            "login.bin",
-        ]);
-        std::fs::read(self.path("login.sig")).unwrap()
-    }
-}
-
 /// The card certificates: stem and serial.
 struct Pki {
     files: OpensslPki,
@@ -289,7 +91,7 @@ struct Pki {
 
 /// The whole PKI of the deployment, made with openssl in `dir`.
 fn make_pki(dir: PathBuf) -> Pki {
-    let mut pki = OpensslPki::new(dir);
+    let mut pki = OpensslPki::new(dir, &extensions());
     pki.ca(
         "terminal-ca",
         "/C=JP/O=Convenience Chain Example/CN=Example Terminal CA",
@@ -631,14 +433,14 @@ async fn gateway_verifies(addr: &str, server_ca_pem: &[u8], pdf: Vec<u8>) {
 }
 
 /// poppler's `pdfsig` validates the signature too (the signer is not in its trust store, so
-/// only the signature is judged), when it is installed.
+/// only the signature is judged).
 fn pdfsig_validates(dir: &Path, pdf: &[u8]) {
     let path = dir.join("issued.pdf");
     std::fs::write(&path, pdf).unwrap();
-    let Ok(output) = Command::new("pdfsig").arg(&path).output() else {
-        eprintln!("pdfsig not installed: poppler's check skipped");
-        return;
-    };
+    let output = Command::new("pdfsig")
+        .arg(&path)
+        .output()
+        .expect("pdfsig (Debian poppler-utils; scripts/install-deps.sh)");
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
         stdout.contains("Signature Validation: Signature is Valid."),
@@ -942,7 +744,7 @@ async fn a_deployment_on_an_openssl_pki_issues_a_signed_document() {
 #[test]
 fn document_signing_purposes_of_an_openssl_certificate() {
     let dir = tempfile::tempdir().unwrap();
-    let mut pki = OpensslPki::new(dir.path().to_owned());
+    let mut pki = OpensslPki::new(dir.path().to_owned(), &extensions());
     pki.ca(
         "municipality-ca",
         "/C=JP/O=Municipality Example/CN=Example Document Signing CA",

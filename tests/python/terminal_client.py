@@ -4,8 +4,10 @@ itself from the contract (an independent implementation) and signs it with the s
 file's key, as the card would.
 
 Usage:
-  python3 terminal_client.py PROTO_ROOT OUT_DIR ADDR SERVER_CA CERT KEY CARD_FILE
+  python3 terminal_client.py PROTO_ROOT OUT_DIR ADDR SERVER_CA CERT KEY CARD_FILE [PDF_OUT]
 
+CARD_FILE is TOML with the card's authentication key and certificate in PEM under [auth]
+(`key`, `certificate`). With PDF_OUT, the first document received is written there.
 Prints one JSON object with the outcome; exits non-zero on any failure.
 """
 import hashlib
@@ -35,6 +37,7 @@ def generate(proto_root: str, out_dir: str) -> None:
 
 def main() -> None:
     proto_root, out_dir, addr, ca, cert, key, card_path = sys.argv[1:8]
+    pdf_out = sys.argv[8] if len(sys.argv) > 8 else None
     generate(proto_root, out_dir)
     terminal = importlib.import_module("kiosk.v1.terminal_pb2")
     common = importlib.import_module("kiosk.v1.common_pb2")
@@ -86,6 +89,9 @@ def main() -> None:
     for serial, doc in documents.items():
         assert hashlib.sha256(doc["data"]).digest() == doc["sha"], serial
         assert doc["data"].startswith(b"%PDF-"), serial
+    if pdf_out is not None:
+        with open(pdf_out, "wb") as out:
+            out.write(documents[min(documents)]["data"])
 
     report = stub.ReportPrint(terminal.ReportPrintRequest(
         session_id=opened.session_id, issuance_id=header.issuance_id,
