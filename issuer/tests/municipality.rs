@@ -245,3 +245,32 @@ fn issuer_cmd(db: &str, file: &Path, reason: &str) -> std::process::Output {
         .output()
         .unwrap()
 }
+
+/// Operators applying the same file at once (each with its own pool, as two processes) take
+/// turns: one creates the municipality, the others find it unchanged, and the history holds
+/// each change once.
+async fn concurrent_applies_take_turns(db: &TestDb) {
+    let v = example();
+    let mut registers = Vec::new();
+    for _ in 0..4 {
+        registers.push(Register::open(&db.url).await.unwrap());
+    }
+    let [a, b, c, d] = &registers[..] else {
+        unreachable!()
+    };
+    let results = tokio::join!(
+        run(a, &v, NOW),
+        run(b, &v, NOW),
+        run(c, &v, NOW),
+        run(d, &v, NOW)
+    );
+    let summaries = [results.0, results.1, results.2, results.3].map(Result::unwrap);
+    assert_eq!(summaries.iter().filter(|s| s.created).count(), 1);
+    let written: Vec<usize> = summaries.iter().map(|s| s.changes.len()).collect();
+    assert_eq!(written.iter().sum::<usize>(), 17, "{written:?}");
+    assert_eq!(count(&registers[0], "municipality_changes").await, 17);
+    for register in registers {
+        register.close().await;
+    }
+}
+on_both_databases!(concurrent_applies_take_turns);

@@ -8,7 +8,7 @@ use super::file::{Closure, Fee, Hours, Plan, Profile, hhmm};
 use super::operator::{Operator, Reason};
 use crate::calendar::{format_date, in_jst, parse_date, unix_ms};
 use crate::error::IssuerError;
-use crate::register::Register;
+use crate::register::{Backend, Register};
 
 /// What a run changed (empty: the register already matched the file).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -50,7 +50,7 @@ pub async fn apply(
     let today = in_jst(now).date();
     let code = plan.code.as_str();
     let _turn = register.writer_turn().await;
-    let mut tx = register.begin().await?;
+    let mut tx = begin_in_turn(register, code).await?;
     let existing = read_profile(&mut tx, code).await?;
     let mut diff = Diff::default();
     compare_profile(existing.as_ref(), &plan.profile, code, &mut diff);
@@ -78,6 +78,31 @@ pub async fn apply(
         created: existing.is_none(),
         changes: diff.changes,
     })
+}
+
+/// Begins the run's transaction once every other run for `code` has ended, so that two
+/// operators applying at once (two processes) take turns: the second compares against what
+/// the first committed and finds it unchanged, where it used to fail on the history's
+/// numbering with nothing written.
+///
+/// SQLite: `BEGIN IMMEDIATE` takes the one write lock at once. PostgreSQL: a transaction-scoped
+/// advisory lock per municipality, in a READ COMMITTED transaction so that every statement
+/// after the lock reads what the previous run committed (a REPEATABLE READ snapshot would be
+/// taken before the wait and miss it).
+async fn begin_in_turn(
+    register: &Register,
+    code: &str,
+) -> Result<Transaction<'static, Any>, IssuerError> {
+    if register.backend() == Backend::Sqlite {
+        return register.begin().await;
+    }
+    let mut tx = register.pool().begin().await?;
+    // The lock's function returns `void`, which the Any driver cannot decode: select around it.
+    sqlx::query("SELECT 1 FROM (SELECT pg_advisory_xact_lock(hashtext($1))) AS turn")
+        .bind(format!("issuer municipality apply {code}"))
+        .execute(&mut *tx)
+        .await?;
+    Ok(tx)
 }
 
 async fn read_profile(
