@@ -317,6 +317,18 @@ impl Event {
         Self::new(time, EventType::AuditorRead, Actor::Auditor(auditor)).with_fact(Fact::Read(read))
     }
 
+    /// A municipality was added to the routing, renamed, or routed to another issuer; the
+    /// system did it at start, from the configuration.
+    pub fn municipality_routed(
+        time: UnixMillis,
+        municipality: MunicipalityCode,
+        endpoint: Ident,
+    ) -> Self {
+        Self::new(time, EventType::MunicipalityRouted, Actor::System)
+            .with_municipality(municipality)
+            .with_fact(Fact::IssuerEndpoint(endpoint))
+    }
+
     /// The kill switch changed.
     pub fn kill_switch_changed(time: UnixMillis, operator: Ident, on: bool) -> Self {
         Self::new(
@@ -646,6 +658,11 @@ mod tests {
                 id("op"),
                 id("card-binding-import"),
                 id("sha256:0123456789abcdef"),
+            ),
+            Event::municipality_routed(
+                t,
+                MunicipalityCode::parse("131016").unwrap(),
+                id("https://issuer-131016.example.jp:7444"),
             ),
             Event::started(t, id("kiosk-gateway"), id("0.1.0"), id("39cbc0f")),
             Event::auditor_read(t, id("aud"), id("ListEvents")),

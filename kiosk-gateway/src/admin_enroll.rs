@@ -82,9 +82,7 @@ impl TerminalTrust {
             .map_err(|e| EnrollError(format!("--cert: {e}")))?;
         self.verify_chain(&der, now)?;
         let terminal = terminal_of(&der)?;
-        let digest = ring::digest::digest(&ring::digest::SHA256, &der);
-        let fingerprint = Ident::parse(&format!("sha256:{}", &hex::encode(digest)[..16]))
-            .map_err(|e| EnrollError(format!("fingerprint: {e}")))?;
+        let fingerprint = Ident::fingerprint(&der);
         Ok(EnrolledCertificate {
             terminal,
             fingerprint,

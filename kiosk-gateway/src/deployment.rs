@@ -17,9 +17,10 @@ use std::time::Duration;
 
 use anyhow::Context;
 use audit::checkpoint::CheckpointSigner;
-use audit::event::{Event, Ident, Pseudonymizer};
+use audit::event::{Event, Ident, MunicipalityCode, Pseudonymizer, UnixMillis};
 use issuer::bindings::CardBinding;
 use kiosk_document::qr::TrustedKeys;
+use sqlx::AnyConnection;
 
 use crate::cardauth::{CardPolicies, CardVerifier};
 use crate::config::Config;
@@ -57,7 +58,7 @@ pub async fn prepare(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<P
     let store = Store::open(&config.database_url())
         .await
         .map_err(|e| anyhow::anyhow!("database_url (or KIOSK_DATABASE_URL): {e}"))?;
-    import_remote_bindings(&store, config, &municipalities).await?;
+    import_remote_bindings(&store, config, &municipalities, clock.now()).await?;
     let mut directory = IssuerDirectory::new();
     add_remote_issuers(&mut directory, config, &trust.internal)?;
     let client_crls = ClientCrls::Files(trust.client_crl_files.clone());
@@ -77,12 +78,13 @@ pub async fn prepare(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<P
     })
 }
 
-/// Imports the card bindings of every `[[remote_issuers]]` entry, named as `municipalities`
-/// (code, name) says.
+/// Imports the card bindings of every `[[remote_issuers]]` entry and records its route,
+/// named as `municipalities` (code, name) says, at `now`.
 pub async fn import_remote_bindings(
     store: &Store,
     config: &Config,
     municipalities: &[(String, String)],
+    now: UnixMillis,
 ) -> anyhow::Result<()> {
     for remote in &config.remote_issuers {
         let bindings: Vec<CardBinding> = issuer::bindings::read_file(&remote.bindings)
@@ -91,20 +93,40 @@ pub async fn import_remote_bindings(
             .iter()
             .find(|(code, _)| *code == remote.municipality)
             .map_or(remote.municipality.as_str(), |(_, name)| name.as_str());
-        import_municipality(store, &remote.municipality, name, &bindings).await?;
+        let route = Route {
+            code: &remote.municipality,
+            name,
+            endpoint: &remote.endpoint,
+        };
+        import_municipality(store, route, &bindings, now).await?;
     }
     Ok(())
 }
 
-/// Binds a municipality's cards to its residents and records the municipality, in one
-/// transaction, keeping an operator's kill switch across restarts. Every binding must name
-/// this municipality: a card routed to the wrong issuer would be refused there at best.
+/// Where the gateway sends one municipality's requests, as the configuration says.
+#[derive(Debug, Clone, Copy)]
+pub struct Route<'a> {
+    /// The municipality's code.
+    pub code: &'a str,
+    /// Its name as kiosks and verifiers show it.
+    pub name: &'a str,
+    /// Its issuer: the `[[remote_issuers]]` endpoint, or [`IN_PROCESS`].
+    pub endpoint: &'a str,
+}
+
+/// The endpoint of an issuer served inside the gateway's process (the embedded deployment).
+pub const IN_PROCESS: &str = "in-process";
+
+/// Binds a municipality's cards to its residents and records its route, in one transaction,
+/// keeping an operator's kill switch across restarts. Every binding must name this
+/// municipality: a card routed to the wrong issuer would be refused there at best.
 pub async fn import_municipality(
     store: &Store,
-    code: &str,
-    name: &str,
+    route: Route<'_>,
     bindings: &[CardBinding],
+    now: UnixMillis,
 ) -> anyhow::Result<()> {
+    let code = route.code;
     if let Some(stray) = bindings.iter().find(|b| b.municipality_code != code) {
         anyhow::bail!(
             "the card bindings of {code} hold a card of municipality {}",
@@ -131,22 +153,41 @@ pub async fn import_municipality(
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     }
-    // A restart keeps an operator's kill switch (`kiosk-gateway admin kill-switch`).
-    let suspended = store::municipality(&mut tx, code)
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?
-        .is_some_and(|m| m.suspended);
-    store::upsert_municipality(
-        &mut tx,
-        &store::Municipality {
-            code: code.to_owned(),
-            name: name.to_owned(),
-            suspended,
-        },
-    )
-    .await
-    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    record_route(&mut tx, route, now).await?;
     tx.commit().await?;
+    Ok(())
+}
+
+/// Records `route` in the municipalities table; when it is new, or names another name or
+/// issuer than the row, with its MUNICIPALITY_ROUTED audit event in the same transaction. A
+/// restart keeps an operator's kill switch (`kiosk-gateway admin kill-switch`). Two replicas
+/// starting at once may both record one change: the log then holds it twice, never not.
+async fn record_route(
+    tx: &mut AnyConnection,
+    route: Route<'_>,
+    now: UnixMillis,
+) -> anyhow::Result<()> {
+    let wanted = |suspended| store::Municipality {
+        code: route.code.to_owned(),
+        name: route.name.to_owned(),
+        suspended,
+        issuer_endpoint: route.endpoint.to_owned(),
+    };
+    let current = store::municipality(tx, route.code)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let suspended = current.as_ref().is_some_and(|m| m.suspended);
+    if current.as_ref() == Some(&wanted(suspended)) {
+        return Ok(());
+    }
+    let code = MunicipalityCode::parse(route.code)
+        .map_err(|_| anyhow::anyhow!("municipality code {}: not a valid code", route.code))?;
+    let endpoint = Ident::parse(route.endpoint)
+        .unwrap_or_else(|_| Ident::fingerprint(route.endpoint.as_bytes()));
+    audit::store::append(tx, &Event::municipality_routed(now, code, endpoint)).await?;
+    store::upsert_municipality(tx, &wanted(suspended))
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     Ok(())
 }
 

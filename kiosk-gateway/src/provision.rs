@@ -29,7 +29,7 @@ use ring::rand::{SecureRandom, SystemRandom};
 use rustls_pki_types::CertificateRevocationListDer;
 
 use crate::config::Config;
-use crate::deployment::{self, InternalTls, TrustFiles, import_municipality};
+use crate::deployment::{self, IN_PROCESS, InternalTls, Route, TrustFiles, import_municipality};
 use crate::flow::Clock;
 use crate::revocation::ClientCrls;
 use crate::route::{InProcess, IssuerDirectory};
@@ -209,10 +209,16 @@ pub async fn prepare(config: &Config, clock: &dyn Clock) -> anyhow::Result<Embed
             code,
         };
         let bindings = municipality.ensure(config, clock).await?;
-        import_municipality(&store, code, municipality_name(code), &bindings).await?;
+        let route = Route {
+            code,
+            name: municipality_name(code),
+            endpoint: IN_PROCESS,
+        };
+        import_municipality(&store, route, &bindings, clock.now()).await?;
         residents.add(&municipality, &bindings)?;
     }
-    deployment::import_remote_bindings(&store, config, &municipality_names(config)).await?;
+    deployment::import_remote_bindings(&store, config, &municipality_names(config), clock.now())
+        .await?;
     register_dev_terminals(&store, clock).await?;
     let files = development_trust_files(&pki, config, &data_dir);
     let issuers = in_process_issuers(config, &register, &files)?;

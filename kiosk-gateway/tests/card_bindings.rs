@@ -48,6 +48,7 @@ async fn store_with_municipality(url: &str) -> Store {
             code: "131016".into(),
             name: "千代田区".into(),
             suspended: false,
+            issuer_endpoint: "in-process".into(),
         },
     )
     .await

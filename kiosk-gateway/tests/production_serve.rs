@@ -315,3 +315,56 @@ async fn production_serve_never_prints_the_database_password() {
     assert!(!stdout.contains(&password), "{stdout}");
     assert!(!stderr.contains(&password), "{stderr}");
 }
+
+/// The MUNICIPALITY_ROUTED events in the gateway database of `root`'s production
+/// configuration: (municipality, issuer endpoint) in log order.
+async fn routed_events(root: &Path) -> Vec<(String, String)> {
+    let url = format!("sqlite://{}/gateway.db", root.join("data").display());
+    let store = kiosk_gateway::store::Store::open(&url).await.unwrap();
+    let mut conn = store.pool().acquire().await.unwrap();
+    let filter = audit::store::EventFilter {
+        types: vec![audit::event::EventType::MunicipalityRouted],
+        ..Default::default()
+    };
+    let events = audit::store::list_events(&mut conn, &filter).await.unwrap();
+    events
+        .into_iter()
+        .map(|stored| {
+            let event = stored.event;
+            assert_eq!(event.actor(), &audit::event::Actor::System);
+            let endpoint = event.fact("issuer_endpoint").unwrap().value();
+            (event.municipality().unwrap().as_str().to_owned(), endpoint)
+        })
+        .collect()
+}
+
+/// A route the configuration adds or changes is in the audit log from the start that reads
+/// it; a restart with the same configuration writes no event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn production_serve_audits_each_route_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("deployment");
+    let pki = DevPki::ensure(&root.join("pki")).unwrap();
+    let config = production_config(&root, &pki);
+    let start = || async {
+        let (gateway, _) =
+            Process::spawn(gateway_command(&config), dir.path().join("gateway.log")).await;
+        gateway.terminate().await;
+    };
+    let first = ("271004".to_owned(), "https://127.0.0.1:9".to_owned());
+    start().await;
+    assert_eq!(routed_events(&root).await, std::slice::from_ref(&first));
+    start().await;
+    assert_eq!(
+        routed_events(&root).await,
+        std::slice::from_ref(&first),
+        "nothing changed"
+    );
+    let text = std::fs::read_to_string(&config).unwrap();
+    let moved = text.replace("https://127.0.0.1:9\"", "https://127.0.0.1:10\"");
+    assert_ne!(text, moved);
+    std::fs::write(&config, moved).unwrap();
+    start().await;
+    let second = ("271004".to_owned(), "https://127.0.0.1:10".to_owned());
+    assert_eq!(routed_events(&root).await, [first, second]);
+}

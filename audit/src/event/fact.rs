@@ -97,6 +97,9 @@ pub enum Fact {
     /// The person an operator command was run for, as the operator named them (the actor is
     /// the operating-system account, which may be a shared one).
     OnBehalfOf(Ident),
+    /// Where a municipality's issuer is reached: its endpoint URL, `in-process`, or
+    /// `sha256:<16 hex>` of an endpoint too long for an identifier.
+    IssuerEndpoint(Ident),
 }
 
 impl Fact {
@@ -122,6 +125,7 @@ impl Fact {
             Fact::Read(_) => "read",
             Fact::EventIndex(_) => "event_index",
             Fact::OnBehalfOf(_) => "on_behalf_of",
+            Fact::IssuerEndpoint(_) => "issuer_endpoint",
         }
     }
 
@@ -137,7 +141,8 @@ impl Fact {
             | Fact::Component(i)
             | Fact::KeyId(i)
             | Fact::Read(i)
-            | Fact::OnBehalfOf(i) => i.0.clone(),
+            | Fact::OnBehalfOf(i)
+            | Fact::IssuerEndpoint(i) => i.0.clone(),
             Fact::CertificateType(c) => c.code().to_owned(),
             Fact::FeeYen(n) | Fact::EventIndex(n) => n.to_string(),
             Fact::DocumentCount(n) => n.to_string(),
@@ -191,6 +196,7 @@ impl Fact {
             "read" => Fact::Read(Ident::parse(value)?),
             "event_index" => Fact::EventIndex(num(value)?),
             "on_behalf_of" => Fact::OnBehalfOf(Ident::parse(value)?),
+            "issuer_endpoint" => Fact::IssuerEndpoint(Ident::parse(value)?),
             _ => return Err(invalid("attribute", "unknown key")),
         })
     }

@@ -80,6 +80,9 @@ name_enum! {
         OrphansVoided = "ORPHANS_VOIDED",
         /// An operator imported card bindings or linked a renewed card certificate.
         CardBindingChanged = "CARD_BINDING_CHANGED",
+        /// A municipality was added to the gateway's routing, renamed, or routed to another
+        /// issuer (the configuration's `[[remote_issuers]]`, read at start).
+        MunicipalityRouted = "MUNICIPALITY_ROUTED",
     }
 }
 
@@ -123,6 +126,13 @@ name_enum! {
 pub struct Ident(pub(super) String);
 
 impl Ident {
+    /// `sha256:<first 16 hex digits>` of `bytes`: names a certificate, a file or a value too
+    /// long or too free for an identifier, without carrying it.
+    pub fn fingerprint(bytes: &[u8]) -> Self {
+        let digest = ring::digest::digest(&ring::digest::SHA256, bytes);
+        Self(format!("sha256:{}", &hex::encode(digest)[..16]))
+    }
+
     /// Validates an identifier.
     pub fn parse(s: &str) -> Result<Self, EventError> {
         if s.is_empty() || s.len() > 64 {

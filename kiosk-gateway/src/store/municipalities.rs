@@ -17,6 +17,9 @@ pub struct Municipality {
     pub name: String,
     /// The municipality's kill switch.
     pub suspended: bool,
+    /// Where its issuer is reached: the endpoint URL, `in-process`, or empty when not yet
+    /// recorded.
+    pub issuer_endpoint: String,
 }
 
 /// Registers or changes a municipality.
@@ -25,12 +28,14 @@ pub async fn upsert_municipality(
     municipality: &Municipality,
 ) -> Result<(), GatewayError> {
     sqlx::query(
-        "INSERT INTO municipalities (code, name, suspended) VALUES ($1, $2, $3)
-         ON CONFLICT (code) DO UPDATE SET name = excluded.name, suspended = excluded.suspended",
+        "INSERT INTO municipalities (code, name, suspended, issuer_endpoint) \
+         VALUES ($1, $2, $3, $4) ON CONFLICT (code) DO UPDATE SET name = excluded.name, \
+         suspended = excluded.suspended, issuer_endpoint = excluded.issuer_endpoint",
     )
     .bind(&municipality.code)
     .bind(&municipality.name)
     .bind(i64::from(municipality.suspended))
+    .bind(&municipality.issuer_endpoint)
     .execute(&mut *conn)
     .await?;
     Ok(())
@@ -41,15 +46,18 @@ pub async fn municipality(
     conn: &mut AnyConnection,
     code: &str,
 ) -> Result<Option<Municipality>, GatewayError> {
-    let row = sqlx::query("SELECT code, name, suspended FROM municipalities WHERE code = $1")
-        .bind(code)
-        .fetch_optional(&mut *conn)
-        .await?;
+    let row = sqlx::query(
+        "SELECT code, name, suspended, issuer_endpoint FROM municipalities WHERE code = $1",
+    )
+    .bind(code)
+    .fetch_optional(&mut *conn)
+    .await?;
     match row {
         Some(row) => Ok(Some(Municipality {
             code: row.try_get(0)?,
             name: row.try_get(1)?,
             suspended: row.try_get::<i64, _>(2)? != 0,
+            issuer_endpoint: row.try_get(3)?,
         })),
         None => Ok(None),
     }
