@@ -1,7 +1,9 @@
 //! Compiles the kiosk.v1 contract with protox (pure Rust), so no machine needs `protoc`, writes
 //! the encoded descriptor set that server reflection serves, and turns the reasons table
-//! (`kiosk/v1/reasons.toml`, data rather than code) into the `reasons!` call of `src/reasons.rs`.
-use std::path::PathBuf;
+//! (`kiosk/v1/reasons.toml`, data rather than code) into the `reasons!` call of `src/reasons.rs`,
+//! and the further languages' kiosk texts (`kiosk/v1/locales/*.toml`) into `LOCALES` of
+//! `src/locales.rs`, refusing a file that misses a reason or names one the table lacks.
+use std::path::{Path, PathBuf};
 
 const PROTO_FILES: &[&str] = &[
     "kiosk/v1/common.proto",
@@ -13,6 +15,8 @@ const PROTO_FILES: &[&str] = &[
 ];
 
 const REASONS_TABLE: &str = "kiosk/v1/reasons.toml";
+
+const LOCALES_DIR: &str = "kiosk/v1/locales";
 
 /// The gRPC codes a reason may travel with (tonic's `Code` variant names), and `none` for the
 /// terminal-side reasons that never cross the wire.
@@ -44,9 +48,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         out_dir.join("kiosk_v1_descriptor.bin"),
         protox::prost::Message::encode_to_vec(&descriptors),
     )?;
+    let reasons_table = std::fs::read_to_string(REASONS_TABLE)?;
     std::fs::write(
         out_dir.join("reasons_table.rs"),
-        reasons_call(&std::fs::read_to_string(REASONS_TABLE)?)?,
+        reasons_call(&reasons_table)?,
+    )?;
+    std::fs::write(
+        out_dir.join("locales_table.rs"),
+        locales_table(&reason_names(&reasons_table)?, Path::new(LOCALES_DIR))?,
     )?;
     tonic_prost_build::configure()
         .build_server(true)
@@ -91,4 +100,79 @@ fn reasons_call(table: &str) -> Result<String, Box<dyn std::error::Error>> {
     }
     call.push_str("}\n");
     Ok(call)
+}
+
+/// The reason names of the table, in its order.
+fn reason_names(table: &str) -> Result<Vec<String>, Box<dyn std::error::Error>> {
+    let table: toml::Table = toml::from_str(table)?;
+    let rows = table
+        .get("reason")
+        .and_then(toml::Value::as_array)
+        .ok_or(format!("{REASONS_TABLE}: no [[reason]] rows"))?;
+    Ok(rows
+        .iter()
+        .filter_map(|row| row.get("name").and_then(toml::Value::as_str))
+        .map(str::to_owned)
+        .collect())
+}
+
+/// The `LOCALES` constant: one `Locale` per file of `dir`, in the order of their tags, each
+/// with a text for every reason of `reasons` in the table's order.
+fn locales_table(reasons: &[String], dir: &Path) -> Result<String, Box<dyn std::error::Error>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .map(|entry| entry.map(|e| e.path()))
+        .collect::<Result<_, _>>()?;
+    files.retain(|path| path.extension().is_some_and(|e| e == "toml"));
+    files.sort();
+    let mut out = String::from(
+        "/// The further languages of the kiosk texts, one per file of `kiosk/v1/locales/`, \
+         in the order of their tags.\npub const LOCALES: &[Locale] = &[\n",
+    );
+    for path in &files {
+        out.push_str(&locale_entry(reasons, path)?);
+    }
+    out.push_str("];\n");
+    Ok(out)
+}
+
+/// One `Locale { … }` entry from the file at `path`, refusing a tag that is not the file's
+/// name, a missing or empty text, and a reason the table does not have.
+fn locale_entry(reasons: &[String], path: &Path) -> Result<String, Box<dyn std::error::Error>> {
+    let shown = path.display();
+    let file: toml::Table = toml::from_str(&std::fs::read_to_string(path)?)?;
+    let string = |key: &str| {
+        file.get(key)
+            .and_then(toml::Value::as_str)
+            .filter(|value| !value.is_empty())
+            .ok_or(format!("{shown}: no {key}"))
+    };
+    let (tag, language) = (string("locale")?, string("language")?);
+    if path.file_stem().and_then(|s| s.to_str()) != Some(tag) {
+        return Err(format!("{shown}: locale {tag:?} is not the file's name").into());
+    }
+    let reviewed = file
+        .get("reviewed")
+        .and_then(toml::Value::as_bool)
+        .ok_or(format!("{shown}: no reviewed = true|false"))?;
+    let texts = file
+        .get("reasons")
+        .and_then(toml::Value::as_table)
+        .ok_or(format!("{shown}: no [reasons] table"))?;
+    if let Some(unknown) = texts.keys().find(|name| !reasons.contains(name)) {
+        return Err(format!("{shown}: {unknown} is not a reason of {REASONS_TABLE}").into());
+    }
+    let mut entry = format!(
+        "    Locale {{\n        tag: {tag:?},\n        language: {language:?},\n        \
+         reviewed: {reviewed},\n        texts: &[\n"
+    );
+    for name in reasons {
+        let text = texts
+            .get(name)
+            .and_then(toml::Value::as_str)
+            .filter(|text| !text.trim().is_empty())
+            .ok_or(format!("{shown}: no text for {name}"))?;
+        entry.push_str(&format!("            ({name:?}, {text:?}),\n"));
+    }
+    entry.push_str("        ],\n    },\n");
+    Ok(entry)
 }

@@ -132,10 +132,8 @@ pub fn item_to_wire(item: &RequestItem) -> pb::RequestItem {
 }
 
 fn localized(reason: &str) -> Option<pb::LocalizedText> {
-    reasons::find(reason).map(|r| pb::LocalizedText {
-        ja: r.ja.to_owned(),
-        en: r.en.to_owned(),
-    })
+    // ja-JP and en-US only: the gateway adds the session's further language at its edge.
+    reasons::find(reason).map(|r| kiosk_proto::locales::localized_text(r, ""))
 }
 
 fn entry_to_wire(entry: &MenuEntry) -> pb::MenuEntry {

@@ -2,11 +2,13 @@
 //!
 //! This crate owns the `.proto` files under `kiosk/v1/`, the Rust code generated from them at
 //! build time (pure Rust through protox: no `protoc` anywhere), the encoded descriptor set for
-//! server reflection, and the table of error reasons with the words a kiosk shows. It knows
-//! nothing about how the services are implemented: domain crates convert to and from these
-//! types by hand at the edge.
+//! server reflection, and the table of error reasons with the words a kiosk shows, in ja-JP,
+//! en-US and the further languages of `kiosk/v1/locales/`. It knows nothing about how the
+//! services are implemented: domain crates convert to and from these types by hand at the edge.
 #![forbid(unsafe_code)]
 
+pub mod errors_doc;
+pub mod locales;
 pub mod reasons;
 pub mod refusals;
 

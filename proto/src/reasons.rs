@@ -2,7 +2,7 @@
 //!
 //! `kiosk/v1/errors.proto` names the reasons; the data file `kiosk/v1/reasons.toml` adds the
 //! code and the two messages, and build.rs turns it into one constant per reason. A test keeps
-//! the proto and the table in step, and `docs/errors.md` is generated from the table (a test
+//! the proto and the table in step, and `docs/errors.md` is generated from it (`errors_doc`; a test
 //! checks it is current), so the list lives in one place.
 
 use tonic::Code;
@@ -40,31 +40,6 @@ include!(concat!(env!("OUT_DIR"), "/reasons_table.rs"));
 /// The reason named `name`, if the contract has one.
 pub fn find(name: &str) -> Option<&'static Reason> {
     ALL.iter().find(|reason| reason.name == name)
-}
-
-/// Renders the table as the Markdown of `docs/errors.md`.
-pub fn markdown_table() -> String {
-    let mut out = String::from(
-        "# kiosk.v1 error reasons\n\n\
-         Generated from `proto/kiosk/v1/reasons.toml` (a test fails when this file is stale; \
-         regenerate with `UPDATE_DOCS=1 cargo test -p kiosk-proto`).\n\n\
-         Every error carries `google.rpc.ErrorInfo` (domain `kiosk.v1`, reason below) and \
-         `google.rpc.LocalizedMessage` in ja-JP and en-US with the texts below. \
-         \"terminal-side\" reasons never cross the wire: they are the card errors a terminal \
-         meets locally.\n\n\
-         | reason | gRPC code | ja-JP | en-US |\n| --- | --- | --- | --- |\n",
-    );
-    for reason in ALL {
-        let code = match reason.code {
-            Some(code) => format!("{code:?}"),
-            None => "terminal-side".to_owned(),
-        };
-        out.push_str(&format!(
-            "| `{}` | {} | {} | {} |\n",
-            reason.name, code, reason.ja, reason.en
-        ));
-    }
-    out
 }
 
 /// A field of the request that was invalid, and why (for `google.rpc.BadRequest`).

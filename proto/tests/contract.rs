@@ -170,7 +170,7 @@ fn reason_table_matches_the_error_reason_enum() {
 #[test]
 fn errors_doc_is_generated_from_the_table() {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/errors.md");
-    let expected = reasons::markdown_table();
+    let expected = kiosk_proto::errors_doc::markdown();
     if std::env::var_os("UPDATE_DOCS").is_some() {
         std::fs::write(path, &expected).unwrap();
     }

@@ -189,6 +189,92 @@ on_both_databases!(errors_list_the_session_language_first, |db| async move {
     assert_eq!(locales(&error), ["en-US", "ja-JP"]);
 });
 
+/// The first LocalizedMessage's text.
+fn first_text(status: &tonic::Status) -> String {
+    status
+        .get_error_details_vec()
+        .into_iter()
+        .find_map(|d| match d {
+            ErrorDetail::LocalizedMessage(m) => Some(m.message),
+            _ => None,
+        })
+        .unwrap()
+}
+
+on_both_databases!(
+    a_further_language_comes_first_with_both_contract_languages,
+    |db| async move {
+        let app = spawn_app(db).await;
+        let mut kiosk = client(&app).await;
+        for (locale, expected) in [
+            ("vi-VN", vec!["vi", "ja-JP", "en-US"]),
+            ("ko", vec!["ko", "ja-JP", "en-US"]),
+            ("ja-x-easy", vec!["ja-x-easy", "ja-JP", "en-US"]),
+            // Traditional Chinese is not Simplified: no third text rather than the wrong script.
+            ("zh-TW", vec!["ja-JP", "en-US"]),
+            ("fr-FR", vec!["ja-JP", "en-US"]),
+        ] {
+            let opened = open(&mut kiosk, locale).await;
+            let error = kiosk
+                .get_menu(pb::GetMenuRequest {
+                    session_id: opened.session_id.clone(),
+                })
+                .await
+                .unwrap_err();
+            assert_eq!(reason(&error), "SESSION_STATE");
+            assert_eq!(locales(&error), expected, "locale {locale:?}");
+            if let Some(further) = kiosk_proto::locales::negotiate(locale) {
+                let text = further.text(&kiosk_proto::reasons::SESSION_STATE);
+                assert_eq!(first_text(&error), text, "locale {locale:?}");
+            }
+        }
+    }
+);
+
+on_both_databases!(
+    the_start_screen_and_the_menu_speak_the_session_language,
+    |db| async move {
+        let app = spawn_app(db).await;
+        let mut kiosk = client(&app).await;
+        // Within office hours (the test clock starts there): the kill switch's menu.
+        let store = app.flow.store();
+        let operator = Attribution::parse("ops-chiyoda-01", "drill").unwrap();
+        admin::set_kill_switch(store, Some(CHIYODA), true, &operator, UnixMillis::now())
+            .await
+            .unwrap();
+        let resident = app.examples("Family")[0].clone();
+        let (_, menu) = login(&app, &mut kiosk, "zh-CN", &resident).await;
+        let chinese = kiosk_proto::locales::negotiate("zh-CN").unwrap();
+        assert!(!menu.entries.is_empty());
+        for entry in &menu.entries {
+            let message = entry.unavailable_message.as_ref().unwrap();
+            assert_eq!(message.locale, "zh-Hans");
+            assert_eq!(
+                message.text,
+                chinese.text(&kiosk_proto::reasons::SERVICE_SUSPENDED)
+            );
+            assert_eq!(message.en, kiosk_proto::reasons::SERVICE_SUSPENDED.en);
+        }
+        admin::set_kill_switch(store, Some(CHIYODA), false, &operator, UnixMillis::now())
+            .await
+            .unwrap();
+        // Late at night: the closed start screen.
+        advance_to_jst(&app, 23, 30);
+        let status = open(&mut kiosk, "pt-BR").await.service_status.unwrap();
+        let message = status.message.unwrap();
+        let portuguese = kiosk_proto::locales::negotiate("pt-BR").unwrap();
+        assert_eq!(message.locale, "pt-BR");
+        assert_eq!(
+            message.text,
+            portuguese.text(&kiosk_proto::reasons::OUT_OF_SERVICE_HOURS)
+        );
+        assert_eq!(message.ja, kiosk_proto::reasons::OUT_OF_SERVICE_HOURS.ja);
+        let status = open(&mut kiosk, "").await.service_status.unwrap();
+        let message = status.message.unwrap();
+        assert_eq!((message.locale.as_str(), message.text.as_str()), ("", ""));
+    }
+);
+
 on_both_databases!(the_kill_switches_show_in_the_menu, |db| async move {
     let app = spawn_app(db).await;
     let store = app.flow.store();

@@ -2,6 +2,7 @@
 //! menu and a quote.
 
 use super::*;
+use kiosk_proto::locales::localized_text;
 
 pub(super) fn authenticated(
     session: &SessionRow,
@@ -250,10 +251,8 @@ impl Flow {
         for entry in &mut menu.entries {
             entry.available = false;
             entry.unavailable_reason = reason.name.to_owned();
-            entry.unavailable_message = Some(pb::LocalizedText {
-                ja: reason.ja.to_owned(),
-                en: reason.en.to_owned(),
-            });
+            // The session's further language, if any, is added at the edge (service::locale).
+            entry.unavailable_message = Some(localized_text(&reason, ""));
         }
         Ok(menu)
     }

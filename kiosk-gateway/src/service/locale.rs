@@ -1,14 +1,45 @@
-//! The order of an error's `google.rpc.LocalizedMessage` entries: the language of the
-//! session's `OpenSessionRequest.locale` first (errors.proto). Every entry stays: a kiosk in
-//! any language always finds ja-JP and en-US.
+//! The languages of an error's `google.rpc.LocalizedMessage` entries and of the menu's and
+//! service status's `LocalizedText`: the language of the session's `OpenSessionRequest.locale`
+//! first (errors.proto). ja-JP and en-US always stay, so a kiosk in any language finds them;
+//! a further language (`kiosk_proto::locales`) adds its own entry, never all of them.
 
+use kiosk_proto::locales::{localized_text, negotiate};
+use kiosk_proto::reasons;
+use kiosk_proto::v1 as pb;
 use tonic::Status;
-use tonic_types::{ErrorDetail, StatusExt};
+use tonic_types::{ErrorDetail, LocalizedMessage, StatusExt};
 
-/// `status` with the LocalizedMessage in `locale`'s language (its primary subtag: "en-GB"
-/// picks en-US) before the others. An empty or Japanese locale, or one no entry speaks,
-/// leaves the order as built: ja-JP first.
+/// `status` in the session's `locale`: a further language's text first when the locale asks
+/// for one; otherwise the LocalizedMessage in the locale's language (its primary subtag:
+/// "en-GB" picks en-US) before the others. An empty or Japanese locale, or one no entry
+/// speaks, leaves the order as built: ja-JP first.
 pub fn in_locale(status: Status, locale: &str) -> Status {
+    match negotiate(locale) {
+        Some(further) => with_further_language(status, further),
+        None => contract_language_first(status, locale),
+    }
+}
+
+/// `status` with `further`'s text of its reason as the first LocalizedMessage. A status
+/// without a kiosk.v1 reason (none is sent) is left as it is.
+fn with_further_language(status: Status, further: &kiosk_proto::locales::Locale) -> Status {
+    let Some(reason) = reasons::reason_of(&status) else {
+        return status;
+    };
+    let mut details = status.get_error_details_vec();
+    let Some(first) = details
+        .iter()
+        .position(|d| matches!(d, ErrorDetail::LocalizedMessage(_)))
+    else {
+        return status;
+    };
+    let message = LocalizedMessage::new(further.tag, further.text(reason));
+    details.insert(first, ErrorDetail::from(message));
+    Status::with_error_details_vec(status.code(), status.message(), details)
+}
+
+/// `status` with its ja-JP or en-US LocalizedMessage, whichever `locale` speaks, first.
+fn contract_language_first(status: Status, locale: &str) -> Status {
     let language = locale.split('-').next().unwrap_or_default();
     if language.is_empty() || language.eq_ignore_ascii_case("ja") {
         return status;
@@ -34,6 +65,21 @@ pub fn in_locale(status: Status, locale: &str) -> Status {
     Status::with_error_details_vec(status.code(), status.message(), details)
 }
 
+/// `menu` with every unavailable entry's message in the session's `locale` as well (its
+/// further language, when it asks for one). Entries carry a reason name from the contract;
+/// one the table lacks keeps the message it came with.
+pub fn menu_in_locale(mut menu: pb::Menu, locale: &str) -> pb::Menu {
+    if negotiate(locale).is_none() {
+        return menu;
+    }
+    for entry in &mut menu.entries {
+        if let Some(reason) = reasons::find(&entry.unavailable_reason) {
+            entry.unavailable_message = Some(localized_text(reason, locale));
+        }
+    }
+    menu
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -57,10 +103,55 @@ mod tests {
         assert_eq!(locales(&in_locale(status(), "ja-JP")), ["ja-JP", "en-US"]);
         assert_eq!(locales(&in_locale(status(), "en-US")), ["en-US", "ja-JP"]);
         assert_eq!(locales(&in_locale(status(), "en-GB")), ["en-US", "ja-JP"]);
-        assert_eq!(locales(&in_locale(status(), "pt-BR")), ["ja-JP", "en-US"]);
+        assert_eq!(locales(&in_locale(status(), "fr-FR")), ["ja-JP", "en-US"]);
         let english = in_locale(status(), "en-US");
         assert_eq!(reasons::reason_of(&english).unwrap().name, "PIN_WRONG");
         assert_eq!(english.code(), status().code());
         assert_eq!(english.message(), "x");
+    }
+
+    #[test]
+    fn a_further_language_comes_first_and_the_contract_languages_stay() {
+        let status = || reasons::status(&reasons::PIN_WRONG, "x", &[]);
+        assert_eq!(
+            locales(&in_locale(status(), "vi-VN")),
+            ["vi", "ja-JP", "en-US"]
+        );
+        assert_eq!(
+            locales(&in_locale(status(), "ja-x-easy")),
+            ["ja-x-easy", "ja-JP", "en-US"]
+        );
+        assert_eq!(locales(&in_locale(status(), "zh-TW")), ["ja-JP", "en-US"]);
+        let korean = in_locale(status(), "ko");
+        let first = korean
+            .get_error_details_vec()
+            .into_iter()
+            .find_map(|d| match d {
+                ErrorDetail::LocalizedMessage(m) => Some(m.message),
+                _ => None,
+            });
+        let expected = negotiate("ko").unwrap().text(&reasons::PIN_WRONG);
+        assert_eq!(first.as_deref(), Some(expected));
+        assert_eq!(reasons::reason_of(&korean).unwrap().name, "PIN_WRONG");
+    }
+
+    #[test]
+    fn an_unavailable_menu_entry_speaks_the_session_language() {
+        let entry = |reason: &str| pb::MenuEntry {
+            available: reason.is_empty(),
+            unavailable_reason: reason.to_owned(),
+            ..Default::default()
+        };
+        let menu = pb::Menu {
+            entries: vec![entry("OUT_OF_SERVICE_HOURS"), entry("")],
+            ..Default::default()
+        };
+        let spanish = menu_in_locale(menu.clone(), "es-MX");
+        let message = spanish.entries[0].unavailable_message.clone().unwrap();
+        assert_eq!(message.locale, "es");
+        assert_eq!(message.ja, reasons::OUT_OF_SERVICE_HOURS.ja);
+        assert!(!message.text.is_empty());
+        assert_eq!(spanish.entries[1].unavailable_message, None);
+        assert_eq!(menu_in_locale(menu.clone(), "en-US"), menu);
     }
 }

@@ -4,6 +4,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use futures::Stream;
+use kiosk_proto::locales::localized_text;
 use kiosk_proto::v1 as pb;
 use kiosk_proto::v1::terminal_service_server::TerminalService;
 use tonic::{Request, Response, Status};
@@ -53,6 +54,22 @@ impl TerminalApi {
             }
         }
     }
+
+    /// `result` localized as [`Self::localized`], and a menu's unavailable entries in the
+    /// session's language: the session is read only when an entry is unavailable.
+    async fn localized_menu(
+        &self,
+        terminal: &TerminalIdentity,
+        session_id: &str,
+        result: Result<pb::Menu, GatewayError>,
+    ) -> Result<pb::Menu, Status> {
+        let menu = self.localized(terminal, session_id, result).await?;
+        if menu.entries.iter().all(|entry| entry.available) {
+            return Ok(menu);
+        }
+        let session_locale = self.flow.session_locale(terminal, session_id).await;
+        Ok(locale::menu_in_locale(menu, &session_locale))
+    }
 }
 
 fn issuance_state(state: IssuanceState) -> pb::IssuanceState {
@@ -86,17 +103,11 @@ impl TerminalService for TerminalApi {
                 reason: String::new(),
                 message: None,
             },
-            Some(reason) => {
-                let r = reason;
-                pb::ServiceStatus {
-                    state: pb::ServiceState::Closed as i32,
-                    reason: r.name.to_owned(),
-                    message: Some(pb::LocalizedText {
-                        ja: r.ja.to_owned(),
-                        en: r.en.to_owned(),
-                    }),
-                }
-            }
+            Some(reason) => pb::ServiceStatus {
+                state: pb::ServiceState::Closed as i32,
+                reason: reason.name.to_owned(),
+                message: Some(localized_text(&reason, &locale)),
+            },
         };
         Ok(Response::new(pb::OpenSessionResponse {
             session_id: opened.session_id.clone(),
@@ -131,7 +142,9 @@ impl TerminalService for TerminalApi {
                 .await
         }
         .await;
-        let menu = self.localized(&terminal, &message.session_id, menu).await?;
+        let menu = self
+            .localized_menu(&terminal, &message.session_id, menu)
+            .await?;
         Ok(Response::new(pb::AuthenticateResponse { menu: Some(menu) }))
     }
 
@@ -146,7 +159,9 @@ impl TerminalService for TerminalApi {
             self.flow.menu(&terminal, &message.session_id).await
         }
         .await;
-        let menu = self.localized(&terminal, &message.session_id, menu).await?;
+        let menu = self
+            .localized_menu(&terminal, &message.session_id, menu)
+            .await?;
         Ok(Response::new(pb::GetMenuResponse { menu: Some(menu) }))
     }
 

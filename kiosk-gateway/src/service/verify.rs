@@ -59,6 +59,7 @@ fn verdict(validity: pb::Validity, reason: &str, ja: &str, en: &str) -> pb::Veri
         message: Some(pb::LocalizedText {
             ja: ja.to_owned(),
             en: en.to_owned(),
+            ..Default::default()
         }),
         summary: None,
         pdf_signature_valid: false,
