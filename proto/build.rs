@@ -1,8 +1,10 @@
 //! Compiles the kiosk.v1 contract with protox (pure Rust), so no machine needs `protoc`, writes
 //! the encoded descriptor set that server reflection serves, and turns the reasons table
 //! (`kiosk/v1/reasons.toml`, data rather than code) into the `reasons!` call of `src/reasons.rs`,
-//! and the further languages' kiosk texts (`kiosk/v1/locales/*.toml`) into `LOCALES` of
-//! `src/locales.rs`, refusing a file that misses a reason or names one the table lacks.
+//! the certificate types' menu names (`kiosk/v1/certificate_types.toml`) into
+//! `src/certificate_types.rs`, and the further languages' kiosk texts (`kiosk/v1/locales/*.toml`)
+//! into `LOCALES` of `src/locales.rs`, refusing a file that misses a reason or a type or names
+//! one the tables lack.
 use std::path::{Path, PathBuf};
 
 const PROTO_FILES: &[&str] = &[
@@ -17,6 +19,8 @@ const PROTO_FILES: &[&str] = &[
 const REASONS_TABLE: &str = "kiosk/v1/reasons.toml";
 
 const LOCALES_DIR: &str = "kiosk/v1/locales";
+
+const TYPES_TABLE: &str = "kiosk/v1/certificate_types.toml";
 
 /// The gRPC codes a reason may travel with (tonic's `Code` variant names), and `none` for the
 /// terminal-side reasons that never cross the wire.
@@ -53,9 +57,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         out_dir.join("reasons_table.rs"),
         reasons_call(&reasons_table)?,
     )?;
+    let types_table = std::fs::read_to_string(TYPES_TABLE)?;
+    std::fs::write(
+        out_dir.join("types_table.rs"),
+        types_table_code(&types_table)?,
+    )?;
+    let names = Names {
+        reasons: row_names(&reasons_table, "reason", REASONS_TABLE)?,
+        types: row_names(&types_table, "type", TYPES_TABLE)?,
+    };
     std::fs::write(
         out_dir.join("locales_table.rs"),
-        locales_table(&reason_names(&reasons_table)?, Path::new(LOCALES_DIR))?,
+        locales_table(&names, Path::new(LOCALES_DIR))?,
     )?;
     tonic_prost_build::configure()
         .build_server(true)
@@ -102,13 +115,23 @@ fn reasons_call(table: &str) -> Result<String, Box<dyn std::error::Error>> {
     Ok(call)
 }
 
-/// The reason names of the table, in its order.
-fn reason_names(table: &str) -> Result<Vec<String>, Box<dyn std::error::Error>> {
+/// The reasons and certificate types every language file must name.
+struct Names {
+    reasons: Vec<String>,
+    types: Vec<String>,
+}
+
+/// The `name` of every `[[row]]` of `table`, in its order.
+fn row_names(
+    table: &str,
+    row: &str,
+    file: &str,
+) -> Result<Vec<String>, Box<dyn std::error::Error>> {
     let table: toml::Table = toml::from_str(table)?;
     let rows = table
-        .get("reason")
+        .get(row)
         .and_then(toml::Value::as_array)
-        .ok_or(format!("{REASONS_TABLE}: no [[reason]] rows"))?;
+        .ok_or(format!("{file}: no [[{row}]] rows"))?;
     Ok(rows
         .iter()
         .filter_map(|row| row.get("name").and_then(toml::Value::as_str))
@@ -116,9 +139,36 @@ fn reason_names(table: &str) -> Result<Vec<String>, Box<dyn std::error::Error>> 
         .collect())
 }
 
+/// The `ALL` constant of the certificate types table, in the table's order.
+fn types_table_code(table: &str) -> Result<String, Box<dyn std::error::Error>> {
+    let table: toml::Table = toml::from_str(table)?;
+    let rows = table
+        .get("type")
+        .and_then(toml::Value::as_array)
+        .ok_or(format!("{TYPES_TABLE}: no [[type]] rows"))?;
+    let mut out = String::from(
+        "/// Every certificate type's menu name, in the order of `certificate_types.toml`.\n\
+         pub const ALL: &[TypeName] = &[\n",
+    );
+    for (i, row) in rows.iter().enumerate() {
+        let field = |key: &str| {
+            row.get(key)
+                .and_then(toml::Value::as_str)
+                .filter(|value| !value.is_empty())
+                .ok_or(format!("{TYPES_TABLE}: row {} has no {key}", i + 1))
+        };
+        let (name, ja, en) = (field("name")?, field("ja")?, field("en")?);
+        out.push_str(&format!(
+            "    TypeName {{ name: {name:?}, ja: {ja:?}, en: {en:?} }},\n"
+        ));
+    }
+    out.push_str("];\n");
+    Ok(out)
+}
+
 /// The `LOCALES` constant: one `Locale` per file of `dir`, in the order of their tags, each
-/// with a text for every reason of `reasons` in the table's order.
-fn locales_table(reasons: &[String], dir: &Path) -> Result<String, Box<dyn std::error::Error>> {
+/// with a text for every reason and a name for every certificate type, in the tables' order.
+fn locales_table(names: &Names, dir: &Path) -> Result<String, Box<dyn std::error::Error>> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
         .map(|entry| entry.map(|e| e.path()))
         .collect::<Result<_, _>>()?;
@@ -129,16 +179,16 @@ fn locales_table(reasons: &[String], dir: &Path) -> Result<String, Box<dyn std::
          in the order of their tags.\npub const LOCALES: &[Locale] = &[\n",
     );
     for path in &files {
-        out.push_str(&locale_entry(reasons, path)?);
+        out.push_str(&locale_entry(names, path)?);
     }
     out.push_str("];\n");
     Ok(out)
 }
 
 /// One `Locale { … }` entry from the file at `path`, refusing a tag that is not the file's
-/// name, a missing or empty text, and a reason the table does not have.
-fn locale_entry(reasons: &[String], path: &Path) -> Result<String, Box<dyn std::error::Error>> {
-    let shown = path.display();
+/// name, a missing or empty text, and a reason or type the tables do not have.
+fn locale_entry(names: &Names, path: &Path) -> Result<String, Box<dyn std::error::Error>> {
+    let shown = path.display().to_string();
     let file: toml::Table = toml::from_str(&std::fs::read_to_string(path)?)?;
     let string = |key: &str| {
         file.get(key)
@@ -154,25 +204,38 @@ fn locale_entry(reasons: &[String], path: &Path) -> Result<String, Box<dyn std::
         .get("reviewed")
         .and_then(toml::Value::as_bool)
         .ok_or(format!("{shown}: no reviewed = true|false"))?;
-    let texts = file
-        .get("reasons")
-        .and_then(toml::Value::as_table)
-        .ok_or(format!("{shown}: no [reasons] table"))?;
-    if let Some(unknown) = texts.keys().find(|name| !reasons.contains(name)) {
-        return Err(format!("{shown}: {unknown} is not a reason of {REASONS_TABLE}").into());
-    }
-    let mut entry = format!(
+    let texts = section_pairs(&file, "reasons", &names.reasons, &shown)?;
+    let type_names = section_pairs(&file, "types", &names.types, &shown)?;
+    Ok(format!(
         "    Locale {{\n        tag: {tag:?},\n        language: {language:?},\n        \
-         reviewed: {reviewed},\n        texts: &[\n"
-    );
-    for name in reasons {
+         reviewed: {reviewed},\n        texts: &[\n{texts}        ],\n        \
+         type_names: &[\n{type_names}        ],\n    }},\n"
+    ))
+}
+
+/// The `(name, text)` lines of the `[section]` table of a language file: one per name of
+/// `expected`, in its order, refusing a missing or empty text and a name not in `expected`.
+fn section_pairs(
+    file: &toml::Table,
+    section: &str,
+    expected: &[String],
+    shown: &str,
+) -> Result<String, Box<dyn std::error::Error>> {
+    let texts = file
+        .get(section)
+        .and_then(toml::Value::as_table)
+        .ok_or(format!("{shown}: no [{section}] table"))?;
+    if let Some(unknown) = texts.keys().find(|name| !expected.contains(name)) {
+        return Err(format!("{shown}: [{section}] names {unknown}, which the table lacks").into());
+    }
+    let mut out = String::new();
+    for name in expected {
         let text = texts
             .get(name)
             .and_then(toml::Value::as_str)
             .filter(|text| !text.trim().is_empty())
-            .ok_or(format!("{shown}: no text for {name}"))?;
-        entry.push_str(&format!("            ({name:?}, {text:?}),\n"));
+            .ok_or(format!("{shown}: [{section}] has no text for {name}"))?;
+        out.push_str(&format!("            ({name:?}, {text:?}),\n"));
     }
-    entry.push_str("        ],\n    },\n");
-    Ok(entry)
+    Ok(out)
 }

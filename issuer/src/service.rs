@@ -162,6 +162,8 @@ fn entry_to_wire(entry: &MenuEntry) -> pb::MenuEntry {
             .map(|s| s.as_str().to_owned())
             .collect(),
         display_name: entry.ty.title().to_owned(),
+        // ja-JP and en-US; the gateway adds the session's further language at its edge.
+        type_name: kiosk_proto::locales::localized_type_name(type_to_wire(entry.ty), ""),
     }
 }
 
@@ -438,5 +440,15 @@ mod tests {
             assert_eq!(type_from_wire(wire as i32).unwrap(), ty);
         }
         assert!(type_from_wire(0).is_err());
+    }
+
+    /// The contract's menu names (`certificate_types.toml`) call each type by the title the
+    /// document prints, so the menu and the paper agree.
+    #[test]
+    fn the_menu_names_are_the_printed_titles() {
+        for ty in CertificateType::ALL {
+            let name = kiosk_proto::certificate_types::name_of(type_to_wire(ty)).unwrap();
+            assert_eq!(name.ja, ty.title(), "{}", ty.code());
+        }
     }
 }

@@ -7,6 +7,7 @@
 //! services are implemented: domain crates convert to and from these types by hand at the edge.
 #![forbid(unsafe_code)]
 
+pub mod certificate_types;
 pub mod errors_doc;
 pub mod locales;
 pub mod reasons;

@@ -11,7 +11,9 @@
 //! session's locale is one of these languages, that language's text first: never every
 //! language at once.
 
+use crate::certificate_types::{self, TypeName};
 use crate::reasons::Reason;
+use crate::v1::CertificateType;
 
 /// The texts of one further language.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,6 +26,8 @@ pub struct Locale {
     pub reviewed: bool,
     /// `(reason name, text)` for every reason, in the order of the reasons table.
     texts: &'static [(&'static str, &'static str)],
+    /// `(certificate type name, menu name)` for every type of `certificate_types.toml`.
+    type_names: &'static [(&'static str, &'static str)],
 }
 
 impl Locale {
@@ -34,6 +38,15 @@ impl Locale {
             .iter()
             .find(|(name, _)| *name == reason.name)
             .map_or(reason.en, |(_, text)| text)
+    }
+
+    /// The menu name of a certificate type in this language; the en-US name should one lack
+    /// it (build.rs refuses a file that does).
+    pub fn type_name(&self, ty: &TypeName) -> &'static str {
+        self.type_names
+            .iter()
+            .find(|(name, _)| *name == ty.name)
+            .map_or(ty.en, |(_, text)| text)
     }
 }
 
@@ -82,6 +95,21 @@ pub fn localized_text(reason: &Reason, locale: &str) -> crate::v1::LocalizedText
     }
 }
 
+/// The menu name of `ty` for a session in `locale`: ja-JP and en-US always, and the
+/// further language's when the locale asks for one. `None` for an unspecified type.
+pub fn localized_type_name(ty: CertificateType, locale: &str) -> Option<crate::v1::LocalizedText> {
+    let names = certificate_types::name_of(ty)?;
+    let further = negotiate(locale);
+    Some(crate::v1::LocalizedText {
+        ja: names.ja.to_owned(),
+        en: names.en.to_owned(),
+        locale: further.map(|l| l.tag.to_owned()).unwrap_or_default(),
+        text: further
+            .map(|l| l.type_name(names).to_owned())
+            .unwrap_or_default(),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -125,6 +153,34 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn every_certificate_type_has_its_name_in_every_language() {
+        for locale in LOCALES {
+            for ty in certificate_types::ALL {
+                let name = locale.type_name(ty);
+                assert!(!name.trim().is_empty(), "{} {}", locale.tag, ty.name);
+                assert_ne!(name, ty.en, "{} {} is en-US", locale.tag, ty.name);
+            }
+        }
+        let korean = localized_type_name(CertificateType::SealRegistration, "ko-KR").unwrap();
+        assert_eq!(
+            (korean.ja.as_str(), korean.locale.as_str()),
+            ("印鑑登録証明書", "ko")
+        );
+        assert_eq!(
+            korean.text,
+            negotiate("ko")
+                .unwrap()
+                .type_name(&certificate_types::ALL[2])
+        );
+        let english = localized_type_name(CertificateType::KosekiFull, "en-US").unwrap();
+        assert_eq!((english.locale.as_str(), english.text.as_str()), ("", ""));
+        assert_eq!(
+            localized_type_name(CertificateType::Unspecified, "ko"),
+            None
+        );
     }
 
     #[test]

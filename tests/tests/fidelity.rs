@@ -254,6 +254,15 @@ on_both_databases!(
                 chinese.text(&kiosk_proto::reasons::SERVICE_SUSPENDED)
             );
             assert_eq!(message.en, kiosk_proto::reasons::SERVICE_SUSPENDED.en);
+            let names = kiosk_proto::certificate_types::name_of(entry.r#type()).unwrap();
+            let type_name = entry.type_name.as_ref().unwrap();
+            assert_eq!(
+                (type_name.ja.as_str(), type_name.en.as_str()),
+                (names.ja, names.en)
+            );
+            assert_eq!(type_name.ja, entry.display_name);
+            assert_eq!(type_name.locale, "zh-Hans");
+            assert_eq!(type_name.text, chinese.type_name(names));
         }
         admin::set_kill_switch(store, Some(CHIYODA), false, &operator, UnixMillis::now())
             .await

@@ -3,7 +3,7 @@
 //! first (errors.proto). ja-JP and en-US always stay, so a kiosk in any language finds them;
 //! a further language (`kiosk_proto::locales`) adds its own entry, never all of them.
 
-use kiosk_proto::locales::{localized_text, negotiate};
+use kiosk_proto::locales::{localized_text, localized_type_name, negotiate};
 use kiosk_proto::reasons;
 use kiosk_proto::v1 as pb;
 use tonic::Status;
@@ -65,14 +65,17 @@ fn contract_language_first(status: Status, locale: &str) -> Status {
     Status::with_error_details_vec(status.code(), status.message(), details)
 }
 
-/// `menu` with every unavailable entry's message in the session's `locale` as well (its
-/// further language, when it asks for one). Entries carry a reason name from the contract;
-/// one the table lacks keeps the message it came with.
+/// `menu` in the session's `locale`: every entry's `type_name` (ja-JP and en-US, and the
+/// further language when the locale asks for one), and every unavailable entry's message in
+/// that language as well. Entries carry a reason name from the contract; one the table lacks
+/// keeps the message it came with.
 pub fn menu_in_locale(mut menu: pb::Menu, locale: &str) -> pb::Menu {
-    if negotiate(locale).is_none() {
-        return menu;
-    }
+    let further = negotiate(locale).is_some();
     for entry in &mut menu.entries {
+        entry.type_name = localized_type_name(entry.r#type(), locale);
+        if !further {
+            continue;
+        }
         if let Some(reason) = reasons::find(&entry.unavailable_reason) {
             entry.unavailable_message = Some(localized_text(reason, locale));
         }
@@ -138,6 +141,7 @@ mod tests {
     #[test]
     fn an_unavailable_menu_entry_speaks_the_session_language() {
         let entry = |reason: &str| pb::MenuEntry {
+            r#type: pb::CertificateType::SealRegistration as i32,
             available: reason.is_empty(),
             unavailable_reason: reason.to_owned(),
             ..Default::default()
@@ -152,6 +156,15 @@ mod tests {
         assert_eq!(message.ja, reasons::OUT_OF_SERVICE_HOURS.ja);
         assert!(!message.text.is_empty());
         assert_eq!(spanish.entries[1].unavailable_message, None);
-        assert_eq!(menu_in_locale(menu.clone(), "en-US"), menu);
+        let name = spanish.entries[1].type_name.clone().unwrap();
+        assert_eq!(
+            (name.ja.as_str(), name.locale.as_str()),
+            ("印鑑登録証明書", "es")
+        );
+        assert!(!name.text.is_empty());
+        let english = menu_in_locale(menu.clone(), "en-US");
+        assert_eq!(english.entries[0].unavailable_message, None);
+        let name = english.entries[0].type_name.clone().unwrap();
+        assert_eq!((name.en.is_empty(), name.locale.as_str()), (false, ""));
     }
 }

@@ -55,8 +55,8 @@ impl TerminalApi {
         }
     }
 
-    /// `result` localized as [`Self::localized`], and a menu's unavailable entries in the
-    /// session's language: the session is read only when an entry is unavailable.
+    /// `result` localized as [`Self::localized`], and the menu's type names and unavailable
+    /// entries in the session's language.
     async fn localized_menu(
         &self,
         terminal: &TerminalIdentity,
@@ -64,9 +64,6 @@ impl TerminalApi {
         result: Result<pb::Menu, GatewayError>,
     ) -> Result<pb::Menu, Status> {
         let menu = self.localized(terminal, session_id, result).await?;
-        if menu.entries.iter().all(|entry| entry.available) {
-            return Ok(menu);
-        }
         let session_locale = self.flow.session_locale(terminal, session_id).await;
         Ok(locale::menu_in_locale(menu, &session_locale))
     }
