@@ -73,7 +73,8 @@ impl Row {
 pub struct Event {
     /// The event kind, e.g. 「出生」.
     pub title: String,
-    /// Its items, e.g. 【出生日】, 【出生地】, 【届出日】, 【届出人】.
+    /// Its items, labelled by the bare item name (「出生日」, 「出生地」, 「届出人」): the
+    /// layout prints each in one pair of brackets, 【出生日】.
     pub rows: Vec<Row>,
 }
 

@@ -260,11 +260,33 @@ fn koseki_header(
             rows: Vec::new(),
             events: vec![Event {
                 title: "戸籍編製".into(),
-                rows: vec![Row::new("【編製日】", koseki_date(koseki.created_on))],
+                rows: vec![Row::new("編製日", koseki_date(koseki.created_on))],
             }],
             subjects: vec![head.clone()],
         }),
     ])
+}
+
+/// The rows of a 身分事項 detail: each item it names in brackets (「【配偶者氏名】山田花子」)
+/// its own row, labelled by the bare name, and text before any bracket under 「事項」. The
+/// layout brackets every label once, so a detail's own brackets must not reach it.
+fn detail_rows(detail: &str) -> Vec<Row> {
+    let mut parts = detail.split('【');
+    let mut rows: Vec<Row> = parts
+        .next()
+        .filter(|lead| !lead.trim().is_empty())
+        .map(|lead| Row::new("事項", lead.trim()))
+        .into_iter()
+        .collect();
+    for part in parts {
+        match part.split_once('】') {
+            Some((label, value)) if !label.trim().is_empty() => {
+                rows.push(Row::new(label.trim(), value.trim()));
+            }
+            _ => rows.push(Row::new("事項", format!("【{part}"))),
+        }
+    }
+    rows
 }
 
 fn koseki_member_block(m: &KosekiMember) -> Result<Block, IssuerError> {
@@ -283,12 +305,14 @@ fn koseki_member_block(m: &KosekiMember) -> Result<Block, IssuerError> {
         .events
         .iter()
         .map(|e| {
-            let mut rows = vec![Row::new(format!("【{}日】", e.kind), koseki_date(e.date))];
+            // An event row's label is the bare item name: the layout prints it in its one
+            // pair of brackets (【出生日】), as the official 身分事項 layout has it.
+            let mut rows = vec![Row::new(format!("{}日", e.kind), koseki_date(e.date))];
             if let Some(place) = &e.place {
-                rows.push(Row::new(format!("【{}地】", e.kind), place));
+                rows.push(Row::new(format!("{}地", e.kind), place));
             }
             if let Some(detail) = &e.detail {
-                rows.push(Row::new("【事項】", detail));
+                rows.extend(detail_rows(detail));
             }
             Event {
                 title: e.kind.clone(),
@@ -366,6 +390,31 @@ pub fn fuhyo(
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_detail_naming_its_items_gives_a_row_per_item_without_its_brackets() {
+        let rows = |detail: &str| -> Vec<(String, String)> {
+            detail_rows(detail)
+                .into_iter()
+                .map(|r| (r.label, r.value))
+                .collect()
+        };
+        let pair = |l: &str, v: &str| (l.to_owned(), v.to_owned());
+        assert_eq!(
+            rows("【配偶者氏名】木村さくら【従前戸籍】東京都千代田区"),
+            [
+                pair("配偶者氏名", "木村さくら"),
+                pair("従前戸籍", "東京都千代田区")
+            ]
+        );
+        assert_eq!(rows("夫の氏"), [pair("事項", "夫の氏")]);
+        assert_eq!(
+            rows("届出 【届出人】父"),
+            [pair("事項", "届出"), pair("届出人", "父")]
+        );
+        assert_eq!(rows("【】x"), [pair("事項", "【】x")]);
+        assert_eq!(rows("【未閉じ"), [pair("事項", "【未閉じ")]);
+    }
     use super::*;
 
     #[test]

@@ -165,6 +165,15 @@ async fn every_type_renders_for_the_right_person(db: &TestDb) {
                 );
                 assert!(!text.contains(&individual_number));
             }
+            T::KosekiFull | T::KosekiIndividual => {
+                // 身分事項 and 戸籍事項 print each item in one pair of brackets, as the
+                // official layout has it: 【出生日】, never 【【出生日】】.
+                assert!(text.contains("【出生日】"), "{:?}: {text}", doc.ty);
+                assert!(text.contains("【編製日】") || doc.ty == T::KosekiIndividual);
+                assert!(!text.contains("【【") && !text.contains("】】"), "{text}");
+                // A detail naming its own item is not put under 【事項】 as well.
+                assert!(!text.contains("【事項】【"), "{text}");
+            }
             _ => {}
         }
         // Pending until the gateway records the issuance and confirms it.
