@@ -4,9 +4,10 @@
 //! its `--json` report: the correct terminals pass every rule (card-reset, which the kit
 //! cannot observe, stays NOT CHECKED), and each broken one fails exactly the rule it breaks.
 //!
-//! `kiosk-terminal` is another package's binary, which cargo does not build for this one's
-//! tests: build it first (`cargo build -p kiosk-terminal`; scripts/test.sh and
-//! docs/conformance.md do). The test refuses to run without it rather than skip.
+//! `kiosk-terminal` is another package's binary, which `cargo test -p kiosk-conformance` does
+//! not build: build it first (`cargo build -p kiosk-terminal`); `cargo test --workspace`
+//! (scripts/test.sh) builds every binary before any test runs. The test refuses to run
+//! without it rather than skip.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
