@@ -349,6 +349,7 @@ impl TerminalService for Front {
             Fault::DeadlineBeforeForward if first => Some(injected(&reasons::TIMED_OUT)),
             Fault::Overloaded if first => Some(injected(&reasons::OVERLOADED)),
             Fault::IssuerUnavailable if first => Some(injected(&reasons::ISSUER_UNAVAILABLE)),
+            Fault::SubjectMismatch if first => Some(injected(&reasons::SUBJECT_MISMATCH)),
             _ => None,
         };
         if let Some(status) = refusal {

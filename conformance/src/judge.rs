@@ -321,45 +321,66 @@ fn pin_never_sent(calls: &[Observation]) -> Judgement {
     }
 }
 
-/// The documented action of the scenario's reason: CARD_REVOKED sends the resident to the
-/// municipal office (no new attempt); OVERLOADED is retried after one to two seconds.
+/// The documented action of the scenario's reason (terminal-integration.md sections 4 and 5):
+/// CARD_REVOKED sends the resident to the municipal office, so nothing is tried again;
+/// SUBJECT_MISMATCH charges nothing and calls the staff (a retry gets the same refusal);
+/// OVERLOADED is retried after one to two seconds.
 fn reason_action(calls: &[Observation]) -> Judgement {
+    use kiosk_proto::reasons::{CARD_REVOKED, OVERLOADED, SUBJECT_MISMATCH};
     let refused_with = |reason: &str| {
         calls
             .iter()
             .position(|o| matches!(&o.answer, Answer::Refused { reason: r, .. } if r == reason))
     };
-    if let Some(revoked) = refused_with(kiosk_proto::reasons::CARD_REVOKED.name) {
-        let again: Vec<&str> = calls[revoked + 1..]
-            .iter()
-            .filter(|o| after_card(&o.call))
-            .map(|o| o.call.rpc())
-            .collect();
-        return if again.is_empty() {
-            pass("after CARD_REVOKED the terminal stopped (no new Authenticate, no Issue)")
-        } else {
-            fail(format!(
-                "after CARD_REVOKED the terminal sent {}",
-                again.join(", ")
-            ))
-        };
+    if let Some(at) = refused_with(CARD_REVOKED.name) {
+        return stopped_after(calls, at, CARD_REVOKED.name);
     }
-    if let Some(overloaded) = refused_with(kiosk_proto::reasons::OVERLOADED.name) {
-        let refused_at = calls[overloaded].at_ms;
-        let Some(retry) = calls[overloaded + 1..]
-            .iter()
-            .find(|o| matches!(o.call, Call::Issue { .. }))
-        else {
-            return fail("OVERLOADED was not retried");
-        };
-        let waited = retry.at_ms.saturating_sub(refused_at);
-        return if waited >= 1000 {
-            pass(format!("OVERLOADED retried after {waited} ms"))
-        } else {
-            fail(format!(
-                "OVERLOADED retried after {waited} ms; the table says wait one to two seconds"
-            ))
-        };
+    if let Some(at) = refused_with(SUBJECT_MISMATCH.name) {
+        return stopped_after(calls, at, SUBJECT_MISMATCH.name);
     }
-    fail("the scenario's refusal (CARD_REVOKED or OVERLOADED) was never answered")
+    if let Some(at) = refused_with(OVERLOADED.name) {
+        return waited_after(calls, at);
+    }
+    fail("the scenario's refusal (CARD_REVOKED, SUBJECT_MISMATCH or OVERLOADED) was never answered")
 }
+
+/// Nothing after the card moved a session on after the refusal at `at`.
+fn stopped_after(calls: &[Observation], at: usize, reason: &str) -> Judgement {
+    let again: Vec<&str> = calls[at + 1..]
+        .iter()
+        .filter(|o| after_card(&o.call))
+        .map(|o| o.call.rpc())
+        .collect();
+    if again.is_empty() {
+        pass(format!(
+            "after {reason} the terminal stopped (no new Authenticate, Quote or Issue)"
+        ))
+    } else {
+        fail(format!(
+            "after {reason} the terminal sent {}",
+            again.join(", ")
+        ))
+    }
+}
+
+/// The next Issue after the OVERLOADED refusal at `at` came a second or more later.
+fn waited_after(calls: &[Observation], at: usize) -> Judgement {
+    let refused_at = calls[at].at_ms;
+    let Some(retry) = calls[at + 1..]
+        .iter()
+        .find(|o| matches!(o.call, Call::Issue { .. }))
+    else {
+        return fail("OVERLOADED was not retried");
+    };
+    let waited = retry.at_ms.saturating_sub(refused_at);
+    if waited >= 1000 {
+        pass(format!("OVERLOADED retried after {waited} ms"))
+    } else {
+        fail(format!(
+            "OVERLOADED retried after {waited} ms; the table says wait one to two seconds"
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests;

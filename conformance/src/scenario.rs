@@ -78,6 +78,9 @@ pub enum Fault {
     Overloaded,
     /// The first Issue is answered UNAVAILABLE `ISSUER_UNAVAILABLE` without reaching it.
     IssuerUnavailable,
+    /// The first Issue is answered INTERNAL `SUBJECT_MISMATCH` without reaching it: the
+    /// gateway refused to release a document, which no retry changes.
+    SubjectMismatch,
 }
 
 /// Which card the terminal gets.
@@ -263,6 +266,12 @@ pub const SCENARIOS: &[Scenario] = &[
             CloseSession,
             PinNeverSent,
         ],
+    ),
+    issuing(
+        "subject-mismatch",
+        "the first Issue is answered INTERNAL SUBJECT_MISMATCH",
+        Fault::SubjectMismatch,
+        &[ReasonAction, CloseSession, PinNeverSent],
     ),
 ];
 

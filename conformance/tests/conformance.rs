@@ -26,7 +26,7 @@ const RULES: [&str; 8] = [
     "reason-action",
 ];
 
-const SCENARIOS: [&str; 11] = [
+const SCENARIOS: [&str; 12] = [
     "baseline",
     "print-failed",
     "print-partial",
@@ -38,6 +38,7 @@ const SCENARIOS: [&str; 11] = [
     "deadline-before-forward",
     "overloaded",
     "issuer-unavailable",
+    "subject-mismatch",
 ];
 
 fn workspace() -> PathBuf {
