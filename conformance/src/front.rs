@@ -34,6 +34,7 @@ const FORWARD_TIMEOUT: Duration = Duration::from_secs(30);
 struct Active {
     fault: Fault,
     pin: String,
+    card_certificate: Vec<u8>,
     issue_calls: u32,
     recording: Recording,
 }
@@ -84,6 +85,7 @@ impl FrontServer {
             active: Arc::new(Mutex::new(Active {
                 fault: Fault::None,
                 pin: String::new(),
+                card_certificate: Vec::new(),
                 issue_calls: 0,
                 recording: Recording::new(),
             })),
@@ -130,11 +132,13 @@ impl FrontServer {
 }
 
 impl Front {
-    /// Starts a scenario: a fresh recording, the fault to inject and the PIN to look for.
-    pub fn begin(&self, fault: Fault, pin: &str) {
+    /// Starts a scenario: a fresh recording, the fault to inject, the PIN to look for and
+    /// the card's certificate (DER), which may pass unscanned when sent unchanged.
+    pub fn begin(&self, fault: Fault, pin: &str, card_certificate: Vec<u8>) {
         let mut active = self.lock();
         active.fault = fault;
         active.pin = pin.to_owned();
+        active.card_certificate = card_certificate;
         active.issue_calls = 0;
         active.recording = Recording::new();
     }
@@ -271,10 +275,15 @@ impl TerminalService for Front {
         let call = Call::Authenticate {
             session_id: message.session_id.clone(),
         };
+        let card_certificate = self.lock().card_certificate.clone();
         let index = self.record(&metadata, call, |pin, known, found| {
             pin::scan_text("session_id", &message.session_id, pin, known, found);
-            // The certificate is the card's own DER (dates and serials are digits too); the
-            // gateway refuses one that is not a certificate. The signature is the card's.
+            // The card's own certificate holds digits by chance (dates, serials): only a
+            // certificate other than the card's is scanned.
+            if message.card_certificate != card_certificate {
+                let certificate = &message.card_certificate;
+                pin::scan_bytes("card_certificate", certificate, pin, found);
+            }
             pin::scan_bytes("signature", &message.signature, pin, found);
         });
         let result = self.client().authenticate(forward(message)).await;

@@ -88,16 +88,12 @@ async fn run_scenario(
     // with a fresh card.
     let card = work.path().join("card.toml");
     std::fs::copy(&source, &card).map_err(|e| ConformanceError::file(&source, e))?;
-    let pin = CardFile::load(&card)
-        .map_err(|e| ConformanceError::file(&card, e))?
-        .auth
-        .map(|side| side.pin)
-        .ok_or_else(|| ConformanceError::file(&card, "the card has no authentication PIN"))?;
+    let (pin, card_certificate) = card_secrets(&card)?;
 
     if scenario.fault == Fault::KillSwitch {
         gateway.set_kill_switch(true).await?;
     }
-    front.front.begin(scenario.fault, &pin);
+    front.front.begin(scenario.fault, &pin, card_certificate);
     let env = Environment {
         gateway: format!("https://{}", front.addr),
         pki: gateway.pki_dir().to_owned(),
@@ -122,6 +118,19 @@ async fn run_scenario(
         exit,
         findings,
     })
+}
+
+/// The card's PIN and its authentication certificate (DER): what the front looks for, and
+/// what it may see unchanged.
+fn card_secrets(card: &Path) -> Result<(String, Vec<u8>), ConformanceError> {
+    let side = CardFile::load(card)
+        .map_err(|e| ConformanceError::file(card, e))?
+        .auth
+        .ok_or_else(|| ConformanceError::file(card, "the card has no authentication side"))?;
+    let pem = side.certificate.unwrap_or_default();
+    let der = kiosk_document::pem::certificate_der(pem.as_bytes())
+        .map_err(|e| ConformanceError::file(card, e))?;
+    Ok((side.pin, der))
 }
 
 /// What the terminal is told, as environment variables.
