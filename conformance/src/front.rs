@@ -222,6 +222,19 @@ fn injected(reason: &Reason) -> Status {
     reasons::status(reason, "injected by the conformance kit", &[])
 }
 
+/// A closed service as the gateway reports it outside the national service hours.
+fn out_of_hours() -> pb::ServiceStatus {
+    let reason = reasons::OUT_OF_SERVICE_HOURS;
+    pb::ServiceStatus {
+        state: pb::ServiceState::Closed as i32,
+        reason: reason.name.to_owned(),
+        message: Some(pb::LocalizedText {
+            ja: reason.ja.to_owned(),
+            en: reason.en.to_owned(),
+        }),
+    }
+}
+
 fn outcome(value: i32) -> Outcome {
     match pb::PrintOutcome::try_from(value) {
         Ok(pb::PrintOutcome::Printed) => Outcome::Printed,
@@ -248,8 +261,11 @@ impl TerminalService for Front {
         let index = self.record(&metadata, call, |pin, known, found| {
             pin::scan_text("locale", &message.locale, pin, known, found);
         });
-        let result = self.client().open_session(forward(message)).await;
-        if let Ok(response) = &result {
+        let mut result = self.client().open_session(forward(message)).await;
+        if let Ok(response) = &mut result {
+            if self.lock().fault == Fault::OutOfHours {
+                response.get_mut().service_status = Some(out_of_hours());
+            }
             let opened = response.get_ref();
             let closed = opened
                 .service_status

@@ -64,6 +64,9 @@ pub enum Fault {
     None,
     /// The gateway's global kill switch is on for the whole scenario.
     KillSwitch,
+    /// OpenSession's answer says the service is closed, `OUT_OF_SERVICE_HOURS`, as outside
+    /// 6:30–23:00 JST (the gateway's clock stays in office hours, so the kit rewrites it).
+    OutOfHours,
     /// Every Issue stream ends cleanly right before its trailer.
     CutEveryStream,
     /// In every Issue stream one byte of the first document is flipped, so its SHA-256 no
@@ -186,6 +189,12 @@ pub const SCENARIOS: &[Scenario] = &[
         "kill-switch",
         "the gateway's global kill switch is on: OpenSession answers SERVICE_STATE_CLOSED",
         Fault::KillSwitch,
+        &[ClosedBeforeCard, CloseSession, PinNeverSent],
+    ),
+    issuing(
+        "out-of-hours",
+        "OpenSession answers SERVICE_STATE_CLOSED with OUT_OF_SERVICE_HOURS",
+        Fault::OutOfHours,
         &[ClosedBeforeCard, CloseSession, PinNeverSent],
     ),
     Scenario {

@@ -26,11 +26,12 @@ const RULES: [&str; 8] = [
     "reason-action",
 ];
 
-const SCENARIOS: [&str; 12] = [
+const SCENARIOS: [&str; 13] = [
     "baseline",
     "print-failed",
     "print-partial",
     "kill-switch",
+    "out-of-hours",
     "revoked-card",
     "stream-cut",
     "digest-mismatch",
