@@ -4,8 +4,8 @@
 //!
 //! Four digits also occur by chance: in a session id the gateway handed out, a request id the
 //! terminal built from one, a UUID (one in about 3,000 random 24-digit hex ids holds `1234`),
-//! the remaining deadline a gRPC library sends in `grpc-timeout` (`29991234u`; the likely
-//! cause of the one unexplained failure of the correct Python terminal's run we saw before
+//! the remaining deadline a gRPC library sends in `grpc-timeout` (`29991234u`; the likely,
+//! unconfirmed cause of the one extra failed rule we saw in a Python terminal's run before
 //! this rule).
 //! So in text the PIN counts only as a token of its own (no letter or digit right before or
 //! after it: `pin=1234`, `1234`, not `a1234f`), and a value the gateway handed out, or any
