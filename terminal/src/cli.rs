@@ -9,6 +9,11 @@
 //! pseudo-terminal against a real gateway, types the PIN once echo is off and picks from the
 //! printed menu by number. Its prompts (`PIN (4 digits): `, `choose (e.g. 1,3): `), the menu
 //! line format and the `report:` line are what that test reads: change them together.
+//!
+//! For automated runs (`kiosk-conformance`, docs/conformance.md) `issue` also takes the PIN
+//! from an environment variable (`--pin-from-env`) and simulates a printer that fails
+//! (`--printer fail|partial`). Issue is retried as docs/terminal-integration.md section 4
+//! says, with the same request id; the conformance kit checks exactly that.
 
 use std::io::Write as _;
 use std::path::PathBuf;
@@ -21,7 +26,7 @@ use clap::{Parser, Subcommand};
 use kiosk_devkit::softcard::{SoftCard, SoftTransport};
 use kiosk_proto::v1 as pb;
 
-use crate::client::{Issued, Terminal, TerminalError, TerminalTls, connect};
+use crate::client::{Document, Issued, Terminal, TerminalError, TerminalTls, connect};
 use crate::load::{self, LoadCard, LoadOptions};
 
 /// The reference store terminal for kiosk.v1.
@@ -66,15 +71,21 @@ pub enum Command {
         /// A PC/SC reader name (needs the `pcsc` feature); empty for the first with a card.
         #[arg(long)]
         reader: Option<String>,
-        /// Certificate types to issue (e.g. RESIDENT_RECORD); default: ask.
-        #[arg(long = "type")]
+        /// Certificate types to issue (e.g. RESIDENT_RECORD, or several separated by commas);
+        /// default: ask.
+        #[arg(long = "type", value_delimiter = ',')]
         types: Vec<String>,
         /// Where the PDFs go.
         #[arg(long, default_value = "terminal-out")]
         out: PathBuf,
-        /// Report a failed print instead of a printed one.
-        #[arg(long)]
-        fail_print: bool,
+        /// What the simulated printer does: `ok` prints every document, `fail` prints none
+        /// (reported FAILED), `partial` prints the first document only (PARTLY_PRINTED).
+        #[arg(long, value_enum, default_value_t = Printer::Ok)]
+        printer: Printer,
+        /// FOR AUTOMATED RUNS ONLY (tests, the conformance kit): read the PIN from this
+        /// environment variable instead of the prompt. The PIN still goes to the card only.
+        #[arg(long, value_name = "VAR")]
+        pin_from_env: Option<String>,
     },
     /// Run N terminals through the whole flow and report throughput and latency.
     Load {
@@ -102,6 +113,28 @@ pub enum Command {
     },
 }
 
+/// What the simulated printer does with the documents.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Printer {
+    /// Every document prints.
+    Ok,
+    /// Nothing prints.
+    Fail,
+    /// The first document prints, then the printer fails.
+    Partial,
+}
+
+/// How `issue` gets the PIN and what the printer does: the parts of a kiosk the command
+/// line simulates.
+struct Kiosk {
+    pin_from_env: Option<String>,
+    printer: Printer,
+}
+
+/// Tries of one order's Issue (the first and two retries with the same request id) before
+/// the terminal gives up on it.
+const ISSUE_ATTEMPTS: u32 = 3;
+
 /// Runs the command.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let tls = TerminalTls::from_pki_dir(&cli.pki, &cli.terminal, &cli.server_name)?;
@@ -112,8 +145,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             reader,
             types,
             out,
-            fail_print,
-        } => issue(&terminal, card, reader, types, &out, fail_print).await,
+            printer,
+            pin_from_env,
+        } => {
+            let kiosk = Kiosk {
+                pin_from_env,
+                printer,
+            };
+            issue(&terminal, card, reader, types, &out, &kiosk).await
+        }
         Command::Load {
             cards,
             bindings,
@@ -250,13 +290,13 @@ async fn issue(
     reader: Option<String>,
     types: Vec<String>,
     out: &std::path::Path,
-    fail_print: bool,
+    kiosk: &Kiosk,
 ) -> anyhow::Result<()> {
     let opened = terminal
         .open_session()
         .await
         .map_err(|e| anyhow::anyhow!(show(&e)))?;
-    let result = issue_in_session(terminal, &opened, card, reader, types, out, fail_print).await;
+    let result = issue_in_session(terminal, &opened, card, reader, types, out, kiosk).await;
     if result.is_err() {
         // Whatever went wrong, the session ends now rather than at its idle timeout, so the
         // next resident starts clean. Best effort: the original error is what the user sees.
@@ -273,10 +313,10 @@ async fn issue_in_session(
     reader: Option<String>,
     types: Vec<String>,
     out: &std::path::Path,
-    fail_print: bool,
+    kiosk: &Kiosk,
 ) -> anyhow::Result<()> {
     refuse_if_closed(opened)?;
-    let proof = card_login(opened, card, reader)?;
+    let proof = card_login(opened, card, reader, kiosk.pin_from_env.as_deref())?;
     let menu = terminal
         .authenticate(&opened.session_id, proof.certificate, proof.signature)
         .await
@@ -292,23 +332,104 @@ async fn issue_in_session(
         "cli-{}",
         &opened.session_id[2..opened.session_id.len().min(34)]
     );
-    let issued = terminal
-        .issue(
-            &opened.session_id,
-            &request_id,
-            items,
-            quote.total_fee_yen,
-            Duration::from_secs(30),
-        )
+    let issued = issue_with_retries(terminal, opened, &request_id, items, quote.total_fee_yen)
         .await
         .map_err(|e| anyhow::anyhow!(show(&e)))?;
-    print_documents(&issued, out)?;
-    report_print(terminal, opened, &issued, fail_print).await?;
+    let printed = match kiosk.printer {
+        Printer::Ok => &issued.documents[..],
+        Printer::Fail => &[],
+        Printer::Partial => &issued.documents[..issued.documents.len().min(1)],
+    };
+    print_documents(printed, out)?;
+    report_print(terminal, opened, &issued, kiosk.printer).await?;
     terminal
         .close_session(&opened.session_id)
         .await
         .map_err(|e| anyhow::anyhow!(show(&e)))?;
     Ok(())
+}
+
+/// Issue, retried as docs/terminal-integration.md section 4 says: after a timeout, a broken or
+/// corrupt stream, `OVERLOADED` or `UNAVAILABLE`, again with the same request id (never a new
+/// one, which would be a second order), up to [`ISSUE_ATTEMPTS`] tries. When the terminal
+/// gives up on an issuance whose header it saw, it reports FAILED with nothing collected
+/// (payment is taken only after the documents arrived), so it is voided rather than left
+/// unconfirmed.
+async fn issue_with_retries(
+    terminal: &Terminal,
+    opened: &pb::OpenSessionResponse,
+    request_id: &str,
+    items: Vec<pb::RequestItem>,
+    total_fee_yen: u32,
+) -> Result<Issued, TerminalError> {
+    let mut header_seen = None;
+    let mut attempt = 1;
+    loop {
+        let result = terminal
+            .issue_observed(
+                &opened.session_id,
+                request_id,
+                items.clone(),
+                total_fee_yen,
+                Duration::from_secs(30),
+                &mut header_seen,
+            )
+            .await;
+        let error = match result {
+            Ok(issued) => return Ok(issued),
+            Err(error) => error,
+        };
+        match retry_delay(&error) {
+            Some(delay) if attempt < ISSUE_ATTEMPTS => {
+                eprintln!(
+                    "issue failed ({}); retrying with the same request id",
+                    error.reason()
+                );
+                tokio::time::sleep(delay).await;
+                attempt += 1;
+            }
+            _ => {
+                if let Some(header) = &header_seen {
+                    let _ = terminal
+                        .report_print(
+                            &opened.session_id,
+                            &header.issuance_id,
+                            pb::PrintOutcome::Failed,
+                            0,
+                            "E-ISSUE-INCOMPLETE",
+                        )
+                        .await;
+                }
+                return Err(error);
+            }
+        }
+    }
+}
+
+/// How long to wait before retrying a failed Issue, or `None` when the table of
+/// docs/terminal-integration.md says not to retry: a refusal with another reason is final.
+fn retry_delay(error: &TerminalError) -> Option<Duration> {
+    use kiosk_proto::reasons::{ISSUER_UNAVAILABLE, OVERLOADED};
+    match error {
+        // A stream without its trailer, or a document whose size or SHA-256 is wrong.
+        TerminalError::Integrity(_) => Some(Duration::from_millis(200)),
+        TerminalError::Refused { code, reason, .. } => match code {
+            tonic::Code::DeadlineExceeded => Some(Duration::from_millis(200)),
+            // "wait one to two seconds and retry with the same id"
+            tonic::Code::ResourceExhausted if reason == OVERLOADED.name => {
+                Some(Duration::from_millis(1500))
+            }
+            // ISSUER_UNAVAILABLE, or a transport failure that carries no reason at all;
+            // OUT_OF_SERVICE_HOURS and SERVICE_SUSPENDED are UNAVAILABLE too, and final.
+            tonic::Code::Unavailable
+                if reason == ISSUER_UNAVAILABLE.name || reason == "UNKNOWN" =>
+            {
+                Some(Duration::from_millis(1000))
+            }
+            _ => None,
+        },
+        _ => None,
+    }
 }
 
 /// Stops before asking for the PIN when the gateway says the service is closed, with its
@@ -329,9 +450,14 @@ fn card_login(
     opened: &pb::OpenSessionResponse,
     card: Option<PathBuf>,
     reader: Option<String>,
+    pin_from_env: Option<&str>,
 ) -> anyhow::Result<card::login::LoginProof> {
-    // The PIN is read without echo and handed to the card; it is never sent anywhere else.
-    let pin_text = rpassword::prompt_password("暗証番号（4桁） / PIN (4 digits): ")?;
+    // The PIN is read without echo (or, in an automated run, from the variable named) and
+    // handed to the card; it is never sent anywhere else.
+    let pin_text = match pin_from_env {
+        Some(var) => std::env::var(var).with_context(|| format!("{var} holds no PIN"))?,
+        None => rpassword::prompt_password("暗証番号（4桁） / PIN (4 digits): ")?,
+    };
     let pin = Pin::parse(pin_text.trim()).map_err(|_| anyhow::anyhow!("the PIN is 4 digits"))?;
     drop(pin_text);
     match (card, reader) {
@@ -406,9 +532,9 @@ fn choose(menu: &pb::Menu, types: &[String]) -> anyhow::Result<Vec<pb::RequestIt
 }
 
 /// "Prints": writes each document to `out` as `<serial>.pdf`.
-fn print_documents(issued: &Issued, out: &std::path::Path) -> anyhow::Result<()> {
+fn print_documents(documents: &[Document], out: &std::path::Path) -> anyhow::Result<()> {
     std::fs::create_dir_all(out)?;
-    for document in &issued.documents {
+    for document in documents {
         let path = out.join(format!("{}.pdf", document.serial));
         std::fs::write(&path, &document.pdf)?;
         println!(
@@ -420,18 +546,18 @@ fn print_documents(issued: &Issued, out: &std::path::Path) -> anyhow::Result<()>
     Ok(())
 }
 
-/// Reports the print outcome (a failure with `--fail-print`) with the amount paid, and
-/// shows the issuance's state and any refund due.
+/// Reports what the printer did with the amount paid, and shows the issuance's state and any
+/// refund due.
 async fn report_print(
     terminal: &Terminal,
     opened: &pb::OpenSessionResponse,
     issued: &Issued,
-    fail_print: bool,
+    printer: Printer,
 ) -> anyhow::Result<()> {
-    let outcome = if fail_print {
-        pb::PrintOutcome::Failed
-    } else {
-        pb::PrintOutcome::Printed
+    let (outcome, detail) = match printer {
+        Printer::Ok => (pb::PrintOutcome::Printed, ""),
+        Printer::Fail => (pb::PrintOutcome::Failed, "E-OPERATOR-TEST"),
+        Printer::Partial => (pb::PrintOutcome::PartlyPrinted, "E-OPERATOR-TEST"),
     };
     let report = terminal
         .report_print(
@@ -439,7 +565,7 @@ async fn report_print(
             &issued.header.issuance_id,
             outcome,
             issued.header.total_fee_yen,
-            if fail_print { "E-OPERATOR-TEST" } else { "" },
+            detail,
         )
         .await
         .map_err(|e| anyhow::anyhow!(show(&e)))?;

@@ -250,6 +250,30 @@ impl Terminal {
         expected_total_fee_yen: u32,
         timeout: Duration,
     ) -> Result<Issued, TerminalError> {
+        let mut header_seen = None;
+        self.issue_observed(
+            session_id,
+            client_request_id,
+            items,
+            expected_total_fee_yen,
+            timeout,
+            &mut header_seen,
+        )
+        .await
+    }
+
+    /// [`Terminal::issue`], also leaving in `header_seen` the stream's header when one
+    /// arrived, even if the stream then failed: the issuance it names still needs its print
+    /// report (FAILED, when the terminal gives up on it).
+    pub async fn issue_observed(
+        &self,
+        session_id: &str,
+        client_request_id: &str,
+        items: Vec<pb::RequestItem>,
+        expected_total_fee_yen: u32,
+        timeout: Duration,
+        header_seen: &mut Option<pb::IssuanceHeader>,
+    ) -> Result<Issued, TerminalError> {
         let mut request = tonic::Request::new(pb::IssueRequest {
             session_id: session_id.to_owned(),
             client_request_id: client_request_id.to_owned(),
@@ -263,7 +287,10 @@ impl Terminal {
         let mut trailer = None;
         while let Some(message) = stream.message().await? {
             match message.event {
-                Some(pb::issue_response::Event::Header(h)) if header.is_none() => header = Some(h),
+                Some(pb::issue_response::Event::Header(h)) if header.is_none() => {
+                    *header_seen = Some(h.clone());
+                    header = Some(h);
+                }
                 Some(pb::issue_response::Event::Chunk(chunk)) if header.is_some() => {
                     let index = chunk.document_index as usize;
                     if index == documents.len() {

@@ -36,6 +36,7 @@ const CRATES: &[&str] = &[
     "kiosk-gateway",
     "terminal",
     "tests",
+    "conformance",
 ];
 
 fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {

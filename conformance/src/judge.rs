@@ -1,0 +1,386 @@
+//! The rules, judged on what the kit observed in one scenario. A rule the kit cannot observe
+//! is reported NOT CHECKED, never passed; a rule whose evidence is missing (the terminal never
+//! made the calls it is about) fails, saying what was missing.
+
+use std::collections::{BTreeSet, HashSet};
+
+use crate::record::{Answer, Call, Delivery, Observation, Outcome, Recording};
+use crate::scenario::{Printer, Rule, Scenario};
+
+/// The judgement of one rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// The terminal followed the rule.
+    Pass,
+    /// It did not.
+    Fail,
+    /// The kit cannot observe it.
+    NotChecked,
+}
+
+impl Verdict {
+    /// As printed in the report.
+    pub fn label(self) -> &'static str {
+        match self {
+            Verdict::Pass => "PASS",
+            Verdict::Fail => "FAIL",
+            Verdict::NotChecked => "NOT CHECKED",
+        }
+    }
+}
+
+/// One rule's judgement with what was observed.
+#[derive(Debug, Clone)]
+pub struct Finding {
+    /// The rule.
+    pub rule: Rule,
+    /// The verdict.
+    pub verdict: Verdict,
+    /// What the kit saw, for the vendor (no PIN, no personal data).
+    pub observed: String,
+}
+
+/// What a scenario left behind.
+#[derive(Debug)]
+pub struct Evidence<'a> {
+    /// The scenario.
+    pub scenario: &'a Scenario,
+    /// The calls.
+    pub recording: &'a Recording,
+    /// Names of the files in the print directory after the terminal exited.
+    pub printed: &'a [String],
+}
+
+/// Judges every rule of the scenario.
+pub fn judge(evidence: &Evidence<'_>) -> Vec<Finding> {
+    evidence
+        .scenario
+        .rules
+        .iter()
+        .map(|&rule| {
+            let (verdict, observed) = judge_rule(rule, evidence);
+            Finding {
+                rule,
+                verdict,
+                observed,
+            }
+        })
+        .collect()
+}
+
+type Judgement = (Verdict, String);
+
+fn pass(observed: impl Into<String>) -> Judgement {
+    (Verdict::Pass, observed.into())
+}
+
+fn fail(observed: impl Into<String>) -> Judgement {
+    (Verdict::Fail, observed.into())
+}
+
+fn judge_rule(rule: Rule, evidence: &Evidence<'_>) -> Judgement {
+    let calls = &evidence.recording.calls;
+    match rule {
+        Rule::ClosedBeforeCard => closed_before_card(calls),
+        Rule::IssueRetrySameId => issue_retry_same_id(calls),
+        Rule::NoPrintWithoutTrailer | Rule::NoPrintOnDigestMismatch => {
+            nothing_printed(calls, evidence.printed)
+        }
+        Rule::ReportBeforeDeadline => report_before_deadline(calls, evidence.scenario.printer),
+        Rule::CloseSession => close_session(calls),
+        Rule::PinNeverSent => pin_never_sent(calls),
+        Rule::ReasonAction => reason_action(calls),
+        Rule::CardReset => (
+            Verdict::NotChecked,
+            "the card is the terminal's: the kit cannot see it reset or powered off".into(),
+        ),
+    }
+}
+
+/// Calls that move a session on after the card was read.
+fn after_card(call: &Call) -> bool {
+    matches!(
+        call,
+        Call::Authenticate { .. } | Call::GetMenu { .. } | Call::Quote { .. } | Call::Issue { .. }
+    )
+}
+
+fn closed_before_card(calls: &[Observation]) -> Judgement {
+    let Some(closed) = calls
+        .iter()
+        .position(|o| matches!(o.call, Call::OpenSession { closed: true, .. }))
+    else {
+        return fail("no OpenSession answered SERVICE_STATE_CLOSED was observed");
+    };
+    let later: Vec<&str> = calls[closed..]
+        .iter()
+        .filter(|o| after_card(&o.call))
+        .map(|o| o.call.rpc())
+        .collect();
+    if later.is_empty() {
+        pass("OpenSession answered CLOSED; no Authenticate, Quote or Issue followed")
+    } else {
+        fail(format!(
+            "after OpenSession answered CLOSED the terminal sent {}",
+            later.join(", ")
+        ))
+    }
+}
+
+fn issue_ids(calls: &[Observation]) -> Vec<&str> {
+    calls
+        .iter()
+        .filter_map(|o| match &o.call {
+            Call::Issue { request_id, .. } => Some(request_id.as_str()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn issue_retry_same_id(calls: &[Observation]) -> Judgement {
+    let ids = issue_ids(calls);
+    let Some(first) = ids.first() else {
+        return fail("no Issue was observed");
+    };
+    if ids.len() < 2 {
+        return fail("the failed Issue was not retried");
+    }
+    let others = ids.iter().filter(|id| *id != first).count();
+    if others == 0 {
+        pass(format!(
+            "{} Issue calls, every retry with the first call's client_request_id",
+            ids.len()
+        ))
+    } else {
+        fail(format!(
+            "{} Issue calls, {others} of them with a client_request_id other than the first's",
+            ids.len()
+        ))
+    }
+}
+
+fn reports(calls: &[Observation]) -> impl Iterator<Item = (&str, Outcome, i64, &Answer)> {
+    calls.iter().filter_map(|o| match &o.call {
+        Call::ReportPrint {
+            issuance_id,
+            outcome,
+            at_gateway_ms,
+            ..
+        } => Some((issuance_id.as_str(), *outcome, *at_gateway_ms, &o.answer)),
+        _ => None,
+    })
+}
+
+fn nothing_printed(calls: &[Observation], printed: &[String]) -> Judgement {
+    let claimed: Vec<&str> = reports(calls)
+        .filter(|(_, outcome, _, _)| matches!(outcome, Outcome::Printed | Outcome::PartlyPrinted))
+        .map(|(_, outcome, _, _)| outcome.name())
+        .collect();
+    match (printed.len(), claimed.is_empty()) {
+        (0, true) => pass("no file in the print directory; no report of a print"),
+        (0, false) => fail(format!("ReportPrint said {}", claimed.join(", "))),
+        (n, _) => fail(format!("{n} file(s) in the print directory")),
+    }
+}
+
+/// What the terminal received, per issuance: whether any stream of it arrived whole.
+fn delivered(calls: &[Observation]) -> Vec<(String, i64, bool)> {
+    let mut out: Vec<(String, i64, bool)> = Vec::new();
+    for observation in calls {
+        let Call::Issue {
+            delivery: Some(d), ..
+        } = &observation.call
+        else {
+            continue;
+        };
+        if d.issuance_id.is_empty() {
+            continue;
+        }
+        let whole = whole(d);
+        match out.iter_mut().find(|(id, _, _)| *id == d.issuance_id) {
+            Some(entry) => entry.2 |= whole,
+            None => out.push((d.issuance_id.clone(), d.print_deadline_ms, whole)),
+        }
+    }
+    out
+}
+
+fn whole(delivery: &Delivery) -> bool {
+    delivery.trailer && !delivery.corrupted
+}
+
+fn expected(printer: Printer) -> Outcome {
+    match printer {
+        Printer::Ok => Outcome::Printed,
+        Printer::Fail => Outcome::Failed,
+        Printer::Partial => Outcome::PartlyPrinted,
+    }
+}
+
+fn report_before_deadline(calls: &[Observation], printer: Printer) -> Judgement {
+    let issuances = delivered(calls);
+    if issuances.is_empty() {
+        return fail("no issuance reached the terminal, so none could be reported");
+    }
+    let mut notes = Vec::new();
+    for (id, deadline, whole) in &issuances {
+        let mine: Vec<_> = reports(calls).filter(|(i, ..)| i == id).collect();
+        let Some((_, outcome, at, answer)) = mine.first() else {
+            return fail("an issuance whose header reached the terminal was never reported");
+        };
+        if *at >= *deadline {
+            return fail(format!(
+                "reported {} ms after its print deadline",
+                at - deadline
+            ));
+        }
+        if **answer != Answer::Ok {
+            return fail(format!("the report was refused: {answer:?}"));
+        }
+        // Only an issuance the terminal received whole could be printed; the no-print rules
+        // judge what is said about the others.
+        let want = expected(printer);
+        if *whole && *outcome != want {
+            return fail(format!(
+                "reported {}, the printer was set to `{}` ({} expected)",
+                outcome.name(),
+                printer.as_str(),
+                want.name()
+            ));
+        }
+        notes.push(outcome.name());
+    }
+    pass(format!(
+        "{} issuance(s) reported before the deadline: {}",
+        issuances.len(),
+        notes.join(", ")
+    ))
+}
+
+fn close_session(calls: &[Observation]) -> Judgement {
+    let opened: BTreeSet<&str> = calls
+        .iter()
+        .filter(|o| o.answer == Answer::Ok)
+        .filter_map(|o| match &o.call {
+            Call::OpenSession { session_id, .. } if !session_id.is_empty() => {
+                Some(session_id.as_str())
+            }
+            _ => None,
+        })
+        .collect();
+    if opened.is_empty() {
+        return fail("no session was opened");
+    }
+    let unclosed = opened
+        .iter()
+        .filter(|session| {
+            let last_close = calls.iter().rposition(
+                |o| matches!(&o.call, Call::CloseSession { session_id } if session_id == *session),
+            );
+            let last_other = calls.iter().rposition(|o| {
+                o.call.session_id() == **session && !matches!(o.call, Call::CloseSession { .. })
+            });
+            match (last_close, last_other) {
+                (Some(close), Some(other)) => close < other,
+                (Some(_), None) => false,
+                (None, _) => true,
+            }
+        })
+        .count();
+    if unclosed == 0 {
+        pass(format!(
+            "{} session(s) opened, each closed last",
+            opened.len()
+        ))
+    } else {
+        fail(format!(
+            "{unclosed} of {} session(s) not closed with CloseSession",
+            opened.len()
+        ))
+    }
+}
+
+fn pin_never_sent(calls: &[Observation]) -> Judgement {
+    let places: HashSet<String> = calls
+        .iter()
+        .flat_map(|o| {
+            o.pin_found
+                .iter()
+                .map(move |f| format!("{} {f}", o.call.rpc()))
+        })
+        .collect();
+    if places.is_empty() {
+        pass(format!(
+            "the PIN appeared in none of {} request(s)",
+            calls.len()
+        ))
+    } else {
+        let mut places: Vec<String> = places.into_iter().collect();
+        places.sort();
+        fail(format!("the PIN appeared in {}", places.join("; ")))
+    }
+}
+
+/// The documented action of the scenario's reason (terminal-integration.md sections 4 and 5):
+/// CARD_REVOKED sends the resident to the municipal office, so nothing is tried again;
+/// SUBJECT_MISMATCH charges nothing and calls the staff (a retry gets the same refusal);
+/// OVERLOADED is retried after one to two seconds.
+fn reason_action(calls: &[Observation]) -> Judgement {
+    use kiosk_proto::reasons::{CARD_REVOKED, OVERLOADED, SUBJECT_MISMATCH};
+    let refused_with = |reason: &str| {
+        calls
+            .iter()
+            .position(|o| matches!(&o.answer, Answer::Refused { reason: r, .. } if r == reason))
+    };
+    if let Some(at) = refused_with(CARD_REVOKED.name) {
+        return stopped_after(calls, at, CARD_REVOKED.name);
+    }
+    if let Some(at) = refused_with(SUBJECT_MISMATCH.name) {
+        return stopped_after(calls, at, SUBJECT_MISMATCH.name);
+    }
+    if let Some(at) = refused_with(OVERLOADED.name) {
+        return waited_after(calls, at);
+    }
+    fail("the scenario's refusal (CARD_REVOKED, SUBJECT_MISMATCH or OVERLOADED) was never answered")
+}
+
+/// Nothing after the card moved a session on after the refusal at `at`.
+fn stopped_after(calls: &[Observation], at: usize, reason: &str) -> Judgement {
+    let again: Vec<&str> = calls[at + 1..]
+        .iter()
+        .filter(|o| after_card(&o.call))
+        .map(|o| o.call.rpc())
+        .collect();
+    if again.is_empty() {
+        pass(format!(
+            "after {reason} the terminal stopped (no new Authenticate, Quote or Issue)"
+        ))
+    } else {
+        fail(format!(
+            "after {reason} the terminal sent {}",
+            again.join(", ")
+        ))
+    }
+}
+
+/// The next Issue after the OVERLOADED refusal at `at` came a second or more later.
+fn waited_after(calls: &[Observation], at: usize) -> Judgement {
+    let refused_at = calls[at].at_ms;
+    let Some(retry) = calls[at + 1..]
+        .iter()
+        .find(|o| matches!(o.call, Call::Issue { .. }))
+    else {
+        return fail("OVERLOADED was not retried");
+    };
+    let waited = retry.at_ms.saturating_sub(refused_at);
+    if waited >= 1000 {
+        pass(format!("OVERLOADED retried after {waited} ms"))
+    } else {
+        fail(format!(
+            "OVERLOADED retried after {waited} ms; the table says wait one to two seconds"
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests;
