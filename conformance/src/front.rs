@@ -36,6 +36,7 @@ struct Active {
     pin: String,
     card_certificate: Vec<u8>,
     issue_calls: u32,
+    authenticate_calls: u32,
     recording: Recording,
 }
 
@@ -87,6 +88,7 @@ impl FrontServer {
                 pin: String::new(),
                 card_certificate: Vec::new(),
                 issue_calls: 0,
+                authenticate_calls: 0,
                 recording: Recording::new(),
             })),
             clock: gateway.clock(),
@@ -140,6 +142,7 @@ impl Front {
         active.pin = pin.to_owned();
         active.card_certificate = card_certificate;
         active.issue_calls = 0;
+        active.authenticate_calls = 0;
         active.recording = Recording::new();
     }
 
@@ -228,10 +231,7 @@ fn out_of_hours() -> pb::ServiceStatus {
     pb::ServiceStatus {
         state: pb::ServiceState::Closed as i32,
         reason: reason.name.to_owned(),
-        message: Some(pb::LocalizedText {
-            ja: reason.ja.to_owned(),
-            en: reason.en.to_owned(),
-        }),
+        message: Some(kiosk_proto::locales::localized_text(&reason, "")),
     }
 }
 
@@ -302,6 +302,17 @@ impl TerminalService for Front {
             }
             pin::scan_bytes("signature", &message.signature, pin, found);
         });
+        let (fault, nth) = {
+            let mut active = self.lock();
+            active.authenticate_calls += 1;
+            (active.fault, active.authenticate_calls)
+        };
+        if fault == Fault::ChallengeExpired && nth == 1 {
+            let status = injected(&reasons::CHALLENGE_EXPIRED);
+            let result: Result<(), Status> = Err(status.clone());
+            self.answer(index, &result);
+            return Err(status);
+        }
         let result = self.client().authenticate(forward(message)).await;
         if let Ok(response) = &result {
             self.hand_out_menu(response.get_ref().menu.as_ref());
@@ -375,6 +386,8 @@ impl TerminalService for Front {
             Fault::Overloaded if first => Some(injected(&reasons::OVERLOADED)),
             Fault::IssuerUnavailable if first => Some(injected(&reasons::ISSUER_UNAVAILABLE)),
             Fault::SubjectMismatch if first => Some(injected(&reasons::SUBJECT_MISMATCH)),
+            Fault::FeeMismatch if first => Some(injected(&reasons::FEE_MISMATCH)),
+            Fault::IssuanceFinished if first => Some(injected(&reasons::ISSUANCE_FINISHED)),
             _ => None,
         };
         if let Some(status) = refusal {

@@ -326,7 +326,10 @@ fn pin_never_sent(calls: &[Observation]) -> Judgement {
 /// SUBJECT_MISMATCH charges nothing and calls the staff (a retry gets the same refusal);
 /// OVERLOADED is retried after one to two seconds.
 fn reason_action(calls: &[Observation]) -> Judgement {
-    use kiosk_proto::reasons::{CARD_REVOKED, OVERLOADED, SUBJECT_MISMATCH};
+    use kiosk_proto::reasons::{
+        CARD_REVOKED, CHALLENGE_EXPIRED, FEE_MISMATCH, ISSUANCE_FINISHED, OVERLOADED,
+        SUBJECT_MISMATCH,
+    };
     let refused_with = |reason: &str| {
         calls
             .iter()
@@ -341,7 +344,75 @@ fn reason_action(calls: &[Observation]) -> Judgement {
     if let Some(at) = refused_with(OVERLOADED.name) {
         return waited_after(calls, at);
     }
-    fail("the scenario's refusal (CARD_REVOKED, SUBJECT_MISMATCH or OVERLOADED) was never answered")
+    if let Some(at) = refused_with(FEE_MISMATCH.name) {
+        return quoted_before_reissue(calls, at);
+    }
+    if let Some(at) = refused_with(ISSUANCE_FINISHED.name) {
+        return finished_not_retried(calls, at);
+    }
+    if let Some(at) = refused_with(CHALLENGE_EXPIRED.name) {
+        return new_session_after_expiry(calls, at);
+    }
+    fail("the scenario's refusal was never answered")
+}
+
+/// After FEE_MISMATCH at `at`, any later Issue comes after a new Quote: the fee changed, so
+/// the resident sees the new total before paying it. Giving up is also right.
+fn quoted_before_reissue(calls: &[Observation], at: usize) -> Judgement {
+    let later = &calls[at + 1..];
+    let Some(reissue) = later
+        .iter()
+        .position(|o| matches!(o.call, Call::Issue { .. }))
+    else {
+        return pass("after FEE_MISMATCH the terminal did not send Issue again");
+    };
+    if later[..reissue]
+        .iter()
+        .any(|o| matches!(o.call, Call::Quote { .. }))
+    {
+        pass("after FEE_MISMATCH the terminal quoted again before the next Issue")
+    } else {
+        fail(
+            "after FEE_MISMATCH the terminal sent Issue again without a new Quote (the same fee gets the same refusal; the resident must see the new total)",
+        )
+    }
+}
+
+/// After ISSUANCE_FINISHED at `at`, Issue is not sent again with the same request id: that
+/// order is over and nothing more will come of it.
+fn finished_not_retried(calls: &[Observation], at: usize) -> Judgement {
+    let Call::Issue { request_id, .. } = &calls[at].call else {
+        return fail("ISSUANCE_FINISHED answered a call that was not Issue");
+    };
+    let retries = calls[at + 1..]
+        .iter()
+        .filter(|o| matches!(&o.call, Call::Issue { request_id: id, .. } if id == request_id))
+        .count();
+    if retries == 0 {
+        pass("after ISSUANCE_FINISHED the terminal did not retry that order")
+    } else {
+        fail(format!(
+            "after ISSUANCE_FINISHED the terminal retried the same request id {retries} time(s); a finished issuance is never handed out again"
+        ))
+    }
+}
+
+/// After CHALLENGE_EXPIRED at `at`, Authenticate is not sent again on that session: its
+/// challenge is spent, and a new login starts with a new OpenSession.
+fn new_session_after_expiry(calls: &[Observation], at: usize) -> Judgement {
+    let Call::Authenticate { session_id } = &calls[at].call else {
+        return fail("CHALLENGE_EXPIRED answered a call that was not Authenticate");
+    };
+    let again = calls[at + 1..]
+        .iter()
+        .any(|o| matches!(&o.call, Call::Authenticate { session_id: s } if s == session_id));
+    if again {
+        fail(
+            "after CHALLENGE_EXPIRED the terminal sent Authenticate again on the same session; open a new session",
+        )
+    } else {
+        pass("after CHALLENGE_EXPIRED the terminal did not reuse the session's challenge")
+    }
 }
 
 /// Nothing after the card moved a session on after the refusal at `at`.

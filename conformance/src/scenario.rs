@@ -84,6 +84,15 @@ pub enum Fault {
     /// The first Issue is answered INTERNAL `SUBJECT_MISMATCH` without reaching it: the
     /// gateway refused to release a document, which no retry changes.
     SubjectMismatch,
+    /// The first Issue is answered FAILED_PRECONDITION `FEE_MISMATCH` without reaching it:
+    /// the fee changed since the Quote, nothing was issued.
+    FeeMismatch,
+    /// The first Issue is answered FAILED_PRECONDITION `ISSUANCE_FINISHED` without reaching
+    /// it: that order is over and nothing more will be sent for it.
+    IssuanceFinished,
+    /// The first Authenticate is answered UNAUTHENTICATED `CHALLENGE_EXPIRED` without
+    /// reaching the gateway: the session's challenge is spent.
+    ChallengeExpired,
 }
 
 /// Which card the terminal gets.
@@ -280,6 +289,24 @@ pub const SCENARIOS: &[Scenario] = &[
         "subject-mismatch",
         "the first Issue is answered INTERNAL SUBJECT_MISMATCH",
         Fault::SubjectMismatch,
+        &[ReasonAction, CloseSession, PinNeverSent],
+    ),
+    issuing(
+        "fee-mismatch",
+        "the first Issue is answered FAILED_PRECONDITION FEE_MISMATCH",
+        Fault::FeeMismatch,
+        &[ReasonAction, CloseSession, PinNeverSent],
+    ),
+    issuing(
+        "issuance-finished",
+        "the first Issue is answered FAILED_PRECONDITION ISSUANCE_FINISHED",
+        Fault::IssuanceFinished,
+        &[ReasonAction, CloseSession, PinNeverSent],
+    ),
+    issuing(
+        "challenge-expired",
+        "the first Authenticate is answered UNAUTHENTICATED CHALLENGE_EXPIRED",
+        Fault::ChallengeExpired,
         &[ReasonAction, CloseSession, PinNeverSent],
     ),
 ];

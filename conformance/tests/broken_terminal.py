@@ -94,9 +94,11 @@ class Terminal:
         except grpc.RpcError as error:
             print("refused:", error.code())
             if self.broken == "reason-action":
-                # Tries the revoked card once more in a new session.
+                # After an expired challenge, logs in again on the spent session; after a
+                # revoked card, tries the card once more in a new session.
+                expired = error.code() == grpc.StatusCode.UNAUTHENTICATED
                 try:
-                    self.login(self.open_session())
+                    self.login(opened if expired else self.open_session())
                 except grpc.RpcError:
                     pass
             return 1
@@ -142,6 +144,10 @@ class Terminal:
                 seen, documents, trailer = self.collect(session_id, request_id, items, fee)
             except grpc.RpcError as error:
                 code = error.code()
+                if code == grpc.StatusCode.FAILED_PRECONDITION and self.broken == "reason-action":
+                    # After FEE_MISMATCH or ISSUANCE_FINISHED, sends the same order again
+                    # (no new Quote, the finished id).
+                    continue
                 if code not in (grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.UNAVAILABLE,
                                 grpc.StatusCode.RESOURCE_EXHAUSTED):
                     break

@@ -26,7 +26,7 @@ const RULES: [&str; 8] = [
     "reason-action",
 ];
 
-const SCENARIOS: [&str; 13] = [
+const SCENARIOS: [&str; 16] = [
     "baseline",
     "print-failed",
     "print-partial",
@@ -40,6 +40,9 @@ const SCENARIOS: [&str; 13] = [
     "overloaded",
     "issuer-unavailable",
     "subject-mismatch",
+    "fee-mismatch",
+    "issuance-finished",
+    "challenge-expired",
 ];
 
 fn workspace() -> PathBuf {
@@ -170,5 +173,22 @@ fn each_broken_rule_is_named_and_no_other() {
             .collect();
         assert_eq!(not_checked, BTreeSet::from(["card-reset".to_owned()]));
         assert_eq!(code, 1, "--break {rule}: {report:#}");
+        if rule == "reason-action" {
+            // The broken terminal misreads each of these reasons: every one must be caught,
+            // not just the first.
+            let failing: BTreeSet<String> = verdicts(&report)
+                .into_iter()
+                .filter(|(_, _, verdict)| verdict == "fail")
+                .map(|(scenario, _, _)| scenario)
+                .collect();
+            for scenario in [
+                "revoked-card",
+                "fee-mismatch",
+                "issuance-finished",
+                "challenge-expired",
+            ] {
+                assert!(failing.contains(scenario), "{scenario}: {report:#}");
+            }
+        }
     }
 }

@@ -184,3 +184,64 @@ fn the_card_reset_is_never_passed_and_every_rule_is_judged_somewhere() {
         );
     }
 }
+
+fn refused(call: Call, reason: &str) -> Observation {
+    let answer = Answer::Refused {
+        code: "FailedPrecondition".into(),
+        reason: reason.into(),
+    };
+    at(0, call, answer)
+}
+
+fn issue_call(id: &str) -> Call {
+    Call::Issue {
+        session_id: "s".into(),
+        request_id: id.into(),
+        delivery: None,
+    }
+}
+
+fn quote() -> Observation {
+    let call = Call::Quote {
+        session_id: "s".into(),
+    };
+    at(0, call, Answer::Ok)
+}
+
+#[test]
+fn a_fee_mismatch_is_quoted_again_before_the_next_issue() {
+    let mismatch = || refused(issue_call("r"), "FEE_MISMATCH");
+    let judged = |calls| verdict(Rule::ReasonAction, "fee-mismatch", calls, &[]);
+    assert_eq!(judged(vec![mismatch(), issue("r", None)]), Verdict::Fail);
+    assert_eq!(judged(vec![mismatch(), issue("r-2", None)]), Verdict::Fail);
+    assert_eq!(
+        judged(vec![mismatch(), quote(), issue("r", None)]),
+        Verdict::Pass
+    );
+    assert_eq!(judged(vec![mismatch(), close("s")]), Verdict::Pass);
+}
+
+#[test]
+fn a_finished_issuance_is_not_retried_with_its_id() {
+    let finished = || refused(issue_call("r"), "ISSUANCE_FINISHED");
+    let judged = |calls| verdict(Rule::ReasonAction, "issuance-finished", calls, &[]);
+    assert_eq!(judged(vec![finished(), issue("r", None)]), Verdict::Fail);
+    assert_eq!(judged(vec![finished(), issue("r-2", None)]), Verdict::Pass);
+    assert_eq!(judged(vec![finished(), close("s")]), Verdict::Pass);
+}
+
+#[test]
+fn an_expired_challenge_is_not_used_again() {
+    let authenticate = |session: &str| Call::Authenticate {
+        session_id: session.into(),
+    };
+    let expired = || refused(authenticate("s"), "CHALLENGE_EXPIRED");
+    let again = |session: &str| at(0, authenticate(session), Answer::Ok);
+    let judged = |calls| verdict(Rule::ReasonAction, "challenge-expired", calls, &[]);
+    assert_eq!(judged(vec![expired(), again("s")]), Verdict::Fail);
+    assert_eq!(
+        judged(vec![expired(), open("s-2", false), again("s-2")]),
+        Verdict::Pass
+    );
+    assert_eq!(judged(vec![expired(), close("s")]), Verdict::Pass);
+}
