@@ -1,7 +1,5 @@
 //! Who runs an operator command, and why.
 
-use std::os::unix::fs::MetadataExt;
-
 use crate::error::IssuerError;
 
 /// The operating-system account the command runs under: read from the system, never from a
@@ -10,19 +8,14 @@ use crate::error::IssuerError;
 pub struct Operator(String);
 
 impl Operator {
-    /// The effective user: `/proc/self` is owned by the process's effective uid, and
-    /// `/etc/passwd` names it (no `unsafe` getuid call, no extra crate). A uid without a
-    /// passwd entry (a container) is recorded as `uid:N`, still the verifiable account.
-    pub fn current() -> Result<Operator, IssuerError> {
-        let uid = std::fs::metadata("/proc/self")
-            .map_err(|e| {
-                IssuerError::Operator(vec![format!("operator: cannot read /proc/self: {e}")])
-            })?
-            .uid();
-        let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
-        Ok(Operator(
-            user_name(&passwd, uid).unwrap_or_else(|| format!("uid:{uid}")),
-        ))
+    /// The effective user, named through the system's user database (NSS: LDAP and SSSD
+    /// accounts too), written as the gateway's audit events write it (`audit::operator`):
+    /// `unix:<name>`, or `unix-uid:<n>` for an account without a name or with one an audit
+    /// identifier cannot carry, so one operator reads the same in both logs.
+    pub fn current() -> Operator {
+        let uid = nix::unistd::geteuid();
+        let user = nix::unistd::User::from_uid(uid).ok().flatten();
+        Operator(account_label(user.map(|u| u.name).as_deref(), uid.as_raw()))
     }
 
     /// A named operator, for tests and callers that have already established the account.
@@ -36,14 +29,20 @@ impl Operator {
     }
 }
 
-/// The name of `uid` in a passwd file (`name:x:uid:gid:...`).
-fn user_name(passwd: &str, uid: u32) -> Option<String> {
-    passwd.lines().find_map(|line| {
-        let mut fields = line.split(':');
-        let name = fields.next()?;
-        let id: u32 = fields.nth(1)?.parse().ok()?;
-        (id == uid).then(|| name.to_owned())
-    })
+/// `unix:<name>` when that is an audit identifier (`audit::event::Ident`: at most 64 bytes
+/// of `[A-Za-z0-9._:/-]`), else `unix-uid:<uid>`: the rule the gateway's events follow.
+fn account_label(name: Option<&str>, uid: u32) -> String {
+    let label = name.map(|name| format!("unix:{name}"));
+    let identifier = |label: &String| {
+        label.len() <= 64
+            && !label.ends_with(':')
+            && label
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'/' | b'-'))
+    };
+    label
+        .filter(identifier)
+        .unwrap_or_else(|| format!("unix-uid:{uid}"))
 }
 
 /// Why the operator runs the command.
@@ -87,11 +86,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn passwd_lookup() {
-        let passwd = "root:x:0:0:root:/root:/bin/sh\nkiosk:x:1001:1001::/home/kiosk:/bin/sh\n";
-        assert_eq!(user_name(passwd, 1001).as_deref(), Some("kiosk"));
-        assert_eq!(user_name(passwd, 0).as_deref(), Some("root"));
-        assert_eq!(user_name(passwd, 7), None);
+    fn the_account_reads_as_in_the_gateways_audit_events() {
+        assert_eq!(account_label(Some("kiosk-ops"), 1001), "unix:kiosk-ops");
+        assert_eq!(account_label(None, 1001), "unix-uid:1001");
+        assert_eq!(account_label(Some("domain user"), 70), "unix-uid:70");
+        assert_eq!(account_label(Some(""), 71), "unix-uid:71");
+        assert_eq!(account_label(Some(&"a".repeat(60)), 72), "unix-uid:72");
+        let uid = nix::unistd::geteuid();
+        let expected = match nix::unistd::User::from_uid(uid).unwrap() {
+            Some(user) => account_label(Some(&user.name), uid.as_raw()),
+            None => format!("unix-uid:{uid}"),
+        };
+        assert_eq!(Operator::current().as_str(), expected);
+        // Cross-check against a second source: the owner of this process's /proc entry.
+        let owner = std::os::unix::fs::MetadataExt::uid(&std::fs::metadata("/proc/self").unwrap());
+        assert_eq!(owner, uid.as_raw());
     }
 
     #[test]
