@@ -329,6 +329,23 @@ impl Event {
             .with_fact(Fact::IssuerEndpoint(endpoint))
     }
 
+    /// An operator added a municipality to the routing, renamed it or routed it to another
+    /// issuer (`kiosk-gateway admin municipality route`).
+    pub fn municipality_routed_by(
+        time: UnixMillis,
+        operator: Ident,
+        municipality: MunicipalityCode,
+        endpoint: Ident,
+    ) -> Self {
+        Self::new(
+            time,
+            EventType::MunicipalityRouted,
+            Actor::Operator(operator),
+        )
+        .with_municipality(municipality)
+        .with_fact(Fact::IssuerEndpoint(endpoint))
+    }
+
     /// The kill switch changed.
     pub fn kill_switch_changed(time: UnixMillis, operator: Ident, on: bool) -> Self {
         Self::new(

@@ -117,6 +117,34 @@ pub enum AdminCommand {
         #[command(subcommand)]
         command: CardBindingCommand,
     },
+    /// Route a municipality to its issuer (`crate::admin_route`).
+    Municipality {
+        /// The command.
+        #[command(subcommand)]
+        command: MunicipalityCommand,
+    },
+}
+
+/// Municipality commands.
+#[derive(Debug, Subcommand)]
+pub enum MunicipalityCommand {
+    /// Add a municipality to the routing, rename it or route it to another issuer, recorded
+    /// with its audit event. `serve` never changes a recorded route itself: a configuration
+    /// that routes a municipality elsewhere stops it until this command has recorded the change.
+    Route {
+        /// The municipality code (6 digits with its check digit).
+        #[arg(long)]
+        code: String,
+        /// Its name as kiosks and verifiers show it (required for a new municipality).
+        #[arg(long)]
+        name: Option<String>,
+        /// Its issuer: the `endpoint` of its `[[remote_issuers]]` entry, or `in-process`.
+        #[arg(long)]
+        endpoint: String,
+        /// Who and why.
+        #[command(flatten)]
+        by: ChangedBy,
+    },
 }
 
 /// Card binding commands (`crate::admin_bindings`).
@@ -364,7 +392,39 @@ async fn run_admin(config: &Config, command: AdminCommand) -> Result<String, Adm
         AdminCommand::Terminal { command } => terminal_command(config, command).await,
         AdminCommand::KillSwitch { command } => kill_switch_command(config, command).await,
         AdminCommand::CardBinding { command } => card_binding_command(config, command).await,
+        AdminCommand::Municipality { command } => municipality_command(config, command).await,
     }
+}
+
+/// `admin municipality route`: the input is checked before the database is opened.
+async fn municipality_command(
+    config: &Config,
+    command: MunicipalityCommand,
+) -> Result<String, AdminError> {
+    let MunicipalityCommand::Route {
+        code,
+        name,
+        endpoint,
+        by,
+    } = command;
+    let by = attribution(&by)?;
+    let route = crate::admin_route::RouteRequest {
+        code: &code,
+        name: name.as_deref(),
+        endpoint: &endpoint,
+    }
+    .check()?;
+    let store = admin::open_store(&config.database_url()).await?;
+    Ok(
+        match crate::admin_route::route_municipality(&store, &route, &by, now(config)?).await? {
+            Change::Applied { event_index } => {
+                format!("municipality {code}: routed to {endpoint} (audit event {event_index})\n")
+            }
+            Change::Unchanged => {
+                format!("municipality {code} is already routed so: nothing written\n")
+            }
+        },
+    )
 }
 
 /// `admin card-binding …`: the input is checked before the database is opened.
@@ -599,6 +659,7 @@ async fn serve(config: &Config) -> anyhow::Result<()> {
     parts.revocation_refresh = Some(Duration::from_secs(config.crl_refresh_secs));
     crate::deployment::record_start(&store, clock.as_ref()).await?;
     let server = crate::server::start(parts, config.listen).await?;
+    let shutdown = shutdown_signal();
     println!("kiosk-gateway listening on https://{}", server.local_addr());
     println!("  profile:          {}", profile_banner(config.profile()));
     println!("  gateway database: {}", redact_url(&config.database_url()));
@@ -617,7 +678,7 @@ async fn serve(config: &Config) -> anyhow::Result<()> {
     for line in summary {
         println!("  {line}");
     }
-    shutdown_signal().await;
+    shutdown.await;
     println!("draining");
     server
         .shutdown(
@@ -705,26 +766,25 @@ fn profile_banner(profile: Profile) -> &'static str {
     }
 }
 
-/// Resolves on SIGINT or SIGTERM.
-pub async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(term) => term,
-                Err(_) => {
-                    let _ = ctrl_c.await;
-                    return;
+/// Listens for SIGINT and SIGTERM from this call on, and resolves on the first. The handlers
+/// are registered when this is called, not when the future is first polled: `serve` calls it
+/// before it prints that it listens, so a SIGTERM sent the moment it does (systemd stopping a
+/// fresh start, a test) drains the server instead of killing it by the default action.
+pub fn shutdown_signal() -> impl std::future::Future<Output = ()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let term = signal(SignalKind::terminate());
+    let interrupt = signal(SignalKind::interrupt());
+    async move {
+        match (term, interrupt) {
+            (Ok(mut term), Ok(mut interrupt)) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = interrupt.recv() => {}
                 }
-            };
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
+            }
+            _ => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
         }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = ctrl_c.await;
     }
 }

@@ -22,6 +22,8 @@ use issuer::bindings::CardBinding;
 use kiosk_document::qr::TrustedKeys;
 use sqlx::AnyConnection;
 
+pub use crate::admin_route::IN_PROCESS;
+use crate::admin_route::endpoint_ident;
 use crate::cardauth::{CardPolicies, CardVerifier};
 use crate::config::Config;
 use crate::flow::{Clock, DocumentChecks, Flow, FlowSettings};
@@ -114,9 +116,6 @@ pub struct Route<'a> {
     pub endpoint: &'a str,
 }
 
-/// The endpoint of an issuer served inside the gateway's process (the embedded deployment).
-pub const IN_PROCESS: &str = "in-process";
-
 /// Binds a municipality's cards to its residents and records its route, in one transaction,
 /// keeping an operator's kill switch across restarts. Every binding must name this
 /// municipality: a card routed to the wrong issuer would be refused there at best.
@@ -158,34 +157,48 @@ pub async fn import_municipality(
     Ok(())
 }
 
-/// Records `route` in the municipalities table; when it is new, or names another name or
-/// issuer than the row, with its MUNICIPALITY_ROUTED audit event in the same transaction. A
-/// restart keeps an operator's kill switch (`kiosk-gateway admin kill-switch`). Two replicas
-/// starting at once may both record one change: the log then holds it twice, never not.
+/// Records `route` in the municipalities table when it is new, with its MUNICIPALITY_ROUTED
+/// audit event (actor SYSTEM) in the same transaction. A recorded route is never changed here:
+/// a configuration that routes the municipality to another issuer or names it otherwise stops
+/// the start, naming the command that records the change with its operator and reason
+/// (`admin_route`). A restart keeps an operator's kill switch (`kiosk-gateway admin
+/// kill-switch`). Two replicas starting at once may both record one new route: the log then
+/// holds it twice, never not.
 async fn record_route(
     tx: &mut AnyConnection,
     route: Route<'_>,
     now: UnixMillis,
 ) -> anyhow::Result<()> {
-    let wanted = |suspended| store::Municipality {
-        code: route.code.to_owned(),
-        name: route.name.to_owned(),
-        suspended,
-        issuer_endpoint: route.endpoint.to_owned(),
-    };
     let current = store::municipality(tx, route.code)
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let suspended = current.as_ref().is_some_and(|m| m.suspended);
-    if current.as_ref() == Some(&wanted(suspended)) {
-        return Ok(());
+    if let Some(current) = current {
+        if current.name == route.name && current.issuer_endpoint == route.endpoint {
+            return Ok(());
+        }
+        anyhow::bail!(
+            "municipality {code}: the configuration routes it to {endpoint} as {name:?}, but its \
+             recorded route is {recorded} as {recorded_name:?}; a route changes only by \
+             `kiosk-gateway admin municipality route --code {code} --name '{name}' --endpoint \
+             {endpoint} --reason '…'` (audited, with who and why), then start again",
+            code = route.code,
+            endpoint = route.endpoint,
+            name = route.name,
+            recorded = current.issuer_endpoint,
+            recorded_name = current.name,
+        );
     }
     let code = MunicipalityCode::parse(route.code)
         .map_err(|_| anyhow::anyhow!("municipality code {}: not a valid code", route.code))?;
-    let endpoint = Ident::parse(route.endpoint)
-        .unwrap_or_else(|_| Ident::fingerprint(route.endpoint.as_bytes()));
-    audit::store::append(tx, &Event::municipality_routed(now, code, endpoint)).await?;
-    store::upsert_municipality(tx, &wanted(suspended))
+    let event = Event::municipality_routed(now, code, endpoint_ident(route.endpoint));
+    audit::store::append(tx, &event).await?;
+    let new = store::Municipality {
+        code: route.code.to_owned(),
+        name: route.name.to_owned(),
+        suspended: false,
+        issuer_endpoint: route.endpoint.to_owned(),
+    };
+    store::upsert_municipality(tx, &new)
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     Ok(())

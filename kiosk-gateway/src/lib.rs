@@ -19,6 +19,7 @@
 pub mod admin;
 pub mod admin_bindings;
 pub mod admin_enroll;
+pub mod admin_route;
 pub mod cardauth;
 pub mod cli;
 pub mod clock;

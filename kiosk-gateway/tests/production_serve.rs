@@ -14,7 +14,9 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{GATEWAY_ID, Process, admin, gateway_command, production_config, snapshot};
+use common::{
+    GATEWAY_ID, Process, admin, admin_output, gateway_command, production_config, snapshot,
+};
 use kiosk_devkit::testpki::DevPki;
 use kiosk_proto::v1 as pb;
 use kiosk_terminal::client::{Terminal, TerminalTls};
@@ -317,8 +319,8 @@ async fn production_serve_never_prints_the_database_password() {
 }
 
 /// The MUNICIPALITY_ROUTED events in the gateway database of `root`'s production
-/// configuration: (municipality, issuer endpoint) in log order.
-async fn routed_events(root: &Path) -> Vec<(String, String)> {
+/// configuration: (municipality, issuer endpoint, actor) in log order.
+async fn routed_events(root: &Path) -> Vec<(String, String, String)> {
     let url = format!("sqlite://{}/gateway.db", root.join("data").display());
     let store = kiosk_gateway::store::Store::open(&url).await.unwrap();
     let mut conn = store.pool().acquire().await.unwrap();
@@ -331,15 +333,25 @@ async fn routed_events(root: &Path) -> Vec<(String, String)> {
         .into_iter()
         .map(|stored| {
             let event = stored.event;
-            assert_eq!(event.actor(), &audit::event::Actor::System);
+            let actor = match event.actor() {
+                audit::event::Actor::System => "SYSTEM".to_owned(),
+                audit::event::Actor::Operator(id) => id.as_str().to_owned(),
+                other => panic!("a route by {other:?}"),
+            };
             let endpoint = event.fact("issuer_endpoint").unwrap().value();
-            (event.municipality().unwrap().as_str().to_owned(), endpoint)
+            (
+                event.municipality().unwrap().as_str().to_owned(),
+                endpoint,
+                actor,
+            )
         })
         .collect()
 }
 
-/// A route the configuration adds or changes is in the audit log from the start that reads
-/// it; a restart with the same configuration writes no event.
+/// A start records a municipality it has never routed (actor SYSTEM); it never changes a
+/// recorded route: a configuration that routes it elsewhere stops `serve` before binding,
+/// naming the command, and `admin municipality route` records the change with the operator
+/// and the reason. Re-runs write nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn production_serve_audits_each_route_change() {
     let dir = tempfile::tempdir().unwrap();
@@ -351,20 +363,92 @@ async fn production_serve_audits_each_route_change() {
             Process::spawn(gateway_command(&config), dir.path().join("gateway.log")).await;
         gateway.terminate().await;
     };
-    let first = ("271004".to_owned(), "https://127.0.0.1:9".to_owned());
+    let system = |endpoint: &str| {
+        (
+            "271004".to_owned(),
+            endpoint.to_owned(),
+            "SYSTEM".to_owned(),
+        )
+    };
     start().await;
-    assert_eq!(routed_events(&root).await, std::slice::from_ref(&first));
+    assert_eq!(routed_events(&root).await, [system("https://127.0.0.1:9")]);
     start().await;
     assert_eq!(
         routed_events(&root).await,
-        std::slice::from_ref(&first),
+        [system("https://127.0.0.1:9")],
         "nothing changed"
     );
+
     let text = std::fs::read_to_string(&config).unwrap();
     let moved = text.replace("https://127.0.0.1:9\"", "https://127.0.0.1:10\"");
     assert_ne!(text, moved);
     std::fs::write(&config, moved).unwrap();
+    let refused = tokio::time::timeout(
+        std::time::Duration::from_secs(120),
+        gateway_command(&config).output(),
+    )
+    .await
+    .expect("a start with a changed route stops by itself")
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("admin municipality route --code 271004")
+            && stderr.contains("https://127.0.0.1:10"),
+        "{stderr}"
+    );
+    assert_eq!(
+        routed_events(&root).await.len(),
+        1,
+        "the start wrote nothing"
+    );
+
+    let route = [
+        "municipality",
+        "route",
+        "--code",
+        "271004",
+        "--endpoint",
+        "https://127.0.0.1:10",
+        "--reason",
+        "Osaka's issuer moved to its new host",
+    ];
+    let said = admin(&config, &route).await;
+    assert!(said.contains("routed to https://127.0.0.1:10"), "{said}");
+    let events = routed_events(&root).await;
+    assert_eq!(events.len(), 2);
+    let (code, endpoint, actor) = &events[1];
+    assert_eq!(
+        (code.as_str(), endpoint.as_str()),
+        ("271004", "https://127.0.0.1:10")
+    );
+    assert_eq!(actor, audit::operator::os_account().as_str());
+    let again = admin(&config, &route).await;
+    assert!(again.contains("nothing written"), "{again}");
     start().await;
-    let second = ("271004".to_owned(), "https://127.0.0.1:10".to_owned());
-    assert_eq!(routed_events(&root).await, [first, second]);
+    assert_eq!(
+        routed_events(&root).await.len(),
+        2,
+        "the start agrees: nothing new"
+    );
+
+    // Refused before the database is touched: a bad check digit, a new municipality without
+    // its name, an endpoint that is not https.
+    for args in [
+        ["--code", "271005", "--endpoint", "https://127.0.0.1:10"],
+        ["--code", "131016", "--endpoint", "https://127.0.0.1:11"],
+        ["--code", "271004", "--endpoint", "http://127.0.0.1:10"],
+    ] {
+        let mut full = vec!["municipality", "route"];
+        full.extend(args);
+        full.extend(["--reason", "a drill"]);
+        let output = admin_output(&config, &full).await;
+        assert!(!output.status.success(), "{args:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stderr.contains("nothing written") || stderr.contains("municipality code"),
+            "{args:?}: {stderr}"
+        );
+    }
+    assert_eq!(routed_events(&root).await.len(), 2);
 }

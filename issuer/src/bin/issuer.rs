@@ -289,10 +289,12 @@ async fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
         signing_key: open_signing_key(&args, &signing_stem)?,
     };
     let server = issuer::serve::start(options).await?;
+    // Registered before the announcement: a SIGTERM sent the moment it appears drains.
+    let shutdown = shutdown_signal();
     println!("issuer {code} listening on https://{}", server.local_addr());
     std::io::stdout().flush()?;
     tracing::info!(municipality = %code, addr = %server.local_addr(), "issuer serving");
-    shutdown_signal().await;
+    shutdown.await;
     tracing::info!("draining");
     server.shutdown(Duration::from_millis(args.drain_ms)).await
 }
@@ -335,20 +337,25 @@ fn run_signing_csr(args: CsrArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Resolves on SIGINT or SIGTERM.
-async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
+/// Listens for SIGINT and SIGTERM from this call on (the handlers are registered now, not
+/// when the future is first polled), and resolves on the first.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let term = signal(SignalKind::terminate());
+    let interrupt = signal(SignalKind::interrupt());
+    async move {
+        match (term, interrupt) {
+            (Ok(mut term), Ok(mut interrupt)) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = interrupt.recv() => {}
+                }
             }
-            return;
+            _ => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
         }
     }
-    let _ = tokio::signal::ctrl_c().await;
 }
 
 /// JSON logs on stderr filtered by `RUST_LOG` (default `info`); no personal data is logged
