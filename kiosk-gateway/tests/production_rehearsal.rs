@@ -7,7 +7,8 @@
 //! - The register and the gateway live in PostgreSQL. The municipality is onboarded by `issuer
 //!   municipality apply` from docs/municipality.example.json, its register loaded by `issuer
 //!   import` from docs/register-import.example.jsonl; the card binding comes from `kiosk-gateway
-//!   card-key` and `admin card-binding import`, the terminal from `admin terminal enroll`.
+//!   card-key` and `admin card-binding import`, the terminal from `admin terminal enroll`, the
+//!   gateway's route to the issuer from `admin municipality route` before its first start.
 //! - `issuer serve` and `kiosk-gateway serve --config` run as separate processes; a terminal
 //!   written in Python (tests/python/terminal_client.py) completes an issuance over mutual TLS.
 //! - The PDF's signature is judged by poppler's `pdfsig` and by pyHanko with the openssl
@@ -297,6 +298,29 @@ fn gateway_config(
     config
 }
 
+/// Adds the municipality to the gateway's routing by the operator command, before the first
+/// start: the start then finds its route recorded and adds nothing of its own.
+async fn route_municipality(config: &Path, issuer_addr: &str) {
+    let endpoint = format!("https://{issuer_addr}");
+    let route = [
+        &[
+            "municipality",
+            "route",
+            "--code",
+            CODE,
+            "--name",
+            "千代田区",
+        ][..],
+        &["--endpoint", &endpoint],
+        &OPERATOR,
+        &["--reason", "千代田区 joins the service"],
+    ]
+    .concat();
+    let said = admin(config, &route).await;
+    assert!(said.contains(&format!("routed to {endpoint}")), "{said}");
+    assert!(admin(config, &route).await.contains("nothing written"));
+}
+
 /// Enrolls the terminal from its certificate and binds the card to the resident, by the
 /// operator commands, each idempotent.
 async fn onboard_gateway(config: &Path, pki: &OpensslPki, root: &Path) {
@@ -525,6 +549,7 @@ async fn rehearse(hsm: &SoftHsm, root: &Path) {
     let (issuer_process, issuer_addr) =
         spawn_issuer(root, &pki, &register.url, &chain, &signing_key).await;
     let config = gateway_config(root, &pki, &gateway_db.url, (&issuer_addr, &checkpoint_key));
+    route_municipality(&config, &issuer_addr).await;
     let (gateway, addr) = Process::spawn(gateway_command(&config), root.join("gateway.log")).await;
     onboard_gateway(&config, &pki, root).await;
 
