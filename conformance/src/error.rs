@@ -23,6 +23,9 @@ pub enum ConformanceError {
         /// What went wrong.
         message: String,
     },
+    /// The kit's card reader (`--pcsc`) could not be set up.
+    #[error("the kit's card reader: {0}")]
+    Reader(String),
     /// An unknown scenario was asked for.
     #[error("no scenario named {0:?} (`kiosk-conformance list` names them)")]
     UnknownScenario(String),

@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeSet, HashSet};
 
+use crate::card::{self, CardLog};
 use crate::record::{Answer, Call, Delivery, Observation, Outcome, Recording};
 use crate::scenario::{Printer, Rule, Scenario};
 
@@ -49,6 +50,9 @@ pub struct Evidence<'a> {
     pub recording: &'a Recording,
     /// Names of the files in the print directory after the terminal exited.
     pub printed: &'a [String],
+    /// What the card in the kit's reader saw (`--pcsc`); `None` when the card was the
+    /// terminal's own.
+    pub card: Option<&'a CardLog>,
 }
 
 /// Judges every rule of the scenario.
@@ -88,12 +92,28 @@ fn judge_rule(rule: Rule, evidence: &Evidence<'_>) -> Judgement {
         }
         Rule::ReportBeforeDeadline => report_before_deadline(calls, evidence.scenario.printer),
         Rule::CloseSession => close_session(calls),
-        Rule::PinNeverSent => pin_never_sent(calls),
+        Rule::PinNeverSent => pin_never_sent(calls, evidence.card),
         Rule::ReasonAction => reason_action(calls),
-        Rule::CardReset => (
+        Rule::CardReset => card_reset(calls, evidence.card),
+    }
+}
+
+/// Judged from the card in the kit's reader: by one second after the last CloseSession (or
+/// the end of the run), the card whose PIN was verified has been reset or powered off.
+fn card_reset(calls: &[Observation], card: Option<&CardLog>) -> Judgement {
+    let Some(card) = card else {
+        return (
             Verdict::NotChecked,
-            "the card is the terminal's: the kit cannot see it reset or powered off".into(),
-        ),
+            "the card is the terminal's: the kit cannot see it reset or powered off (run with --pcsc)".into(),
+        );
+    };
+    let close_ms = calls
+        .iter()
+        .rfind(|o| matches!(o.call, Call::CloseSession { .. }))
+        .map_or_else(|| card.ms(card.terminal_exited), |o| o.at_ms);
+    match card::judge_reset(card, close_ms) {
+        Ok(observed) => pass(observed),
+        Err(observed) => fail(observed),
     }
 }
 
@@ -300,7 +320,7 @@ fn close_session(calls: &[Observation]) -> Judgement {
     }
 }
 
-fn pin_never_sent(calls: &[Observation]) -> Judgement {
+fn pin_never_sent(calls: &[Observation], card: Option<&CardLog>) -> Judgement {
     let places: HashSet<String> = calls
         .iter()
         .flat_map(|o| {
@@ -308,10 +328,16 @@ fn pin_never_sent(calls: &[Observation]) -> Judgement {
                 .iter()
                 .map(move |f| format!("{} {f}", o.call.rpc()))
         })
+        .chain(card.map(CardLog::pin_outside_verify).unwrap_or_default())
         .collect();
     if places.is_empty() {
+        let card_note = if card.is_some() {
+            "; no card command other than VERIFY carried its digits"
+        } else {
+            ""
+        };
         pass(format!(
-            "the PIN appeared in none of {} request(s)",
+            "the PIN appeared in none of {} request(s){card_note}",
             calls.len()
         ))
     } else {

@@ -36,6 +36,10 @@ enum Command {
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
+        /// Present the card in the kit's own PC/SC reader (named in KIOSK_CONFORMANCE_READER)
+        /// and judge card-reset; needs the kit built with `--features pcsc`, pcscd and vpcd.
+        #[arg(long)]
+        pcsc: bool,
     },
     /// Lists the scenarios and rules.
     List,
@@ -55,21 +59,29 @@ fn main() -> ExitCode {
             timeout_secs,
             residents,
             json,
-        } => match run(terminal_cmd, &scenarios, timeout_secs, residents, json) {
-            Ok(code) => code,
-            Err(error) => {
-                eprintln!("kiosk-conformance: {error}");
-                ExitCode::from(2)
+            pcsc,
+        } => {
+            let options = |scenarios| RunOptions {
+                terminal_cmd,
+                scenarios,
+                timeout: Duration::from_secs(timeout_secs),
+                residents,
+                pcsc,
+            };
+            match run(options, &scenarios, json) {
+                Ok(code) => code,
+                Err(error) => {
+                    eprintln!("kiosk-conformance: {error}");
+                    ExitCode::from(2)
+                }
             }
-        },
+        }
     }
 }
 
 fn run(
-    terminal_cmd: String,
+    options: impl FnOnce(Vec<&'static scenario::Scenario>) -> RunOptions,
     names: &[String],
-    timeout_secs: u64,
-    residents: u32,
     json: bool,
 ) -> Result<ExitCode, ConformanceError> {
     let scenarios = if names.is_empty() {
@@ -82,12 +94,7 @@ fn run(
             })
             .collect::<Result<Vec<_>, _>>()?
     };
-    let options = RunOptions {
-        terminal_cmd,
-        scenarios,
-        timeout: Duration::from_secs(timeout_secs),
-        residents,
-    };
+    let options = options(scenarios);
     let runtime = tokio::runtime::Runtime::new()
         .map_err(|e| ConformanceError::Front(format!("cannot start the runtime: {e}")))?;
     let results = runtime.block_on(runner::run(&options))?;

@@ -172,6 +172,11 @@ impl Recording {
         }
     }
 
+    /// When the recording started: the calls' `at_ms` count from here.
+    pub fn started(&self) -> Instant {
+        self.started
+    }
+
     /// Adds a call arriving now; returns its index for the answer.
     pub fn push(&mut self, call: Call, pin_found: Vec<String>) -> usize {
         let at_ms = self.started.elapsed().as_millis() as u64;

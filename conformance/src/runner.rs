@@ -5,14 +5,16 @@
 use std::os::fd::AsFd as _;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use kiosk_devkit::softcard::CardFile;
 
+use crate::card::{CardLog, RESET_GRACE_MS};
 use crate::error::ConformanceError;
 use crate::front::FrontServer;
 use crate::gateway::{DevGateway, TERMINAL_STEM};
 use crate::judge::{self, Evidence, Finding};
+use crate::record::{Call, Recording};
 use crate::scenario::{CardChoice, Fault, Scenario};
 
 /// How a run is set up.
@@ -26,6 +28,8 @@ pub struct RunOptions {
     pub timeout: Duration,
     /// Residents in the development register.
     pub residents: u32,
+    /// Present the card in the kit's own PC/SC reader and watch it (needs feature `pcsc`).
+    pub pcsc: bool,
 }
 
 /// How the terminal process ended.
@@ -50,12 +54,14 @@ pub struct ScenarioResult {
 
 /// Starts the gateway and the front, runs every scenario, stops both.
 pub async fn run(options: &RunOptions) -> Result<Vec<ScenarioResult>, ConformanceError> {
+    // The reader first: it may wait for the host-wide pcscd lock, and nothing is running yet.
+    let reader = KitReader::start_if(options.pcsc).await?;
     let gateway = DevGateway::start(options.residents).await?;
     let front = FrontServer::start(&gateway).await?;
     let mut results = Vec::new();
     let mut failure = None;
     for scenario in &options.scenarios {
-        match run_scenario(&gateway, &front, scenario, options).await {
+        match run_scenario(&gateway, &front, reader.as_ref(), scenario, options).await {
             Ok(result) => results.push(result),
             Err(error) => {
                 failure = Some(error);
@@ -74,6 +80,7 @@ pub async fn run(options: &RunOptions) -> Result<Vec<ScenarioResult>, Conformanc
 async fn run_scenario(
     gateway: &DevGateway,
     front: &FrontServer,
+    reader: Option<&KitReader>,
     scenario: &'static Scenario,
     options: &RunOptions,
 ) -> Result<ScenarioResult, ConformanceError> {
@@ -90,6 +97,10 @@ async fn run_scenario(
     std::fs::copy(&source, &card).map_err(|e| ConformanceError::file(&source, e))?;
     let (pin, card_certificate) = card_secrets(&card)?;
 
+    let inserted = match reader {
+        Some(reader) => Some(reader.insert(&card, &pin).await?),
+        None => None,
+    };
     if scenario.fault == Fault::KillSwitch {
         gateway.set_kill_switch(true).await?;
     }
@@ -98,11 +109,21 @@ async fn run_scenario(
         gateway: format!("https://{}", front.addr),
         pki: gateway.pki_dir().to_owned(),
         card,
+        reader: reader.map(KitReader::name),
         pin,
         print_dir: print_dir.clone(),
     };
     let exit = run_terminal(&options.terminal_cmd, scenario, &env, options.timeout).await;
+    let terminal_exited = Instant::now();
     let recording = front.front.finish();
+    let card_log = match inserted {
+        Some(inserted) => Some(
+            inserted
+                .remove_after_grace(&recording, terminal_exited)
+                .await,
+        ),
+        None => None,
+    };
     if scenario.fault == Fault::KillSwitch {
         gateway.set_kill_switch(false).await?;
     }
@@ -112,6 +133,7 @@ async fn run_scenario(
         scenario,
         recording: &recording,
         printed: &printed,
+        card: card_log.as_ref(),
     });
     Ok(ScenarioResult {
         scenario,
@@ -138,6 +160,8 @@ struct Environment {
     gateway: String,
     pki: PathBuf,
     card: PathBuf,
+    /// The kit's PC/SC reader with the card in it (`--pcsc`).
+    reader: Option<String>,
     pin: String,
     print_dir: PathBuf,
 }
@@ -146,7 +170,7 @@ impl Environment {
     fn variables(&self, scenario: &Scenario) -> Vec<(&'static str, String)> {
         let path = |p: &Path| p.display().to_string();
         let pki = |name: &str| path(&self.pki.join(name));
-        vec![
+        let mut variables = vec![
             ("KIOSK_CONFORMANCE_GATEWAY", self.gateway.clone()),
             ("KIOSK_CONFORMANCE_SERVER_NAME", "localhost".into()),
             ("KIOSK_CONFORMANCE_SERVER_CA", pki("server-ca.crt.pem")),
@@ -168,7 +192,11 @@ impl Environment {
                 "KIOSK_CONFORMANCE_PRINTER",
                 scenario.printer.as_str().into(),
             ),
-        ]
+        ];
+        if let Some(reader) = &self.reader {
+            variables.push(("KIOSK_CONFORMANCE_READER", reader.clone()));
+        }
+        variables
     }
 }
 
@@ -216,4 +244,92 @@ fn list_files(dir: &Path) -> Result<Vec<String>, ConformanceError> {
     }
     names.sort();
     Ok(names)
+}
+
+/// The kit's reader as the runner uses it: the blocking PC/SC harness moved off the async
+/// workers, and without feature `pcsc` an error saying how to build the kit.
+struct KitReader {
+    #[cfg(feature = "pcsc")]
+    inner: std::sync::Arc<crate::reader::KitReader>,
+}
+
+impl KitReader {
+    #[cfg(feature = "pcsc")]
+    async fn start_if(wanted: bool) -> Result<Option<Self>, ConformanceError> {
+        if !wanted {
+            return Ok(None);
+        }
+        let inner = tokio::task::spawn_blocking(crate::reader::KitReader::start)
+            .await
+            .map_err(|e| ConformanceError::Reader(e.to_string()))??;
+        Ok(Some(KitReader {
+            inner: std::sync::Arc::new(inner),
+        }))
+    }
+
+    #[cfg(not(feature = "pcsc"))]
+    async fn start_if(wanted: bool) -> Result<Option<Self>, ConformanceError> {
+        if wanted {
+            return Err(ConformanceError::Reader(
+                "this kit was built without the pcsc feature: cargo build -p kiosk-conformance --features pcsc".into(),
+            ));
+        }
+        Ok(None)
+    }
+
+    #[cfg(feature = "pcsc")]
+    fn name(&self) -> String {
+        self.inner.name()
+    }
+
+    #[cfg(not(feature = "pcsc"))]
+    fn name(&self) -> String {
+        unreachable!("no reader without the pcsc feature")
+    }
+
+    #[cfg(feature = "pcsc")]
+    async fn insert(&self, card: &Path, pin: &str) -> Result<InsertedCard, ConformanceError> {
+        let (inner, card, pin) = (self.inner.clone(), card.to_owned(), pin.to_owned());
+        let inserted = tokio::task::spawn_blocking(move || inner.insert(&card, &pin))
+            .await
+            .map_err(|e| ConformanceError::Reader(e.to_string()))??;
+        Ok(InsertedCard { inner: inserted })
+    }
+
+    #[cfg(not(feature = "pcsc"))]
+    async fn insert(&self, _card: &Path, _pin: &str) -> Result<InsertedCard, ConformanceError> {
+        unreachable!("no reader without the pcsc feature")
+    }
+}
+
+struct InsertedCard {
+    #[cfg(feature = "pcsc")]
+    inner: crate::reader::InsertedCard,
+}
+
+impl InsertedCard {
+    /// Waits until the card-reset rule's grace after the last CloseSession (or the end of the
+    /// run) has passed, so that a reset pcscd sends when the terminal's process ends is seen,
+    /// then pulls the card.
+    async fn remove_after_grace(self, recording: &Recording, terminal_exited: Instant) -> CardLog {
+        let started = recording.started();
+        let last_close = recording
+            .calls
+            .iter()
+            .rfind(|o| matches!(o.call, Call::CloseSession { .. }))
+            .map(|o| started + Duration::from_millis(o.at_ms));
+        let due = last_close.unwrap_or(terminal_exited) + Duration::from_millis(RESET_GRACE_MS);
+        tokio::time::sleep_until((due + Duration::from_millis(200)).into()).await;
+        #[cfg(feature = "pcsc")]
+        let events = tokio::task::spawn_blocking(move || self.inner.remove())
+            .await
+            .unwrap_or_default();
+        #[cfg(not(feature = "pcsc"))]
+        let events = Vec::new();
+        CardLog {
+            started,
+            terminal_exited,
+            events,
+        }
+    }
 }

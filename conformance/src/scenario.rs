@@ -23,7 +23,8 @@ pub enum Rule {
     PinNeverSent,
     /// A reason's documented action is followed (docs/terminal-integration.md sections 4, 5).
     ReasonAction,
-    /// The card is reset after the session: outside what the kit can observe.
+    /// The card is reset or powered off after the session: judged only when the kit presents
+    /// the card in its own PC/SC reader (`--pcsc`), NOT CHECKED otherwise.
     CardReset,
 }
 

@@ -65,6 +65,7 @@ fn verdict(rule: Rule, name: &str, calls: Vec<Observation>, printed: &[String]) 
             scenario,
             recording: &recording,
             printed,
+            card: None,
         },
     )
     .0
