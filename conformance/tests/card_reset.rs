@@ -8,22 +8,16 @@
 //! run `cargo build -p kiosk-terminal --features pcsc` first. The test refuses to run with a
 //! terminal built without it rather than skip.
 //!
-//! The misbehaving terminal is the reference terminal followed by this test binary itself in
-//! the role of a card-holder ([`holds_the_card_verified`], which does something only when the
-//! failing test starts it so): it verifies the PIN on the card and keeps it that way for five
-//! seconds. No switch in `kiosk-terminal` can make it misbehave.
+//! The misbehaving terminal is the reference terminal followed by the `card_holder` example
+//! of this package (built by `cargo test` with the `pcsc` feature, beside this test's
+//! binary): it verifies the PIN on the card and keeps it that way for five seconds. No switch
+//! in `kiosk-terminal` can make it misbehave.
 #![cfg(feature = "pcsc")]
 
 use std::path::Path;
 use std::process::Command;
-use std::time::Duration;
 
 use serde_json::Value;
-
-/// Set only by the failing test, for the card-holder it starts.
-const HOLD_VAR: &str = "KIOSK_CONFORMANCE_TEST_HOLD_CARD";
-/// Longer than the rule's two-second grace after CloseSession.
-const HOLD: Duration = Duration::from_secs(5);
 
 fn reference_terminal_with_reader() -> String {
     let kit = Path::new(env!("CARGO_BIN_EXE_kiosk-conformance"));
@@ -102,9 +96,15 @@ fn the_reference_terminal_resets_the_card_it_read_through_pcsc() {
 
 #[test]
 fn a_terminal_that_leaves_the_card_verified_fails_card_reset() {
-    let holder = std::env::current_exe().expect("this test binary");
+    let kit = Path::new(env!("CARGO_BIN_EXE_kiosk-conformance"));
+    let holder = kit.with_file_name("examples").join("card_holder");
+    assert!(
+        holder.exists(),
+        "{} is missing: `cargo test -p kiosk-conformance --features pcsc` builds it",
+        holder.display()
+    );
     let command = format!(
-        "{} && {HOLD_VAR}=1 exec {} --exact holds_the_card_verified --nocapture",
+        "{} && exec {}",
         reference_terminal_with_reader(),
         holder.display()
     );
@@ -119,27 +119,4 @@ fn a_terminal_that_leaves_the_card_verified_fails_card_reset() {
         }
     }
     assert_eq!(code, 1, "{rules:?}");
-}
-
-/// The misbehaving half of the terminal above: after the session, it connects to the kit's
-/// reader, verifies the PIN and keeps the card so, connected, for [`HOLD`]. In a normal test
-/// run (without the variable the failing test sets) there is no kit and no card to hold, and
-/// it does nothing; the failing test's verdict is what shows it held the card.
-#[test]
-fn holds_the_card_verified() {
-    if std::env::var_os(HOLD_VAR).is_none() {
-        return;
-    }
-    let reader = std::env::var("KIOSK_CONFORMANCE_READER").expect("the kit's reader");
-    let pin = std::env::var("KIOSK_CONFORMANCE_PIN").expect("the card's PIN");
-    let pin = card::Pin::parse(&pin).expect("a 4-digit PIN");
-    let context = card::pcsc::PcscContext::establish().expect("pcscd");
-    let transport = context.connect(&reader).expect("the card");
-    let opened = card::JpkiCard::open(transport).expect("the JPKI AP");
-    let verified = opened
-        .verify_pin(&pin)
-        .map_err(|failed| failed.into_error())
-        .expect("the PIN verified");
-    std::thread::sleep(HOLD);
-    drop(verified);
 }
