@@ -25,7 +25,7 @@ use crate::error::ConformanceError;
 use crate::gateway::{DevGateway, TERMINAL_STEM};
 use crate::pin;
 use crate::record::{Answer, Call, Delivery, Outcome, Recording};
-use crate::scenario::Fault;
+use crate::scenario::{Fault, WITHHELD_TYPE};
 
 /// How long the front waits for the gateway on a forwarded call.
 const FORWARD_TIMEOUT: Duration = Duration::from_secs(30);
@@ -220,6 +220,27 @@ fn forward<T>(message: T) -> Request<T> {
     request
 }
 
+/// The `CertificateType` names of an order's items.
+fn type_names(items: &[pb::RequestItem]) -> Vec<String> {
+    items
+        .iter()
+        .map(|item| item.r#type().as_str_name().to_owned())
+        .collect()
+}
+
+/// `menu` with the scenario's withheld type unavailable, as the issuer marks an item the
+/// resident cannot obtain now: reason, message, no copies.
+fn withhold(menu: &mut pb::Menu) {
+    let reason = reasons::PENDING_CHANGE;
+    for entry in &mut menu.entries {
+        if entry.r#type().as_str_name() == WITHHELD_TYPE {
+            entry.available = false;
+            entry.unavailable_reason = reason.name.to_owned();
+            entry.unavailable_message = Some(kiosk_proto::locales::localized_text(&reason, ""));
+        }
+    }
+}
+
 /// A refusal in the contract's shape, as the gateway would send it.
 fn injected(reason: &Reason) -> Status {
     reasons::status(reason, "injected by the conformance kit", &[])
@@ -307,13 +328,24 @@ impl TerminalService for Front {
             active.authenticate_calls += 1;
             (active.fault, active.authenticate_calls)
         };
-        if fault == Fault::ChallengeExpired && nth == 1 {
-            let status = injected(&reasons::CHALLENGE_EXPIRED);
+        let refusal = match fault {
+            Fault::ChallengeExpired => Some(&reasons::CHALLENGE_EXPIRED),
+            Fault::SignatureInvalid => Some(&reasons::SIGNATURE_INVALID),
+            Fault::CardExpired => Some(&reasons::CARD_EXPIRED),
+            _ => None,
+        };
+        if let Some(reason) = refusal.filter(|_| nth == 1) {
+            let status = injected(reason);
             let result: Result<(), Status> = Err(status.clone());
             self.answer(index, &result);
             return Err(status);
         }
-        let result = self.client().authenticate(forward(message)).await;
+        let mut result = self.client().authenticate(forward(message)).await;
+        if let (Ok(response), Fault::IneligibleItem) = (&mut result, fault)
+            && let Some(menu) = response.get_mut().menu.as_mut()
+        {
+            withhold(menu);
+        }
         if let Ok(response) = &result {
             self.hand_out_menu(response.get_ref().menu.as_ref());
         }
@@ -332,7 +364,13 @@ impl TerminalService for Front {
         let index = self.record(&metadata, call, |pin, known, found| {
             pin::scan_text("session_id", &message.session_id, pin, known, found);
         });
-        let result = self.client().get_menu(forward(message)).await;
+        let mut result = self.client().get_menu(forward(message)).await;
+        let withholding = self.lock().fault == Fault::IneligibleItem;
+        if let (Ok(response), true) = (&mut result, withholding)
+            && let Some(menu) = response.get_mut().menu.as_mut()
+        {
+            withhold(menu);
+        }
         if let Ok(response) = &result {
             self.hand_out_menu(response.get_ref().menu.as_ref());
         }
@@ -347,6 +385,7 @@ impl TerminalService for Front {
         let (metadata, _, message) = request.into_parts();
         let call = Call::Quote {
             session_id: message.session_id.clone(),
+            types: type_names(&message.items),
         };
         let index = self.record(&metadata, call, |pin, known, found| {
             pin::scan_text("session_id", &message.session_id, pin, known, found);
@@ -367,6 +406,7 @@ impl TerminalService for Front {
         let call = Call::Issue {
             session_id: message.session_id.clone(),
             request_id: message.client_request_id.clone(),
+            types: type_names(&message.items),
             delivery: None,
         };
         let index = self.record(&metadata, call, |pin, known, found| {

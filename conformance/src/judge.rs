@@ -6,7 +6,7 @@ use std::collections::{BTreeSet, HashSet};
 
 use crate::card::{self, CardLog};
 use crate::record::{Answer, Call, Delivery, Observation, Outcome, Recording};
-use crate::scenario::{Printer, Rule, Scenario};
+use crate::scenario::{Fault, Printer, Rule, Scenario, WITHHELD_TYPE};
 
 /// The judgement of one rule.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,6 +93,9 @@ fn judge_rule(rule: Rule, evidence: &Evidence<'_>) -> Judgement {
         Rule::ReportBeforeDeadline => report_before_deadline(calls, evidence.scenario.printer),
         Rule::CloseSession => close_session(calls),
         Rule::PinNeverSent => pin_never_sent(calls, evidence.card),
+        Rule::ReasonAction if evidence.scenario.fault == Fault::IneligibleItem => {
+            withheld_not_ordered(calls)
+        }
         Rule::ReasonAction => reason_action(calls),
         Rule::CardReset => card_reset(calls, evidence.card),
     }
@@ -353,8 +356,8 @@ fn pin_never_sent(calls: &[Observation], card: Option<&CardLog>) -> Judgement {
 /// OVERLOADED is retried after one to two seconds.
 fn reason_action(calls: &[Observation]) -> Judgement {
     use kiosk_proto::reasons::{
-        CARD_REVOKED, CHALLENGE_EXPIRED, FEE_MISMATCH, ISSUANCE_FINISHED, OVERLOADED,
-        SUBJECT_MISMATCH,
+        CARD_EXPIRED, CARD_REVOKED, CHALLENGE_EXPIRED, FEE_MISMATCH, ISSUANCE_FINISHED, OVERLOADED,
+        SIGNATURE_INVALID, SUBJECT_MISMATCH,
     };
     let refused_with = |reason: &str| {
         calls
@@ -378,6 +381,12 @@ fn reason_action(calls: &[Observation]) -> Judgement {
     }
     if let Some(at) = refused_with(CHALLENGE_EXPIRED.name) {
         return new_session_after_expiry(calls, at);
+    }
+    if let Some(at) = refused_with(SIGNATURE_INVALID.name) {
+        return new_session_after_expiry(calls, at);
+    }
+    if let Some(at) = refused_with(CARD_EXPIRED.name) {
+        return stopped_after(calls, at, CARD_EXPIRED.name);
     }
     fail("the scenario's refusal was never answered")
 }
@@ -423,21 +432,46 @@ fn finished_not_retried(calls: &[Observation], at: usize) -> Judgement {
     }
 }
 
-/// After CHALLENGE_EXPIRED at `at`, Authenticate is not sent again on that session: its
-/// challenge is spent, and a new login starts with a new OpenSession.
+/// After CHALLENGE_EXPIRED or SIGNATURE_INVALID at `at`, Authenticate is not sent again on
+/// that session: its challenge is spent, and a new login starts with a new OpenSession.
 fn new_session_after_expiry(calls: &[Observation], at: usize) -> Judgement {
     let Call::Authenticate { session_id } = &calls[at].call else {
-        return fail("CHALLENGE_EXPIRED answered a call that was not Authenticate");
+        return fail("the login refusal answered a call that was not Authenticate");
     };
     let again = calls[at + 1..]
         .iter()
         .any(|o| matches!(&o.call, Call::Authenticate { session_id: s } if s == session_id));
     if again {
         fail(
-            "after CHALLENGE_EXPIRED the terminal sent Authenticate again on the same session; open a new session",
+            "after the login was refused the terminal sent Authenticate again on the same session; start again from OpenSession",
         )
     } else {
-        pass("after CHALLENGE_EXPIRED the terminal did not reuse the session's challenge")
+        pass("after the login was refused the terminal did not reuse the session's challenge")
+    }
+}
+
+/// An entry the menu showed unavailable is not ordered: no Quote or Issue holds
+/// [`WITHHELD_TYPE`] (the rest of the menu stays usable, so ordering the others passes).
+fn withheld_not_ordered(calls: &[Observation]) -> Judgement {
+    let ordered: Vec<&str> = calls
+        .iter()
+        .filter(|o| match &o.call {
+            Call::Quote { types, .. } | Call::Issue { types, .. } => {
+                types.iter().any(|t| t == WITHHELD_TYPE)
+            }
+            _ => false,
+        })
+        .map(|o| o.call.rpc())
+        .collect();
+    if ordered.is_empty() {
+        pass(format!(
+            "{WITHHELD_TYPE}, unavailable on the menu (PENDING_CHANGE), was not ordered"
+        ))
+    } else {
+        fail(format!(
+            "{WITHHELD_TYPE} was unavailable on the menu (PENDING_CHANGE) but the terminal ordered it in {}",
+            ordered.join(", ")
+        ))
     }
 }
 

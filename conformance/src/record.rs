@@ -66,6 +66,8 @@ pub enum Call {
     Quote {
         /// The session.
         session_id: String,
+        /// The certificate types ordered (`CertificateType` names).
+        types: Vec<String>,
     },
     /// Issue.
     Issue {
@@ -75,6 +77,8 @@ pub enum Call {
         request_id: String,
         /// What reached the terminal when a stream was sent.
         delivery: Option<Delivery>,
+        /// The certificate types ordered (`CertificateType` names).
+        types: Vec<String>,
     },
     /// ReportPrint.
     ReportPrint {
@@ -114,7 +118,7 @@ impl Call {
             Call::OpenSession { session_id, .. }
             | Call::Authenticate { session_id }
             | Call::GetMenu { session_id }
-            | Call::Quote { session_id }
+            | Call::Quote { session_id, .. }
             | Call::Issue { session_id, .. }
             | Call::ReportPrint { session_id, .. }
             | Call::CloseSession { session_id } => session_id,

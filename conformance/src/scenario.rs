@@ -94,7 +94,20 @@ pub enum Fault {
     /// The first Authenticate is answered UNAUTHENTICATED `CHALLENGE_EXPIRED` without
     /// reaching the gateway: the session's challenge is spent.
     ChallengeExpired,
+    /// The first Authenticate is answered UNAUTHENTICATED `SIGNATURE_INVALID`: the login
+    /// failed, start again from OpenSession.
+    SignatureInvalid,
+    /// The first Authenticate is answered UNAUTHENTICATED `CARD_EXPIRED`: the card's
+    /// certificate is no longer usable, the resident goes to the municipal office.
+    CardExpired,
+    /// Every menu (Authenticate, GetMenu) shows [`WITHHELD_TYPE`] unavailable with
+    /// `PENDING_CHANGE`, as the issuer marks an item the resident cannot obtain now; the
+    /// rest of the menu stays usable.
+    IneligibleItem,
 }
+
+/// The certificate type the `ineligible-item` scenario shows unavailable.
+pub const WITHHELD_TYPE: &str = "RESIDENT_RECORD_ITEMS";
 
 /// Which card the terminal gets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -310,6 +323,32 @@ pub const SCENARIOS: &[Scenario] = &[
         Fault::ChallengeExpired,
         &[ReasonAction, CloseSession, PinNeverSent],
     ),
+    issuing(
+        "signature-invalid",
+        "the first Authenticate is answered UNAUTHENTICATED SIGNATURE_INVALID",
+        Fault::SignatureInvalid,
+        &[ReasonAction, CloseSession, PinNeverSent],
+    ),
+    issuing(
+        "card-expired",
+        "the first Authenticate is answered UNAUTHENTICATED CARD_EXPIRED",
+        Fault::CardExpired,
+        &[ReasonAction, CloseSession, PinNeverSent],
+    ),
+    Scenario {
+        types: TWO_DOCUMENTS,
+        ..issuing(
+            "ineligible-item",
+            "two types asked for; the menu shows the second unavailable (PENDING_CHANGE)",
+            Fault::IneligibleItem,
+            &[
+                ReasonAction,
+                ReportBeforeDeadline,
+                CloseSession,
+                PinNeverSent,
+            ],
+        )
+    },
 ];
 
 /// The scenario named `name`.

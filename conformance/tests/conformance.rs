@@ -26,7 +26,7 @@ const RULES: [&str; 8] = [
     "reason-action",
 ];
 
-const SCENARIOS: [&str; 16] = [
+const SCENARIOS: [&str; 19] = [
     "baseline",
     "print-failed",
     "print-partial",
@@ -43,6 +43,9 @@ const SCENARIOS: [&str; 16] = [
     "fee-mismatch",
     "issuance-finished",
     "challenge-expired",
+    "signature-invalid",
+    "card-expired",
+    "ineligible-item",
 ];
 
 fn workspace() -> PathBuf {
@@ -186,6 +189,9 @@ fn each_broken_rule_is_named_and_no_other() {
                 "fee-mismatch",
                 "issuance-finished",
                 "challenge-expired",
+                "signature-invalid",
+                "card-expired",
+                "ineligible-item",
             ] {
                 assert!(failing.contains(scenario), "{scenario}: {report:#}");
             }

@@ -495,7 +495,8 @@ fn show_menu(menu: &pb::Menu) {
 }
 
 /// The order: the types given with `--type`, else the menu numbers typed at the prompt; one
-/// copy each, about the resident, and for a tax certificate the newest year offered.
+/// copy each, about the resident, and for a tax certificate the newest year offered. An entry
+/// the menu shows unavailable is left out, saying why (the rest of the menu stays usable).
 fn choose(menu: &pb::Menu, types: &[String]) -> anyhow::Result<Vec<pb::RequestItem>> {
     let chosen: Vec<pb::CertificateType> = if types.is_empty() {
         let answer = prompt("番号を選んでください / choose (e.g. 1,3): ")?;
@@ -511,7 +512,23 @@ fn choose(menu: &pb::Menu, types: &[String]) -> anyhow::Result<Vec<pb::RequestIt
             .filter_map(|t| pb::CertificateType::from_str_name(t))
             .collect()
     };
-    anyhow::ensure!(!chosen.is_empty(), "nothing chosen");
+    let chosen: Vec<pb::CertificateType> = chosen
+        .into_iter()
+        .filter(
+            |t| match menu.entries.iter().find(|e| e.r#type == *t as i32) {
+                Some(entry) if !entry.available => {
+                    let why = entry.unavailable_message.clone().unwrap_or_default();
+                    println!("{}: {} / {}", t.as_str_name(), why.ja, why.en);
+                    false
+                }
+                _ => true,
+            },
+        )
+        .collect();
+    anyhow::ensure!(
+        !chosen.is_empty(),
+        "nothing chosen that the menu offers now"
+    );
     Ok(chosen
         .iter()
         .map(|t| {

@@ -31,6 +31,7 @@ fn issue(id: &str, delivery: Option<Delivery>) -> Observation {
     let call = Call::Issue {
         session_id: "s".into(),
         request_id: id.into(),
+        types: vec!["RESIDENT_RECORD".into()],
         delivery,
     };
     at(0, call, Answer::Ok)
@@ -154,6 +155,7 @@ fn overloaded_retried_within_a_second_fails() {
     let first = Call::Issue {
         session_id: "s".into(),
         request_id: "r".into(),
+        types: vec!["RESIDENT_RECORD".into()],
         delivery: None,
     };
     let early = vec![
@@ -198,6 +200,7 @@ fn issue_call(id: &str) -> Call {
     Call::Issue {
         session_id: "s".into(),
         request_id: id.into(),
+        types: vec!["RESIDENT_RECORD".into()],
         delivery: None,
     }
 }
@@ -205,6 +208,7 @@ fn issue_call(id: &str) -> Call {
 fn quote() -> Observation {
     let call = Call::Quote {
         session_id: "s".into(),
+        types: vec!["RESIDENT_RECORD".into()],
     };
     at(0, call, Answer::Ok)
 }
@@ -245,4 +249,59 @@ fn an_expired_challenge_is_not_used_again() {
         Verdict::Pass
     );
     assert_eq!(judged(vec![expired(), close("s")]), Verdict::Pass);
+}
+
+#[test]
+fn an_entry_the_menu_withheld_is_not_ordered() {
+    let judged = |calls| verdict(Rule::ReasonAction, "ineligible-item", calls, &[]);
+    let quote_of = |types: &[&str]| {
+        let call = Call::Quote {
+            session_id: "s".into(),
+            types: types.iter().map(|t| (*t).to_owned()).collect(),
+        };
+        at(0, call, Answer::Ok)
+    };
+    assert_eq!(judged(vec![quote_of(&["RESIDENT_RECORD"])]), Verdict::Pass);
+    assert_eq!(
+        judged(vec![quote_of(&["RESIDENT_RECORD", WITHHELD_TYPE])]),
+        Verdict::Fail
+    );
+    assert_eq!(judged(vec![close("s")]), Verdict::Pass);
+}
+
+#[test]
+fn a_refused_login_is_not_retried_on_its_session() {
+    let authenticate = || Call::Authenticate {
+        session_id: "s".into(),
+    };
+    let refused_login = |reason: &str| {
+        let answer = Answer::Refused {
+            code: "Unauthenticated".into(),
+            reason: reason.into(),
+        };
+        at(0, authenticate(), answer)
+    };
+    let again = at(0, authenticate(), Answer::Ok);
+    let judged = |scenario, calls| verdict(Rule::ReasonAction, scenario, calls, &[]);
+    let invalid = || refused_login("SIGNATURE_INVALID");
+    assert_eq!(
+        judged("signature-invalid", vec![invalid(), again.clone()]),
+        Verdict::Fail
+    );
+    assert_eq!(
+        judged("signature-invalid", vec![invalid(), close("s")]),
+        Verdict::Pass
+    );
+    let expired = || refused_login("CARD_EXPIRED");
+    assert_eq!(
+        judged(
+            "card-expired",
+            vec![expired(), open("s-2", false), again.clone()]
+        ),
+        Verdict::Fail
+    );
+    assert_eq!(
+        judged("card-expired", vec![expired(), close("s")]),
+        Verdict::Pass
+    );
 }
