@@ -108,6 +108,45 @@ impl CardLog {
     }
 }
 
+/// The `PIN_BLOCKED` action (terminal-integration.md section 5: send the resident to the
+/// municipal office): `Ok` when, after the card answered VERIFY `69 83`, the terminal sent no
+/// further VERIFY (retrying cannot unblock it), `Err` with what it did otherwise or when it
+/// never asked the card.
+pub fn judge_blocked(log: &CardLog) -> Result<String, String> {
+    let is_verify = |e: &CardEvent| {
+        matches!(
+            e.kind,
+            CardEventKind::Apdu {
+                header: [_, INS_VERIFY, ..],
+                ..
+            }
+        )
+    };
+    let Some(blocked) = log.events.iter().position(|e| {
+        matches!(
+            e.kind,
+            CardEventKind::Apdu {
+                header: [_, INS_VERIFY, ..],
+                sw: 0x6983,
+                ..
+            }
+        )
+    }) else {
+        return Err("the terminal never sent VERIFY to the card in the kit's reader".into());
+    };
+    let again = log.events[blocked + 1..]
+        .iter()
+        .filter(|e| is_verify(e))
+        .count();
+    if again == 0 {
+        Ok("after VERIFY answered 69 83 (PIN blocked) the terminal sent no further VERIFY".into())
+    } else {
+        Err(format!(
+            "after VERIFY answered 69 83 (PIN blocked) the terminal sent VERIFY {again} more time(s)"
+        ))
+    }
+}
+
 /// The `card-reset` verdict: `Ok` with what was seen when the card's security state ended
 /// by `close_ms + RESET_GRACE_MS`, `Err` with what was seen when it did not.
 /// `close_ms` is the last CloseSession (or the end of the run when there was none).
@@ -169,6 +208,14 @@ mod tests {
             sw,
             pin_outside_verify: false,
         }
+    }
+
+    #[test]
+    fn a_blocked_pin_is_not_tried_again() {
+        assert!(judge_blocked(&log(&[(10, verify(0x6983))])).is_ok());
+        let retried = log(&[(10, verify(0x6983)), (20, verify(0x6983))]);
+        assert!(judge_blocked(&retried).is_err());
+        assert!(judge_blocked(&log(&[(10, CardEventKind::PowerOn)])).is_err());
     }
 
     #[test]

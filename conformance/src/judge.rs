@@ -96,6 +96,9 @@ fn judge_rule(rule: Rule, evidence: &Evidence<'_>) -> Judgement {
         Rule::ReasonAction if evidence.scenario.fault == Fault::IneligibleItem => {
             withheld_not_ordered(calls)
         }
+        Rule::ReasonAction if evidence.scenario.fault == Fault::PinBlocked => {
+            pin_blocked(calls, evidence.card)
+        }
         Rule::ReasonAction => reason_action(calls),
         Rule::CardReset => card_reset(calls, evidence.card),
     }
@@ -447,6 +450,27 @@ fn new_session_after_expiry(calls: &[Observation], at: usize) -> Judgement {
         )
     } else {
         pass("after the login was refused the terminal did not reuse the session's challenge")
+    }
+}
+
+/// After the card said PIN blocked (`--pcsc` only): no further VERIFY and no Authenticate,
+/// since no signature can follow. Without the kit's reader the card is the terminal's.
+fn pin_blocked(calls: &[Observation], card: Option<&CardLog>) -> Judgement {
+    let Some(card) = card else {
+        return (
+            Verdict::NotChecked,
+            "the card is the terminal's: the kit can make it answer PIN blocked only in its own reader (run with --pcsc)".into(),
+        );
+    };
+    if calls
+        .iter()
+        .any(|o| matches!(o.call, Call::Authenticate { .. }))
+    {
+        return fail("the PIN was blocked, yet the terminal sent Authenticate");
+    }
+    match card::judge_blocked(card) {
+        Ok(observed) => pass(observed),
+        Err(observed) => fail(observed),
     }
 }
 

@@ -51,8 +51,14 @@ impl KitReader {
         self.stack.reader(SLOT)
     }
 
-    /// Puts the card file's card into the reader and waits until PC/SC sees it.
-    pub fn insert(&self, card_path: &Path, pin: &str) -> Result<InsertedCard, ConformanceError> {
+    /// Puts the card file's card into the reader and waits until PC/SC sees it. A `blocked`
+    /// card answers every VERIFY `69 83` (PIN blocked) and nothing else differently.
+    pub fn insert(
+        &self,
+        card_path: &Path,
+        pin: &str,
+        blocked: bool,
+    ) -> Result<InsertedCard, ConformanceError> {
         self.stack.wait_absent(SLOT).map_err(reader_error)?;
         let card = SoftCard::load(card_path).map_err(|e| ConformanceError::file(card_path, e))?;
         let stop = Arc::new(AtomicBool::new(false));
@@ -61,6 +67,7 @@ impl KitReader {
             addr: self.stack.vpcd_addr(SLOT),
             card,
             pin: pin.as_bytes().to_vec(),
+            blocked,
             events: Arc::clone(&events),
         };
         let thread_stop = Arc::clone(&stop);
@@ -121,6 +128,8 @@ struct Served {
     addr: String,
     card: SoftCard,
     pin: Vec<u8>,
+    /// Every VERIFY is answered `69 83`, as by a card whose PIN is blocked.
+    blocked: bool,
     events: Arc<Mutex<Vec<CardEvent>>>,
 }
 
@@ -164,7 +173,10 @@ impl Served {
             }
             while let Some((message, used)) = vpcd::parse_frame(&buf) {
                 let mut observed = self.observe_before(&message);
-                let reply = vpcd::answer(&mut self.card, message);
+                let reply = match message {
+                    Message::Apdu([_, 0x20, ..]) if self.blocked => Some(vec![0x69, 0x83]),
+                    message => vpcd::answer(&mut self.card, message),
+                };
                 buf.drain(..used);
                 if let (Some(CardEventKind::Apdu { sw, .. }), Some([.., sw1, sw2])) =
                     (observed.as_mut(), reply.as_deref())

@@ -98,7 +98,10 @@ async fn run_scenario(
     let (pin, card_certificate) = card_secrets(&card)?;
 
     let inserted = match reader {
-        Some(reader) => Some(reader.insert(&card, &pin).await?),
+        Some(reader) => {
+            let blocked = scenario.fault == Fault::PinBlocked;
+            Some(reader.insert(&card, &pin, blocked).await?)
+        }
         None => None,
     };
     if scenario.fault == Fault::KillSwitch {
@@ -288,16 +291,26 @@ impl KitReader {
     }
 
     #[cfg(feature = "pcsc")]
-    async fn insert(&self, card: &Path, pin: &str) -> Result<InsertedCard, ConformanceError> {
+    async fn insert(
+        &self,
+        card: &Path,
+        pin: &str,
+        blocked: bool,
+    ) -> Result<InsertedCard, ConformanceError> {
         let (inner, card, pin) = (self.inner.clone(), card.to_owned(), pin.to_owned());
-        let inserted = tokio::task::spawn_blocking(move || inner.insert(&card, &pin))
+        let inserted = tokio::task::spawn_blocking(move || inner.insert(&card, &pin, blocked))
             .await
             .map_err(|e| ConformanceError::Reader(e.to_string()))??;
         Ok(InsertedCard { inner: inserted })
     }
 
     #[cfg(not(feature = "pcsc"))]
-    async fn insert(&self, _card: &Path, _pin: &str) -> Result<InsertedCard, ConformanceError> {
+    async fn insert(
+        &self,
+        _card: &Path,
+        _pin: &str,
+        _blocked: bool,
+    ) -> Result<InsertedCard, ConformanceError> {
         unreachable!("no reader without the pcsc feature")
     }
 }

@@ -104,6 +104,10 @@ pub enum Fault {
     /// `PENDING_CHANGE`, as the issuer marks an item the resident cannot obtain now; the
     /// rest of the menu stays usable.
     IneligibleItem,
+    /// With `--pcsc`, the kit's card answers every VERIFY `69 83`: the PIN is blocked
+    /// (`PIN_BLOCKED`, terminal-side). Without `--pcsc` the card is the terminal's and
+    /// nothing is injected.
+    PinBlocked,
 }
 
 /// The certificate type the `ineligible-item` scenario shows unavailable.
@@ -333,6 +337,12 @@ pub const SCENARIOS: &[Scenario] = &[
         "card-expired",
         "the first Authenticate is answered UNAUTHENTICATED CARD_EXPIRED",
         Fault::CardExpired,
+        &[ReasonAction, CloseSession, PinNeverSent],
+    ),
+    issuing(
+        "pin-blocked",
+        "with --pcsc, the card answers VERIFY 69 83 (PIN_BLOCKED)",
+        Fault::PinBlocked,
         &[ReasonAction, CloseSession, PinNeverSent],
     ),
     Scenario {

@@ -48,8 +48,13 @@ fn reference_terminal_with_reader() -> String {
 /// Runs the kit with `--pcsc` on the baseline scenario; returns its exit code and the
 /// baseline's rules as (rule, verdict, observed).
 fn run_kit(terminal_cmd: &str) -> (i32, Vec<(String, String, String)>) {
+    run_scenario(terminal_cmd, "baseline")
+}
+
+/// Runs the kit with `--pcsc` on one scenario; its exit code and rules.
+fn run_scenario(terminal_cmd: &str, scenario: &str) -> (i32, Vec<(String, String, String)>) {
     let output = Command::new(env!("CARGO_BIN_EXE_kiosk-conformance"))
-        .args(["run", "--pcsc", "--json", "--scenario", "baseline"])
+        .args(["run", "--pcsc", "--json", "--scenario", scenario])
         .args(["--timeout-secs", "90", "--terminal-cmd"])
         .arg(terminal_cmd)
         .output()
@@ -119,4 +124,16 @@ fn a_terminal_that_leaves_the_card_verified_fails_card_reset() {
         }
     }
     assert_eq!(code, 1, "{rules:?}");
+}
+
+#[test]
+fn the_reference_terminal_stops_at_a_blocked_pin() {
+    let command = format!("exec {}", reference_terminal_with_reader());
+    let (code, rules) = run_scenario(&command, "pin-blocked");
+    for (rule, verdict, observed) in &rules {
+        assert_eq!(verdict, "pass", "{rule}: {observed}");
+    }
+    let (_, observed) = verdict(&rules, "reason-action");
+    assert!(observed.contains("69 83"), "{observed}");
+    assert_eq!(code, 0, "{rules:?}");
 }
