@@ -8,10 +8,10 @@
 //! run `cargo build -p kiosk-terminal --features pcsc` first. The test refuses to run with a
 //! terminal built without it rather than skip.
 //!
-//! The misbehaving terminal is the reference terminal followed by the `card_holder` example
-//! of this package (built by `cargo test` with the `pcsc` feature, beside this test's
-//! binary): it verifies the PIN on the card and keeps it that way for five seconds. No switch
-//! in `kiosk-terminal` can make it misbehave.
+//! The misbehaving terminal is the reference terminal followed by this package's fixture
+//! binary `kiosk-conformance-card-holder` (fixtures/card_holder.rs, feature `pcsc`): it
+//! verifies the PIN on the card and keeps it that way for five seconds. No switch in
+//! `kiosk-terminal` can make it misbehave.
 #![cfg(feature = "pcsc")]
 
 use std::path::Path;
@@ -101,13 +101,7 @@ fn the_reference_terminal_resets_the_card_it_read_through_pcsc() {
 
 #[test]
 fn a_terminal_that_leaves_the_card_verified_fails_card_reset() {
-    let kit = Path::new(env!("CARGO_BIN_EXE_kiosk-conformance"));
-    let holder = kit.with_file_name("examples").join("card_holder");
-    assert!(
-        holder.exists(),
-        "{} is missing: `cargo test -p kiosk-conformance --features pcsc` builds it",
-        holder.display()
-    );
+    let holder = Path::new(env!("CARGO_BIN_EXE_kiosk-conformance-card-holder"));
     let command = format!(
         "{} && exec {}",
         reference_terminal_with_reader(),
