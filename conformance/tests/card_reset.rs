@@ -15,9 +15,8 @@
 #![cfg(feature = "pcsc")]
 
 use std::path::Path;
-use std::process::Command;
 
-use serde_json::Value;
+mod common;
 
 fn reference_terminal_with_reader() -> String {
     let kit = Path::new(env!("CARGO_BIN_EXE_kiosk-conformance"));
@@ -53,29 +52,17 @@ fn run_kit(terminal_cmd: &str) -> (i32, Vec<(String, String, String)>) {
 
 /// Runs the kit with `--pcsc` on one scenario; its exit code and rules.
 fn run_scenario(terminal_cmd: &str, scenario: &str) -> (i32, Vec<(String, String, String)>) {
-    let output = Command::new(env!("CARGO_BIN_EXE_kiosk-conformance"))
-        .args(["run", "--pcsc", "--json", "--scenario", scenario])
-        .args(["--timeout-secs", "90", "--terminal-cmd"])
-        .arg(terminal_cmd)
-        .output()
-        .expect("kiosk-conformance runs");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let report: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| {
-        panic!(
-            "no JSON report ({e}); stderr:\n{}",
-            String::from_utf8_lossy(&output.stderr)
-        )
-    });
+    let (code, report) = common::run_kit(&["--pcsc", "--scenario", scenario], terminal_cmd);
     let rules = report["scenarios"][0]["rules"]
         .as_array()
-        .expect("the baseline's rules")
+        .expect("the scenario's rules")
         .iter()
         .map(|r| {
             let field = |name: &str| r[name].as_str().expect(name).to_owned();
             (field("rule"), field("verdict"), field("observed"))
         })
         .collect();
-    (output.status.code().expect("exit code"), rules)
+    (code, rules)
 }
 
 fn verdict<'a>(rules: &'a [(String, String, String)], rule: &str) -> (&'a str, &'a str) {

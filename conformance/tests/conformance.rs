@@ -11,9 +11,10 @@
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use serde_json::Value;
+
+mod common;
 
 const RULES: [&str; 8] = [
     "closed-before-card",
@@ -89,21 +90,8 @@ fn python_terminal(stubs: &Path, broken: Option<&str>) -> String {
     command
 }
 
-/// Runs the kit on `terminal_cmd`; returns its exit code and report.
 fn run_kit(terminal_cmd: &str) -> (i32, Value) {
-    let output = Command::new(env!("CARGO_BIN_EXE_kiosk-conformance"))
-        .args(["run", "--json", "--timeout-secs", "90", "--terminal-cmd"])
-        .arg(terminal_cmd)
-        .output()
-        .expect("kiosk-conformance runs");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let report: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| {
-        panic!(
-            "no JSON report ({e}); stderr:\n{}",
-            String::from_utf8_lossy(&output.stderr)
-        )
-    });
-    (output.status.code().expect("exit code"), report)
+    common::run_kit(&[], terminal_cmd)
 }
 
 /// (scenario, rule, verdict) for every line of the report.

@@ -99,26 +99,11 @@ pub async fn route_municipality(
     // write with every other gateway write.
     let appended = audit::store::append(&mut tx, &event).await?;
     let current = store::municipality(&mut tx, code.as_str()).await?;
-    let wanted = match (&current, request.name) {
-        (None, None) => Err(AdminError::BadInput(format!(
-            "municipality {} is new: give its --name",
-            code.as_str()
-        ))),
-        (current, name) => Ok(Municipality {
-            code: code.as_str().to_owned(),
-            name: name
-                .map(str::to_owned)
-                .or_else(|| current.as_ref().map(|m| m.name.clone()))
-                .unwrap_or_default(),
-            suspended: current.as_ref().is_some_and(|m| m.suspended),
-            issuer_endpoint: request.endpoint.to_owned(),
-        }),
-    };
-    let wanted = match wanted {
+    let wanted = match wanted_row(current.as_ref(), request, code) {
         Ok(wanted) if current.as_ref() != Some(&wanted) => wanted,
-        other => {
+        unchanged_or_refused => {
             tx.rollback().await?;
-            return other.map(|_| Change::Unchanged);
+            return unchanged_or_refused.map(|_| Change::Unchanged);
         }
     };
     store::upsert_municipality(&mut tx, &wanted).await?;
@@ -130,5 +115,30 @@ pub async fn route_municipality(
     );
     Ok(Change::Applied {
         event_index: appended.index,
+    })
+}
+
+/// The municipality's row as `request` wants it: the name asked for or the recorded one (a
+/// new municipality must be named), the kill switch kept.
+fn wanted_row(
+    current: Option<&Municipality>,
+    request: &RouteRequest<'_>,
+    code: &MunicipalityCode,
+) -> Result<Municipality, AdminError> {
+    let name = match (request.name, current) {
+        (Some(name), _) => name.to_owned(),
+        (None, Some(current)) => current.name.clone(),
+        (None, None) => {
+            return Err(AdminError::BadInput(format!(
+                "municipality {} is new: give its --name",
+                code.as_str()
+            )));
+        }
+    };
+    Ok(Municipality {
+        code: code.as_str().to_owned(),
+        name,
+        suspended: current.is_some_and(|m| m.suspended),
+        issuer_endpoint: request.endpoint.to_owned(),
     })
 }

@@ -155,14 +155,7 @@ on_both_databases!(errors_list_the_session_language_first, |db| async move {
         ("", ["ja-JP", "en-US"]),
     ] {
         let opened = open(&mut kiosk, locale).await;
-        // A menu before the card: SESSION_STATE, on this session.
-        let error = kiosk
-            .get_menu(pb::GetMenuRequest {
-                session_id: opened.session_id.clone(),
-            })
-            .await
-            .unwrap_err();
-        assert_eq!(reason(&error), "SESSION_STATE");
+        let error = menu_before_card(&mut kiosk, &opened).await;
         assert_eq!(locales(&error), expected, "locale {locale:?}");
         // A login that fails: the signature is not the card's.
         let error = kiosk
@@ -188,6 +181,21 @@ on_both_databases!(errors_list_the_session_language_first, |db| async move {
     assert_eq!(reason(&error), "INVALID_FIELD");
     assert_eq!(locales(&error), ["en-US", "ja-JP"]);
 });
+
+/// A menu asked for before the card: refused with SESSION_STATE, on this session.
+async fn menu_before_card(
+    kiosk: &mut TerminalServiceClient<Channel>,
+    opened: &pb::OpenSessionResponse,
+) -> tonic::Status {
+    let error = kiosk
+        .get_menu(pb::GetMenuRequest {
+            session_id: opened.session_id.clone(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(reason(&error), "SESSION_STATE");
+    error
+}
 
 /// The first LocalizedMessage's text.
 fn first_text(status: &tonic::Status) -> String {
@@ -215,13 +223,7 @@ on_both_databases!(
             ("fr-FR", vec!["ja-JP", "en-US"]),
         ] {
             let opened = open(&mut kiosk, locale).await;
-            let error = kiosk
-                .get_menu(pb::GetMenuRequest {
-                    session_id: opened.session_id.clone(),
-                })
-                .await
-                .unwrap_err();
-            assert_eq!(reason(&error), "SESSION_STATE");
+            let error = menu_before_card(&mut kiosk, &opened).await;
             assert_eq!(locales(&error), expected, "locale {locale:?}");
             if let Some(further) = kiosk_proto::locales::negotiate(locale) {
                 let text = further.text(&kiosk_proto::reasons::SESSION_STATE);
